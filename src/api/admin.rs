@@ -1,0 +1,183 @@
+//! Routes for platform administration (users, plans) and the audit log.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Authed, Body, P, Q};
+use super::{ListParams, bad_cursor};
+use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
+use crate::ops::Page;
+use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
+use crate::state::AppState;
+use crate::store::records::AuditFilter;
+
+/// All users (platform administrators).
+#[utoipa::path(get, path = "/users", tag = "users", params(ListParams),
+    responses((status = 200, body = Page<UserView>), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Q(q): Q<ListParams>,
+) -> ApiResult<Json<Page<UserView>>> {
+    let after = match q.cursor.as_deref() {
+        Some(c) => Some(c.parse::<UserId>().map_err(|e| bad_cursor(e.to_string()))?),
+        None => None,
+    };
+    Ok(Json(s.ops.list_users(&a, after, q.limit())?))
+}
+
+/// Creates a user (platform administrators).
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_user(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Body(input): Body<NewUser>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.ops.create_user(&a, input).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "user id")),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+pub async fn get_user(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<UserId>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.ops.get_user(&a, id)?))
+}
+
+/// Renames, disables or (un)makes a platform administrator.
+#[utoipa::path(patch, path = "/users/{user}", tag = "users", request_body = UserPatch,
+    params(("user" = String, Path, description = "user id")),
+    responses((status = 200, body = UserView), (status = 409, body = ErrorBody)))]
+pub async fn update_user(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<UserId>,
+    Body(input): Body<UserPatch>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.ops.update_user(&a, id, input)?))
+}
+
+/// Sets a new password for a user and ends their sessions.
+#[utoipa::path(post, path = "/users/{user}/password", tag = "users", request_body = PasswordReset,
+    params(("user" = String, Path, description = "user id")),
+    responses((status = 204), (status = 422, body = ErrorBody)))]
+pub async fn reset_password(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<UserId>,
+    Body(input): Body<PasswordReset>,
+) -> ApiResult<StatusCode> {
+    s.ops.reset_password(&a, id, input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Plans that can be chosen (administrators also see retired ones).
+#[utoipa::path(get, path = "/plans", tag = "plans", responses((status = 200, body = [Plan])))]
+pub async fn list_plans(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<Vec<Plan>>> {
+    Ok(Json(s.ops.list_plans(&a)?))
+}
+
+#[utoipa::path(get, path = "/plans/{plan}", tag = "plans", params(("plan" = String, Path, description = "plan id")),
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody)))]
+pub async fn get_plan(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<String>,
+) -> ApiResult<Json<Plan>> {
+    Ok(Json(s.ops.get_plan(&a, &id)?))
+}
+
+#[utoipa::path(post, path = "/plans", tag = "plans", request_body = Plan,
+    responses((status = 201, body = Plan), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_plan(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Body(plan): Body<Plan>,
+) -> ApiResult<(StatusCode, Json<Plan>)> {
+    Ok((StatusCode::CREATED, Json(s.ops.create_plan(&a, plan)?)))
+}
+
+/// Replaces a plan; workspaces on it are updated.
+#[utoipa::path(put, path = "/plans/{plan}", tag = "plans", request_body = Plan,
+    params(("plan" = String, Path, description = "plan id")),
+    responses((status = 200, body = Plan), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_plan(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<String>,
+    Body(plan): Body<Plan>,
+) -> ApiResult<Json<Plan>> {
+    Ok(Json(s.ops.update_plan(&a, &id, plan)?))
+}
+
+#[utoipa::path(delete, path = "/plans/{plan}", tag = "plans", params(("plan" = String, Path, description = "plan id")),
+    responses((status = 204), (status = 409, body = ErrorBody)))]
+pub async fn delete_plan(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<String>,
+) -> ApiResult<StatusCode> {
+    s.ops.delete_plan(&a, &id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only this organization's events (required unless a platform administrator).
+    pub org: Option<OrgId>,
+    /// Only events by this user.
+    pub actor: Option<UserId>,
+    /// Only actions starting with this, e.g. `workspace.` or `auth.login`.
+    pub action: Option<String>,
+    /// From this time (RFC 3339), inclusive.
+    pub since: Option<Timestamp>,
+    /// Until this time (RFC 3339), exclusive.
+    pub until: Option<Timestamp>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Page<AuditEvent>), (status = 403, body = ErrorBody)))]
+pub async fn list_audit(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Q(q): Q<AuditQuery>,
+) -> ApiResult<Json<Page<AuditEvent>>> {
+    let before = match q.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<AuditId>()
+                .map_err(|e| bad_cursor(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let filter = AuditFilter {
+        org: q.org,
+        actor: q.actor,
+        action_prefix: q.action,
+        since: q.since,
+        until: q.until,
+    };
+    let limit = ListParams {
+        cursor: None,
+        limit: q.limit,
+    }
+    .limit();
+    Ok(Json(s.ops.list_audit(&a, filter, before, limit)?))
+}

@@ -1,0 +1,170 @@
+//! Routes for signing in and the caller's own account: first-run setup, login, logout,
+//! profile, password, sessions and API tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Authed, Body, ClientOrigin, P};
+use crate::domain::{SessionId, TokenId};
+use crate::ops::auth::{LoginInput, PasswordChange, SessionView};
+use crate::ops::setup::SetupInput;
+use crate::ops::tokens::{CreatedToken, NewToken, TokenView};
+use crate::ops::users::{MeView, ProfilePatch, UserView};
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResult {
+    pub user: UserView,
+    /// Send as `X-CSRF-Token` with every state-changing request made with the cookie.
+    pub csrf_token: String,
+    pub expires_at: Timestamp,
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        state.cookie_name()
+    ))
+    .ok()
+}
+
+/// Creates the first platform administrator with the token from the setup link.
+#[utoipa::path(post, path = "/setup", tag = "auth", request_body = SetupInput,
+    responses((status = 201, body = UserView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn setup(
+    State(s): State<AppState>,
+    ClientOrigin(o): ClientOrigin,
+    Body(input): Body<SetupInput>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let user = s.ops.complete_setup(input, &o).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// Signs in with e-mail and password; sets the session cookie.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
+    responses((status = 200, body = LoginResult), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(s): State<AppState>,
+    ClientOrigin(o): ClientOrigin,
+    Body(input): Body<LoginInput>,
+) -> ApiResult<Response> {
+    let done = s.ops.login(input, &o).await?;
+    let max_age = s.ops.settings.session_absolute_timeout.as_secs();
+    let expires_at = crate::ops::plus(done.session.created_at, s.ops.settings.session_idle_timeout);
+    let mut res = Json(LoginResult {
+        user: UserView::from(&done.user),
+        csrf_token: done.session.csrf_token.clone(),
+        expires_at,
+    })
+    .into_response();
+    if let Some(c) = session_cookie(&s, &done.secret, max_age) {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+/// Ends the current session and clears the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Response> {
+    s.ops.logout(&a)?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if let Some(c) = session_cookie(&s, "", 0) {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+/// The caller and their organizations.
+#[utoipa::path(get, path = "/me", tag = "account", responses((status = 200, body = MeView)))]
+pub async fn me(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<MeView>> {
+    Ok(Json(s.ops.me(&a)?))
+}
+
+/// Changes the caller's display name.
+#[utoipa::path(patch, path = "/me", tag = "account", request_body = ProfilePatch,
+    responses((status = 200, body = UserView), (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Body(input): Body<ProfilePatch>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(s.ops.update_profile(&a, input)?))
+}
+
+/// Changes the caller's password; other sessions end.
+#[utoipa::path(post, path = "/me/password", tag = "account", request_body = PasswordChange,
+    responses((status = 204), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Body(input): Body<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    s.ops.change_password(&a, input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's sessions.
+#[utoipa::path(get, path = "/me/sessions", tag = "account", responses((status = 200, body = [SessionView])))]
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    Ok(Json(s.ops.list_sessions(&a)?))
+}
+
+/// Ends one of the caller's sessions.
+#[utoipa::path(delete, path = "/me/sessions/{id}", tag = "account",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_session(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<SessionId>,
+) -> ApiResult<StatusCode> {
+    s.ops.revoke_session(&a, id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's API tokens (never their secrets).
+#[utoipa::path(get, path = "/me/tokens", tag = "account", responses((status = 200, body = [TokenView])))]
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    Ok(Json(s.ops.list_tokens(&a)?))
+}
+
+/// Creates an API token; its secret is in this response only.
+#[utoipa::path(post, path = "/me/tokens", tag = "account", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 422, body = ErrorBody)))]
+pub async fn create_token(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Body(input): Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    Ok((StatusCode::CREATED, Json(s.ops.create_token(&a, input)?)))
+}
+
+/// Revokes one of the caller's API tokens.
+#[utoipa::path(delete, path = "/me/tokens/{id}", tag = "account",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(id): P<TokenId>,
+) -> ApiResult<StatusCode> {
+    s.ops.revoke_token(&a, id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[allow(dead_code)]
+fn _assert_error_type(_: ApiError) {}

@@ -1,0 +1,173 @@
+//! The JSON API under `/api/v1`. [`router`] is the whole route table, grouped by resource;
+//! every route is declared with its OpenAPI description next to the handler (utoipa), so the
+//! document served at `/api/v1/openapi.json` is generated from the same code and cannot
+//! drift. Authentication is per handler: the `Authed` extractor, or none for setup, login
+//! and invitation lookups.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod orgs;
+pub mod workspaces;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Deserialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// `?cursor=&limit=` on listings.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Rows per page: default 50, at most 200.
+    pub limit: Option<usize>,
+}
+
+impl ListParams {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 200)
+    }
+}
+
+pub(crate) fn bad_cursor(why: String) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("cursor: {why}"),
+    )
+    .field("cursor")
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "kaas API", description = "Kubernetes-as-a-Service appliance: organizations, workspaces (K3K virtual clusters), projects, members, plans.", version = env!("CARGO_PKG_VERSION")),
+    servers((url = "/api/v1", description = "this kaas server")),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Setup and signing in"),
+        (name = "account", description = "The caller's profile, sessions and API tokens"),
+        (name = "organizations", description = "Organizations, members and invitations"),
+        (name = "workspaces", description = "Workspaces (one K3K virtual cluster each) and their members"),
+        (name = "projects", description = "Projects (namespaces inside a workspace)"),
+        (name = "plans", description = "Plans: quotas and limits"),
+        (name = "users", description = "User administration (platform administrators)"),
+        (name = "audit", description = "The audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("kaas_session"))),
+        );
+        openapi.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
+        ]);
+    }
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        // Open: the token or the password in the body is the credential.
+        .routes(routes!(auth::setup))
+        .routes(routes!(auth::login))
+        .routes(routes!(orgs::invitation_info))
+        .routes(routes!(orgs::accept_invitation))
+        // Signed in: the caller's own account.
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me, auth::update_me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::list_sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::list_tokens, auth::create_token))
+        .routes(routes!(auth::revoke_token))
+        // Organizations: membership decides (domain::policy).
+        .routes(routes!(orgs::list_orgs, orgs::create_org))
+        .routes(routes!(orgs::get_org, orgs::update_org, orgs::delete_org))
+        .routes(routes!(orgs::set_limits))
+        .routes(routes!(orgs::list_members))
+        .routes(routes!(orgs::change_member, orgs::remove_member))
+        .routes(routes!(orgs::list_invitations, orgs::invite))
+        .routes(routes!(orgs::revoke_invitation))
+        // Workspaces and projects: org, workspace and project roles decide.
+        .routes(routes!(
+            workspaces::list_workspaces,
+            workspaces::create_workspace
+        ))
+        .routes(routes!(
+            workspaces::get_workspace,
+            workspaces::change_plan,
+            workspaces::delete_workspace
+        ))
+        .routes(routes!(workspaces::list_workspace_members))
+        .routes(routes!(
+            workspaces::put_workspace_member,
+            workspaces::remove_workspace_member
+        ))
+        .routes(routes!(
+            workspaces::list_projects,
+            workspaces::create_project
+        ))
+        .routes(routes!(
+            workspaces::get_project,
+            workspaces::update_project,
+            workspaces::delete_project
+        ))
+        .routes(routes!(workspaces::list_project_members))
+        .routes(routes!(
+            workspaces::put_project_member,
+            workspaces::remove_project_member
+        ))
+        // Plans: read for everyone signed in, write for platform administrators.
+        .routes(routes!(admin::list_plans, admin::create_plan))
+        .routes(routes!(
+            admin::get_plan,
+            admin::update_plan,
+            admin::delete_plan
+        ))
+        // Platform administrators.
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user, admin::update_user))
+        .routes(routes!(admin::reset_password))
+        .routes(routes!(admin::list_audit))
+}
+
+/// The OpenAPI document, as served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The `/api/v1` router (unprefixed; `app` nests it).
+pub fn router() -> axum::Router<AppState> {
+    let (router, doc) = routes().split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(error::no_such_route)
+}

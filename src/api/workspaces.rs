@@ -1,0 +1,218 @@
+//! Routes for workspaces, projects and their members.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::ListParams;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Authed, Body, P, Q};
+use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
+use crate::ops::Page;
+use crate::ops::projects::{NewProject, ProjectMemberView, ProjectPatch, ProjectRoleInput};
+use crate::ops::workspaces::{
+    NewWorkspace, WorkspaceMemberView, WorkspacePatch, WorkspaceRoleInput, WorkspaceView,
+};
+use crate::state::AppState;
+
+/// Workspaces of an organization that the caller can see.
+#[utoipa::path(get, path = "/orgs/{org}/workspaces", tag = "workspaces", params(("org" = String, Path, description = "organization id"), ListParams),
+    responses((status = 200, body = Page<WorkspaceView>), (status = 404, body = ErrorBody)))]
+pub async fn list_workspaces(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(org): P<OrgId>,
+    Q(q): Q<ListParams>,
+) -> ApiResult<Json<Page<WorkspaceView>>> {
+    Ok(Json(s.ops.list_workspaces(
+        &a,
+        org,
+        q.cursor.as_deref(),
+        q.limit(),
+    )?))
+}
+
+/// Creates a workspace (a K3K virtual cluster) on a plan.
+#[utoipa::path(post, path = "/orgs/{org}/workspaces", tag = "workspaces", request_body = NewWorkspace,
+    params(("org" = String, Path, description = "organization id")),
+    responses((status = 201, body = WorkspaceView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_workspace(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(org): P<OrgId>,
+    Body(input): Body<NewWorkspace>,
+) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.ops.create_workspace(&a, org, input)?),
+    ))
+}
+
+#[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces", params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+pub async fn get_workspace(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+) -> ApiResult<Json<WorkspaceView>> {
+    Ok(Json(s.ops.get_workspace(&a, ws)?))
+}
+
+/// Moves the workspace to another plan.
+#[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", request_body = WorkspacePatch,
+    params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, body = WorkspaceView), (status = 409, body = ErrorBody)))]
+pub async fn change_plan(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+    Body(input): Body<WorkspacePatch>,
+) -> ApiResult<Json<WorkspaceView>> {
+    Ok(Json(s.ops.change_plan(&a, ws, input)?))
+}
+
+/// Starts deleting the workspace; it goes to `Deleting` and disappears once torn down.
+#[utoipa::path(delete, path = "/workspaces/{ws}", tag = "workspaces", params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 202, body = WorkspaceView), (status = 404, body = ErrorBody)))]
+pub async fn delete_workspace(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+    Ok((StatusCode::ACCEPTED, Json(s.ops.delete_workspace(&a, ws)?)))
+}
+
+#[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "workspaces", params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, body = [WorkspaceMemberView])))]
+pub async fn list_workspace_members(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+) -> ApiResult<Json<Vec<WorkspaceMemberView>>> {
+    Ok(Json(s.ops.list_workspace_members(&a, ws)?))
+}
+
+/// Adds an organization member to the workspace, or changes their role.
+#[utoipa::path(put, path = "/workspaces/{ws}/members/{user}", tag = "workspaces", request_body = WorkspaceRoleInput,
+    params(("ws" = String, Path, description = "workspace id"), ("user" = String, Path, description = "user id")),
+    responses((status = 200, body = WorkspaceMemberView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_workspace_member(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P((ws, user)): P<(WorkspaceId, UserId)>,
+    Body(input): Body<WorkspaceRoleInput>,
+) -> ApiResult<Json<WorkspaceMemberView>> {
+    Ok(Json(s.ops.put_workspace_member(&a, ws, user, input)?))
+}
+
+#[utoipa::path(delete, path = "/workspaces/{ws}/members/{user}", tag = "workspaces",
+    params(("ws" = String, Path, description = "workspace id"), ("user" = String, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove_workspace_member(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P((ws, user)): P<(WorkspaceId, UserId)>,
+) -> ApiResult<StatusCode> {
+    s.ops.remove_workspace_member(&a, ws, user)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/workspaces/{ws}/projects", tag = "projects", params(("ws" = String, Path, description = "workspace id"), ListParams),
+    responses((status = 200, body = Page<Project>)))]
+pub async fn list_projects(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+    Q(q): Q<ListParams>,
+) -> ApiResult<Json<Page<Project>>> {
+    Ok(Json(s.ops.list_projects(
+        &a,
+        ws,
+        q.cursor.as_deref(),
+        q.limit(),
+    )?))
+}
+
+/// Creates a project (a namespace in the virtual cluster), optionally with its own quota.
+#[utoipa::path(post, path = "/workspaces/{ws}/projects", tag = "projects", request_body = NewProject,
+    params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 201, body = Project), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_project(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+    Body(input): Body<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.ops.create_project(&a, ws, input)?),
+    ))
+}
+
+#[utoipa::path(get, path = "/projects/{project}", tag = "projects", params(("project" = String, Path, description = "project id")),
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+pub async fn get_project(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(p): P<ProjectId>,
+) -> ApiResult<Json<Project>> {
+    Ok(Json(s.ops.get_project(&a, p)?))
+}
+
+/// Changes the project's quota.
+#[utoipa::path(patch, path = "/projects/{project}", tag = "projects", request_body = ProjectPatch,
+    params(("project" = String, Path, description = "project id")),
+    responses((status = 200, body = Project), (status = 422, body = ErrorBody)))]
+pub async fn update_project(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(p): P<ProjectId>,
+    Body(input): Body<ProjectPatch>,
+) -> ApiResult<Json<Project>> {
+    Ok(Json(s.ops.update_project(&a, p, input)?))
+}
+
+#[utoipa::path(delete, path = "/projects/{project}", tag = "projects", params(("project" = String, Path, description = "project id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_project(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(p): P<ProjectId>,
+) -> ApiResult<StatusCode> {
+    s.ops.delete_project(&a, p)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/projects/{project}/members", tag = "projects", params(("project" = String, Path, description = "project id")),
+    responses((status = 200, body = [ProjectMemberView])))]
+pub async fn list_project_members(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(p): P<ProjectId>,
+) -> ApiResult<Json<Vec<ProjectMemberView>>> {
+    Ok(Json(s.ops.list_project_members(&a, p)?))
+}
+
+#[utoipa::path(put, path = "/projects/{project}/members/{user}", tag = "projects", request_body = ProjectRoleInput,
+    params(("project" = String, Path, description = "project id"), ("user" = String, Path, description = "user id")),
+    responses((status = 200, body = ProjectMemberView), (status = 422, body = ErrorBody)))]
+pub async fn put_project_member(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P((p, user)): P<(ProjectId, UserId)>,
+    Body(input): Body<ProjectRoleInput>,
+) -> ApiResult<Json<ProjectMemberView>> {
+    Ok(Json(s.ops.put_project_member(&a, p, user, input)?))
+}
+
+#[utoipa::path(delete, path = "/projects/{project}/members/{user}", tag = "projects",
+    params(("project" = String, Path, description = "project id"), ("user" = String, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove_project_member(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P((p, user)): P<(ProjectId, UserId)>,
+) -> ApiResult<StatusCode> {
+    s.ops.remove_project_member(&a, p, user)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,223 @@
+//! Assembles and runs the server: opens the store, builds the router (API, health, metrics,
+//! setup page) with its layers, serves HTTP or HTTPS, tells systemd when it is ready, and
+//! shuts down gracefully on SIGTERM/SIGINT, finishing in-flight requests before the
+//! database is closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::ops::{Ops, Settings};
+use crate::state::{AppInner, AppState};
+use crate::store::{OpenOutcome, Store};
+use crate::telemetry::{self, Metrics};
+
+/// redb's page cache; small, because kaas's working set is small and idle memory matters.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+pub fn settings_from(cfg: &Config) -> Settings {
+    Settings {
+        session_idle_timeout: cfg.auth.session_idle_timeout,
+        session_absolute_timeout: cfg.auth.session_absolute_timeout,
+        max_sessions_per_user: cfg.auth.max_sessions_per_user,
+        password_min_length: cfg.auth.password_min_length,
+        invitation_ttl: cfg.auth.invitation_ttl,
+        api_token_max_lifetime: cfg.auth.api_token_max_lifetime,
+        setup_link_ttl: cfg.auth.setup_link_ttl,
+        default_max_workspaces: cfg.limits.workspaces_per_org,
+        default_max_members: cfg.limits.members_per_org,
+    }
+}
+
+/// Opens the database and seeds what a new one needs.
+pub fn open_ops(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Ops> {
+    let (store, outcome) = Store::open(&cfg.db_path(), CACHE_BYTES)?;
+    match &outcome {
+        OpenOutcome::Created => {
+            tracing::info!(path = %cfg.db_path().display(), "created a new database")
+        }
+        OpenOutcome::Opened => {
+            tracing::info!(path = %cfg.db_path().display(), "opened the database")
+        }
+        OpenOutcome::Migrated { from, to, backup } => tracing::warn!(
+            from, to, backup = %backup.display(), "migrated the database schema; the old file was copied aside"
+        ),
+    }
+    let ops = Ops::new(Arc::new(store), clock, settings_from(cfg));
+    let seeded = ops.seed_plans()?;
+    if seeded > 0 {
+        tracing::info!(plans = seeded, "seeded the default plans");
+    }
+    Ok(ops)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let db_ok = s.ops.store.ping();
+    let setup_required = s.ops.needs_setup().unwrap_or(false);
+    let body = json!({
+        "status": if db_ok { "ready" } else { "not_ready" },
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "setup_required": setup_required,
+        "uptime_seconds": s.started.elapsed().as_secs(),
+    });
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        Metrics::global().render(),
+    )
+}
+
+/// The whole HTTP surface, ready to serve or to drive with `oneshot` in tests.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    // Install the recorder before the first request, so nothing goes uncounted.
+    Metrics::global();
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/setup",
+            get(crate::setup_page::show).post(crate::setup_page::submit),
+        )
+        .nest("/api/v1", crate::api::router())
+        .layer(axum::middleware::from_fn(telemetry::http_metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state);
+    telemetry::with_request_tracing(routes)
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `kaas serve`.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if cfg.plain_http_on_public_address() {
+        tracing::warn!(listen = %cfg.server.listen, "serving plain HTTP on a non-loopback address (server.tls.mode = \"off\")");
+    }
+    let tls = crate::tls::server_config(&cfg)?;
+    let ops = open_ops(&cfg, Arc::new(SystemClock))?;
+    let setup_token = ops.prepare_setup()?;
+    let state = AppState::new(AppInner {
+        ops,
+        secure_cookies: tls.is_some(),
+        public_url: cfg.public_url(),
+        started,
+    });
+    let app = router(state.clone(), cfg.server.max_body_bytes)
+        .into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let server_handle = handle.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listen = cfg.server.listen;
+    let server = tokio::spawn(async move {
+        match tls {
+            Some(tls) => {
+                let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+                axum_server::bind_rustls(listen, rustls)
+                    .handle(server_handle)
+                    .serve(app)
+                    .await
+            }
+            None => {
+                axum_server::bind(listen)
+                    .handle(server_handle)
+                    .serve(app)
+                    .await
+            }
+        }
+    });
+    let Some(bound) = handle.listening().await else {
+        let err = match server.await {
+            Ok(Err(e)) => e.to_string(),
+            _ => "the server stopped before listening".into(),
+        };
+        anyhow::bail!("cannot listen on {listen}: {err}");
+    };
+    // NB: the exact line tests and scripts read to find the port when listening on :0.
+    println!("kaas listening on {scheme}://{bound}");
+    tracing::info!(address = %bound, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+    if let Some(token) = setup_token {
+        let base = if cfg.server.listen.port() == 0 {
+            format!("{scheme}://{bound}")
+        } else {
+            state.public_url.clone()
+        };
+        println!("First run: create the platform administrator at {base}/setup?token={token}");
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    handle.graceful_shutdown(Some(cfg.server.shutdown_grace));
+    match tokio::time::timeout(cfg.server.shutdown_grace + Duration::from_secs(1), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while stopping"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("requests still running after the grace period were cut off"),
+    }
+    drop(state);
+    tracing::info!("stopped; database closed");
+    Ok(())
+}

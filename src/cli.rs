@@ -1,0 +1,261 @@
+//! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
+//! `user create|reset-password`, `completions`. Every failure comes back as one readable
+//! line and a non-zero exit code.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::{Config, LogFormat, Overrides};
+use crate::ops::users::{NewUser, PasswordReset};
+use crate::ops::{Actor, AuthVia};
+
+/// kaas — Kubernetes-as-a-Service on one K3s box.
+#[derive(Parser, Debug)]
+#[command(name = "kaas", version = crate::VERSION, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ConfigArgs {
+    /// Configuration file (TOML). Default: none (built-in defaults), or $KAAS_CONFIG.
+    #[arg(long, short = 'c', env = "KAAS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory holding the database and generated certificates.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: JSON API, health endpoints, metrics.
+    Serve {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:8443.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Log format: auto (human on a terminal, JSON otherwise), human, json.
+        #[arg(long, value_name = "FORMAT")]
+        log_format: Option<LogFormat>,
+    },
+    /// Inspect or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the version.
+    Version,
+    /// Exit 0 when the local server answers /readyz with 200.
+    Healthcheck {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// How long to wait for an answer, in seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+    /// Create users or reset passwords from the shell (the server must be stopped).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Load and validate the configuration without starting anything.
+    Check {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Print the effective configuration (secrets redacted).
+    Show {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Print a documented default configuration file.
+    Default,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Make the user a platform administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a new password (read from standard input) and end the user's sessions.
+    ResetPassword {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn load(
+    args: &ConfigArgs,
+    listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<Config> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let overrides = Overrides {
+        listen,
+        data_dir: args.data_dir.clone(),
+        log_format,
+    };
+    Ok(Config::load(args.config.as_deref(), &env, &overrides)?)
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let pw = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if pw.is_empty() {
+        bail!("no password given on standard input");
+    }
+    Ok(pw)
+}
+
+/// The shell acts as a platform administrator: whoever can run kaas on the box owns it.
+fn shell_actor() -> Actor {
+    Actor {
+        user_id: crate::domain::UserId(0),
+        email: "shell".into(),
+        platform_admin: true,
+        via: AuthVia::Shell,
+        source: "local shell".into(),
+    }
+}
+
+async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
+    let cfg_args = match &cmd {
+        UserCommand::Create { cfg, .. } | UserCommand::ResetPassword { cfg, .. } => cfg.clone(),
+    };
+    let cfg = load(&cfg_args, None, None)?;
+    let ops = crate::app::open_ops(&cfg, Arc::new(SystemClock)).map_err(|e| {
+        if e.to_string().contains("already open") {
+            anyhow::anyhow!(
+                "the database {} is in use by a running kaas server; stop it first (systemctl stop kaas), or use the API (POST /api/v1/users)",
+                cfg.db_path().display()
+            )
+        } else {
+            e
+        }
+    })?;
+    let actor = shell_actor();
+    match cmd {
+        UserCommand::Create {
+            email, name, admin, ..
+        } => {
+            let password = read_password()?;
+            let u = ops
+                .create_user(
+                    &actor,
+                    NewUser {
+                        email,
+                        name,
+                        password,
+                        platform_admin: admin,
+                    },
+                )
+                .await?;
+            println!(
+                "created user {} ({}){}",
+                u.email,
+                u.id,
+                if u.platform_admin {
+                    ", platform administrator"
+                } else {
+                    ""
+                }
+            );
+        }
+        UserCommand::ResetPassword { email, .. } => {
+            let id = ops
+                .user_id_by_email(&email)?
+                .ok_or_else(|| anyhow::anyhow!("no user with e-mail {email}"))?;
+            let password = read_password()?;
+            ops.reset_password(&actor, id, PasswordReset { password })
+                .await?;
+            println!("password reset for {email}; their sessions were ended");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the command line; the caller maps the result to an exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            cfg,
+            listen,
+            log_format,
+        } => {
+            let cfg = load(&cfg, listen, log_format)?;
+            crate::telemetry::init_logging(&cfg.log)?;
+            crate::app::serve(cfg).await
+        }
+        Command::Config(ConfigCommand::Check { cfg }) => {
+            let c = load(&cfg, None, None)?;
+            println!(
+                "configuration OK: listening on {} ({}), data in {}",
+                c.server.listen,
+                if c.uses_tls() { "HTTPS" } else { "plain HTTP" },
+                c.data.dir.display()
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show { cfg }) => {
+            let c = load(&cfg, None, None)?;
+            print!(
+                "{}",
+                toml::to_string_pretty(&c).context("rendering the configuration")?
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", Config::to_toml_commented());
+            Ok(())
+        }
+        Command::Version => {
+            println!("kaas {}", crate::VERSION);
+            Ok(())
+        }
+        Command::Healthcheck { cfg, timeout } => {
+            let c = load(&cfg, None, None)?;
+            let report = crate::healthcheck::probe_ready(&c, Duration::from_secs(timeout)).await?;
+            if report.is_ready() {
+                println!("ready: {}", report.body);
+                Ok(())
+            } else {
+                bail!("not ready (HTTP {}): {}", report.status, report.body)
+            }
+        }
+        Command::User(cmd) => user_command(cmd).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The default configuration as a documented TOML file (`kaas config default`, packaging).
+//! Kept beside the settings table's tests: every key must appear here, and the text must parse
+//! back to `Config::default()`.
+
+use super::{Config, format_duration};
+
+impl Config {
+    /// The default configuration as a documented TOML file: every key with a comment. It parses
+    /// back to `Config::default()` (tested).
+    pub fn to_toml_commented() -> String {
+        let d = Config::default();
+        let dur = format_duration;
+        format!(
+            r#"# kaas configuration.
+#
+# Precedence: built-in defaults < this file < KAAS_* environment variables < command-line flags.
+# Each key maps to an environment variable KAAS_<SECTION>_<KEY>, upper-cased, e.g.
+# server.listen -> KAAS_SERVER_LISTEN, server.tls.mode -> KAAS_SERVER_TLS_MODE; lists are
+# comma-separated. Unknown keys and unknown KAAS_* variables are errors.
+# Durations are written like "30s", "15m", "12h", "7d" or "1h30m".
+
+# Format version of this file. Only version {version} is supported.
+version = {version}
+
+[server]
+# Address and port the HTTP(S) listener binds to.
+listen = "{listen}"
+# Base URL people use to reach kaas, used in setup and invitation links.
+# Default: derived from `listen` and TLS, e.g. "https://<hostname>:<port>".
+# public_url = "https://kaas.example:8443"
+# Largest request body accepted, in bytes.
+max_body_bytes = {max_body}
+# How long in-flight requests may take to finish on shutdown.
+shutdown_grace = "{grace}"
+
+[server.tls]
+# "auto":  plain HTTP when `listen` is a loopback address, otherwise a self-signed
+#          certificate generated once into <data.dir>/tls/.
+# "files": use `cert` and `key` below (PEM files, both required).
+# "off":   plain HTTP on any address (e.g. behind a TLS-terminating proxy).
+mode = "{tls_mode}"
+# Certificate chain (PEM), required when mode = "files".
+# cert = "/etc/kaas/tls/cert.pem"
+# Private key (PEM), required when mode = "files".
+# key = "/etc/kaas/tls/key.pem"
+
+[data]
+# Directory holding the database (kaas.redb) and the generated TLS certificate.
+dir = "{data_dir}"
+
+[log]
+# "auto" (human-readable on a terminal, JSON otherwise), "human" or "json".
+format = "{log_format}"
+# Tracing filter, e.g. "info" or "kaas=debug,tower_http=info". KAAS_LOG overrides it.
+level = "{log_level}"
+
+[auth]
+# A session ends after this long without use.
+session_idle_timeout = "{idle}"
+# A session ends this long after sign-in, however active.
+session_absolute_timeout = "{absolute}"
+# Signed-in sessions one user may hold at once; the oldest is ended beyond this.
+max_sessions_per_user = {max_sessions}
+# Shortest password accepted (characters, at least 8).
+password_min_length = {pw_min}
+# How long an invitation link stays valid.
+invitation_ttl = "{invitation}"
+# Longest lifetime an API token may be given.
+api_token_max_lifetime = "{token_life}"
+# How long the first-run setup link stays valid.
+setup_link_ttl = "{setup}"
+
+[limits]
+# Defaults for new organizations; the platform administrator can change them per organization.
+# Workspaces one organization may have.
+workspaces_per_org = {ws_per_org}
+# Members one organization may have.
+members_per_org = {members_per_org}
+
+[host]
+# Kubeconfig for the host K3s cluster. Default: in-cluster config, then the K3s default.
+# kubeconfig = "/etc/rancher/k3s/k3s.yaml"
+# Bearer token for the host API server, replacing the kubeconfig's credentials. Never logged.
+# token = "..."
+# Hostnames or IP addresses clients use to reach this box (virtual cluster and TLS SANs).
+external_addresses = []
+# K3s version pinned for virtual clusters (air-gapped boxes have no "latest").
+k3s_version = "{k3s}"
+# Default lifetime of a tenant kubeconfig.
+kubeconfig_lifetime = "{kc_life}"
+# Longest lifetime a tenant kubeconfig may be given.
+kubeconfig_max_lifetime = "{kc_max}"
+# How often every workspace is reconciled even without changes.
+resync_interval = "{resync}"
+"#,
+            version = d.version,
+            listen = d.server.listen,
+            max_body = d.server.max_body_bytes,
+            grace = dur(d.server.shutdown_grace),
+            tls_mode = "auto",
+            data_dir = d.data.dir.display(),
+            log_format = "auto",
+            log_level = d.log.level,
+            idle = dur(d.auth.session_idle_timeout),
+            absolute = dur(d.auth.session_absolute_timeout),
+            max_sessions = d.auth.max_sessions_per_user,
+            pw_min = d.auth.password_min_length,
+            invitation = dur(d.auth.invitation_ttl),
+            token_life = dur(d.auth.api_token_max_lifetime),
+            setup = dur(d.auth.setup_link_ttl),
+            ws_per_org = d.limits.workspaces_per_org,
+            members_per_org = d.limits.members_per_org,
+            k3s = d.host.k3s_version,
+            kc_life = dur(d.host.kubeconfig_lifetime),
+            kc_max = dur(d.host.kubeconfig_max_lifetime),
+            resync = dur(d.host.resync_interval),
+        )
+    }
+}

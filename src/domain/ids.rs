@@ -1,0 +1,148 @@
+//! Typed identifiers. Every record id is a ULID (time-ordered, so listings and the audit
+//! log sort by creation), stored as `u128` in redb keys and shown to people with a type
+//! prefix (`org_…`, `ws_…`) so an id pasted in the wrong place is refused by name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use ulid::Ulid;
+
+/// Why an id string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a valid {1} id (expected {1}_ followed by 26 base32 characters)")]
+pub struct BadId(pub String, pub &'static str);
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u128);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh id; ULIDs embed the current time so ids sort by creation.
+            pub fn generate() -> Self {
+                Self(Ulid::generate().0)
+            }
+
+            /// The lower-case 26-character ULID without prefix, usable in Kubernetes names.
+            pub fn short(&self) -> String {
+                Ulid(self.0).to_string().to_ascii_lowercase()
+            }
+
+            /// Milliseconds since the epoch at which the id was generated.
+            pub fn timestamp_ms(&self) -> u64 {
+                Ulid(self.0).timestamp_ms()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}_{}", $prefix, self.short())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadId;
+            fn from_str(s: &str) -> Result<Self, BadId> {
+                let bad = || BadId(s.to_string(), $prefix);
+                let rest = s
+                    .strip_prefix($prefix)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .ok_or_else(bad)?;
+                if rest.len() != 26 {
+                    return Err(bad());
+                }
+                Ulid::from_string(&rest.to_ascii_uppercase())
+                    .map(|u| Self(u.0))
+                    .map_err(|_| bad())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("Identifier, `", $prefix, "_` followed by a lower-case ULID")))
+                    .examples([serde_json::json!(concat!($prefix, "_01jd5zq3m4v8e2k9x7r6t5y4w3"))])
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+typed_id!(
+    /// A person who can sign in.
+    UserId, "user");
+typed_id!(
+    /// A tenant organization.
+    OrgId, "org");
+typed_id!(
+    /// A workspace: one K3K virtual cluster.
+    WorkspaceId, "ws");
+typed_id!(
+    /// A project: one namespace inside a workspace's virtual cluster.
+    ProjectId, "prj");
+typed_id!(
+    /// A pending invitation to an organization.
+    InvitationId, "inv");
+typed_id!(
+    /// An API token (the id is public; the secret is shown once).
+    TokenId, "tok");
+typed_id!(
+    /// A sign-in session (the id is public; the cookie secret is not stored).
+    SessionId, "ses");
+typed_id!(
+    /// One audit log entry.
+    AuditId, "evt");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_with_their_prefix_only() {
+        let id = OrgId::generate();
+        let s = id.to_string();
+        assert!(s.starts_with("org_"));
+        assert_eq!(s.len(), 30);
+        assert_eq!(s.parse::<OrgId>().unwrap(), id);
+        let err = s.replace("org_", "ws_").parse::<OrgId>().unwrap_err();
+        assert!(err.to_string().contains("not a valid org id"));
+        assert!("org_short".parse::<OrgId>().is_err());
+        assert!("org_!!!!!!!!!!!!!!!!!!!!!!!!!!".parse::<OrgId>().is_err());
+    }
+
+    #[test]
+    fn short_form_is_a_kubernetes_name_fragment() {
+        let id = WorkspaceId::generate();
+        let short = id.short();
+        assert!(
+            short
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+    }
+}

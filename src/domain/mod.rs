@@ -1,0 +1,17 @@
+//! Pure types and rules of the tenancy model: ids, names, roles, plans, the authorization
+//! policy, password and login-throttling rules. Nothing here does I/O or knows about HTTP,
+//! redb or Kubernetes, so every rule is tested with plain unit tests.
+
+pub mod ids;
+pub mod model;
+pub mod names;
+pub mod password;
+pub mod plan;
+pub mod policy;
+pub mod roles;
+pub mod throttle;
+
+pub use ids::*;
+pub use model::*;
+pub use plan::{K3kMode, LimitDefaults, Plan, Quota};
+pub use roles::{OrgRole, ProjectRole, WorkspaceRole};

@@ -1,0 +1,23 @@
+//! kaas: a Kubernetes-as-a-Service appliance. One binary beside K3s keeps tenancy in redb,
+//! serves a JSON API and console, and drives the host cluster (see docs/architecture.md in
+//! the shared design notes and README.md).
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod healthcheck;
+pub mod ops;
+pub mod setup_page;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+
+/// The version and, when built from git, the commit (set by the release build).
+pub const VERSION: &str = match option_env!("KAAS_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};

@@ -1,0 +1,310 @@
+//! Signing in and proving identity: password login with throttling, server-side sessions
+//! (idle and absolute expiry, a per-user cap), API-token authentication, password changes.
+//!
+//! At the session cap a new sign-in ends the user's *oldest* session, so a forgotten
+//! browser never locks its owner out; the ended session's next request gets 401.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::secrets::{decoy_hash, digest, hash_password, new_secret, verify_password};
+use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
+use crate::domain::password::check_password;
+use crate::domain::*;
+use crate::store::records;
+
+/// Writes of `last_seen_at`/`last_used_at` happen at most this often per session or token,
+/// so reads stay reads.
+const TOUCH_EVERY: SignedDuration = SignedDuration::from_secs(60);
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub source: String,
+    pub user_agent: String,
+    /// True for the session making this request.
+    pub current: bool,
+}
+
+/// What a successful sign-in hands back: the cookie secret goes into `Set-Cookie` only.
+pub struct LoggedIn {
+    pub user: User,
+    pub session: Session,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+impl Ops {
+    fn session_expires_at(&self, s: &Session) -> Timestamp {
+        let idle = plus(s.last_seen_at, self.settings.session_idle_timeout);
+        let absolute = plus(s.created_at, self.settings.session_absolute_timeout);
+        idle.min(absolute)
+    }
+
+    /// Checks a password and opens a session.
+    pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<LoggedIn> {
+        let account = input.email.trim().to_ascii_lowercase();
+        let now = self.now();
+        if let Err(t) = self.throttle.check(&account, origin.ip, now) {
+            return Err(OpsError::Throttled(t.retry_after));
+        }
+        let user = {
+            let r = self.store.read()?;
+            records::user_by_email(&r, &account)?
+        };
+        let phc = user
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+        let ok = verify_password(input.password, phc).await && user.is_some();
+        let user_id = user.as_ref().map(|u| u.id);
+        let failed = |reason: &str| {
+            self.throttle.record_failure(&account, origin.ip, now);
+            self.audit_failure(
+                AuditEvent {
+                    id: AuditId::generate(),
+                    time: now,
+                    actor: user_id,
+                    actor_label: account.clone(),
+                    action: "auth.login".into(),
+                    target: account.clone(),
+                    org_id: None,
+                    outcome: Outcome::Failure,
+                    source: origin.ip.to_string(),
+                    detail: String::new(),
+                },
+                Outcome::Failure,
+                reason.to_string(),
+            );
+            OpsError::Unauthenticated("wrong e-mail address or password".into())
+        };
+        let Some(mut user) = user.filter(|_| ok) else {
+            return Err(failed("wrong e-mail address or password"));
+        };
+        if user.disabled {
+            return Err(failed("account disabled"));
+        }
+        self.throttle.record_success(&account, origin.ip, now);
+
+        let secret = new_secret("");
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            digest: digest(&secret),
+            csrf_token: new_secret(""),
+            created_at: now,
+            last_seen_at: now,
+            source: origin.ip.to_string(),
+            user_agent: origin.user_agent.chars().take(200).collect(),
+        };
+        let tx = self.store.write()?;
+        let existing = records::list_user_sessions(&tx, user.id)?;
+        let cap = self.settings.max_sessions_per_user.max(1) as usize;
+        let excess = (existing.len() + 1).saturating_sub(cap);
+        for old in existing.iter().take(excess) {
+            records::delete_session(&tx, old)?;
+        }
+        records::put_session(&tx, &session)?;
+        user.last_login_at = Some(now);
+        records::update_user(&tx, &user)?;
+        let actor = Actor {
+            user_id: user.id,
+            email: user.email.clone(),
+            platform_admin: user.platform_admin,
+            via: AuthVia::Session(session.id),
+            source: origin.ip.to_string(),
+        };
+        let mut ev = self.event(&actor, "auth.login", &user.email, None);
+        if excess > 0 {
+            ev.detail = format!("{excess} oldest session(s) ended: at most {cap} allowed");
+        }
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(LoggedIn {
+            user,
+            session,
+            secret,
+        })
+    }
+
+    /// Resolves a session cookie; expired sessions are deleted and refused.
+    pub fn authenticate_session(
+        &self,
+        secret: &str,
+        origin: &Origin,
+    ) -> OpsResult<(Actor, Session)> {
+        let d = digest(secret);
+        let now = self.now();
+        let (session, user) = {
+            let r = self.store.read()?;
+            let s = records::session_by_digest(&r, &d)?
+                .ok_or_else(|| OpsError::Unauthenticated("not signed in (session ended)".into()))?;
+            let u = records::get_user(&r, s.user_id)?;
+            (s, u)
+        };
+        let expired = now >= self.session_expires_at(&session);
+        let user = match user {
+            Some(u) if !u.disabled && !expired => u,
+            _ => {
+                let tx = self.store.write()?;
+                records::delete_session(&tx, &session)?;
+                self.commit(tx, &[])?;
+                return Err(OpsError::Unauthenticated(
+                    "your session has expired; sign in again".into(),
+                ));
+            }
+        };
+        let mut session = session;
+        if now.duration_since(session.last_seen_at) >= TOUCH_EVERY {
+            session.last_seen_at = now;
+            let tx = self.store.write()?;
+            records::put_session(&tx, &session)?;
+            self.commit(tx, &[])?;
+        }
+        Ok((
+            Actor {
+                user_id: user.id,
+                email: user.email,
+                platform_admin: user.platform_admin,
+                via: AuthVia::Session(session.id),
+                source: origin.ip.to_string(),
+            },
+            session,
+        ))
+    }
+
+    /// Resolves an `Authorization: Bearer` API token.
+    pub fn authenticate_token(&self, secret: &str, origin: &Origin) -> OpsResult<Actor> {
+        let d = digest(secret);
+        let now = self.now();
+        let r = self.store.read()?;
+        let mut token = records::token_by_digest(&r, &d)?
+            .ok_or_else(|| OpsError::Unauthenticated("unknown or revoked API token".into()))?;
+        if now >= token.expires_at {
+            return Err(OpsError::Unauthenticated(format!(
+                "API token {:?} expired at {}",
+                token.name, token.expires_at
+            )));
+        }
+        let user = records::get_user(&r, token.user_id)?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| OpsError::Unauthenticated("the token's user is disabled".into()))?;
+        drop(r);
+        if token
+            .last_used_at
+            .is_none_or(|t| now.duration_since(t) >= TOUCH_EVERY)
+        {
+            token.last_used_at = Some(now);
+            let tx = self.store.write()?;
+            records::update_token(&tx, &token)?;
+            self.commit(tx, &[])?;
+        }
+        Ok(Actor {
+            user_id: user.id,
+            email: user.email,
+            platform_admin: user.platform_admin,
+            via: AuthVia::Token(token.id, token.scope),
+            source: origin.ip.to_string(),
+        })
+    }
+
+    /// Ends the caller's current session.
+    pub fn logout(&self, actor: &Actor) -> OpsResult<()> {
+        let AuthVia::Session(sid) = actor.via else {
+            return Err(invalid(
+                "session",
+                "this request was not made with a session",
+            ));
+        };
+        self.revoke_session(actor, sid)
+    }
+
+    pub fn list_sessions(&self, actor: &Actor) -> OpsResult<Vec<SessionView>> {
+        let r = self.store.read()?;
+        let current = match actor.via {
+            AuthVia::Session(s) => Some(s),
+            _ => None,
+        };
+        Ok(records::list_user_sessions(&r, actor.user_id)?
+            .into_iter()
+            .map(|s| SessionView {
+                id: s.id,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: self.session_expires_at(&s),
+                source: s.source.clone(),
+                user_agent: s.user_agent.clone(),
+                current: Some(s.id) == current,
+            })
+            .collect())
+    }
+
+    pub fn revoke_session(&self, actor: &Actor, id: SessionId) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let s = records::list_user_sessions(&tx, actor.user_id)?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or(OpsError::NotFound("session"))?;
+        records::delete_session(&tx, &s)?;
+        records::append_audit(&tx, &self.event(actor, "auth.session.revoke", id, None))?;
+        self.commit(tx, &[])
+    }
+
+    /// Changes the caller's password and ends their other sessions.
+    pub async fn change_password(&self, actor: &Actor, input: PasswordChange) -> OpsResult<()> {
+        let user = {
+            let r = self.store.read()?;
+            records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?
+        };
+        if !verify_password(input.current_password, user.password_hash.clone()).await {
+            return Err(invalid("current_password", "is not your current password"));
+        }
+        check_password(
+            &input.new_password,
+            &user.email,
+            self.settings.password_min_length,
+        )
+        .map_err(|p| invalid("new_password", p.to_string()))?;
+        let hash = hash_password(input.new_password, self.fast_hashing).await?;
+        let tx = self.store.write()?;
+        let mut user = records::get_user(&tx, actor.user_id)?.ok_or(OpsError::NotFound("user"))?;
+        user.password_hash = hash;
+        user.password_changed_at = Some(self.now());
+        records::update_user(&tx, &user)?;
+        for s in records::list_user_sessions(&tx, user.id)? {
+            if AuthVia::Session(s.id) != actor.via {
+                records::delete_session(&tx, &s)?;
+            }
+        }
+        records::append_audit(
+            &tx,
+            &self.event(actor, "user.password.change", &user.email, None),
+        )?;
+        self.commit(tx, &[])
+    }
+
+    /// The CSRF token bound to a session, for forms and the `X-CSRF-Token` header.
+    pub fn csrf_token_matches(session: &Session, presented: &str) -> bool {
+        let a = session.csrf_token.as_bytes();
+        let b = presented.as_bytes();
+        // Constant-time compare: the token is a secret.
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}

@@ -1,0 +1,331 @@
+//! Organizations and their members: create (the creator becomes owner), read, rename,
+//! delete when empty, limits (platform administrators), member roles and removal. An
+//! organization always keeps at least one owner.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::authz::{org_for, require_platform_admin};
+use super::users::conflict_as_409;
+use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::names::{check_display_name, check_resource_name};
+use crate::domain::policy::Action;
+use crate::domain::*;
+use crate::store::{Reader, records};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    /// DNS label, unique on this box, e.g. `acme`.
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    pub display_name: String,
+}
+
+/// Limits in force and how much of them is used.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrgUsage {
+    pub workspaces: u64,
+    pub max_workspaces: u32,
+    pub members: u64,
+    pub max_members: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrgView {
+    #[serde(flatten)]
+    pub org: Organization,
+    /// The caller's role; absent for platform administrators who are not members.
+    pub my_role: Option<OrgRole>,
+    pub usage: OrgUsage,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: OrgRole,
+    pub joined_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    pub role: OrgRole,
+}
+
+impl Ops {
+    pub(crate) fn org_usage(&self, r: &impl Reader, org: &Organization) -> OpsResult<OrgUsage> {
+        Ok(OrgUsage {
+            workspaces: records::count_org_workspaces(r, org.id)?,
+            max_workspaces: org
+                .limits
+                .max_workspaces
+                .unwrap_or(self.settings.default_max_workspaces),
+            members: records::count_org_members(r, org.id)?,
+            max_members: org
+                .limits
+                .max_members
+                .unwrap_or(self.settings.default_max_members),
+        })
+    }
+
+    fn org_view(&self, r: &impl Reader, actor: &Actor, org: Organization) -> OpsResult<OrgView> {
+        let my_role = records::get_membership(r, org.id, actor.user_id)?.map(|m| m.role);
+        let usage = self.org_usage(r, &org)?;
+        Ok(OrgView {
+            org,
+            my_role,
+            usage,
+        })
+    }
+
+    pub fn create_org(&self, actor: &Actor, input: NewOrg) -> OpsResult<OrgView> {
+        check_resource_name(&input.name).map_err(|p| invalid("name", p.0))?;
+        let display = input.display_name.unwrap_or_else(|| input.name.clone());
+        check_display_name(&display).map_err(|p| invalid("display_name", p.0))?;
+        let now = self.now();
+        let org = Organization {
+            id: OrgId::generate(),
+            name: input.name,
+            display_name: display.trim().to_string(),
+            limits: OrgLimits::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = self.store.write()?;
+        records::insert_org(&tx, &org).map_err(conflict_as_409)?;
+        records::put_membership(
+            &tx,
+            &Membership {
+                org_id: org.id,
+                user_id: actor.user_id,
+                role: OrgRole::Owner,
+                joined_at: now,
+            },
+        )?;
+        records::append_audit(&tx, &self.event(actor, "org.create", org.id, Some(org.id)))?;
+        let view = self.org_view(&tx, actor, org)?;
+        self.commit(tx, &[])?;
+        Ok(view)
+    }
+
+    /// The caller's organizations by name (all of them for platform administrators).
+    pub fn list_orgs(
+        &self,
+        actor: &Actor,
+        after: Option<&str>,
+        limit: usize,
+    ) -> OpsResult<Page<OrgView>> {
+        let r = self.store.read()?;
+        let orgs = if actor.platform_admin {
+            records::list_orgs(&r, after, limit + 1)?
+        } else {
+            let mut mine = Vec::new();
+            for id in records::user_org_ids(&r, actor.user_id)? {
+                if let Some(o) = records::get_org(&r, id)? {
+                    mine.push(o);
+                }
+            }
+            mine.sort_by(|a, b| a.name.cmp(&b.name));
+            mine.into_iter()
+                .filter(|o| after.is_none_or(|a| o.name.as_str() > a))
+                .take(limit + 1)
+                .collect()
+        };
+        let mut views = Vec::with_capacity(orgs.len());
+        for o in orgs {
+            views.push(self.org_view(&r, actor, o)?);
+        }
+        Ok(page(views, limit, |v: &OrgView| v.org.name.clone()))
+    }
+
+    pub fn get_org(&self, actor: &Actor, id: OrgId) -> OpsResult<OrgView> {
+        let r = self.store.read()?;
+        let org = org_for(&r, actor, id, Action::OrgRead)?;
+        self.org_view(&r, actor, org)
+    }
+
+    pub fn update_org(&self, actor: &Actor, id: OrgId, patch: OrgPatch) -> OpsResult<OrgView> {
+        check_display_name(&patch.display_name).map_err(|p| invalid("display_name", p.0))?;
+        let tx = self.store.write()?;
+        let mut org = org_for(&tx, actor, id, Action::OrgUpdate)?;
+        org.display_name = patch.display_name.trim().to_string();
+        org.updated_at = self.now();
+        records::update_org(&tx, &org)?;
+        records::append_audit(&tx, &self.event(actor, "org.update", org.id, Some(org.id)))?;
+        let view = self.org_view(&tx, actor, org)?;
+        self.commit(tx, &[])?;
+        Ok(view)
+    }
+
+    /// Deletes an organization that has no workspaces left.
+    pub fn delete_org(&self, actor: &Actor, id: OrgId) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let org = org_for(&tx, actor, id, Action::OrgDelete)?;
+        let n = records::count_org_workspaces(&tx, org.id)?;
+        if n > 0 {
+            return Err(OpsError::Conflict(format!(
+                "the organization still has {n} workspace(s); delete them first"
+            )));
+        }
+        records::delete_org(&tx, &org)?;
+        records::append_audit(
+            &tx,
+            &self.event(actor, "org.delete", &org.name, Some(org.id)),
+        )?;
+        self.commit(tx, &[])
+    }
+
+    /// Platform administrators set an organization's limits (`None` = configured default).
+    pub fn set_org_limits(
+        &self,
+        actor: &Actor,
+        id: OrgId,
+        limits: OrgLimits,
+    ) -> OpsResult<OrgView> {
+        require_platform_admin(actor)?;
+        if limits.max_workspaces == Some(0) || limits.max_members == Some(0) {
+            return Err(invalid(
+                "max_members",
+                "limits must be at least 1 (or null for the default)",
+            ));
+        }
+        let tx = self.store.write()?;
+        let mut org = records::get_org(&tx, id)?.ok_or(OpsError::NotFound("organization"))?;
+        org.limits = limits;
+        org.updated_at = self.now();
+        records::update_org(&tx, &org)?;
+        let mut ev = self.event(actor, "org.limits.set", org.id, Some(org.id));
+        ev.detail = format!("{limits:?}");
+        records::append_audit(&tx, &ev)?;
+        let view = self.org_view(&tx, actor, org)?;
+        self.commit(tx, &[])?;
+        Ok(view)
+    }
+
+    pub fn list_members(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> OpsResult<Page<MemberView>> {
+        let r = self.store.read()?;
+        org_for(&r, actor, org, Action::OrgMembersRead)?;
+        let rows = records::list_org_members(&r, org, after, limit + 1)?;
+        let mut views = Vec::with_capacity(rows.len());
+        for m in rows {
+            if let Some(u) = records::get_user(&r, m.user_id)? {
+                views.push(MemberView {
+                    user_id: u.id,
+                    email: u.email,
+                    name: u.name,
+                    role: m.role,
+                    joined_at: m.joined_at,
+                });
+            }
+        }
+        Ok(page(views, limit, |v: &MemberView| v.user_id.to_string()))
+    }
+
+    fn owners_left_without(&self, r: &impl Reader, org: OrgId, user: UserId) -> OpsResult<usize> {
+        Ok(records::list_org_members(r, org, None, usize::MAX)?
+            .iter()
+            .filter(|m| m.role == OrgRole::Owner && m.user_id != user)
+            .count())
+    }
+
+    pub fn change_member_role(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        user: UserId,
+        change: RoleChange,
+    ) -> OpsResult<MemberView> {
+        let tx = self.store.write()?;
+        org_for(&tx, actor, org, Action::OrgMembersManage)?;
+        let mut m = records::get_membership(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
+        let touches_owner = m.role == OrgRole::Owner || change.role == OrgRole::Owner;
+        if touches_owner {
+            org_for(&tx, actor, org, Action::OrgOwnersManage)?;
+        }
+        if m.role == OrgRole::Owner
+            && change.role != OrgRole::Owner
+            && self.owners_left_without(&tx, org, user)? == 0
+        {
+            return Err(OpsError::Conflict(
+                "an organization needs at least one owner; make someone else owner first".into(),
+            ));
+        }
+        m.role = change.role;
+        records::put_membership(&tx, &m)?;
+        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("member"))?;
+        let mut ev = self.event(actor, "org.member.role", &u.email, Some(org));
+        ev.detail = change.role.as_str().into();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(MemberView {
+            user_id: u.id,
+            email: u.email,
+            name: u.name,
+            role: m.role,
+            joined_at: m.joined_at,
+        })
+    }
+
+    /// Removes a member (or lets a member leave), with their workspace and project roles in
+    /// this organization.
+    pub fn remove_member(&self, actor: &Actor, org: OrgId, user: UserId) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        if user != actor.user_id {
+            org_for(&tx, actor, org, Action::OrgMembersManage)?;
+        } else {
+            org_for(&tx, actor, org, Action::OrgRead)?;
+        }
+        let m = records::get_membership(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
+        if m.role == OrgRole::Owner {
+            if user != actor.user_id {
+                org_for(&tx, actor, org, Action::OrgOwnersManage)?;
+            }
+            if self.owners_left_without(&tx, org, user)? == 0 {
+                return Err(OpsError::Conflict(
+                    "an organization needs at least one owner; make someone else owner first"
+                        .into(),
+                ));
+            }
+        }
+        let mut changes = Vec::new();
+        for ws_id in records::user_workspace_ids(&tx, user)? {
+            if let Some(ws) = records::get_workspace(&tx, ws_id)?
+                && ws.org_id == org
+            {
+                records::delete_workspace_member(&tx, ws_id, user)?;
+                changes.push(super::Change::Members(ws_id));
+            }
+        }
+        for pid in records::user_project_ids(&tx, user)? {
+            if let Some(p) = records::get_project(&tx, pid)?
+                && p.org_id == org
+            {
+                records::delete_project_member(&tx, pid, user)?;
+                changes.push(super::Change::Members(p.workspace_id));
+            }
+        }
+        records::delete_membership(&tx, org, user)?;
+        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
+        records::append_audit(
+            &tx,
+            &self.event(actor, "org.member.remove", label, Some(org)),
+        )?;
+        self.commit(tx, &changes)
+    }
+}

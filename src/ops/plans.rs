@@ -1,0 +1,104 @@
+//! Plans: everyone signed in may read them (to choose one); platform administrators create,
+//! edit, retire and delete them. A plan in use cannot be deleted (retire it instead), and
+//! an edit that current workspaces' projects would not fit in is refused.
+
+use super::authz::require_platform_admin;
+use super::{Actor, Ops, OpsError, OpsResult, invalid};
+use crate::domain::plan::{check_project_quotas_fit, default_plans};
+use crate::domain::*;
+use crate::store::records;
+
+impl Ops {
+    /// Writes the default plans into an empty database.
+    pub fn seed_plans(&self) -> OpsResult<usize> {
+        let tx = self.store.write()?;
+        if !records::list_plans(&tx)?.is_empty() {
+            return Ok(0);
+        }
+        let plans = default_plans();
+        for p in &plans {
+            records::put_plan(&tx, p)?;
+        }
+        self.commit(tx, &[])?;
+        Ok(plans.len())
+    }
+
+    pub fn list_plans(&self, actor: &Actor) -> OpsResult<Vec<Plan>> {
+        let r = self.store.read()?;
+        Ok(records::list_plans(&r)?
+            .into_iter()
+            .filter(|p| actor.platform_admin || !p.retired)
+            .collect())
+    }
+
+    pub fn get_plan(&self, _actor: &Actor, id: &str) -> OpsResult<Plan> {
+        records::get_plan(&self.store.read()?, id)?.ok_or(OpsError::NotFound("plan"))
+    }
+
+    pub fn create_plan(&self, actor: &Actor, plan: Plan) -> OpsResult<Plan> {
+        require_platform_admin(actor)?;
+        plan.validate().map_err(|p| invalid(p.field, p.message))?;
+        let tx = self.store.write()?;
+        if records::get_plan(&tx, &plan.id)?.is_some() {
+            return Err(OpsError::Conflict(format!(
+                "a plan {:?} already exists",
+                plan.id
+            )));
+        }
+        records::put_plan(&tx, &plan)?;
+        records::append_audit(&tx, &self.event(actor, "plan.create", &plan.id, None))?;
+        self.commit(tx, &[])?;
+        Ok(plan)
+    }
+
+    /// Replaces a plan; workspaces on it are re-reconciled with the new values.
+    pub fn update_plan(&self, actor: &Actor, id: &str, plan: Plan) -> OpsResult<Plan> {
+        require_platform_admin(actor)?;
+        if plan.id != id {
+            return Err(invalid("id", "a plan's id cannot change"));
+        }
+        plan.validate().map_err(|p| invalid(p.field, p.message))?;
+        let tx = self.store.write()?;
+        let old = records::get_plan(&tx, id)?.ok_or(OpsError::NotFound("plan"))?;
+        if old.k3k_mode != plan.k3k_mode {
+            return Err(invalid(
+                "k3k_mode",
+                "a K3K cluster's mode cannot change; create a new plan",
+            ));
+        }
+        let mut changes = Vec::new();
+        for ws in records::all_workspaces(&tx)?
+            .into_iter()
+            .filter(|w| w.plan_id == id)
+        {
+            let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
+            let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
+            check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
+                OpsError::Conflict(format!("workspace {} would not fit: {e}", ws.id))
+            })?;
+            changes.push(super::Change::Workspace(ws.id));
+        }
+        records::put_plan(&tx, &plan)?;
+        records::append_audit(&tx, &self.event(actor, "plan.update", id, None))?;
+        self.commit(tx, &changes)?;
+        Ok(plan)
+    }
+
+    pub fn delete_plan(&self, actor: &Actor, id: &str) -> OpsResult<()> {
+        require_platform_admin(actor)?;
+        let tx = self.store.write()?;
+        records::get_plan(&tx, id)?.ok_or(OpsError::NotFound("plan"))?;
+        let used = records::all_workspaces(&tx)?
+            .iter()
+            .filter(|w| w.plan_id == id)
+            .count();
+        if used > 0 {
+            return Err(OpsError::Conflict(format!(
+                "plan {id:?} is used by {used} workspace(s); retire it instead"
+            )));
+        }
+        records::delete_plan(&tx, id)?;
+        records::append_audit(&tx, &self.event(actor, "plan.delete", id, None))?;
+        self.commit(tx, &[])
+    }
+}

@@ -1,0 +1,247 @@
+//! Projects (namespaces inside a workspace's virtual cluster) and their members. A project
+//! quota must fit in what the workspace's plan leaves after the other projects' quotas;
+//! the plan caps how many projects a workspace has.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::authz::{project_for, workspace_for, workspace_standing};
+use super::users::conflict_as_409;
+use super::workspaces::plan_for;
+use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::names::check_project_name;
+use crate::domain::plan::check_project_quotas_fit;
+use crate::domain::policy::{self, Action};
+use crate::domain::*;
+use crate::store::{Reader, records};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// DNS label, unique in the workspace; becomes the namespace name.
+    pub name: String,
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    /// The new quota; `null` removes the project's own quota.
+    pub quota: Option<Quota>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProjectMemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: ProjectRole,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRoleInput {
+    pub role: ProjectRole,
+}
+
+/// Checks a project's quota against its workspace's plan and sibling projects.
+fn check_quota(
+    r: &impl Reader,
+    ws: &Workspace,
+    project: Option<ProjectId>,
+    quota: &Quota,
+) -> OpsResult<()> {
+    let plan = plan_for(r, &ws.plan_id, "plan")?;
+    let others = records::list_workspace_projects(r, ws.id, None, usize::MAX)?
+        .into_iter()
+        .filter(|p| Some(p.id) != project)
+        .filter_map(|p| p.quota);
+    check_project_quotas_fit(&plan.quota, others, quota).map_err(|e| invalid("quota", e))
+}
+
+impl Ops {
+    pub fn create_project(
+        &self,
+        actor: &Actor,
+        ws_id: WorkspaceId,
+        input: NewProject,
+    ) -> OpsResult<Project> {
+        check_project_name(&input.name).map_err(|p| invalid("name", p.0))?;
+        let tx = self.store.write()?;
+        let ws = workspace_for(&tx, actor, ws_id, Action::ProjectCreate)?;
+        if ws.state == WorkspaceState::Deleting {
+            return Err(OpsError::Conflict("the workspace is being deleted".into()));
+        }
+        let plan = plan_for(&tx, &ws.plan_id, "plan")?;
+        let n = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?.len();
+        if n as u64 >= u64::from(plan.max_projects) {
+            return Err(OpsError::Conflict(format!(
+                "project limit reached: plan {:?} allows {} projects per workspace; {n} in use",
+                plan.id, plan.max_projects
+            )));
+        }
+        if let Some(q) = &input.quota {
+            check_quota(&tx, &ws, None, q)?;
+        }
+        let now = self.now();
+        let p = Project {
+            id: ProjectId::generate(),
+            workspace_id: ws.id,
+            org_id: ws.org_id,
+            name: input.name,
+            quota: input.quota,
+            created_at: now,
+            updated_at: now,
+        };
+        records::insert_project(&tx, &p).map_err(conflict_as_409)?;
+        let mut ev = self.event(actor, "project.create", p.id, Some(ws.org_id));
+        ev.detail = format!("{} in {}", p.name, ws.id);
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Project(ws.id, p.id)])?;
+        Ok(p)
+    }
+
+    /// Projects of a workspace the caller can see, by name.
+    pub fn list_projects(
+        &self,
+        actor: &Actor,
+        ws_id: WorkspaceId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> OpsResult<Page<Project>> {
+        let r = self.store.read()?;
+        let ws = workspace_for(&r, actor, ws_id, Action::WorkspaceRead)?;
+        let mut standing = workspace_standing(&r, actor, &ws)?;
+        standing.project = None;
+        let sees_all = policy::allows(&standing, Action::ProjectRead);
+        let rows = records::list_workspace_projects(&r, ws_id, after, usize::MAX)?;
+        let mut out = Vec::new();
+        for p in rows {
+            if out.len() > limit {
+                break;
+            }
+            if sees_all || records::get_project_member(&r, p.id, actor.user_id)?.is_some() {
+                out.push(p);
+            }
+        }
+        Ok(page(out, limit, |p: &Project| p.name.clone()))
+    }
+
+    pub fn get_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<Project> {
+        let r = self.store.read()?;
+        project_for(&r, actor, id, Action::ProjectRead)
+    }
+
+    pub fn update_project(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        patch: ProjectPatch,
+    ) -> OpsResult<Project> {
+        let tx = self.store.write()?;
+        let mut p = project_for(&tx, actor, id, Action::ProjectUpdate)?;
+        let ws =
+            records::get_workspace(&tx, p.workspace_id)?.ok_or(OpsError::NotFound("workspace"))?;
+        if let Some(q) = &patch.quota {
+            check_quota(&tx, &ws, Some(p.id), q)?;
+        }
+        p.quota = patch.quota;
+        p.updated_at = self.now();
+        records::update_project(&tx, &p)?;
+        records::append_audit(
+            &tx,
+            &self.event(actor, "project.update", p.id, Some(p.org_id)),
+        )?;
+        self.commit(tx, &[Change::Project(p.workspace_id, p.id)])?;
+        Ok(p)
+    }
+
+    pub fn delete_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let p = project_for(&tx, actor, id, Action::ProjectDelete)?;
+        records::delete_project(&tx, &p)?;
+        let mut ev = self.event(actor, "project.delete", p.id, Some(p.org_id));
+        ev.detail = p.name.clone();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Project(p.workspace_id, p.id)])
+    }
+
+    pub fn list_project_members(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+    ) -> OpsResult<Vec<ProjectMemberView>> {
+        let r = self.store.read()?;
+        project_for(&r, actor, id, Action::ProjectRead)?;
+        let mut out = Vec::new();
+        for m in records::list_project_members(&r, id)? {
+            if let Some(u) = records::get_user(&r, m.user_id)? {
+                out.push(ProjectMemberView {
+                    user_id: u.id,
+                    email: u.email,
+                    name: u.name,
+                    role: m.role,
+                    added_at: m.added_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_project_member(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        user: UserId,
+        input: ProjectRoleInput,
+    ) -> OpsResult<ProjectMemberView> {
+        let tx = self.store.write()?;
+        let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
+        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("user"))?;
+        if records::get_membership(&tx, p.org_id, user)?.is_none() {
+            return Err(invalid(
+                "user_id",
+                format!("{} is not a member of the organization", u.email),
+            ));
+        }
+        let existing = records::get_project_member(&tx, id, user)?;
+        let m = ProjectMember {
+            project_id: id,
+            user_id: user,
+            role: input.role,
+            added_at: existing.map_or(self.now(), |e| e.added_at),
+        };
+        records::put_project_member(&tx, &m)?;
+        let mut ev = self.event(actor, "project.member.put", &u.email, Some(p.org_id));
+        ev.detail = format!("{} {}", p.id, input.role.as_str());
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Members(p.workspace_id)])?;
+        Ok(ProjectMemberView {
+            user_id: u.id,
+            email: u.email,
+            name: u.name,
+            role: m.role,
+            added_at: m.added_at,
+        })
+    }
+
+    pub fn remove_project_member(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        user: UserId,
+    ) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
+        records::get_project_member(&tx, id, user)?.ok_or(OpsError::NotFound("project member"))?;
+        records::delete_project_member(&tx, id, user)?;
+        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
+        let mut ev = self.event(actor, "project.member.remove", label, Some(p.org_id));
+        ev.detail = p.id.to_string();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Members(p.workspace_id)])
+    }
+}

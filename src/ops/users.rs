@@ -1,0 +1,277 @@
+//! People: the caller's own profile, and user administration for platform administrators
+//! (create, disable, grant or remove the administrator flag, reset a password) — also used
+//! by `kaas user` from the shell.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::authz::require_platform_admin;
+use super::secrets::hash_password;
+use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::names::{check_display_name, normalize_email};
+use crate::domain::password::check_password;
+use crate::domain::*;
+use crate::store::{Reader, records};
+
+/// A user as shown in the API (never the password hash).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub platform_admin: bool,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            platform_admin: u.platform_admin,
+            disabled: u.disabled,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// `GET /me`: who I am and where I belong.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub organizations: Vec<MyOrg>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MyOrg {
+    pub id: OrgId,
+    pub name: String,
+    pub role: OrgRole,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub platform_admin: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub disabled: Option<bool>,
+    pub platform_admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    pub password: String,
+}
+
+fn count_active_admins(r: &impl Reader) -> OpsResult<usize> {
+    Ok(records::list_users(r, None, usize::MAX)?
+        .iter()
+        .filter(|u| u.platform_admin && !u.disabled)
+        .count())
+}
+
+impl Ops {
+    pub fn me(&self, actor: &Actor) -> OpsResult<MeView> {
+        let r = self.store.read()?;
+        let user = records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?;
+        let mut organizations = Vec::new();
+        for org_id in records::user_org_ids(&r, user.id)? {
+            let (Some(org), Some(m)) = (
+                records::get_org(&r, org_id)?,
+                records::get_membership(&r, org_id, user.id)?,
+            ) else {
+                continue;
+            };
+            organizations.push(MyOrg {
+                id: org.id,
+                name: org.name,
+                role: m.role,
+            });
+        }
+        organizations.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(MeView {
+            user: UserView::from(&user),
+            organizations,
+        })
+    }
+
+    pub fn update_profile(&self, actor: &Actor, input: ProfilePatch) -> OpsResult<UserView> {
+        check_display_name(&input.name).map_err(|p| invalid("name", p.0))?;
+        let tx = self.store.write()?;
+        let mut u = records::get_user(&tx, actor.user_id)?.ok_or(OpsError::NotFound("user"))?;
+        u.name = input.name.trim().to_string();
+        records::update_user(&tx, &u)?;
+        records::append_audit(&tx, &self.event(actor, "user.profile.update", u.id, None))?;
+        self.commit(tx, &[])?;
+        Ok(UserView::from(&u))
+    }
+
+    pub fn list_users(
+        &self,
+        actor: &Actor,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> OpsResult<Page<UserView>> {
+        require_platform_admin(actor)?;
+        let r = self.store.read()?;
+        let rows = records::list_users(&r, after, limit + 1)?;
+        let views = rows.iter().map(UserView::from).collect();
+        Ok(page(views, limit, |u: &UserView| u.id.to_string()))
+    }
+
+    pub fn get_user(&self, actor: &Actor, id: UserId) -> OpsResult<UserView> {
+        require_platform_admin(actor)?;
+        let r = self.store.read()?;
+        let u = records::get_user(&r, id)?.ok_or(OpsError::NotFound("user"))?;
+        Ok(UserView::from(&u))
+    }
+
+    /// Creates a user (platform administrators; the shell acts as one).
+    pub async fn create_user(&self, actor: &Actor, input: NewUser) -> OpsResult<UserView> {
+        require_platform_admin(actor)?;
+        let email = normalize_email(&input.email).map_err(|p| invalid("email", p.0))?;
+        check_display_name(&input.name).map_err(|p| invalid("name", p.0))?;
+        check_password(&input.password, &email, self.settings.password_min_length)
+            .map_err(|p| invalid("password", p.to_string()))?;
+        if records::user_by_email(&self.store.read()?, &email)?.is_some() {
+            return Err(OpsError::Conflict(format!(
+                "a user with e-mail {email} already exists"
+            )));
+        }
+        let hash = hash_password(input.password, self.fast_hashing).await?;
+        let now = self.now();
+        let user = User {
+            id: UserId::generate(),
+            email,
+            name: input.name.trim().to_string(),
+            password_hash: hash,
+            platform_admin: input.platform_admin,
+            disabled: false,
+            created_at: now,
+            password_changed_at: Some(now),
+            last_login_at: None,
+        };
+        let tx = self.store.write()?;
+        records::insert_user(&tx, &user).map_err(conflict_as_409)?;
+        let mut ev = self.event(actor, "user.create", &user.email, None);
+        if user.platform_admin {
+            ev.detail = "platform administrator".into();
+        }
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(UserView::from(&user))
+    }
+
+    /// Changes a user's name, disabled flag or administrator flag. Disabling ends every
+    /// session; the last active administrator cannot be disabled or demoted.
+    pub fn update_user(&self, actor: &Actor, id: UserId, patch: UserPatch) -> OpsResult<UserView> {
+        require_platform_admin(actor)?;
+        if let Some(n) = &patch.name {
+            check_display_name(n).map_err(|p| invalid("name", p.0))?;
+        }
+        let tx = self.store.write()?;
+        let mut u = records::get_user(&tx, id)?.ok_or(OpsError::NotFound("user"))?;
+        let losing_admin = u.platform_admin
+            && !u.disabled
+            && (patch.disabled == Some(true) || patch.platform_admin == Some(false));
+        if losing_admin && count_active_admins(&tx)? <= 1 {
+            return Err(OpsError::Conflict(
+                "this is the last active platform administrator; make someone else one first"
+                    .into(),
+            ));
+        }
+        if let Some(n) = patch.name {
+            u.name = n.trim().to_string();
+        }
+        if let Some(d) = patch.disabled {
+            u.disabled = d;
+            if d {
+                for s in records::list_user_sessions(&tx, u.id)? {
+                    records::delete_session(&tx, &s)?;
+                }
+            }
+        }
+        if let Some(a) = patch.platform_admin {
+            u.platform_admin = a;
+        }
+        records::update_user(&tx, &u)?;
+        let mut ev = self.event(actor, "user.update", &u.email, None);
+        ev.detail = format!(
+            "disabled={} platform_admin={}",
+            u.disabled, u.platform_admin
+        );
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(UserView::from(&u))
+    }
+
+    /// Sets a new password for someone (platform administrators) and ends their sessions.
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        input: PasswordReset,
+    ) -> OpsResult<()> {
+        require_platform_admin(actor)?;
+        let email = {
+            let r = self.store.read()?;
+            records::get_user(&r, id)?
+                .ok_or(OpsError::NotFound("user"))?
+                .email
+        };
+        check_password(&input.password, &email, self.settings.password_min_length)
+            .map_err(|p| invalid("password", p.to_string()))?;
+        let hash = hash_password(input.password, self.fast_hashing).await?;
+        let tx = self.store.write()?;
+        let mut u = records::get_user(&tx, id)?.ok_or(OpsError::NotFound("user"))?;
+        u.password_hash = hash;
+        u.password_changed_at = Some(self.now());
+        records::update_user(&tx, &u)?;
+        for s in records::list_user_sessions(&tx, u.id)? {
+            records::delete_session(&tx, &s)?;
+        }
+        records::append_audit(
+            &tx,
+            &self.event(actor, "user.password.reset", &u.email, None),
+        )?;
+        self.commit(tx, &[])
+    }
+
+    /// The id of the user with this e-mail, for the shell commands.
+    pub fn user_id_by_email(&self, email: &str) -> OpsResult<Option<UserId>> {
+        let email = normalize_email(email).map_err(|p| invalid("email", p.0))?;
+        Ok(records::user_by_email(&self.store.read()?, &email)?.map(|u| u.id))
+    }
+}
+
+/// A uniqueness clash found by the store is the caller's 409, not a server fault.
+pub(crate) fn conflict_as_409(e: crate::store::StoreError) -> OpsError {
+    match e {
+        crate::store::StoreError::Conflict(what) => {
+            OpsError::Conflict(format!("{what} already exists"))
+        }
+        other => OpsError::Store(other),
+    }
+}

@@ -1,0 +1,339 @@
+//! Workspaces and their members. Creating one records it as `Pending` for the reconciler;
+//! a plan change is checked against what the workspace holds (projects, members, project
+//! quotas) and bumps the generation; deleting moves it to `Deleting`, and the reconciler
+//! removes the record once the host objects are gone.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::authz::{org_for, workspace_for, workspace_standing};
+use super::users::conflict_as_409;
+use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::names::check_resource_name;
+use crate::domain::plan::check_project_quotas_fit;
+use crate::domain::policy::{self, Action};
+use crate::domain::*;
+use crate::store::{Reader, records};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkspace {
+    /// DNS label, unique in the organization.
+    pub name: String,
+    /// A plan id, e.g. `starter`.
+    pub plan: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    pub plan: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkspaceView {
+    #[serde(flatten)]
+    pub workspace: Workspace,
+    pub plan: Plan,
+    pub projects: u64,
+    pub members: u64,
+    /// The caller's workspace role, if they have one.
+    pub my_role: Option<WorkspaceRole>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkspaceMemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: WorkspaceRole,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceRoleInput {
+    pub role: WorkspaceRole,
+}
+
+pub(crate) fn plan_for(r: &impl Reader, id: &str, field: &'static str) -> OpsResult<Plan> {
+    records::get_plan(r, id)?.ok_or_else(|| invalid(field, format!("there is no plan {id:?}")))
+}
+
+impl Ops {
+    fn workspace_view(
+        &self,
+        r: &impl Reader,
+        actor: &Actor,
+        ws: Workspace,
+    ) -> OpsResult<WorkspaceView> {
+        let plan = plan_for(r, &ws.plan_id, "plan")?;
+        let projects = records::list_workspace_projects(r, ws.id, None, usize::MAX)?.len() as u64;
+        let members = records::list_workspace_members(r, ws.id)?.len() as u64;
+        let my_role = records::get_workspace_member(r, ws.id, actor.user_id)?.map(|m| m.role);
+        Ok(WorkspaceView {
+            workspace: ws,
+            plan,
+            projects,
+            members,
+            my_role,
+        })
+    }
+
+    pub fn create_workspace(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        input: NewWorkspace,
+    ) -> OpsResult<WorkspaceView> {
+        check_resource_name(&input.name).map_err(|p| invalid("name", p.0))?;
+        let tx = self.store.write()?;
+        let o = org_for(&tx, actor, org, Action::WorkspaceCreate)?;
+        let plan = plan_for(&tx, &input.plan, "plan")?;
+        if plan.retired {
+            return Err(invalid(
+                "plan",
+                format!("plan {:?} is retired; choose another", plan.id),
+            ));
+        }
+        let usage = self.org_usage(&tx, &o)?;
+        if usage.workspaces >= u64::from(usage.max_workspaces) {
+            return Err(OpsError::Conflict(format!(
+                "workspace limit reached: the organization has {} of {} workspaces allowed",
+                usage.workspaces, usage.max_workspaces
+            )));
+        }
+        let now = self.now();
+        let ws = Workspace {
+            id: WorkspaceId::generate(),
+            org_id: org,
+            name: input.name,
+            plan_id: plan.id.clone(),
+            state: WorkspaceState::Pending,
+            observed_phase: None,
+            message: "waiting to be provisioned".into(),
+            generation: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        records::insert_workspace(&tx, &ws).map_err(conflict_as_409)?;
+        let mut ev = self.event(actor, "workspace.create", ws.id, Some(org));
+        ev.detail = format!("name={} plan={}", ws.name, plan.id);
+        records::append_audit(&tx, &ev)?;
+        let view = self.workspace_view(&tx, actor, ws)?;
+        self.commit(tx, &[Change::Workspace(view.workspace.id)])?;
+        Ok(view)
+    }
+
+    /// Workspaces of an organization the caller can see, by name.
+    pub fn list_workspaces(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> OpsResult<Page<WorkspaceView>> {
+        let r = self.store.read()?;
+        org_for(&r, actor, org, Action::OrgRead)?;
+        let sees_all = policy::allows(
+            &super::authz::org_standing(&r, actor, org)?,
+            Action::WorkspaceListAll,
+        );
+        let mut views = Vec::new();
+        let mut cursor = after.map(str::to_string);
+        // Scan in batches, keeping only visible workspaces, until the page is full.
+        loop {
+            let batch = records::list_org_workspaces(&r, org, cursor.as_deref(), 200)?;
+            let done = batch.len() < 200;
+            cursor = batch.last().map(|w| w.name.clone());
+            for ws in batch {
+                if views.len() > limit {
+                    break;
+                }
+                let visible = sees_all
+                    || policy::allows(&workspace_standing(&r, actor, &ws)?, Action::WorkspaceRead);
+                if visible {
+                    views.push(self.workspace_view(&r, actor, ws)?);
+                }
+            }
+            if done || views.len() > limit {
+                break;
+            }
+        }
+        Ok(page(views, limit, |v: &WorkspaceView| {
+            v.workspace.name.clone()
+        }))
+    }
+
+    pub fn get_workspace(&self, actor: &Actor, id: WorkspaceId) -> OpsResult<WorkspaceView> {
+        let r = self.store.read()?;
+        let ws = workspace_for(&r, actor, id, Action::WorkspaceRead)?;
+        self.workspace_view(&r, actor, ws)
+    }
+
+    /// Moves a workspace to another plan after checking that what it holds fits.
+    pub fn change_plan(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+        patch: WorkspacePatch,
+    ) -> OpsResult<WorkspaceView> {
+        let tx = self.store.write()?;
+        let mut ws = workspace_for(&tx, actor, id, Action::WorkspaceChangePlan)?;
+        if ws.state == WorkspaceState::Deleting {
+            return Err(OpsError::Conflict("the workspace is being deleted".into()));
+        }
+        let plan = plan_for(&tx, &patch.plan, "plan")?;
+        if plan.id == ws.plan_id {
+            return self.workspace_view(&tx, actor, ws);
+        }
+        if plan.retired {
+            return Err(invalid(
+                "plan",
+                format!("plan {:?} is retired; choose another", plan.id),
+            ));
+        }
+        let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
+        if projects.len() as u64 > u64::from(plan.max_projects) {
+            return Err(OpsError::Conflict(format!(
+                "plan {:?} allows {} projects; the workspace has {}",
+                plan.id,
+                plan.max_projects,
+                projects.len()
+            )));
+        }
+        let members = records::list_workspace_members(&tx, ws.id)?.len();
+        if members as u64 > u64::from(plan.max_members) {
+            return Err(OpsError::Conflict(format!(
+                "plan {:?} allows {} workspace members; the workspace has {members}",
+                plan.id, plan.max_members
+            )));
+        }
+        let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
+        check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
+            OpsError::Conflict(format!(
+                "the projects' quotas do not fit in plan {:?}: {e}",
+                plan.id
+            ))
+        })?;
+        let old = std::mem::replace(&mut ws.plan_id, plan.id.clone());
+        ws.generation += 1;
+        ws.updated_at = self.now();
+        records::update_workspace(&tx, &ws)?;
+        let mut ev = self.event(actor, "workspace.plan.change", ws.id, Some(ws.org_id));
+        ev.detail = format!("{old} -> {}", plan.id);
+        records::append_audit(&tx, &ev)?;
+        let view = self.workspace_view(&tx, actor, ws)?;
+        self.commit(tx, &[Change::Workspace(id)])?;
+        Ok(view)
+    }
+
+    /// Marks a workspace for deletion; the reconciler tears it down and removes the record.
+    pub fn delete_workspace(&self, actor: &Actor, id: WorkspaceId) -> OpsResult<WorkspaceView> {
+        let tx = self.store.write()?;
+        let mut ws = workspace_for(&tx, actor, id, Action::WorkspaceDelete)?;
+        if ws.state != WorkspaceState::Deleting {
+            ws.state = WorkspaceState::Deleting;
+            ws.message = "deletion requested".into();
+            ws.generation += 1;
+            ws.updated_at = self.now();
+            records::update_workspace(&tx, &ws)?;
+            records::append_audit(
+                &tx,
+                &self.event(actor, "workspace.delete", ws.id, Some(ws.org_id)),
+            )?;
+        }
+        let view = self.workspace_view(&tx, actor, ws)?;
+        self.commit(tx, &[Change::Workspace(id)])?;
+        Ok(view)
+    }
+
+    pub fn list_workspace_members(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+    ) -> OpsResult<Vec<WorkspaceMemberView>> {
+        let r = self.store.read()?;
+        workspace_for(&r, actor, id, Action::WorkspaceRead)?;
+        let mut out = Vec::new();
+        for m in records::list_workspace_members(&r, id)? {
+            if let Some(u) = records::get_user(&r, m.user_id)? {
+                out.push(WorkspaceMemberView {
+                    user_id: u.id,
+                    email: u.email,
+                    name: u.name,
+                    role: m.role,
+                    added_at: m.added_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds or changes a workspace member; they must belong to the organization.
+    pub fn put_workspace_member(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+        user: UserId,
+        input: WorkspaceRoleInput,
+    ) -> OpsResult<WorkspaceMemberView> {
+        let tx = self.store.write()?;
+        let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
+        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("user"))?;
+        if records::get_membership(&tx, ws.org_id, user)?.is_none() {
+            return Err(invalid(
+                "user_id",
+                format!("{} is not a member of the organization", u.email),
+            ));
+        }
+        let existing = records::get_workspace_member(&tx, id, user)?;
+        if existing.is_none() {
+            let plan = plan_for(&tx, &ws.plan_id, "plan")?;
+            let n = records::list_workspace_members(&tx, id)?.len();
+            if n as u64 >= u64::from(plan.max_members) {
+                return Err(OpsError::Conflict(format!(
+                    "member limit reached: plan {:?} allows {} workspace members; {n} in use",
+                    plan.id, plan.max_members
+                )));
+            }
+        }
+        let m = WorkspaceMember {
+            workspace_id: id,
+            user_id: user,
+            role: input.role,
+            added_at: existing.map_or(self.now(), |e| e.added_at),
+        };
+        records::put_workspace_member(&tx, &m)?;
+        let mut ev = self.event(actor, "workspace.member.put", &u.email, Some(ws.org_id));
+        ev.detail = format!("{} {}", ws.id, input.role.as_str());
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Members(id)])?;
+        Ok(WorkspaceMemberView {
+            user_id: u.id,
+            email: u.email,
+            name: u.name,
+            role: m.role,
+            added_at: m.added_at,
+        })
+    }
+
+    pub fn remove_workspace_member(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+        user: UserId,
+    ) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
+        records::get_workspace_member(&tx, id, user)?
+            .ok_or(OpsError::NotFound("workspace member"))?;
+        records::delete_workspace_member(&tx, id, user)?;
+        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
+        let mut ev = self.event(actor, "workspace.member.remove", label, Some(ws.org_id));
+        ev.detail = ws.id.to_string();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[Change::Members(id)])
+    }
+}

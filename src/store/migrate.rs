@@ -1,0 +1,136 @@
+//! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
+//! the per-organization audit index, built from the existing log. Each step runs in one
+//! write transaction with the version bump, so a crash mid-migration leaves the old schema.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::tables::*;
+use super::{StoreError, codec};
+use crate::domain::AuditEvent;
+
+/// The schema this binary reads and writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+const VERSION_KEY: &str = "schema_version";
+
+/// Creates every table in a new database and records the schema version.
+pub fn initialize(db: &Database) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    create_tables(&tx)?;
+    set_version(&tx, SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(META)?;
+    tx.open_table(USERS)?;
+    tx.open_table(USERS_BY_EMAIL)?;
+    tx.open_table(ORGS)?;
+    tx.open_table(ORGS_BY_NAME)?;
+    tx.open_table(MEMBERSHIPS)?;
+    tx.open_table(MEMBERSHIPS_BY_USER)?;
+    tx.open_table(INVITATIONS)?;
+    tx.open_table(INVITATIONS_BY_DIGEST)?;
+    tx.open_table(INVITATIONS_BY_ORG)?;
+    tx.open_table(WORKSPACES)?;
+    tx.open_table(WORKSPACES_BY_ORG_NAME)?;
+    tx.open_table(WORKSPACE_MEMBERS)?;
+    tx.open_table(WORKSPACE_MEMBERS_BY_USER)?;
+    tx.open_table(PROJECTS)?;
+    tx.open_table(PROJECTS_BY_WS_NAME)?;
+    tx.open_table(PROJECT_MEMBERS)?;
+    tx.open_table(PROJECT_MEMBERS_BY_USER)?;
+    tx.open_table(PLANS)?;
+    tx.open_table(SESSIONS)?;
+    tx.open_table(SESSIONS_BY_USER)?;
+    tx.open_table(TOKENS)?;
+    tx.open_table(TOKENS_BY_DIGEST)?;
+    tx.open_table(TOKENS_BY_USER)?;
+    tx.open_table(AUDIT)?;
+    tx.open_table(AUDIT_BY_ORG)?;
+    Ok(())
+}
+
+fn set_version(tx: &WriteTransaction, v: u32) -> Result<(), StoreError> {
+    tx.open_table(META)?
+        .insert(VERSION_KEY, v.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+pub fn schema_version(db: &Database) -> Result<u32, StoreError> {
+    schema_version_in(&db.begin_read()?)
+}
+
+pub fn schema_version_in(tx: &ReadTransaction) -> Result<u32, StoreError> {
+    let meta = tx.open_table(META).map_err(|e| StoreError::Corrupt {
+        table: "meta-v1".into(),
+        key: VERSION_KEY.into(),
+        why: format!("not a kaas database: {e}"),
+    })?;
+    let raw = meta.get(VERSION_KEY)?.ok_or_else(|| StoreError::Corrupt {
+        table: "meta-v1".into(),
+        key: VERSION_KEY.into(),
+        why: "no schema version recorded".into(),
+    })?;
+    let bytes: [u8; 4] = raw.value().try_into().map_err(|_| StoreError::Corrupt {
+        table: "meta-v1".into(),
+        key: VERSION_KEY.into(),
+        why: "schema version is not 4 bytes".into(),
+    })?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+/// Where the pre-migration copy goes: beside the file, named after the old version.
+pub fn backup_path(db_path: &Path, from: u32) -> PathBuf {
+    let stamp = jiff::Timestamp::now().as_second();
+    let mut name = db_path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".pre-schema-{from}-{stamp}.bak"));
+    db_path.with_file_name(name)
+}
+
+/// Runs every step from `from` up to [`SCHEMA_VERSION`].
+pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
+    let mut v = from;
+    while v < SCHEMA_VERSION {
+        let tx = db.begin_write()?;
+        create_tables(&tx)?;
+        match v {
+            1 => v1_to_v2(&tx)?,
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "no migration from schema {other}"
+                )));
+            }
+        }
+        v += 1;
+        set_version(&tx, v)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Schema 2 indexes the audit log by organization.
+fn v1_to_v2(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let audit = tx.open_table(AUDIT)?;
+    let mut index = tx.open_table(AUDIT_BY_ORG)?;
+    for row in audit.iter()? {
+        let (k, v) = row?;
+        let id = k.value();
+        let ev: AuditEvent = codec::decode(v.value(), "audit-v1", &id)?;
+        if let Some(org) = ev.org_id {
+            index.insert((org.0, id), ())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) fn force_version(db: &Database, v: u32) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    set_version(&tx, v)?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Every redb table kaas has, in one place. Names carry a version suffix: a change to a
+//! table's key or value layout gets a new name and a migration, never an in-place
+//! reinterpretation. Values are `codec`-encoded records; index tables map a lookup key to
+//! a record id (or to `()` where the key already holds everything).
+
+use redb::TableDefinition;
+
+/// Small facts about the database itself: schema version, setup token.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
+
+pub const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users-v1");
+/// Normalised e-mail → user id (uniqueness).
+pub const USERS_BY_EMAIL: TableDefinition<&str, u128> = TableDefinition::new("users-by-email-v1");
+
+pub const ORGS: TableDefinition<u128, &[u8]> = TableDefinition::new("orgs-v1");
+/// Organization name → id (uniqueness, listing by name).
+pub const ORGS_BY_NAME: TableDefinition<&str, u128> = TableDefinition::new("orgs-by-name-v1");
+
+/// (org, user) → membership.
+pub const MEMBERSHIPS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("memberships-v1");
+/// (user, org) → () : a user's organizations.
+pub const MEMBERSHIPS_BY_USER: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("memberships-by-user-v1");
+
+pub const INVITATIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("invitations-v1");
+pub const INVITATIONS_BY_DIGEST: TableDefinition<[u8; 32], u128> =
+    TableDefinition::new("invitations-by-digest-v1");
+/// (org, invitation) → ().
+pub const INVITATIONS_BY_ORG: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("invitations-by-org-v1");
+
+pub const WORKSPACES: TableDefinition<u128, &[u8]> = TableDefinition::new("workspaces-v1");
+/// (org, workspace name) → workspace id (uniqueness per org, listing by name).
+pub const WORKSPACES_BY_ORG_NAME: TableDefinition<(u128, &str), u128> =
+    TableDefinition::new("workspaces-by-org-name-v1");
+
+/// (workspace, user) → workspace member.
+pub const WORKSPACE_MEMBERS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("workspace-members-v1");
+/// (user, workspace) → ().
+pub const WORKSPACE_MEMBERS_BY_USER: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("workspace-members-by-user-v1");
+
+pub const PROJECTS: TableDefinition<u128, &[u8]> = TableDefinition::new("projects-v1");
+/// (workspace, project name) → project id.
+pub const PROJECTS_BY_WS_NAME: TableDefinition<(u128, &str), u128> =
+    TableDefinition::new("projects-by-ws-name-v1");
+
+/// (project, user) → project member.
+pub const PROJECT_MEMBERS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("project-members-v1");
+/// (user, project) → ().
+pub const PROJECT_MEMBERS_BY_USER: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("project-members-by-user-v1");
+
+/// Plan id → plan.
+pub const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("plans-v1");
+
+/// Session secret digest → session.
+pub const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions-v1");
+/// (user, session id) → session secret digest.
+pub const SESSIONS_BY_USER: TableDefinition<(u128, u128), [u8; 32]> =
+    TableDefinition::new("sessions-by-user-v1");
+
+pub const TOKENS: TableDefinition<u128, &[u8]> = TableDefinition::new("api-tokens-v1");
+pub const TOKENS_BY_DIGEST: TableDefinition<[u8; 32], u128> =
+    TableDefinition::new("api-tokens-by-digest-v1");
+/// (user, token) → ().
+pub const TOKENS_BY_USER: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("api-tokens-by-user-v1");
+
+/// Event id (a ULID, so time-ordered) → event. Append-only.
+pub const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit-v1");
+/// (org, event id) → (). Added in schema 2.
+pub const AUDIT_BY_ORG: TableDefinition<(u128, u128), ()> = TableDefinition::new("audit-by-org-v1");

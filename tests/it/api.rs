@@ -1,0 +1,757 @@
+//! The JSON API through the router: the tenancy journey, sessions and tokens, and every kind
+//! of bad input answered precisely with nothing stored.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use jiff::SignedDuration;
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn setup_link_creates_the_first_admin_once() {
+    let app = TestApp::new();
+    let token = app
+        .ops()
+        .prepare_setup()
+        .unwrap()
+        .expect("no users yet, so a token");
+    let body = json!({"token": "wrong", "email": "root@example.com", "name": "Root", "password": PASSWORD});
+    let r = app.call("POST", "/setup", &Auth::None, Some(body)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let weak = json!({"token": token, "email": "root@example.com", "name": "Root", "password": "password123"});
+    let r = app.call("POST", "/setup", &Auth::None, Some(weak)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.field(), "password");
+
+    let good =
+        json!({"token": token, "email": "Root@Example.com", "name": "Root", "password": PASSWORD});
+    let r = app
+        .call("POST", "/setup", &Auth::None, Some(good.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["email"], "root@example.com");
+    assert_eq!(r.body["platform_admin"], true);
+    // Single use.
+    let r = app.call("POST", "/setup", &Auth::None, Some(good)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(app.ops().prepare_setup().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tenancy_journey_through_the_api() {
+    let app = TestApp::new();
+    let (_, admin) = app.user("admin@example.com", true).await;
+    let (_, ada) = app.user("ada@example.com", false).await;
+    let ada = bearer(&ada);
+
+    let r = app
+        .call(
+            "POST",
+            "/orgs",
+            &ada,
+            Some(json!({"name": "acme", "display_name": "Acme Inc"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["my_role"], "owner");
+    let org = r.body["id"].as_str().unwrap().to_string();
+
+    // Invite bob; he accepts by creating his account.
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/invitations"),
+            &ada,
+            Some(json!({"email": "bob@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let inv_token = r.body["token"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            "/invitations/lookup",
+            &Auth::None,
+            Some(json!({"token": inv_token})),
+        )
+        .await;
+    assert_eq!(r.body["org_name"], "acme");
+    assert_eq!(r.body["account_exists"], false);
+    let r = app
+        .call(
+            "POST",
+            "/invitations/accept",
+            &Auth::None,
+            Some(json!({"token": inv_token, "name": "Bob", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let bob_id = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            "/invitations/accept",
+            &Auth::None,
+            Some(json!({"token": inv_token, "name": "Bob", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "an invitation is single-use"
+    );
+    let bob = app.login("bob@example.com").await;
+
+    // Workspace and project.
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &ada,
+            Some(json!({"name": "prod", "plan": "starter"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["state"], "Pending");
+    let ws = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call("POST", &format!("/workspaces/{ws}/projects"), &ada,
+            Some(json!({"name": "web", "quota": {"cpu_millis": 1500, "memory_mib": 1024, "storage_gib": 5, "pods": 10}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let project = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call("POST", &format!("/workspaces/{ws}/projects"), &ada,
+            Some(json!({"name": "api", "quota": {"cpu_millis": 1000, "memory_mib": 1024, "storage_gib": 1, "pods": 1}})))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only 500 left"),
+        "{:?}",
+        r.body
+    );
+
+    // Bob sees the org but not the workspace until he is given a role.
+    let r = app
+        .call("GET", &format!("/workspaces/{ws}"), &bob, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            "PUT",
+            &format!("/projects/{project}/members/{bob_id}"),
+            &ada,
+            Some(json!({"role": "developer"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app
+        .call("GET", &format!("/workspaces/{ws}/projects"), &bob, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .call("DELETE", &format!("/projects/{project}"), &bob, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Plan change refused while the project's quota would not fit... premium fits.
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{ws}"),
+            &ada,
+            Some(json!({"plan": "premium"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["generation"], 2);
+
+    // The audit log saw it all, and the org admin can filter it.
+    let r = app
+        .call(
+            "GET",
+            &format!("/audit?org={org}&action=workspace."),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["workspace.plan.change", "workspace.create"]);
+    let r = app
+        .call("GET", "/audit?action=auth.login", &bearer(&admin), None)
+        .await;
+    assert_eq!(r.body["items"][0]["actor_label"], "bob@example.com");
+
+    // Deleting moves to Deleting.
+    let r = app
+        .call("DELETE", &format!("/workspaces/{ws}"), &ada, None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["state"], "Deleting");
+}
+
+#[tokio::test]
+async fn pagination_walks_every_item_once() {
+    let app = TestApp::new();
+    let (_, a) = app.user("a@example.com", false).await;
+    let a = bearer(&a);
+    app.ops()
+        .set_org_limits(
+            &shell(),
+            {
+                let r = app
+                    .call("POST", "/orgs", &a, Some(json!({"name": "big"})))
+                    .await;
+                r.body["id"].as_str().unwrap().parse().unwrap()
+            },
+            kaas::domain::OrgLimits {
+                max_workspaces: Some(100),
+                max_members: None,
+            },
+        )
+        .unwrap();
+    let org = app.call("GET", "/orgs", &a, None).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..7 {
+        let r = app
+            .call(
+                "POST",
+                &format!("/orgs/{org}/workspaces"),
+                &a,
+                Some(json!({"name": format!("ws-{i}"), "plan": "starter"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map_or(String::new(), |c| format!("&cursor={c}"));
+        let r = app
+            .call(
+                "GET",
+                &format!("/orgs/{org}/workspaces?limit=3{q}"),
+                &a,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        for w in r.body["items"].as_array().unwrap() {
+            seen.push(w["name"].as_str().unwrap().to_string());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("ws-{i}")).collect::<Vec<_>>());
+    let r = app
+        .call(
+            "GET",
+            &format!("/orgs/{org}/workspaces?limit=abc"),
+            &a,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.field(), "limit");
+}
+
+#[tokio::test]
+async fn bad_input_gets_precise_errors_and_changes_nothing() {
+    let app = TestApp::new();
+    let (_, t) = app.user("a@example.com", false).await;
+    let a = bearer(&t);
+    let r = app
+        .call("POST", "/orgs", &a, Some(json!({"name": "acme"})))
+        .await;
+    let org = r.body["id"].as_str().unwrap().to_string();
+
+    // Malformed JSON.
+    let req = Request::post("/api/v1/orgs")
+        .header(header::AUTHORIZATION, format!("Bearer {t}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"name\": "))
+        .unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+    // Wrong content type.
+    let req = Request::post("/api/v1/orgs")
+        .header(header::AUTHORIZATION, format!("Bearer {t}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("name=x"))
+        .unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Oversize body (the test router allows 64 KiB).
+    let big = json!({"name": "x".repeat(100_000)});
+    let r = app.call("POST", "/orgs", &a, Some(big)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    // Unknown field, named — also nested.
+    let r = app
+        .call(
+            "POST",
+            "/orgs",
+            &a,
+            Some(json!({"name": "x", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", "colour")
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &a,
+            Some(json!({"name": "w", "plan": "starter"})),
+        )
+        .await;
+    let ws = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call("POST", &format!("/workspaces/{ws}/projects"), &a, Some(json!({"name": "p", "quota": {"cpu_millis": 1, "memory_mib": 1, "storage_gib": 1, "pods": 1, "gpus": 1}})))
+        .await;
+    assert_eq!((r.code(), r.field()), ("unknown_field", "quota.gpus"));
+    // Wrong type, named.
+    let r = app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/projects"),
+            &a,
+            Some(json!({"name": "p", "quota": {"cpu_millis": "lots"}})),
+        )
+        .await;
+    assert_eq!((r.code(), r.field()), ("invalid", "quota.cpu_millis"));
+    // Invalid names.
+    for bad in ["Acme", "-x", "a_b", ""] {
+        let r = app
+            .call("POST", "/orgs", &a, Some(json!({"name": bad})))
+            .await;
+        assert_eq!(
+            (r.status, r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "name"),
+            "{bad}"
+        );
+    }
+    let r = app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/projects"),
+            &a,
+            Some(json!({"name": "kube-system"})),
+        )
+        .await;
+    assert_eq!(r.field(), "name");
+    // Duplicates.
+    let r = app
+        .call("POST", "/orgs", &a, Some(json!({"name": "acme"})))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &a,
+            Some(json!({"name": "w", "plan": "starter"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    // Unknown plan.
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &a,
+            Some(json!({"name": "w2", "plan": "gold"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "plan")
+    );
+    // Nothing of the failures was stored.
+    let r = app.call("GET", "/orgs", &a, None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .call("GET", &format!("/orgs/{org}/workspaces"), &a, None)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .call("GET", &format!("/workspaces/{ws}/projects"), &a, None)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    // Unknown route, malformed id.
+    let r = app.call("GET", "/nope", &a, None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    let r = app.call("GET", "/workspaces/org_123", &a, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn credentials_missing_wrong_or_expired() {
+    let app = TestApp::new();
+    let (_, t) = app.user("a@example.com", false).await;
+    let r = app.call("GET", "/me", &Auth::None, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+    let r = app.call("GET", "/me", &bearer("kaas_nope"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app.call("GET", "/me", &bearer(&t), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    app.clock.advance(SignedDuration::from_hours(31 * 24));
+    let r = app.call("GET", "/me", &bearer(&t), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[tokio::test]
+async fn sessions_need_csrf_expire_and_are_capped() {
+    let app = TestApp::new();
+    app.user("a@example.com", false).await;
+    let s1 = app.login("a@example.com").await;
+    let Auth::Cookie { cookie, csrf } = s1.clone() else {
+        unreachable!()
+    };
+    // Reads need no CSRF token; writes do, and it must match.
+    assert_eq!(
+        app.call("GET", "/me", &s1, None).await.status,
+        StatusCode::OK
+    );
+    let no_csrf = Auth::Cookie {
+        cookie: cookie.clone(),
+        csrf: None,
+    };
+    let r = app
+        .call("POST", "/orgs", &no_csrf, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf"));
+    let wrong = Auth::Cookie {
+        cookie: cookie.clone(),
+        csrf: Some("nope".into()),
+    };
+    let r = app
+        .call("POST", "/orgs", &wrong, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf"));
+    let r = app
+        .call("POST", "/orgs", &s1, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.body["id"].is_string() && csrf.is_some());
+    let r = app.call("GET", "/orgs", &no_csrf, None).await;
+    assert_eq!(
+        r.body["items"].as_array().unwrap().len(),
+        1,
+        "the failed writes stored nothing"
+    );
+
+    // At the cap (3) the oldest session ends.
+    let s2 = app.login("a@example.com").await;
+    let s3 = app.login("a@example.com").await;
+    let s4 = app.login("a@example.com").await;
+    assert_eq!(
+        app.call("GET", "/me", &s1, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    for s in [&s2, &s3, &s4] {
+        assert_eq!(app.call("GET", "/me", s, None).await.status, StatusCode::OK);
+    }
+    let r = app.call("GET", "/me/sessions", &s4, None).await;
+    let list = r.body.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    // Revoke one; log out another.
+    let victim = list[0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.call("DELETE", &format!("/me/sessions/{victim}"), &s4, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/me", &s2, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call("POST", "/auth/logout", &s3, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/me", &s3, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Idle expiry (12 h by default).
+    app.clock.advance(SignedDuration::from_hours(13));
+    let r = app.call("GET", "/me", &s4, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_throttling_slows_guessing() {
+    let app = TestApp::new();
+    app.user("a@example.com", false).await;
+    let wrong = json!({"email": "a@example.com", "password": "not the password"});
+    for _ in 0..5 {
+        let r = app
+            .call("POST", "/auth/login", &Auth::None, Some(wrong.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"email": "a@example.com", "password": PASSWORD});
+    let r = app
+        .call("POST", "/auth/login", &Auth::None, Some(right.clone()))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled")
+    );
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    app.clock.advance(SignedDuration::from_secs(5));
+    let r = app
+        .call("POST", "/auth/login", &Auth::None, Some(right))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the real user gets in after the wait: {:?}",
+        r.body
+    );
+    // Failed logins are audited.
+    let (_, admin) = app.user("root@example.com", true).await;
+    let r = app
+        .call("GET", "/audit?action=auth.login", &bearer(&admin), None)
+        .await;
+    let failures = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .count();
+    assert_eq!(failures, 5);
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_scoped_and_revocable() {
+    let app = TestApp::new();
+    let (_, t) = app.user("a@example.com", false).await;
+    let a = bearer(&t);
+    let r = app
+        .call(
+            "POST",
+            "/me/tokens",
+            &a,
+            Some(json!({"name": "ci", "scope": "read-only", "expires_in_days": 7})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let ro = r.body["secret"].as_str().unwrap().to_string();
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert!(ro.starts_with("kaas_"));
+    let r = app.call("GET", "/me/tokens", &a, None).await;
+    assert!(
+        !r.body.to_string().contains(&ro),
+        "secrets are never listed"
+    );
+    assert_eq!(
+        app.call("GET", "/orgs", &bearer(&ro), None).await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .call("POST", "/orgs", &bearer(&ro), Some(json!({"name": "x"})))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .call(
+            "POST",
+            "/me/tokens",
+            &a,
+            Some(json!({"name": "x", "scope": "read-write", "expires_in_days": 9999})),
+        )
+        .await;
+    assert_eq!(r.field(), "expires_in_days");
+    assert_eq!(
+        app.call("DELETE", &format!("/me/tokens/{id}"), &a, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/orgs", &bearer(&ro), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn limits_name_the_limit_and_the_count() {
+    let app = TestApp::new();
+    let (_, t) = app.user("a@example.com", false).await;
+    let a = bearer(&t);
+    let org = app
+        .call("POST", "/orgs", &a, Some(json!({"name": "acme"})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.ops()
+        .set_org_limits(
+            &shell(),
+            org.parse().unwrap(),
+            kaas::domain::OrgLimits {
+                max_workspaces: Some(1),
+                max_members: Some(2),
+            },
+        )
+        .unwrap();
+    app.call(
+        "POST",
+        &format!("/orgs/{org}/workspaces"),
+        &a,
+        Some(json!({"name": "one", "plan": "starter"})),
+    )
+    .await;
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &a,
+            Some(json!({"name": "two", "plan": "starter"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 workspaces"),
+        "{:?}",
+        r.body
+    );
+    app.call(
+        "POST",
+        &format!("/orgs/{org}/invitations"),
+        &a,
+        Some(json!({"email": "b@example.com", "role": "member"})),
+    )
+    .await;
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/invitations"),
+            &a,
+            Some(json!({"email": "c@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 members and 1 pending"),
+        "{:?}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn the_last_owner_and_the_last_admin_stay() {
+    let app = TestApp::new();
+    let (admin_id, admin) = app.user("root@example.com", true).await;
+    let (ada_id, t) = app.user("a@example.com", false).await;
+    let a = bearer(&t);
+    let org = app
+        .call("POST", "/orgs", &a, Some(json!({"name": "acme"})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/orgs/{org}/members/{ada_id}"),
+            &a,
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = app
+        .call("DELETE", &format!("/orgs/{org}/members/{ada_id}"), &a, None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/users/{admin_id}"),
+            &bearer(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_route() {
+    let app = TestApp::new();
+    let r = app.call("GET", "/openapi.json", &Auth::None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = r.body["paths"].as_object().unwrap();
+    assert_eq!(r.body["servers"][0]["url"], "/api/v1");
+    for p in [
+        "/orgs",
+        "/workspaces/{ws}",
+        "/projects/{project}/members/{user}",
+        "/audit",
+        "/me/tokens",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the document");
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::new();
+    let req = Request::get("/readyz").body(Body::empty()).unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["database"], "ok");
+    app.call("GET", "/me", &Auth::None, None).await;
+    let r = app
+        .raw(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = r.body.as_str().unwrap_or_default();
+    assert!(text.contains("kaas_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/api/v1/me\""), "{text}");
+}

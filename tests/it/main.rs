@@ -1,0 +1,5 @@
+//! kaas integration tests: one binary, modules by surface.
+
+mod api;
+mod authz;
+mod support;

@@ -1,0 +1,203 @@
+//! Test fixtures: an in-process app (router driven with `oneshot`, in-memory store, manual
+//! clock, cheap password hashing) and helpers to make users, tokens and requests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use kaas::clock::ManualClock;
+use kaas::domain::{TokenScope, UserId};
+use kaas::ops::tokens::NewToken;
+use kaas::ops::users::NewUser;
+use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::state::{AppInner, AppState};
+use kaas::store::Store;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    Cookie {
+        cookie: String,
+        csrf: Option<String>,
+    },
+}
+
+pub struct Res {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl Res {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or("")
+    }
+}
+
+pub fn shell() -> Actor {
+    Actor {
+        user_id: UserId(0),
+        email: "shell".into(),
+        platform_admin: true,
+        via: AuthVia::Shell,
+        source: "test".into(),
+    }
+}
+
+impl TestApp {
+    pub fn new() -> TestApp {
+        Self::with_settings(Settings::default())
+    }
+
+    pub fn with_settings(settings: Settings) -> TestApp {
+        let clock = ManualClock::new(Timestamp::from_second(1_790_000_000).expect("valid time"));
+        let store = Store::in_memory().expect("in-memory store");
+        let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), settings).with_fast_hashing();
+        ops.seed_plans().expect("seed plans");
+        let state = AppState::new(AppInner {
+            ops,
+            secure_cookies: false,
+            public_url: "http://kaas.test".into(),
+            started: Instant::now(),
+        });
+        TestApp {
+            router: kaas::app::router(state.clone(), 64 * 1024),
+            state,
+            clock,
+        }
+    }
+
+    pub fn ops(&self) -> &Ops {
+        &self.state.ops
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Res {
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Res {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, auth: &Auth, body: Option<Value>) -> Res {
+        let mut b = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(format!("/api/v1{path}"));
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Cookie { cookie, csrf } => {
+                b = b.header(header::COOKIE, cookie.clone());
+                if let Some(c) = csrf {
+                    b = b.header("x-csrf-token", c.clone());
+                }
+            }
+        }
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        }
+        .expect("request");
+        self.raw(req).await
+    }
+
+    /// Creates a user directly and returns it with a read-write API token.
+    pub async fn user(&self, email: &str, admin: bool) -> (UserId, String) {
+        let u = self
+            .ops()
+            .create_user(
+                &shell(),
+                NewUser {
+                    email: email.into(),
+                    name: email.split('@').next().unwrap_or("x").into(),
+                    password: PASSWORD.into(),
+                    platform_admin: admin,
+                },
+            )
+            .await
+            .expect("create user");
+        let actor = Actor {
+            user_id: u.id,
+            email: u.email.clone(),
+            platform_admin: admin,
+            via: AuthVia::Shell,
+            source: "test".into(),
+        };
+        let t = self
+            .ops()
+            .create_token(
+                &actor,
+                NewToken {
+                    name: "test".into(),
+                    scope: TokenScope::ReadWrite,
+                    expires_in_days: Some(30),
+                },
+            )
+            .expect("token");
+        (u.id, t.secret)
+    }
+
+    /// Signs in with the password and returns the cookie and CSRF token.
+    pub async fn login(&self, email: &str) -> Auth {
+        let r = self
+            .call(
+                "POST",
+                "/auth/login",
+                &Auth::None,
+                Some(serde_json::json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login failed: {:?}", r.body);
+        let set = r
+            .headers
+            .get(header::SET_COOKIE)
+            .expect("cookie set")
+            .to_str()
+            .expect("ascii");
+        let cookie = set.split(';').next().expect("pair").to_string();
+        Auth::Cookie {
+            cookie,
+            csrf: r.body["csrf_token"].as_str().map(str::to_string),
+        }
+    }
+}
+
+pub fn bearer(t: &str) -> Auth {
+    Auth::Bearer(t.to_string())
+}
