@@ -164,7 +164,9 @@ impl Ops {
         let r = self.store.read()?;
         records::invitation_by_digest(&r, &digest(token))?
             .filter(|i| i.expires_at > self.now())
-            .ok_or({ OpsError::NotFound("invitation (the link was used, revoked or has expired)") })
+            .ok_or(OpsError::NotFound(
+                "invitation (the link was used, revoked or has expired)",
+            ))
     }
 
     pub fn invitation_info(&self, token: &str) -> OpsResult<InvitationInfo> {

@@ -2,4 +2,5 @@
 
 mod api;
 mod authz;
+mod binary;
 mod support;

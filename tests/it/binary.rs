@@ -1,0 +1,345 @@
+//! The real `kaas` binary on a free port, driven over HTTP as an operator would: the setup
+//! link from its output, then admin → organization → workspace → project → API token; the
+//! shell commands; graceful shutdown and restart with the data kept.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kaas");
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub setup_link: Option<String>,
+}
+
+impl Server {
+    /// Starts `kaas serve` on a free loopback port and waits until it says it listens.
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("KAAS_LOG", "warn")
+            .env_remove("KAAS_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kaas starts");
+        let stdout = child.stdout.take().expect("stdout");
+        // Read on a thread: the setup line is printed only on a first start, so a blocking
+        // read for it would hang on a restart.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut base = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while base.is_none() && Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                base = line
+                    .strip_prefix("kaas listening on ")
+                    .map(|a| a.trim().to_string());
+            }
+        }
+        let setup_link = rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .and_then(|l| l.split(" at ").nth(1).map(|s| s.trim().to_string()));
+        Server {
+            child,
+            base: base.expect("kaas printed its address"),
+            setup_link,
+        }
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "kaas did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+async fn json_call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = c.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn operator_journey_against_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let c = client();
+    let r: Value = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["setup_required"], true);
+
+    // The printed setup link serves a form; posting it creates the administrator.
+    let link = server
+        .setup_link
+        .clone()
+        .expect("first start prints a setup link");
+    let page = c.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Create the first platform administrator"),
+        "{html}"
+    );
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let form = [
+        ("token", token.as_str()),
+        ("email", "root@example.com"),
+        ("name", "Root"),
+        ("password", "short"),
+    ];
+    let res = c
+        .post(format!("{}/setup", server.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text().await.unwrap().contains("id=\"password-err\""),
+        "the error sits next to the field"
+    );
+    let form = [
+        ("token", token.as_str()),
+        ("email", "root@example.com"),
+        ("name", "Root"),
+        ("password", "an admin passphrase"),
+    ];
+    let res = c
+        .post(format!("{}/setup", server.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        c.get(&link).send().await.unwrap().status(),
+        410,
+        "the link is single-use"
+    );
+
+    // Sign in with the cookie and the CSRF header, make an API token, then use it.
+    let login: Value = c
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"email": "root@example.com", "password": "an admin passphrase"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = login["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_string();
+    let res = c
+        .post(format!("{}/api/v1/me/tokens", server.base))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "walkthrough", "scope": "read-write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let tok = res.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let api = |p: &str| format!("{}/api/v1{p}", server.base);
+    let (s, org) = json_call(
+        &c,
+        reqwest::Method::POST,
+        api("/orgs"),
+        &tok,
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{org}");
+    let org = org["id"].as_str().unwrap().to_string();
+    let (s, ws) = json_call(
+        &c,
+        reqwest::Method::POST,
+        api(&format!("/orgs/{org}/workspaces")),
+        &tok,
+        Some(json!({"name": "prod", "plan": "standard"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{ws}");
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let (s, p) = json_call(
+        &c,
+        reqwest::Method::POST,
+        api(&format!("/workspaces/{ws}/projects")),
+        &tok,
+        Some(json!({"name": "web"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+
+    // The shell refuses to touch the database while the server has it.
+    let out = Command::new(BIN)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by a running kaas server"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
+
+    assert!(server.stop().success(), "SIGTERM ends kaas cleanly");
+
+    // With the server stopped the shell can create a user; the data survived.
+    let mut child = Command::new(BIN)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops",
+            "--admin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"another admin passphrase\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let server = Server::start(dir.path());
+    assert!(
+        server.setup_link.is_none(),
+        "no setup link once an administrator exists"
+    );
+    let c = client();
+    let (s, list) = json_call(
+        &c,
+        reqwest::Method::GET,
+        format!("{}/api/v1/orgs/{org}/workspaces", server.base),
+        &tok,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["items"][0]["name"], "prod");
+    let res = c
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"email": "ops@example.com", "password": "another admin passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
+fn cli_errors_are_one_line_and_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("kaas.toml");
+    std::fs::write(&bad, "version = 1\n[server]\nlisen = \"x\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.lisen"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let out = Command::new(BIN)
+        .args(["config", "check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(BIN).arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("kaas "));
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("healthcheck"));
+
+    // healthcheck: nothing listening → non-zero with the address named.
+    let cfg = dir.path().join("h.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["healthcheck", "--timeout", "2", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"));
+}
