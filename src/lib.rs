@@ -21,3 +21,4 @@ pub const VERSION: &str = match option_env!("KAAS_BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+pub mod host;

@@ -1,0 +1,16 @@
+//! The host side of kaas, as pure data: typed K3K resources, every derived name, and the
+//! builders of every object kaas keeps on the host cluster and inside each virtual cluster.
+//! Nothing here does I/O; the reconciler applies what these functions return.
+//!
+//! - [`k3k`]: `Cluster` and `VirtualClusterPolicy`, generated from the K3K CRDs.
+//! - [`names`]: names, labels, annotations and the field manager.
+//! - [`desired`]: a workspace's host namespace, policy and Cluster; toleration rules.
+//! - [`nodes`]: labels and taints of dedicated nodes.
+//! - [`tenant`]: ClusterRoles, bindings and project objects inside a virtual cluster.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod desired;
+pub mod k3k;
+pub mod names;
+pub mod nodes;
+pub mod tenant;
