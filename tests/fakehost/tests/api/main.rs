@@ -1,0 +1,11 @@
+//! End-to-end tests of fakehost over real HTTPS, with kube-rs and the real kubectl as
+//! clients. Each test starts its own host on a free port.
+
+mod crds;
+mod faults;
+mod kubectl;
+mod policy;
+mod rest;
+mod ssa;
+mod support;
+mod watch;

@@ -1,0 +1,137 @@
+//! VirtualClusterPolicy: quota and limit land in every bound namespace as `k3k-<policy>`
+//! objects, follow policy edits, go away when the namespace is unbound, and the quota's
+//! `status.used` reflects the pods in the namespace.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::support::{WAIT, policies_resource, start};
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn policy_quota_and_limits_follow_the_policy() {
+    let t = start(Duration::from_millis(20)).await;
+    let policies = Api::<DynamicObject>::all_with(t.client.clone(), &policies_resource());
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy", "metadata": {"name": "plan-small"},
+        "spec": {"quota": {"hard": {"pods": "10", "requests.cpu": "2", "requests.memory": "4Gi"}},
+                 "limit": {"limits": [{"type": "Container", "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]}},
+    }))
+    .expect("policy");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy created");
+    t.namespace("ws-p", json!({"policy.k3k.io/policy-name": "plan-small"}))
+        .await;
+
+    let quotas = Api::<ResourceQuota>::namespaced(t.client.clone(), "ws-p");
+    let limits = Api::<LimitRange>::namespaced(t.client.clone(), "ws-p");
+    let quota = eventually("the quota", async || {
+        quotas.get_opt("k3k-plan-small").await.expect("get")
+    })
+    .await;
+    let labels = quota.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("k3k-policy-controller")
+    );
+    assert_eq!(
+        labels.get("policy.k3k.io/policy-name").map(String::as_str),
+        Some("plan-small")
+    );
+    let owner = quota.metadata.owner_references.unwrap_or_default();
+    assert_eq!(
+        owner.first().map(|o| o.kind.as_str()),
+        Some("VirtualClusterPolicy")
+    );
+    eventually("the limit range", async || {
+        limits.get_opt("k3k-plan-small").await.expect("get")
+    })
+    .await;
+
+    // Usage: the quota controller sums the pods' requests.
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "app"}, "spec": {"containers": [
+        {"name": "a", "image": "nginx", "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+        {"name": "b", "image": "nginx", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
+    ]}}))
+    .expect("pod");
+    Api::<Pod>::namespaced(t.client.clone(), "ws-p")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("pod created");
+    let used = eventually("quota usage", async || {
+        let status = quotas.get("k3k-plan-small").await.expect("get").status?;
+        let used = status.used?;
+        (used.get("pods").map(|q| q.0.as_str()) == Some("1")).then_some(used)
+    })
+    .await;
+    assert_eq!(
+        used.get("requests.cpu").map(|q| q.0.as_str()),
+        Some("1250m")
+    );
+    assert_eq!(
+        used.get("requests.memory").map(|q| q.0.as_str()),
+        Some("1280Mi")
+    );
+
+    // Edits follow: a dropped key disappears, no limit removes the LimitRange.
+    let edit = json!({"spec": {"quota": {"hard": {"pods": "20", "requests.cpu": "2", "requests.memory": null}}, "limit": null}});
+    policies
+        .patch("plan-small", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .expect("policy edited");
+    eventually("the edited quota", async || {
+        let hard = quotas
+            .get("k3k-plan-small")
+            .await
+            .expect("get")
+            .spec?
+            .hard?;
+        (hard.get("pods").map(|q| q.0.as_str()) == Some("20")
+            && !hard.contains_key("requests.memory"))
+        .then_some(())
+    })
+    .await;
+    eventually("the limit range removal", async || {
+        limits
+            .get_opt("k3k-plan-small")
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Unbinding the namespace removes the policy's objects.
+    let unlabel = json!({"metadata": {"labels": {"policy.k3k.io/policy-name": null}}});
+    Api::<Namespace>::all(t.client.clone())
+        .patch("ws-p", &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await
+        .expect("unlabelled");
+    eventually("the quota removal", async || {
+        quotas
+            .get_opt("k3k-plan-small")
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
