@@ -18,6 +18,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::host::connection::{HostConnection, locate_kubeconfig};
+use crate::host::desired::HostSettings;
+use crate::host::reconciler::{Reconciler, ReconcilerHandle, ReconcilerSettings};
 use crate::ops::{Ops, Settings};
 use crate::state::{AppInner, AppState};
 use crate::store::{OpenOutcome, Store};
@@ -38,6 +41,35 @@ pub fn settings_from(cfg: &Config) -> Settings {
         default_max_workspaces: cfg.limits.workspaces_per_org,
         default_max_members: cfg.limits.members_per_org,
     }
+}
+
+/// Reconciler settings from configuration.
+pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
+    ReconcilerSettings {
+        host: HostSettings {
+            external_addresses: cfg.host.external_addresses.clone(),
+            k3s_version: cfg.host.k3s_version.clone(),
+            ..Default::default()
+        },
+        resync_interval: cfg.host.resync_interval,
+        ..Default::default()
+    }
+}
+
+/// Connects to the host (lazily: an absent host is reported, not fatal) and starts the
+/// reconciler.
+fn start_host(cfg: &Config, ops: Arc<Ops>) -> (Arc<HostConnection>, ReconcilerHandle) {
+    let kubeconfig = locate_kubeconfig(
+        cfg.host.kubeconfig.clone(),
+        std::env::var("KUBECONFIG").ok(),
+    );
+    match &kubeconfig {
+        Some(p) => tracing::info!(kubeconfig = %p.display(), "host cluster credentials"),
+        None => tracing::info!("no host kubeconfig found; trying in-cluster credentials"),
+    }
+    let conn = HostConnection::new(kubeconfig);
+    let handle = Reconciler::start(ops, conn.clone(), reconciler_settings(cfg));
+    (conn, handle)
 }
 
 /// Opens the database and seeds what a new one needs.
@@ -69,10 +101,13 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let db_ok = s.ops.store.ping();
     let setup_required = s.ops.needs_setup().unwrap_or(false);
+    // The host is reported, not required: kaas serves its API while the host is away.
+    let host = s.host.as_ref().map(|h| h.status());
     let body = json!({
         "status": if db_ok { "ready" } else { "not_ready" },
         "database": if db_ok { "ok" } else { "unavailable" },
         "setup_required": setup_required,
+        "host": host,
         "uptime_seconds": s.started.elapsed().as_secs(),
     });
     let code = if db_ok {
@@ -154,11 +189,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     if cfg.plain_http_on_public_address() {
         tracing::warn!(listen = %cfg.server.listen, "serving plain HTTP on a non-loopback address (server.tls.mode = \"off\")");
     }
+    // kube and rustls are built with ring only; make it the process default explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = crate::tls::server_config(&cfg)?;
-    let ops = open_ops(&cfg, Arc::new(SystemClock))?;
+    let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
     let setup_token = ops.prepare_setup()?;
+    let (host, reconciler) = start_host(&cfg, ops.clone());
     let state = AppState::new(AppInner {
         ops,
+        host: Some(host),
+        reconciler: Some(reconciler.clone()),
         secure_cookies: tls.is_some(),
         public_url: cfg.public_url(),
         started,
@@ -217,6 +257,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("requests still running after the grace period were cut off"),
     }
+    reconciler.stop();
     drop(state);
     tracing::info!("stopped; database closed");
     Ok(())

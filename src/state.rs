@@ -4,13 +4,18 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::host::connection::HostConnection;
+use crate::host::reconciler::ReconcilerHandle;
 use crate::ops::Ops;
 
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
-    pub ops: Ops,
+    pub ops: Arc<Ops>,
+    /// The host cluster connection, when kaas manages one.
+    pub host: Option<Arc<HostConnection>>,
+    pub reconciler: Option<ReconcilerHandle>,
     /// Cookies get `Secure` (and the `__Host-` name) when served over TLS.
     pub secure_cookies: bool,
     /// The base URL people use, for links kaas hands out.

@@ -112,6 +112,10 @@ pub struct Workspace {
     pub message: String,
     /// Bumped whenever the desired state changes, so the reconciler can tell it is behind.
     pub generation: u64,
+    /// The generation the host last confirmed (applied and Ready); behind `generation`
+    /// while a change rolls out.
+    #[serde(default)]
+    pub applied_generation: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -539,6 +539,7 @@ mod tests {
             observed_phase: None,
             message: String::new(),
             generation: 1,
+            applied_generation: 0,
             created_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
         }
@@ -585,12 +586,9 @@ mod tests {
         out
     }
 
-    /// The K3K CRDs live in the shared design folder beside the repository.
+    /// The K3K CRDs are kept in the fakehost crate (`tests/fakehost/crds/`).
     fn crd_schema(file: &str) -> Value {
-        let path = format!(
-            "{}/../shared/fixtures/k3k/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/{file}", fakehost::K3K_CRDS_DIR);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let crd: Value = serde_yaml::from_str(&text).unwrap();
         let version = &crd["spec"]["versions"][0];

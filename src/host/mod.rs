@@ -9,8 +9,10 @@
 //! - [`tenant`]: ClusterRoles, bindings and project objects inside a virtual cluster.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod connection;
 pub mod desired;
 pub mod k3k;
 pub mod names;
 pub mod nodes;
+pub mod reconciler;
 pub mod tenant;

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod orgs;
 pub mod plans;
 pub mod projects;
+pub mod reconcile;
 pub mod secrets;
 pub mod setup;
 pub mod tokens;

@@ -114,6 +114,7 @@ impl Ops {
             observed_phase: None,
             message: "waiting to be provisioned".into(),
             generation: 1,
+            applied_generation: 0,
             created_at: now,
             updated_at: now,
         };

@@ -3,4 +3,5 @@
 mod api;
 mod authz;
 mod binary;
+mod host;
 mod support;

@@ -74,7 +74,9 @@ impl TestApp {
         let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), settings).with_fast_hashing();
         ops.seed_plans().expect("seed plans");
         let state = AppState::new(AppInner {
-            ops,
+            ops: Arc::new(ops),
+            host: None,
+            reconciler: None,
             secure_cookies: false,
             public_url: "http://kaas.test".into(),
             started: Instant::now(),
@@ -200,4 +202,123 @@ impl TestApp {
 
 pub fn bearer(t: &str) -> Auth {
     Auth::Bearer(t.to_string())
+}
+
+/// A fake host (K3s API + simulated K3K) and a kaas whose reconciler drives it.
+pub struct HostedApp {
+    pub app: TestApp,
+    pub host: fakehost::FakeHost,
+    pub k3k: fakehost::k3k::K3kController,
+    pub reconciler: kaas::host::reconciler::ReconcilerHandle,
+    pub _dir: tempfile::TempDir,
+}
+
+impl HostedApp {
+    pub async fn start() -> HostedApp {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut kaas::host::reconciler::ReconcilerSettings),
+    ) -> HostedApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let host = fakehost::FakeHost::start(fakehost::FakeHostOptions {
+            manifests: vec![std::path::PathBuf::from(fakehost::K3K_CRDS_DIR)],
+            ..Default::default()
+        })
+        .await
+        .expect("fakehost starts");
+        let k3k = fakehost::k3k::K3kController::for_host(
+            &host,
+            fakehost::k3k::K3kOptions {
+                provision_delay: std::time::Duration::from_millis(150),
+                poll_interval: std::time::Duration::from_millis(50),
+                ..Default::default()
+            },
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("host.kubeconfig");
+        host.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let mut app = TestApp::new();
+        let conn = kaas::host::connection::HostConnection::new(Some(kubeconfig));
+        let mut settings = kaas::host::reconciler::ReconcilerSettings {
+            host: kaas::host::desired::HostSettings {
+                external_addresses: vec!["127.0.0.1".into()],
+                k3s_version: "v1.33.1-k3s1".into(),
+                ..Default::default()
+            },
+            resync_interval: std::time::Duration::from_secs(3600),
+            stuck_after: std::time::Duration::from_millis(500),
+            poll_while_busy: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_millis(500),
+            ..Default::default()
+        };
+        tweak(&mut settings);
+        let reconciler = kaas::host::reconciler::Reconciler::start(
+            app.state.ops.clone(),
+            conn.clone(),
+            settings,
+        );
+        let state = AppState::new(AppInner {
+            ops: app.state.ops.clone(),
+            host: Some(conn),
+            reconciler: Some(reconciler.clone()),
+            secure_cookies: false,
+            public_url: "http://kaas.test".into(),
+            started: Instant::now(),
+        });
+        app.router = kaas::app::router(state.clone(), 64 * 1024);
+        app.state = state;
+        HostedApp {
+            app,
+            host,
+            k3k,
+            reconciler,
+            _dir: dir,
+        }
+    }
+
+    /// Polls a workspace until `pred` holds for its JSON (or a 404 when `None`).
+    pub async fn wait_ws(
+        &self,
+        auth: &Auth,
+        ws: &str,
+        what: &str,
+        pred: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = self
+                .app
+                .call("GET", &format!("/workspaces/{ws}"), auth, None)
+                .await;
+            let body = (r.status == StatusCode::OK).then_some(r.body);
+            if pred(body.as_ref()) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {body:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the reconciler has nothing queued or running.
+    pub async fn settle(&self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !self.reconciler.idle() {
+            assert!(Instant::now() < deadline, "reconciler never went idle");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn get(&self, group: &str, resource: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        let r = if group.is_empty() {
+            fakehost::ResourceRef::core(resource)
+        } else {
+            fakehost::ResourceRef::new(group, resource)
+        };
+        self.host.engine().get(&r, ns, name).ok()
+    }
 }

@@ -1,0 +1,172 @@
+//! The connection to the host cluster: where its kubeconfig comes from, the client, and a
+//! status (connected, version, K3K CRDs present, last error) that `/readyz`, the API and the
+//! logs report. kaas starts and serves without a reachable host; the status is refreshed by
+//! [`HostConnection::probe`] and work waits until the host answers.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where the host kubeconfig is looked for, in order, when none is configured.
+pub const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
+
+/// The K3K CRDs kaas needs on the host.
+pub const K3K_CRDS: [&str; 2] = ["clusters.k3k.io", "virtualclusterpolicies.k3k.io"];
+
+/// What kaas knows about its host connection.
+#[derive(Debug, Clone, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct HostStatus {
+    /// Where the credentials came from (a kubeconfig path or `in-cluster`), if found.
+    pub source: Option<String>,
+    pub connected: bool,
+    /// The host's Kubernetes version, e.g. `v1.33.1+k3s1`.
+    pub version: Option<String>,
+    /// Whether `clusters.k3k.io` and `virtualclusterpolicies.k3k.io` exist.
+    pub k3k_crds: bool,
+    pub last_error: Option<String>,
+    pub checked_at: Option<Timestamp>,
+}
+
+/// Picks the kubeconfig: configured path, then `$KUBECONFIG`, then K3s's own file, then the
+/// in-cluster service account.
+pub fn locate_kubeconfig(
+    configured: Option<PathBuf>,
+    env_kubeconfig: Option<String>,
+) -> Option<PathBuf> {
+    if let Some(p) = configured {
+        return Some(p);
+    }
+    if let Some(first) = env_kubeconfig
+        .as_deref()
+        .and_then(|v| v.split(':').find(|s| !s.is_empty()))
+    {
+        return Some(PathBuf::from(first));
+    }
+    let k3s = PathBuf::from(K3S_KUBECONFIG);
+    k3s.exists().then_some(k3s)
+}
+
+pub struct HostConnection {
+    kubeconfig: Option<PathBuf>,
+    client: RwLock<Option<Client>>,
+    status: RwLock<HostStatus>,
+}
+
+impl HostConnection {
+    pub fn new(kubeconfig: Option<PathBuf>) -> Arc<HostConnection> {
+        let source = kubeconfig
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| {
+                std::env::var("KUBERNETES_SERVICE_HOST")
+                    .ok()
+                    .map(|_| "in-cluster".to_string())
+            });
+        Arc::new(HostConnection {
+            kubeconfig,
+            client: RwLock::new(None),
+            status: RwLock::new(HostStatus {
+                source,
+                ..Default::default()
+            }),
+        })
+    }
+
+    pub fn status(&self) -> HostStatus {
+        self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The client, once the host has answered at least once.
+    pub fn client(&self) -> Option<Client> {
+        self.client.read().ok().and_then(|c| c.clone())
+    }
+
+    async fn build_client(&self) -> Result<Client, String> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+            }
+            None => Config::incluster().map_err(|_| {
+                format!(
+                    "no host kubeconfig: set host.kubeconfig (KAAS_HOST_KUBECONFIG) or KUBECONFIG, or install K3s ({K3S_KUBECONFIG})"
+                )
+            })?,
+        };
+        Client::try_from(config).map_err(|e| format!("building the host client: {e}"))
+    }
+
+    /// Checks the host: version and K3K CRDs. Returns whether it is usable.
+    pub async fn probe(&self) -> bool {
+        let mut status = self.status();
+        status.checked_at = Some(Timestamp::now());
+        let client = match self.client() {
+            Some(c) => Ok(c),
+            None => self.build_client().await,
+        };
+        let result = match client {
+            Ok(client) => match client.apiserver_version().await {
+                Ok(info) => {
+                    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+                    let mut all = true;
+                    for name in K3K_CRDS {
+                        match crds.get_opt(name).await {
+                            Ok(Some(_)) => {}
+                            Ok(None) => all = false,
+                            Err(e) => {
+                                all = false;
+                                tracing::debug!(error = %e, crd = name, "could not read a K3K CRD");
+                            }
+                        }
+                    }
+                    if let Ok(mut c) = self.client.write() {
+                        *c = Some(client);
+                    }
+                    Ok((info.git_version, all))
+                }
+                Err(e) => Err(format!("host API server not answering: {e}")),
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((version, crds)) => {
+                if !status.connected {
+                    tracing::info!(version = %version, k3k_crds = crds, "connected to the host cluster");
+                }
+                status.connected = true;
+                status.version = Some(version);
+                status.k3k_crds = crds;
+                status.last_error = (!crds).then(|| {
+                    "the K3K CRDs (clusters.k3k.io, virtualclusterpolicies.k3k.io) are not installed on the host; install the k3k chart".to_string()
+                });
+            }
+            Err(e) => {
+                if status.connected || status.last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(error = %e, "host cluster unavailable");
+                }
+                status.connected = false;
+                status.last_error = Some(e);
+            }
+        }
+        let usable = status.connected && status.k3k_crds;
+        if let Ok(mut s) = self.status.write() {
+            *s = status;
+        }
+        usable
+    }
+
+    /// Records an error seen while working (e.g. the host stopped answering mid-reconcile).
+    pub fn report_error(&self, error: &str) {
+        if let Ok(mut s) = self.status.write() {
+            s.last_error = Some(error.to_string());
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! The reconciler: makes the host match redb. A keyed work queue (key = workspace id) is fed
+//! by committed changes, by watches on host objects labelled with a workspace id, and by a
+//! periodic resync. Each pass builds the desired objects (pure, `desired`), applies only
+//! those that differ from what the host has (server-side apply, field manager `kaas`, so an
+//! in-sync pass writes nothing), mirrors K3K's status back into redb, and deletes in order:
+//! Cluster (wait for K3K's finalizer) → policy → namespace → record. Failures requeue with
+//! per-key exponential backoff; the last error is the workspace's message.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::connection::HostConnection;
+use super::desired::{HostSettings, desired_objects};
+use super::k3k::{Cluster, VirtualClusterPolicy};
+use super::names;
+use crate::domain::{WorkspaceId, WorkspaceState};
+use crate::ops::reconcile::Observation;
+use crate::ops::{Change, Ops};
+
+/// How the reconciler behaves; defaults suit production, tests shorten the waits.
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    pub host: HostSettings,
+    pub resync_interval: Duration,
+    /// Workspaces reconciled at once.
+    pub concurrency: usize,
+    /// How long a Cluster may sit with a deletion timestamp before the status says K3K is
+    /// probably not running.
+    pub stuck_after: Duration,
+    /// While a workspace is not Ready, look again this often even without a watch event.
+    pub poll_while_busy: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ReconcilerSettings {
+    fn default() -> Self {
+        ReconcilerSettings {
+            host: HostSettings::default(),
+            resync_interval: Duration::from_secs(300),
+            concurrency: 8,
+            stuck_after: Duration::from_secs(60),
+            poll_while_busy: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The longest one pass (or one probe) may take before it counts as failed.
+const PASS_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Queue {
+    due: HashMap<WorkspaceId, Instant>,
+    running: HashSet<WorkspaceId>,
+    /// Asked for again while running: run once more when done.
+    dirty: HashSet<WorkspaceId>,
+    failures: HashMap<WorkspaceId, u32>,
+}
+
+/// Per-workspace memory that does not belong in redb.
+#[derive(Default)]
+struct Memory {
+    /// A Cluster spec change kaas applied and has not yet seen K3K react to.
+    pending_change: HashMap<WorkspaceId, Instant>,
+    /// When a Cluster was first seen with a deletion timestamp.
+    deleting_since: HashMap<WorkspaceId, Instant>,
+}
+
+/// Counts for benchmarks and tests.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ReconcileStats {
+    pub passes: u64,
+    pub failures: u64,
+}
+
+pub struct Reconciler {
+    ops: Arc<Ops>,
+    conn: Arc<HostConnection>,
+    settings: ReconcilerSettings,
+    queue: Mutex<Queue>,
+    memory: Mutex<Memory>,
+    wake: Notify,
+    stats: Mutex<ReconcileStats>,
+}
+
+/// A running reconciler; dropping it does not stop it — call [`ReconcilerHandle::stop`].
+#[derive(Clone)]
+pub struct ReconcilerHandle {
+    inner: Arc<Reconciler>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl ReconcilerHandle {
+    /// Queues one workspace now.
+    pub fn enqueue(&self, id: WorkspaceId) {
+        self.inner.enqueue(id, Instant::now());
+    }
+
+    /// Queues every workspace now (what the periodic resync does).
+    pub fn resync(&self) {
+        self.inner.resync_all();
+    }
+
+    pub fn stats(&self) -> ReconcileStats {
+        self.inner.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn idle(&self) -> bool {
+        self.inner
+            .queue
+            .lock()
+            .map(|q| q.due.is_empty() && q.running.is_empty())
+            .unwrap_or(false)
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An API error in a person's words: the status code and the server's message.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("HTTP {}: {}", s.code, s.message),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether every field of `desired` is present with the same value in `observed` (extra
+/// fields on the host — defaults, other managers' fields — do not count as drift).
+pub fn contains(observed: &Value, desired: &Value) -> bool {
+    match (observed, desired) {
+        (Value::Object(o), Value::Object(d)) => d
+            .iter()
+            .all(|(k, dv)| o.get(k).is_some_and(|ov| contains(ov, dv))),
+        (Value::Array(o), Value::Array(d)) => {
+            o.len() == d.len() && o.iter().zip(d).all(|(ov, dv)| contains(ov, dv))
+        }
+        (o, d) => o == d,
+    }
+}
+
+/// Applies `desired` unless the host already has it. Returns the object as on the host and
+/// whether kaas wrote.
+async fn apply_if_changed<K>(
+    api: &Api<K>,
+    name: &str,
+    desired: &K,
+) -> Result<(K, bool), kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+    if let Some(have) = api.get_opt(name).await? {
+        let have_value = serde_json::to_value(&have).map_err(kube::Error::SerdeError)?;
+        if contains(&have_value, &want) {
+            return Ok((have, false));
+        }
+    }
+    let params = PatchParams::apply(names::FIELD_MANAGER).force();
+    let applied = api.patch(name, &params, &Patch::Apply(desired)).await?;
+    Ok((applied, true))
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+impl Reconciler {
+    pub fn start(
+        ops: Arc<Ops>,
+        conn: Arc<HostConnection>,
+        settings: ReconcilerSettings,
+    ) -> ReconcilerHandle {
+        let inner = Arc::new(Reconciler {
+            ops,
+            conn,
+            settings,
+            queue: Mutex::new(Queue::default()),
+            memory: Mutex::new(Memory::default()),
+            wake: Notify::new(),
+            stats: Mutex::new(ReconcileStats::default()),
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(inner.clone().run(stopped));
+        ReconcilerHandle {
+            inner,
+            stop: Arc::new(stop),
+        }
+    }
+
+    fn enqueue(&self, id: WorkspaceId, at: Instant) {
+        if let Ok(mut q) = self.queue.lock() {
+            if q.running.contains(&id) {
+                q.dirty.insert(id);
+            } else {
+                let due = q.due.entry(id).or_insert(at);
+                *due = (*due).min(at);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn resync_all(&self) {
+        match self.ops.workspace_ids() {
+            Ok(ids) => {
+                let now = Instant::now();
+                for id in ids {
+                    self.enqueue(id, now);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "resync could not list workspaces"),
+        }
+    }
+
+    /// Keys that are due, marked running, at most `room` of them.
+    fn take_due(&self, room: usize) -> (Vec<WorkspaceId>, Option<Instant>) {
+        let Ok(mut q) = self.queue.lock() else {
+            return (Vec::new(), None);
+        };
+        let now = Instant::now();
+        let mut ready: Vec<(Instant, WorkspaceId)> = q
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, at)| (*at, *id))
+            .collect();
+        ready.sort();
+        ready.truncate(room);
+        let ids: Vec<WorkspaceId> = ready.into_iter().map(|(_, id)| id).collect();
+        for id in &ids {
+            q.due.remove(id);
+            q.running.insert(*id);
+        }
+        let next = q.due.values().min().copied();
+        (ids, next)
+    }
+
+    fn finished(&self, id: WorkspaceId, result: Result<Option<Duration>, String>) {
+        let now = Instant::now();
+        let retry = {
+            let Ok(mut q) = self.queue.lock() else { return };
+            q.running.remove(&id);
+            let again = q.dirty.remove(&id);
+            let retry = match &result {
+                Ok(requeue) => {
+                    q.failures.remove(&id);
+                    requeue.map(|d| now + d)
+                }
+                Err(_) => {
+                    let n = q.failures.entry(id).or_insert(0);
+                    *n += 1;
+                    let backoff = Duration::from_millis(250u64.saturating_mul(1 << (*n).min(12)))
+                        .min(self.settings.max_backoff);
+                    Some(now + backoff)
+                }
+            };
+            if again { Some(now) } else { retry }
+        };
+        if let Ok(mut s) = self.stats.lock() {
+            s.passes += 1;
+            if result.is_err() {
+                s.failures += 1;
+            }
+        }
+        if let Some(at) = retry {
+            self.enqueue(id, at);
+        }
+    }
+
+    async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut changes = self.ops.subscribe();
+        let mut resync = tokio::time::interval(self.settings.resync_interval);
+        tokio::spawn(self.clone().probe_loop(stop.clone()));
+        let mut tasks: JoinSet<(WorkspaceId, Result<Option<Duration>, String>)> = JoinSet::new();
+        loop {
+            let room = self.settings.concurrency.saturating_sub(tasks.len());
+            let (ready, next) = if room > 0 {
+                self.take_due(room)
+            } else {
+                (Vec::new(), None)
+            };
+            for id in ready {
+                let me = self.clone();
+                tasks.spawn(async move {
+                    // A host that stops answering mid-pass must not hold the key forever.
+                    let result = tokio::time::timeout(PASS_TIMEOUT, me.reconcile(id))
+                        .await
+                        .unwrap_or_else(|_| Err("the host did not answer in time".into()));
+                    (id, result)
+                });
+            }
+            let sleep = next.map_or(Duration::from_secs(1), |n| {
+                n.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                _ = stop.changed() => break,
+                change = changes.recv() => match change {
+                    Ok(Change::Workspace(id) | Change::Project(id, _) | Change::Members(id)) => self.enqueue(id, Instant::now()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = resync.tick() => self.resync_all(),
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok((id, result)) = done {
+                        self.finished(id, result);
+                    }
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tasks.abort_all();
+    }
+
+    /// Checks the host every few seconds (faster while it is away); on first contact starts
+    /// the watches and queues every workspace. Runs apart from the queue so a hanging host
+    /// never stalls it.
+    async fn probe_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut watching = false;
+        loop {
+            let usable = tokio::time::timeout(PASS_TIMEOUT, self.conn.probe())
+                .await
+                .unwrap_or(false);
+            if usable
+                && !watching
+                && let Some(client) = self.conn.client()
+            {
+                watching = true;
+                self.clone().spawn_watches(client);
+                self.resync_all();
+            }
+            let wait = if usable {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(2)
+            };
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Host objects carrying a workspace-id label feed the queue: a Cluster's status changes,
+    /// and anything deleted or edited by hand, bring its workspace back for a pass.
+    fn spawn_watches(self: Arc<Self>, client: Client) {
+        let selector = names::WORKSPACE_ID_LABEL.to_string();
+        let clusters: Api<Cluster> = Api::all(client.clone());
+        let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let cfg = watcher::Config::default().labels(&selector);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let c = watcher(clusters, cfg.clone())
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| o.meta().labels.clone()));
+            let p = watcher(policies, cfg.clone())
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| o.meta().labels.clone()));
+            let n = watcher(namespaces, cfg)
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| o.meta().labels.clone()));
+            let mut all = futures::stream::select_all([c.boxed(), p.boxed(), n.boxed()]);
+            while let Some(item) = all.next().await {
+                match item {
+                    Ok(Some(labels)) => {
+                        if let Some(id) = labels
+                            .get(names::WORKSPACE_ID_LABEL)
+                            .and_then(|v| v.parse::<WorkspaceId>().ok())
+                        {
+                            me.enqueue(id, Instant::now());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "host watch interrupted; retrying"),
+                }
+            }
+        });
+    }
+
+    /// One pass over one workspace. `Ok(Some(d))` asks to look again after `d`.
+    async fn reconcile(&self, id: WorkspaceId) -> Result<Option<Duration>, String> {
+        let Some(client) = self.conn.client() else {
+            return Err("waiting for the host cluster".into());
+        };
+        let snapshot = self.ops.reconcile_snapshot(id).map_err(|e| e.to_string())?;
+        let Some(snap) = snapshot else {
+            return Ok(None);
+        };
+        let result = if snap.workspace.state == WorkspaceState::Deleting {
+            self.delete(&client, id).await
+        } else {
+            self.apply(&client, &snap).await
+        };
+        if let Err(e) = &result {
+            tracing::warn!(workspace = %id, error = %e, "reconcile failed; will retry");
+            let obs = Observation {
+                state: if snap.workspace.state == WorkspaceState::Deleting {
+                    WorkspaceState::Deleting
+                } else {
+                    WorkspaceState::Error
+                },
+                phase: snap.workspace.observed_phase.clone(),
+                message: format!("retrying: {e}"),
+                applied_generation: None,
+            };
+            let _ = self.ops.record_observation(id, &obs);
+        }
+        result
+    }
+
+    async fn apply(
+        &self,
+        client: &Client,
+        snap: &crate::ops::reconcile::WorkspaceSnapshot,
+    ) -> Result<Option<Duration>, String> {
+        let ws = &snap.workspace;
+        let desired = desired_objects(ws, &snap.plan, &self.settings.host);
+        let ns_name = names::namespace(ws.id);
+        let cluster_name = names::cluster(ws.id);
+        let err = |what: &str, e: kube::Error| format!("applying the {what}: {}", describe(&e));
+
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        apply_if_changed(&namespaces, &ns_name, &desired.namespace)
+            .await
+            .map_err(|e| err("namespace", e))?;
+        let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
+        apply_if_changed(&policies, &names::policy(ws.id), &desired.policy)
+            .await
+            .map_err(|e| err("virtual cluster policy", e))?;
+        let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
+        let (cluster, changed) = apply_if_changed(&clusters, &cluster_name, &desired.cluster)
+            .await
+            .map_err(|e| err("K3K cluster", e))?;
+
+        let now = Instant::now();
+        let status = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
+        let phase = status["phase"].as_str().map(str::to_string);
+        let ready_cond = condition(&status, "Ready");
+        let cond_ready = ready_cond.is_some_and(|c| c["status"] == "True");
+        let cond_message = ready_cond
+            .and_then(|c| c["message"].as_str())
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
+        let reacted = {
+            let mut mem = self
+                .memory
+                .lock()
+                .map_err(|_| "reconciler state poisoned")?;
+            if changed && ws.applied_generation > 0 {
+                mem.pending_change.insert(ws.id, now);
+            }
+            match mem.pending_change.get(&ws.id) {
+                // K3K gives no observedGeneration: after a change, wait until it visibly
+                // reacted (left Ready) or a grace period passed with nothing to roll out.
+                Some(since)
+                    if phase.as_deref() == Some("Ready")
+                        && now.duration_since(*since) < Duration::from_secs(30) =>
+                {
+                    false
+                }
+                Some(_) if phase.as_deref() != Some("Ready") => {
+                    mem.pending_change
+                        .insert(ws.id, now - Duration::from_secs(3600));
+                    false
+                }
+                _ => {
+                    mem.pending_change.remove(&ws.id);
+                    true
+                }
+            }
+        };
+        let rolled_out = self
+            .server_rolled_out(client, &ns_name, &cluster_name)
+            .await;
+        let first = ws.applied_generation == 0;
+        let (state, message, applied) = match phase.as_deref() {
+            Some("Ready") if cond_ready && reacted && rolled_out && !changed => (
+                WorkspaceState::Ready,
+                "the virtual cluster is ready".to_string(),
+                Some(ws.generation),
+            ),
+            Some("Pending") => (
+                WorkspaceState::Error,
+                format!(
+                    "K3K refused the cluster: {}",
+                    cond_message
+                        .clone()
+                        .unwrap_or_else(|| "validation failed".into())
+                ),
+                None,
+            ),
+            Some("Failed") => (
+                WorkspaceState::Error,
+                format!(
+                    "K3K could not provision the cluster (retrying): {}",
+                    cond_message
+                        .clone()
+                        .unwrap_or_else(|| "provisioning failed".into())
+                ),
+                None,
+            ),
+            _ if first => (
+                WorkspaceState::Provisioning,
+                "K3K is provisioning the virtual cluster".to_string(),
+                None,
+            ),
+            _ => (
+                WorkspaceState::Updating,
+                "K3K is rolling out a change".to_string(),
+                None,
+            ),
+        };
+        let obs = Observation {
+            state,
+            phase,
+            message,
+            applied_generation: applied,
+        };
+        self.ops
+            .record_observation(ws.id, &obs)
+            .map_err(|e| e.to_string())?;
+        Ok((state != WorkspaceState::Ready).then_some(self.settings.poll_while_busy))
+    }
+
+    /// Whether the K3K server StatefulSet has no rollout in progress (absent counts as done:
+    /// not every K3K version or fake creates one).
+    async fn server_rolled_out(&self, client: &Client, ns: &str, cluster: &str) -> bool {
+        let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+        match sts.get_opt(&names::k3k_server_statefulset(cluster)).await {
+            Ok(Some(s)) => {
+                let spec_replicas = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
+                let Some(st) = s.status else { return false };
+                let revisions_match = match (&st.current_revision, &st.update_revision) {
+                    (Some(c), Some(u)) => c == u,
+                    _ => true,
+                };
+                let generation_seen =
+                    st.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
+                revisions_match
+                    && generation_seen
+                    && st.ready_replicas.unwrap_or(0) >= spec_replicas
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    async fn delete(&self, client: &Client, id: WorkspaceId) -> Result<Option<Duration>, String> {
+        let ns_name = names::namespace(id);
+        let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
+        let cluster_name = names::cluster(id);
+        let record = |message: String| {
+            let obs = Observation {
+                state: WorkspaceState::Deleting,
+                phase: None,
+                message,
+                applied_generation: None,
+            };
+            self.ops
+                .record_observation(id, &obs)
+                .map_err(|e| e.to_string())
+        };
+        match clusters
+            .get_opt(&cluster_name)
+            .await
+            .map_err(|e| format!("reading the K3K cluster: {}", describe(&e)))?
+        {
+            Some(c) => {
+                if c.meta().deletion_timestamp.is_none() {
+                    match clusters
+                        .delete(&cluster_name, &DeleteParams::background())
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => {
+                            return Err(format!("deleting the K3K cluster: {}", describe(&e)));
+                        }
+                    }
+                }
+                let since = {
+                    let mut mem = self
+                        .memory
+                        .lock()
+                        .map_err(|_| "reconciler state poisoned")?;
+                    *mem.deleting_since.entry(id).or_insert_with(Instant::now)
+                };
+                let finalizer = c
+                    .meta()
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| f.iter().any(|x| x == names::K3K_CLUSTER_FINALIZER));
+                let message = if finalizer && since.elapsed() >= self.settings.stuck_after {
+                    format!(
+                        "deletion is stuck: the K3K cluster still carries the {} finalizer after {} s — is the K3K controller running on the host?",
+                        names::K3K_CLUSTER_FINALIZER,
+                        since.elapsed().as_secs()
+                    )
+                } else {
+                    "deleting the virtual cluster (waiting for K3K)".to_string()
+                };
+                record(message)?;
+                return Ok(Some(
+                    Duration::from_millis(500).min(self.settings.poll_while_busy),
+                ));
+            }
+            None => {
+                if let Ok(mut mem) = self.memory.lock() {
+                    mem.deleting_since.remove(&id);
+                    mem.pending_change.remove(&id);
+                }
+            }
+        }
+        let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
+        match policies
+            .delete(&names::policy(id), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(format!(
+                    "deleting the virtual cluster policy: {}",
+                    describe(&e)
+                ));
+            }
+        }
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        match namespaces
+            .get_opt(&ns_name)
+            .await
+            .map_err(|e| format!("reading the namespace: {}", describe(&e)))?
+        {
+            Some(ns) => {
+                if ns.meta().deletion_timestamp.is_none() {
+                    match namespaces
+                        .delete(&ns_name, &DeleteParams::background())
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(format!("deleting the namespace: {}", describe(&e))),
+                    }
+                }
+                record("deleting the host namespace".into())?;
+                Ok(Some(
+                    Duration::from_millis(500).min(self.settings.poll_while_busy),
+                ))
+            }
+            None => {
+                self.ops
+                    .finish_workspace_deletion(id)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(workspace = %id, "workspace deleted from the host and the database");
+                Ok(None)
+            }
+        }
+    }
+}

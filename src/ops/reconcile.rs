@@ -1,0 +1,123 @@
+//! What the reconciler reads and writes in redb: a consistent snapshot of one workspace's
+//! desired state, the observed state it reports back (written only when something changed,
+//! so an in-sync reconcile writes nothing), and the final removal of a deleted workspace.
+
+use serde::Serialize;
+
+use super::{Ops, OpsResult};
+use crate::domain::*;
+use crate::store::records;
+
+/// Everything needed to build a workspace's host and in-cluster objects.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSnapshot {
+    pub workspace: Workspace,
+    pub plan: Plan,
+    pub projects: Vec<ProjectSnapshot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectSnapshot {
+    pub project: Project,
+    /// (user e-mail = certificate CN, role).
+    pub members: Vec<(String, ProjectRole)>,
+}
+
+/// What the reconciler saw on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observation {
+    pub state: WorkspaceState,
+    pub phase: Option<String>,
+    pub message: String,
+    /// Set when the host confirmed this generation.
+    pub applied_generation: Option<u64>,
+}
+
+impl Ops {
+    pub fn workspace_ids(&self) -> OpsResult<Vec<WorkspaceId>> {
+        let r = self.store.read()?;
+        Ok(records::all_workspaces(&r)?
+            .into_iter()
+            .map(|w| w.id)
+            .collect())
+    }
+
+    pub fn reconcile_snapshot(&self, id: WorkspaceId) -> OpsResult<Option<WorkspaceSnapshot>> {
+        let r = self.store.read()?;
+        let Some(workspace) = records::get_workspace(&r, id)? else {
+            return Ok(None);
+        };
+        let plan = super::workspaces::plan_for(&r, &workspace.plan_id, "plan")?;
+        let mut projects = Vec::new();
+        for project in records::list_workspace_projects(&r, id, None, usize::MAX)? {
+            let mut members = Vec::new();
+            for m in records::list_project_members(&r, project.id)? {
+                if let Some(u) = records::get_user(&r, m.user_id)? {
+                    members.push((u.email, m.role));
+                }
+            }
+            projects.push(ProjectSnapshot { project, members });
+        }
+        Ok(Some(WorkspaceSnapshot {
+            workspace,
+            plan,
+            projects,
+        }))
+    }
+
+    /// Records what the host reported. Writes only when something changed; a workspace
+    /// being deleted stays `Deleting` whatever the host says.
+    pub fn record_observation(&self, id: WorkspaceId, obs: &Observation) -> OpsResult<bool> {
+        let tx = self.store.write()?;
+        let Some(mut ws) = records::get_workspace(&tx, id)? else {
+            return Ok(false);
+        };
+        let state = if ws.state == WorkspaceState::Deleting {
+            WorkspaceState::Deleting
+        } else {
+            obs.state
+        };
+        let applied = obs.applied_generation.unwrap_or(ws.applied_generation);
+        if ws.state == state
+            && ws.observed_phase == obs.phase
+            && ws.message == obs.message
+            && ws.applied_generation == applied
+        {
+            return Ok(false);
+        }
+        if ws.state != state {
+            tracing::info!(workspace = %id, from = ws.state.as_str(), to = state.as_str(), message = %obs.message, "workspace state changed");
+        }
+        ws.state = state;
+        ws.observed_phase = obs.phase.clone();
+        ws.message = obs.message.clone();
+        ws.applied_generation = applied;
+        ws.updated_at = self.now();
+        records::update_workspace(&tx, &ws)?;
+        self.commit(tx, &[])?;
+        Ok(true)
+    }
+
+    /// Removes a workspace's record once its host objects are gone.
+    pub fn finish_workspace_deletion(&self, id: WorkspaceId) -> OpsResult<()> {
+        let tx = self.store.write()?;
+        let Some(ws) = records::get_workspace(&tx, id)? else {
+            return Ok(());
+        };
+        records::delete_workspace(&tx, &ws)?;
+        let ev = AuditEvent {
+            id: AuditId::generate(),
+            time: self.now(),
+            actor: None,
+            actor_label: "system".into(),
+            action: "workspace.deleted".into(),
+            target: ws.id.to_string(),
+            org_id: Some(ws.org_id),
+            outcome: Outcome::Success,
+            source: "reconciler".into(),
+            detail: ws.name.clone(),
+        };
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])
+    }
+}
