@@ -59,7 +59,7 @@ async fn main() {
                 NewUser {
                     email: "bench@example.com".into(),
                     name: "Bench".into(),
-                    password: "a long bench passphrase".into(),
+                    password: "measured by the stopwatch".into(),
                     platform_admin: false,
                 },
             )

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::host::connection::{HostConnection, locate_kubeconfig};
 use crate::host::desired::HostSettings;
 use crate::host::reconciler::{Reconciler, ReconcilerHandle, ReconcilerSettings};
+use crate::host::tenant_sync::HostMinter;
 use crate::ops::{Ops, Settings};
 use crate::state::{AppInner, AppState};
 use crate::store::{OpenOutcome, Store};
@@ -40,6 +41,8 @@ pub fn settings_from(cfg: &Config) -> Settings {
         setup_link_ttl: cfg.auth.setup_link_ttl,
         default_max_workspaces: cfg.limits.workspaces_per_org,
         default_max_members: cfg.limits.members_per_org,
+        kubeconfig_lifetime: cfg.host.kubeconfig_lifetime,
+        kubeconfig_max_lifetime: cfg.host.kubeconfig_max_lifetime,
     }
 }
 
@@ -68,6 +71,10 @@ fn start_host(cfg: &Config, ops: Arc<Ops>) -> (Arc<HostConnection>, ReconcilerHa
         None => tracing::info!("no host kubeconfig found; trying in-cluster credentials"),
     }
     let conn = HostConnection::new(kubeconfig);
+    ops.set_minter(Arc::new(HostMinter::new(
+        conn.clone(),
+        cfg.host.external_addresses.clone(),
+    )));
     let handle = Reconciler::start(ops, conn.clone(), reconciler_settings(cfg));
     (conn, handle)
 }

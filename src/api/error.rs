@@ -73,6 +73,9 @@ impl From<OpsError> for ApiError {
             )
             .field(field),
             OpsError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            OpsError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
             OpsError::Throttled(d) => {
                 let secs = d.as_secs().max(1);
                 let mut e = ApiError::new(

@@ -119,6 +119,7 @@ fn routes() -> OpenApiRouter<AppState> {
             workspaces::change_plan,
             workspaces::delete_workspace
         ))
+        .routes(routes!(workspaces::issue_kubeconfig))
         .routes(routes!(workspaces::list_workspace_members))
         .routes(routes!(
             workspaces::put_workspace_member,

@@ -9,6 +9,7 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, P, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::ops::Page;
+use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::projects::{NewProject, ProjectMemberView, ProjectPatch, ProjectRoleInput};
 use crate::ops::workspaces::{
     NewWorkspace, WorkspaceMemberView, WorkspacePatch, WorkspaceRoleInput, WorkspaceView,
@@ -215,4 +216,17 @@ pub async fn remove_project_member(
 ) -> ApiResult<StatusCode> {
     s.ops.remove_project_member(&a, p, user)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A kubeconfig for the caller: a short-lived client certificate with their current roles.
+#[utoipa::path(post, path = "/workspaces/{ws}/kubeconfig", tag = "workspaces", request_body = KubeconfigRequest,
+    params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, body = IssuedKubeconfig), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn issue_kubeconfig(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    P(ws): P<WorkspaceId>,
+    Body(input): Body<KubeconfigRequest>,
+) -> ApiResult<Json<IssuedKubeconfig>> {
+    Ok(Json(s.ops.issue_kubeconfig(&a, ws, input).await?))
 }

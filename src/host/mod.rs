@@ -10,9 +10,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod connection;
+pub mod credentials;
 pub mod desired;
 pub mod k3k;
 pub mod names;
 pub mod nodes;
 pub mod reconciler;
 pub mod tenant;
+pub mod tenant_sync;

@@ -77,7 +77,12 @@ struct Memory {
     pending_change: HashMap<WorkspaceId, Instant>,
     /// When a Cluster was first seen with a deletion timestamp.
     deleting_since: HashMap<WorkspaceId, Instant>,
+    /// kaas's own client inside each virtual cluster, with when it was made.
+    tenant_clients: HashMap<WorkspaceId, (Client, Instant)>,
 }
+
+/// How long kaas reuses its in-cluster client (its certificate lives an hour).
+const TENANT_CLIENT_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Counts for benchmarks and tests.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -133,14 +138,14 @@ impl ReconcilerHandle {
 }
 
 /// An API error in a person's words: the status code and the server's message.
-fn describe(e: &kube::Error) -> String {
+pub(crate) fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("HTTP {}: {}", s.code, s.message),
         other => other.to_string(),
     }
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
@@ -160,7 +165,7 @@ pub fn contains(observed: &Value, desired: &Value) -> bool {
 
 /// Applies `desired` unless the host already has it. Returns the object as on the host and
 /// whether kaas wrote.
-async fn apply_if_changed<K>(
+pub(crate) async fn apply_if_changed<K>(
     api: &Api<K>,
     name: &str,
     desired: &K,
@@ -536,6 +541,10 @@ impl Reconciler {
                 None,
             ),
         };
+        if state == WorkspaceState::Ready {
+            // Ready means tenants can use it: roles, projects and bindings are in place.
+            self.sync_inside(client, snap).await?;
+        }
         let obs = Observation {
             state,
             phase,
@@ -546,6 +555,42 @@ impl Reconciler {
             .record_observation(ws.id, &obs)
             .map_err(|e| e.to_string())?;
         Ok((state != WorkspaceState::Ready).then_some(self.settings.poll_while_busy))
+    }
+
+    async fn sync_inside(
+        &self,
+        host: &Client,
+        snap: &crate::ops::reconcile::WorkspaceSnapshot,
+    ) -> Result<(), String> {
+        let id = snap.workspace.id;
+        let cached = self.memory.lock().ok().and_then(|m| {
+            m.tenant_clients
+                .get(&id)
+                .filter(|(_, at)| at.elapsed() < TENANT_CLIENT_TTL)
+                .map(|(c, _)| c.clone())
+        });
+        let client = match cached {
+            Some(c) => c,
+            None => {
+                let address = self.settings.host.external_addresses.first().ok_or(
+                    "no external address configured (host.external_addresses): kaas cannot reach the virtual cluster",
+                )?;
+                let access = super::tenant_sync::access(host, id, address).await?;
+                let c = super::tenant_sync::admin_client(&access).await?;
+                if let Ok(mut m) = self.memory.lock() {
+                    m.tenant_clients.insert(id, (c.clone(), Instant::now()));
+                }
+                c
+            }
+        };
+        let result = super::tenant_sync::sync(&client, snap).await;
+        if result.is_err() {
+            // The cluster may have been recreated with new CAs: reconnect next time.
+            if let Ok(mut m) = self.memory.lock() {
+                m.tenant_clients.remove(&id);
+            }
+        }
+        result
     }
 
     /// Whether the K3K server StatefulSet has no rollout in progress (absent counts as done:
@@ -634,6 +679,8 @@ impl Reconciler {
                 if let Ok(mut mem) = self.memory.lock() {
                     mem.deleting_since.remove(&id);
                     mem.pending_change.remove(&id);
+                    mem.tenant_clients.remove(&id);
+                    mem.tenant_clients.remove(&id);
                 }
             }
         }

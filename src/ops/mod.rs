@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod invitations;
+pub mod kubeconfig;
 pub mod orgs;
 pub mod plans;
 pub mod projects;
@@ -55,6 +56,9 @@ pub enum OpsError {
     /// Too many attempts; try again after the given time (429).
     #[error("too many attempts; try again in {} seconds", .0.as_secs().max(1))]
     Throttled(Duration),
+    /// A dependency (the host cluster) cannot serve this now (503).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -146,6 +150,8 @@ pub struct Settings {
     pub setup_link_ttl: Duration,
     pub default_max_workspaces: u32,
     pub default_max_members: u32,
+    pub kubeconfig_lifetime: Duration,
+    pub kubeconfig_max_lifetime: Duration,
 }
 
 impl Default for Settings {
@@ -160,6 +166,8 @@ impl Default for Settings {
             setup_link_ttl: Duration::from_secs(86400),
             default_max_workspaces: 10,
             default_max_members: 50,
+            kubeconfig_lifetime: Duration::from_secs(8 * 3600),
+            kubeconfig_max_lifetime: Duration::from_secs(7 * 86400),
         }
     }
 }
@@ -179,6 +187,8 @@ pub struct Ops {
     pub settings: Settings,
     throttle: LoginThrottle,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Signs tenant certificates; set once a host is configured.
+    minter: std::sync::OnceLock<Arc<dyn kubeconfig::KubeconfigMinter>>,
     /// Cheaper password hashing for tests; production always uses argon2's defaults.
     fast_hashing: bool,
 }
@@ -192,6 +202,7 @@ impl Ops {
             settings,
             throttle: LoginThrottle::new(ThrottlePolicy::default()),
             changes,
+            minter: std::sync::OnceLock::new(),
             fast_hashing: false,
         }
     }

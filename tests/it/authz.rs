@@ -65,6 +65,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/workspaces/{ws}", "A A A N A A A A A N U"),
     ("PATCH", "/workspaces/{ws}", "A A A N F F F F F N U"),
     ("DELETE", "/workspaces/{ws}", "A A A N F F F F F N U"),
+    (
+        "POST",
+        "/workspaces/{ws}/kubeconfig",
+        "A A A N A A A A A N U",
+    ),
     ("GET", "/workspaces/{ws}/members", "A A A N A A A A A N U"),
     (
         "PUT",
@@ -266,6 +271,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/orgs/{org}/invitations") => json!({"email": "z@example.com", "role": "member"}),
         ("POST", "/orgs/{org}/workspaces") => json!({"name": "dev", "plan": "starter"}),
         ("PATCH", "/workspaces/{ws}") => json!({"plan": "standard"}),
+        ("POST", "/workspaces/{ws}/kubeconfig") => json!({"lifetime_hours": 1}),
         ("PUT", "/workspaces/{ws}/members/{victim}") => json!({"role": "workspace-viewer"}),
         ("POST", "/workspaces/{ws}/projects") => json!({"name": "api"}),
         ("PATCH", "/projects/{project}") => {

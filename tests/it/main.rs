@@ -3,5 +3,7 @@
 mod api;
 mod authz;
 mod binary;
+mod credentials;
 mod host;
 mod support;
+mod tenants;

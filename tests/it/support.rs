@@ -241,6 +241,12 @@ impl HostedApp {
         host.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let mut app = TestApp::new();
         let conn = kaas::host::connection::HostConnection::new(Some(kubeconfig));
+        app.state
+            .ops
+            .set_minter(Arc::new(kaas::host::tenant_sync::HostMinter::new(
+                conn.clone(),
+                vec!["127.0.0.1".into()],
+            )));
         let mut settings = kaas::host::reconciler::ReconcilerSettings {
             host: kaas::host::desired::HostSettings {
                 external_addresses: vec!["127.0.0.1".into()],

@@ -19,7 +19,7 @@ const CLUSTERS: usize = 2_000;
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let options = FakeHostOptions {
-        manifests: vec![PathBuf::from("/work/shared/fixtures/k3k")],
+        manifests: vec![PathBuf::from(fakehost::K3K_CRDS_DIR)],
         ..FakeHostOptions::default()
     };
     let host = FakeHost::start(options).await?;

@@ -21,9 +21,10 @@ use crate::engine::{Engine, WriteOptions};
 use crate::faults::{FaultPlan, Faults, RequestCounts};
 use crate::http::{AppState, ServeSettings, router};
 use crate::kinds::ResourceRef;
+use crate::pki::Ca;
 use crate::policies::{PodTolerationRestriction, RbacAuthorizer, StructuralSchema};
 use crate::seams::{Authorizer, PodAdmission, Policies, SchemaValidator};
-use crate::tls::{CertPair, CertificateAuthority, server_config};
+use crate::tls::{CertPair, server_config};
 
 /// The nodes a fresh host has.
 #[derive(Clone, Debug)]
@@ -96,7 +97,7 @@ impl Default for FakeHostOptions {
 /// the runtime ends.
 pub struct FakeHost {
     addr: SocketAddr,
-    ca: CertificateAuthority,
+    ca: Ca,
     admin: CertPair,
     engine: Engine,
     faults: Faults,
@@ -106,7 +107,7 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub async fn start(options: FakeHostOptions) -> anyhow::Result<Self> {
-        let ca = CertificateAuthority::new("k3s-server-ca")?;
+        let ca = Ca::new("k3s-server-ca")?;
         let mut sans = vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
@@ -117,12 +118,15 @@ impl FakeHost {
         if !sans.contains(&ip) && !options.listen.ip().is_unspecified() {
             sans.push(ip);
         }
-        let serving = ca.issue_server_cert(&sans)?;
-        let admin = ca.issue_client_cert(
-            "system:admin",
-            &["system:masters".to_string()],
-            Duration::from_secs(365 * 86_400),
-        )?;
+        let (cert_pem, key_pem) = ca.issue_server_cert(&sans)?;
+        let serving = CertPair { cert_pem, key_pem };
+        let admin = ca
+            .issue_client_cert(
+                "system:admin",
+                &["system:masters".to_string()],
+                Duration::from_secs(365 * 86_400),
+            )?
+            .into();
         let tls = server_config(ca.cert_pem(), &serving)?;
 
         let policies = Policies {
@@ -197,14 +201,14 @@ impl FakeHost {
         self.ca.key_pem()
     }
 
-    /// A client certificate for any user and groups, signed by the host CA.
+    /// A client certificate for any user and groups (one O each), signed by the host CA.
     pub fn issue_client_cert(
         &self,
         user: &str,
         groups: &[String],
         validity: Duration,
     ) -> anyhow::Result<CertPair> {
-        self.ca.issue_client_cert(user, groups, validity)
+        Ok(self.ca.issue_client_cert(user, groups, validity)?.into())
     }
 
     /// A complete kubeconfig for the admin (`system:admin`, group `system:masters`).

@@ -37,3 +37,6 @@ pub mod pki;
 pub mod rbac;
 pub mod schema;
 pub mod vcluster;
+
+/// The K3K CRDs (chart 1.2.0-rc4) kept in this crate, for `FakeHostOptions::manifests`.
+pub const K3K_CRDS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");

@@ -1,25 +1,38 @@
-//! The `fakehost` binary: starts a fake K3s API server, writes an admin kubeconfig, prints
-//! the address and serves until SIGINT/SIGTERM.
+//! The `fakehost` binary: starts a fake K3s API server (optionally with the simulated K3K
+//! controller), writes an admin kubeconfig, prints the address and serves until
+//! SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use fakehost::k3k::{K3kController, K3kOptions};
 use fakehost::{FakeHost, FakeHostOptions, FaultPlan, InjectedError, NodeSeed};
 
 #[derive(Parser)]
 #[command(about = "A stateful fake K3s API server for kaas tests and demos")]
 struct Cli {
+    /// Address to serve HTTPS on; port 0 picks a free one (printed on start).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// Where to write the admin kubeconfig.
     #[arg(long)]
     kubeconfig_out: PathBuf,
+    /// Ready nodes to seed (4 CPU, 8Gi each).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
-    /// Directory (or file) of manifests, e.g. CRDs, created at start.
+    /// Directory (or file) of manifests, e.g. CRDs, created at start. With --k3k and no
+    /// --crds, the K3K CRDs kept in the fakehost crate.
     #[arg(long)]
     crds: Vec<PathBuf>,
+    /// Run the simulated K3K controller: Clusters get provisioned, and each Ready Cluster
+    /// gets a virtual cluster API server on 127.0.0.1:<nodePort>.
+    #[arg(long)]
+    k3k: bool,
+    /// Time from Provisioning to Ready for a Cluster, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    k3k_delay_ms: u64,
+    /// Enable the PodTolerationRestriction admission plugin, as the kaas installer does.
     #[arg(long)]
     pod_toleration_restriction: bool,
     /// Answer every Nth resource request with an error (see --fail-code).
@@ -43,10 +56,23 @@ async fn main() -> anyhow::Result<()> {
             ..NodeSeed::default()
         },
         pod_toleration_restriction: cli.pod_toleration_restriction,
-        manifests: cli.crds,
+        manifests: if cli.k3k && cli.crds.is_empty() {
+            vec![PathBuf::from(fakehost::K3K_CRDS_DIR)]
+        } else {
+            cli.crds
+        },
         ..FakeHostOptions::default()
     };
     let host = FakeHost::start(options).await?;
+    let k3k = cli.k3k.then(|| {
+        K3kController::for_host(
+            &host,
+            K3kOptions {
+                provision_delay: std::time::Duration::from_millis(cli.k3k_delay_ms),
+                ..K3kOptions::default()
+            },
+        )
+    });
     host.write_kubeconfig(&cli.kubeconfig_out)?;
     if let Some(n) = cli.fail_every {
         let error = if cli.fail_code == 429 {
@@ -61,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
     host.set_latency(std::time::Duration::from_millis(cli.latency_ms));
     println!("{}", host.url());
     wait_for_signal().await?;
+    if let Some(k3k) = k3k {
+        k3k.shutdown().await;
+    }
     host.shutdown().await;
     Ok(())
 }

@@ -11,8 +11,37 @@ use crate::seams::{
 };
 use crate::{admission, rbac, schema};
 
-/// `rbac::authorize` over the store's Roles, ClusterRoles and bindings.
+/// `rbac::authorize` over the store's Roles, ClusterRoles and bindings: the authorizer of
+/// the host and of every virtual cluster.
 pub struct RbacAuthorizer;
+
+pub(crate) fn to_rbac_objects(objects: &RbacObjects) -> rbac::RbacObjects {
+    rbac::RbacObjects {
+        roles: objects.roles.clone(),
+        cluster_roles: objects.cluster_roles.clone(),
+        role_bindings: objects.role_bindings.clone(),
+        cluster_role_bindings: objects.cluster_role_bindings.clone(),
+    }
+}
+
+pub(crate) fn to_rbac_user(user: &UserInfo) -> rbac::UserInfo {
+    rbac::UserInfo {
+        name: user.name.clone(),
+        groups: user.groups.clone(),
+    }
+}
+
+fn to_rbac_attributes(attrs: &RequestAttributes) -> rbac::RequestAttributes {
+    rbac::RequestAttributes {
+        verb: attrs.verb.clone(),
+        api_group: attrs.api_group.clone(),
+        resource: attrs.resource.clone(),
+        subresource: Some(attrs.subresource.clone()).filter(|s| !s.is_empty()),
+        namespace: attrs.namespace.clone(),
+        name: attrs.name.clone(),
+        non_resource_path: attrs.non_resource_path.clone(),
+    }
+}
 
 impl Authorizer for RbacAuthorizer {
     fn authorize(
@@ -21,26 +50,11 @@ impl Authorizer for RbacAuthorizer {
         user: &UserInfo,
         attrs: &RequestAttributes,
     ) -> Decision {
-        let objects = rbac::RbacObjects {
-            roles: objects.roles.clone(),
-            cluster_roles: objects.cluster_roles.clone(),
-            role_bindings: objects.role_bindings.clone(),
-            cluster_role_bindings: objects.cluster_role_bindings.clone(),
-        };
-        let user = rbac::UserInfo {
-            name: user.name.clone(),
-            groups: user.groups.clone(),
-        };
-        let attrs = rbac::RequestAttributes {
-            verb: attrs.verb.clone(),
-            api_group: attrs.api_group.clone(),
-            resource: attrs.resource.clone(),
-            subresource: Some(attrs.subresource.clone()).filter(|s| !s.is_empty()),
-            namespace: attrs.namespace.clone(),
-            name: attrs.name.clone(),
-            non_resource_path: attrs.non_resource_path.clone(),
-        };
-        let decision = rbac::authorize(&objects, &user, &attrs);
+        let decision = rbac::authorize(
+            &to_rbac_objects(objects),
+            &to_rbac_user(user),
+            &to_rbac_attributes(attrs),
+        );
         Decision {
             allowed: decision.allowed,
             reason: decision.reason,

@@ -593,19 +593,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The k3k CRDs from the shared fixtures (repo layout first, then the absolute path).
+    /// The k3k CRDs kept in this crate (`crds/`).
     fn crd(file: &str) -> Value {
-        let candidates = [
-            format!(
-                "{}/../../../shared/fixtures/k3k/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            ),
-            format!("/work/shared/fixtures/k3k/{file}"),
-        ];
-        let text = candidates
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_else(|| panic!("fixture {file} not found in {candidates:?}"));
+        let path = format!("{}/{file}", crate::K3K_CRDS_DIR);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_yaml::from_str(&text).unwrap()
     }
 

@@ -11,12 +11,7 @@ use crate::kinds::{ResourceRef, ResourceType, crd};
 use crate::store::StoreInner;
 
 fn object_mut<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
-    let map = value.as_object_mut()?;
-    let entry = map.entry(key.to_string()).or_insert_with(|| json!({}));
-    if !entry.is_object() {
-        *entry = json!({});
-    }
-    entry.as_object_mut()
+    object_mut_in(value.as_object_mut()?, key)
 }
 
 fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
@@ -81,6 +76,28 @@ pub fn on_create(store: &StoreInner, rt: &ResourceType, object: &mut Value, now:
                 );
             }
         }
+        ("batch", "jobs") => {
+            if let Some(spec) = object_mut(object, "spec") {
+                if !spec.contains_key("completions") && !spec.contains_key("parallelism") {
+                    spec.insert("completions".into(), json!(1));
+                }
+                default_field(spec, "parallelism", json!(1));
+                if !spec.contains_key("backoffLimitPerIndex") {
+                    default_field(spec, "backoffLimit", json!(6));
+                }
+                default_field(spec, "completionMode", json!("NonIndexed"));
+                default_field(spec, "suspend", json!(false));
+                default_field(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            }
+        }
+        ("batch", "cronjobs") => {
+            if let Some(spec) = object_mut(object, "spec") {
+                default_field(spec, "concurrencyPolicy", json!("Allow"));
+                default_field(spec, "suspend", json!(false));
+                default_field(spec, "successfulJobsHistoryLimit", json!(3));
+                default_field(spec, "failedJobsHistoryLimit", json!(1));
+            }
+        }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let status = crd::accepted_status(object, now);
             if let Some(map) = object.as_object_mut() {
@@ -99,6 +116,54 @@ pub fn on_create(store: &StoreInner, rt: &ResourceType, object: &mut Value, now:
         }
         _ => {}
     }
+}
+
+/// Defaults that need the new object's uid: a Job's generated selector and pod labels
+/// (unless `spec.manualSelector`), as the Job strategy's `generateSelector` does.
+pub fn with_uid(rt: &ResourceType, object: &mut Value, uid: &str) {
+    if (rt.group.as_str(), rt.resource.as_str()) != ("batch", "jobs")
+        || object.pointer("/spec/manualSelector") == Some(&json!(true))
+    {
+        return;
+    }
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(spec) = object_mut(object, "spec") else {
+        return;
+    };
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let labels = object_mut(
+        spec.entry("template").or_insert_with(|| json!({})),
+        "metadata",
+    )
+    .and_then(|metadata| object_mut_in(metadata, "labels"));
+    if let Some(labels) = labels {
+        for (key, value) in [
+            ("batch.kubernetes.io/controller-uid", uid),
+            ("batch.kubernetes.io/job-name", name.as_str()),
+            ("controller-uid", uid),
+            ("job-name", name.as_str()),
+        ] {
+            labels.insert(key.into(), json!(value));
+        }
+    }
+}
+
+fn object_mut_in<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let entry = map.entry(key.to_string()).or_insert_with(|| json!({}));
+    if !entry.is_object() {
+        *entry = json!({});
+    }
+    entry.as_object_mut()
 }
 
 fn pod_defaults(object: &mut Value) {

@@ -253,18 +253,21 @@ impl Engine {
                 reason: "system:masters".into(),
             };
         }
-        let rbac = {
-            let store = self.store().lock();
-            let all = |r: &str| store.list(&ResourceRef::new("rbac.authorization.k8s.io", r), None);
-            let plain = |v: Vec<Arc<Value>>| v.into_iter().map(|o| (*o).clone()).collect();
-            RbacObjects {
-                roles: plain(all("roles")),
-                cluster_roles: plain(all("clusterroles")),
-                role_bindings: plain(all("rolebindings")),
-                cluster_role_bindings: plain(all("clusterrolebindings")),
-            }
-        };
+        let rbac = self.rbac_objects();
         self.policies().authorizer.authorize(&rbac, user, attrs)
+    }
+
+    /// The Roles, ClusterRoles and bindings in the store now (what RBAC decides from).
+    pub fn rbac_objects(&self) -> RbacObjects {
+        let store = self.store().lock();
+        let all = |r: &str| store.list(&ResourceRef::new("rbac.authorization.k8s.io", r), None);
+        let plain = |v: Vec<Arc<Value>>| v.into_iter().map(|o| (*o).clone()).collect();
+        RbacObjects {
+            roles: plain(all("roles")),
+            cluster_roles: plain(all("clusterroles")),
+            role_bindings: plain(all("rolebindings")),
+            cluster_role_bindings: plain(all("clusterrolebindings")),
+        }
     }
 
     /// How many objects of a resource exist (for tests and benchmarks).

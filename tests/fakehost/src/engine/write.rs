@@ -274,8 +274,10 @@ pub(super) fn prepare_new(
             ));
         }
     }
+    let uid = new_uid();
+    defaults::with_uid(rt, &mut object, &uid);
     let metadata = metadata_mut(&mut object);
-    metadata.insert("uid".into(), json!(new_uid()));
+    metadata.insert("uid".into(), json!(uid));
     metadata.insert("creationTimestamp".into(), json!(now));
     if rt.tracks_generation {
         metadata.insert("generation".into(), json!(1));

@@ -1,11 +1,15 @@
 //! The HTTP surface: one route table, then for every API request the same pipeline as
 //! kube-apiserver — parse the path, count it, apply faults (pause, latency, injected
 //! errors), authenticate (client certificate), authorize, and hand over to the resource or
-//! discovery handlers.
+//! discovery handlers. Bodies may be JSON, YAML or, for built-in kinds, Kubernetes protobuf
+//! (`body`, `protobuf`), on the host and on every virtual cluster alike.
 
+mod body;
 mod discovery;
+mod protobuf;
 mod request_info;
 mod resources;
+mod review;
 mod table;
 mod watch;
 
@@ -24,8 +28,8 @@ use serde_json::Value;
 use crate::engine::Engine;
 use crate::errors::{ApiError, qualified};
 use crate::faults::Faults;
+use crate::pki::ClientIdentity;
 use crate::seams::{RequestAttributes, UserInfo};
-use crate::tls::ClientIdentity;
 use request_info::ApiPath;
 
 /// Server settings that are not policies.

@@ -10,12 +10,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::request_info::ResourceRequest;
-use super::{ApiRequest, AppState, json_response, table, watch};
+use super::{ApiRequest, AppState, body, json_response, review, table, watch};
 use crate::engine::{DeleteOptions, ListOptions, PatchRequest, Propagation, WriteOptions};
 use crate::errors::ApiError;
 use crate::kinds::{ResourceRef, ResourceType};
 use crate::patch::PatchType;
-use crate::seams::RequestAttributes;
 
 pub(super) async fn serve(
     state: &AppState,
@@ -31,23 +30,6 @@ pub(super) async fn serve(
 
 fn header_str(api: &ApiRequest, name: header::HeaderName) -> Option<&str> {
     api.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn decode_body(api: &ApiRequest) -> Result<Value, ApiError> {
-    let content_type = header_str(api, header::CONTENT_TYPE).unwrap_or("application/json");
-    let parsed = if content_type.contains("yaml") {
-        serde_yaml::from_slice::<Value>(&api.body).map_err(|e| e.to_string())
-    } else if content_type.contains("json") || content_type.is_empty() {
-        serde_json::from_slice::<Value>(&api.body).map_err(|e| e.to_string())
-    } else {
-        return Err(ApiError::unsupported_media_type(
-            content_type,
-            "application/json, application/yaml",
-        ));
-    };
-    parsed.map_err(|e| {
-        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-    })
 }
 
 fn dry_run(api: &ApiRequest) -> Result<bool, ApiError> {
@@ -102,12 +84,7 @@ fn list_options(api: &ApiRequest) -> Result<ListOptions, ApiError> {
 }
 
 fn delete_options(api: &ApiRequest) -> Result<DeleteOptions, ApiError> {
-    let body: Value = if api.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&api.body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
-    };
+    let body = body::delete_options(api)?;
     let propagation_raw = api.query.get("propagationPolicy").cloned().or_else(|| {
         body.get("propagationPolicy")
             .and_then(Value::as_str)
@@ -263,10 +240,16 @@ async fn handle(
             table::wants_table(accept),
         ),
         ("create", None) if rt.resource == "selfsubjectaccessreviews" => {
-            self_subject_access_review(state, &api)
+            review::access_review(state, &rt, &api)
+        }
+        ("create", None) if rt.resource == "selfsubjectrulesreviews" => {
+            review::rules_review(state, &rt, &api)
+        }
+        ("create", None) if rt.resource == "selfsubjectreviews" => {
+            review::subject_review(&rt, &api)
         }
         ("create", None) => {
-            let object = decode_body(&api)?;
+            let object = body::decode(&api, &rt, (&api_version, &rt.kind))?;
             let created =
                 engine.create(&resource, namespace, object, &write_options(&api, false)?)?;
             Ok(json_response(
@@ -286,7 +269,7 @@ async fn handle(
             ))
         }
         ("update", sub) => {
-            let object = decode_body(&api)?;
+            let object = body::decode(&api, &rt, (&api_version, &rt.kind))?;
             let body_name = object
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
@@ -379,52 +362,4 @@ fn deleted_status(rt: &ResourceType, name: &str, last: &Value) -> Value {
         details["uid"] = uid.clone();
     }
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
-}
-
-/// SelfSubjectAccessReview: answered through the authorizer for the calling user, never stored.
-fn self_subject_access_review(state: &AppState, api: &ApiRequest) -> Result<Response, ApiError> {
-    let mut review = decode_body(api)?;
-    let spec = review.get("spec").cloned().unwrap_or(Value::Null);
-    let text = |pointer: &str| {
-        spec.pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let attrs = if spec.get("nonResourceAttributes").is_some() {
-        RequestAttributes {
-            verb: text("/nonResourceAttributes/verb").unwrap_or_default(),
-            non_resource_path: text("/nonResourceAttributes/path"),
-            ..Default::default()
-        }
-    } else if spec.get("resourceAttributes").is_some() {
-        RequestAttributes {
-            verb: text("/resourceAttributes/verb").unwrap_or_default(),
-            api_group: text("/resourceAttributes/group").unwrap_or_default(),
-            resource: text("/resourceAttributes/resource").unwrap_or_default(),
-            subresource: text("/resourceAttributes/subresource").unwrap_or_default(),
-            namespace: text("/resourceAttributes/namespace").filter(|s| !s.is_empty()),
-            name: text("/resourceAttributes/name").filter(|s| !s.is_empty()),
-            non_resource_path: None,
-        }
-    } else {
-        return Err(ApiError::invalid_field(
-            "authorization.k8s.io",
-            "SelfSubjectAccessReview",
-            "",
-            "spec.resourceAttributes",
-            "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
-        ));
-    };
-    let decision = state.engine.authorize(&api.user, &attrs);
-    let mut status = json!({"allowed": decision.allowed});
-    if !decision.reason.is_empty() {
-        status["reason"] = json!(decision.reason);
-    }
-    review["status"] = status;
-    if review.get("metadata").is_none() {
-        review["metadata"] = json!({});
-    }
-    review["apiVersion"] = json!("authorization.k8s.io/v1");
-    review["kind"] = json!("SelfSubjectAccessReview");
-    Ok(json_response(StatusCode::CREATED, &review))
 }

@@ -39,6 +39,14 @@ const fn kind(
     }
 }
 
+/// A create-only review kind, answered and never stored.
+const fn review(group: &'static str, resource: &'static str, kind_name: &'static str) -> Spec {
+    Spec {
+        verbs: &["create"],
+        ..kind(group, "v1", resource, kind_name, false, &[], false)
+    }
+}
+
 const NO_DELETECOLLECTION: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
@@ -198,18 +206,23 @@ fn specs() -> Vec<Spec> {
             &[],
             false,
         ),
-        Spec {
-            verbs: &["create"],
-            ..kind(
-                "authorization.k8s.io",
-                "v1",
-                "selfsubjectaccessreviews",
-                "SelfSubjectAccessReview",
-                false,
-                &[],
-                false,
-            )
-        },
+        kind("batch", "v1", "jobs", "Job", true, &[], true),
+        kind("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+        ),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+        ),
+        review(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+        ),
         kind(
             "apiextensions.k8s.io",
             "v1",
@@ -235,7 +248,14 @@ pub(super) fn builtin_types() -> Vec<ResourceType> {
             short_names: spec.short_names.iter().map(|s| s.to_string()).collect(),
             categories: if matches!(
                 spec.resource,
-                "pods" | "services" | "deployments" | "statefulsets" | "daemonsets" | "replicasets"
+                "pods"
+                    | "services"
+                    | "deployments"
+                    | "statefulsets"
+                    | "daemonsets"
+                    | "replicasets"
+                    | "jobs"
+                    | "cronjobs"
             ) {
                 vec!["all".to_string()]
             } else {
@@ -248,7 +268,10 @@ pub(super) fn builtin_types() -> Vec<ResourceType> {
                 .map(|s| s.to_string())
                 .collect(),
             has_status: spec.has_status,
-            tracks_generation: matches!(spec.group, "apps" | "policy" | "apiextensions.k8s.io"),
+            tracks_generation: matches!(
+                spec.group,
+                "apps" | "policy" | "batch" | "apiextensions.k8s.io"
+            ),
             builtin: true,
             schemas: BTreeMap::new(),
             printer_columns: BTreeMap::new(),

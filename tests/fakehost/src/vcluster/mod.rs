@@ -7,8 +7,6 @@
 // Every `Engine` call returns the engine's `ApiError` unboxed; these handlers pass it on.
 #![allow(clippy::result_large_err)]
 
-mod authz;
-mod review;
 mod serve;
 mod workloads;
 
@@ -17,8 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
@@ -34,7 +30,7 @@ use crate::pki::{Ca, IssuedCert};
 use crate::rbac;
 use crate::seams::{AcceptAll, Policies};
 
-pub use authz::RbacAuthorizer;
+pub use crate::policies::RbacAuthorizer;
 
 /// What a virtual cluster server needs from its K3K Cluster.
 pub struct VirtualClusterSpec {
@@ -144,19 +140,7 @@ impl VirtualCluster {
                 default_watch_timeout: Duration::from_secs(30 * 60),
             }),
         };
-        // Self-reviews are answered here (protobuf bodies, SelfSubjectRulesReview); a static
-        // route wins over the shared router's `/apis/{*path}`.
-        let reviews = Router::new()
-            .route(
-                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                post(review::access_review),
-            )
-            .route(
-                "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
-                post(review::rules_review),
-            )
-            .with_state(engine.clone());
-        let app = reviews.merge(router(state));
+        let app = router(state);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let client_ca_pem: Arc<str> = Arc::from(spec.client_ca.cert_pem());
         let server = tokio::spawn(serve::serve(

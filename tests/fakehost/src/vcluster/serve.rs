@@ -23,7 +23,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::pki;
-use crate::tls::ClientIdentity;
 
 /// Asks for a client certificate, checks only the handshake signature (proof of key
 /// possession) and leaves chain, validity and usage checks to `pki::authenticate_client_cert`.
@@ -141,8 +140,7 @@ pub(super) async fn serve(
                         .1
                         .peer_certificates()
                         .and_then(|chain| chain.first())
-                        .and_then(|cert| pki::authenticate_client_cert(cert.as_ref(), &client_ca_pem, jiff::Timestamp::now()).ok())
-                        .map(|id| ClientIdentity { user: id.user, groups: id.groups });
+                        .and_then(|cert| pki::authenticate_client_cert(cert.as_ref(), &client_ca_pem, jiff::Timestamp::now()).ok());
                     let service = router.map_request(move |mut request: Request<Incoming>| {
                         if let Some(identity) = &identity {
                             request.extensions_mut().insert(identity.clone());

@@ -166,8 +166,6 @@ async fn server_side_apply_conflicts_and_dry_run() {
         "two"
     );
 
-    // NB: kubectl's imperative `create configmap` sends protobuf, which the fake does not
-    // decode (415); manifests go as JSON.
     let dry = t.manifest(
         "dry.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: default\n",

@@ -3,6 +3,7 @@
 
 mod crds;
 mod faults;
+mod imperative;
 mod kubectl;
 mod policy;
 mod rest;

@@ -139,3 +139,44 @@ async fn k3k_schema_rejects_bad_clusters() {
     );
     assert_eq!(created.data["spec"]["mode"], "shared");
 }
+
+/// A host certificate carries one O per group (`pki::Ca::issue_client_cert`); RBAC must see
+/// every one of them, not only the last.
+#[tokio::test]
+async fn a_certificate_with_two_groups_authorizes_via_either() {
+    let t = start().await;
+    let kubeconfig = t
+        .host
+        .kubeconfig_for("dana", &["readers".to_string(), "writers".to_string()])
+        .expect("kubeconfig");
+    let dana = client_for(&kubeconfig).await;
+    for (name, role, group) in [("r", "view", "readers"), ("w", "edit", "writers")] {
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
+        }))
+        .expect("binding");
+        Api::<RoleBinding>::namespaced(t.client.clone(), "default")
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("bind");
+        // After the first binding only the first O grants anything: a certificate that
+        // kept only its last group would be refused here.
+        let as_dana: Api<ConfigMap> = Api::namespaced(dana.clone(), "default");
+        assert!(as_dana.list(&Default::default()).await.is_ok(), "{group}");
+        if group == "readers" {
+            let cm: ConfigMap =
+                serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("cm");
+            assert_eq!(
+                status_of(as_dana.create(&PostParams::default(), &cm).await).0,
+                403
+            );
+        }
+    }
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("cm");
+    Api::<ConfigMap>::namespaced(dana, "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("writers may create");
+}

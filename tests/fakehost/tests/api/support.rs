@@ -9,7 +9,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-pub const K3K_CRDS: &str = "/work/shared/fixtures/k3k";
+pub const K3K_CRDS: &str = fakehost::K3K_CRDS_DIR;
 
 pub struct TestHost {
     pub host: FakeHost,

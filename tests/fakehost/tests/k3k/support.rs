@@ -17,7 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
-pub const K3K_CRDS: &str = "/work/shared/fixtures/k3k";
+pub const K3K_CRDS: &str = fakehost::K3K_CRDS_DIR;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The real apiextensions behaviour: defaults and validation from the CRD schema.

@@ -1,0 +1,259 @@
+//! Inside each virtual cluster: kaas connects as `kaas`/`system:masters` with a client
+//! certificate minted on demand from the K3K bootstrap Secret (cached in memory for a short
+//! while, never stored), and keeps the workspace ClusterRoles and bindings and every
+//! project's namespace, quota, limit range and role bindings as redb says. Namespaces of
+//! projects that no longer exist are removed. Like the host pass, it writes only what
+//! differs.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, Service};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::api::{DeleteParams, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, Resource};
+
+use super::credentials::{self, Bootstrap, MintedCert};
+use super::names;
+use super::reconciler::{apply_if_changed, describe, is_not_found};
+use super::tenant;
+use crate::domain::WorkspaceId;
+use crate::ops::reconcile::WorkspaceSnapshot;
+
+/// How to reach one virtual cluster from here.
+#[derive(Clone)]
+pub struct VirtualClusterAccess {
+    pub bootstrap: Bootstrap,
+    pub server_url: String,
+    pub cluster_name: String,
+}
+
+/// Reads the bootstrap Secret and the NodePort Service K3K made for a workspace.
+pub async fn access(
+    host: &Client,
+    ws: WorkspaceId,
+    external_address: &str,
+) -> Result<VirtualClusterAccess, String> {
+    let ns = names::namespace(ws);
+    let cluster = names::cluster(ws);
+    let secrets: Api<Secret> = Api::namespaced(host.clone(), &ns);
+    let secret = secrets
+        .get_opt(&names::k3k_bootstrap_secret(&cluster))
+        .await
+        .map_err(|e| format!("reading the K3K bootstrap secret: {}", describe(&e)))?
+        .ok_or("K3K has not written the bootstrap secret yet")?;
+    let raw = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::K3K_BOOTSTRAP_KEY))
+        .map(|ByteString(b)| b.clone())
+        .ok_or("the K3K bootstrap secret has no `bootstrap` key")?;
+    let bootstrap = credentials::parse_bootstrap(&raw).map_err(|e| e.to_string())?;
+    let services: Api<Service> = Api::namespaced(host.clone(), &ns);
+    let svc = services
+        .get_opt(&names::k3k_service(&cluster))
+        .await
+        .map_err(|e| format!("reading the K3K service: {}", describe(&e)))?
+        .ok_or("K3K has not created the cluster's service yet")?;
+    let port = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ports| {
+            ports
+                .iter()
+                .find(|p| p.port == 443)
+                .and_then(|p| p.node_port)
+        })
+        .ok_or("the K3K service exposes no NodePort for port 443 (is expose.nodePort set?)")?;
+    Ok(VirtualClusterAccess {
+        bootstrap,
+        server_url: format!("https://{}:{port}", bracket_ipv6(external_address)),
+        cluster_name: cluster,
+    })
+}
+
+fn bracket_ipv6(addr: &str) -> String {
+    if addr.contains(':') && !addr.starts_with('[') {
+        format!("[{addr}]")
+    } else {
+        addr.to_string()
+    }
+}
+
+/// A certificate and a kubeconfig for one user of a virtual cluster.
+pub fn kubeconfig_for(
+    access: &VirtualClusterAccess,
+    user: &str,
+    groups: &[String],
+    now: Timestamp,
+    lifetime: Duration,
+) -> Result<(String, MintedCert), String> {
+    let cert = credentials::mint_client_certificate(&access.bootstrap, user, groups, now, lifetime)
+        .map_err(|e| e.to_string())?;
+    let yaml = credentials::kubeconfig_yaml(
+        &access.cluster_name,
+        &access.server_url,
+        &access.bootstrap.server_ca_pem,
+        user,
+        &cert,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((yaml, cert))
+}
+
+/// A client acting as kaas inside the virtual cluster.
+pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client, String> {
+    let (user, groups) = credentials::admin_identity();
+    let (yaml, _) = kubeconfig_for(
+        access,
+        user,
+        &groups,
+        Timestamp::now(),
+        Duration::from_secs(3600),
+    )?;
+    let kc = Kubeconfig::from_yaml(&yaml).map_err(|e| format!("admin kubeconfig: {e}"))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("admin kubeconfig: {e}"))?;
+    Client::try_from(config).map_err(|e| format!("virtual cluster client: {e}"))
+}
+
+fn ctx(what: &'static str) -> impl Fn(kube::Error) -> String {
+    move |e| format!("inside the virtual cluster, {what}: {}", describe(&e))
+}
+
+/// Brings the virtual cluster in line with the workspace's members and projects.
+pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), String> {
+    let ws = &snap.workspace;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    for role in tenant::cluster_roles() {
+        let name = role.meta().name.clone().unwrap_or_default();
+        apply_if_changed(&roles, &name, &role)
+            .await
+            .map_err(ctx("cluster roles"))?;
+    }
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for b in tenant::cluster_role_bindings(ws.id) {
+        let name = b.meta().name.clone().unwrap_or_default();
+        apply_if_changed(&bindings, &name, &b)
+            .await
+            .map_err(ctx("cluster role bindings"))?;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut wanted = BTreeSet::new();
+    for p in &snap.projects {
+        let project = &p.project;
+        wanted.insert(project.name.clone());
+        apply_if_changed(
+            &namespaces,
+            &project.name,
+            &tenant::project_namespace(project),
+        )
+        .await
+        .map_err(ctx("project namespaces"))?;
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &project.name);
+        match tenant::project_quota(project) {
+            Some(q) => {
+                apply_if_changed(&quotas, tenant::PROJECT_QUOTA_NAME, &q)
+                    .await
+                    .map_err(ctx("project quotas"))?;
+            }
+            None => match quotas
+                .delete(tenant::PROJECT_QUOTA_NAME, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(ctx("project quotas")(e)),
+            },
+        }
+        let limits: Api<LimitRange> = Api::namespaced(client.clone(), &project.name);
+        apply_if_changed(
+            &limits,
+            tenant::PROJECT_LIMITS_NAME,
+            &tenant::project_limit_range(project, &snap.plan.limits),
+        )
+        .await
+        .map_err(ctx("project limit ranges"))?;
+        let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &project.name);
+        for rb in tenant::project_group_role_bindings(project)
+            .into_iter()
+            .chain(tenant::project_role_bindings(project, &p.members))
+        {
+            let name = rb.meta().name.clone().unwrap_or_default();
+            apply_if_changed(&rbs, &name, &rb)
+                .await
+                .map_err(ctx("project role bindings"))?;
+        }
+    }
+    // Projects deleted in kaas: their namespaces go too (only those kaas made).
+    let managed = namespaces
+        .list(&ListParams::default().labels(names::PROJECT_ID_LABEL))
+        .await
+        .map_err(ctx("listing project namespaces"))?;
+    for ns in managed {
+        let name = ns.meta().name.clone().unwrap_or_default();
+        if !wanted.contains(&name) && ns.meta().deletion_timestamp.is_none() {
+            match namespaces.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(workspace = %ws.id, namespace = %name, "removed the namespace of a deleted project")
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(ctx("removing a deleted project's namespace")(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Signs tenant kubeconfigs for `ops` with each workspace's client CA.
+pub struct HostMinter {
+    conn: std::sync::Arc<super::connection::HostConnection>,
+    external_addresses: Vec<String>,
+}
+
+impl HostMinter {
+    pub fn new(
+        conn: std::sync::Arc<super::connection::HostConnection>,
+        external_addresses: Vec<String>,
+    ) -> HostMinter {
+        HostMinter {
+            conn,
+            external_addresses,
+        }
+    }
+}
+
+impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
+    fn mint<'a>(
+        &'a self,
+        ws: WorkspaceId,
+        user: &'a str,
+        groups: Vec<String>,
+        lifetime: Duration,
+    ) -> futures::future::BoxFuture<'a, Result<crate::ops::kubeconfig::MintedKubeconfig, String>>
+    {
+        Box::pin(async move {
+            let host = self
+                .conn
+                .client()
+                .ok_or("the host cluster is not connected")?;
+            let address = self
+                .external_addresses
+                .first()
+                .ok_or("no external address configured (host.external_addresses)")?;
+            let access = access(&host, ws, address).await?;
+            let (yaml, cert) = kubeconfig_for(&access, user, &groups, Timestamp::now(), lifetime)?;
+            Ok(crate::ops::kubeconfig::MintedKubeconfig {
+                yaml,
+                server: access.server_url,
+                serial: cert.serial_hex,
+                expires_at: cert.not_after,
+            })
+        })
+    }
+}
