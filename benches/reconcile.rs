@@ -32,7 +32,11 @@ fn ready_count(ops: &Ops) -> usize {
 async fn wait_ready(ops: &Ops, n: usize, limit: Duration) -> Duration {
     let start = Instant::now();
     while ready_count(ops) < n {
-        assert!(start.elapsed() < limit, "only {} of {n} Ready after {limit:?}", ready_count(ops));
+        assert!(
+            start.elapsed() < limit,
+            "only {} of {n} Ready after {limit:?}",
+            ready_count(ops)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
@@ -60,20 +64,66 @@ async fn main() {
     host.write_kubeconfig(&kubeconfig).expect("kubeconfig");
 
     let (store, _) = Store::open(&dir.path().join("kaas.redb"), 8 << 20).expect("store");
-    let ops = Arc::new(Ops::new(Arc::new(store), Arc::new(SystemClock), Settings::default()));
+    let ops = Arc::new(Ops::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        Settings::default(),
+    ));
     ops.seed_plans().expect("plans");
-    let shell = Actor { user_id: kaas::domain::UserId(0), email: "bench".into(), platform_admin: true, via: AuthVia::Shell, source: "bench".into() };
+    let shell = Actor {
+        user_id: kaas::domain::UserId(0),
+        email: "bench".into(),
+        platform_admin: true,
+        via: AuthVia::Shell,
+        source: "bench".into(),
+    };
     let u = ops
-        .create_user(&shell, NewUser { email: "owner@example.com".into(), name: "Owner".into(), password: "measured by the stopwatch".into(), platform_admin: false })
+        .create_user(
+            &shell,
+            NewUser {
+                email: "owner@example.com".into(),
+                name: "Owner".into(),
+                password: "measured by the stopwatch".into(),
+                platform_admin: false,
+            },
+        )
         .await
         .expect("user");
-    let me = Actor { user_id: u.id, email: u.email.clone(), platform_admin: false, via: AuthVia::Shell, source: "bench".into() };
-    let org = ops.create_org(&me, NewOrg { name: "bench".into(), display_name: None }).expect("org").org.id;
-    ops.set_org_limits(&shell, org, OrgLimits { max_workspaces: Some(2000), max_members: None }).expect("limits");
+    let me = Actor {
+        user_id: u.id,
+        email: u.email.clone(),
+        platform_admin: false,
+        via: AuthVia::Shell,
+        source: "bench".into(),
+    };
+    let org = ops
+        .create_org(
+            &me,
+            NewOrg {
+                name: "bench".into(),
+                display_name: None,
+            },
+        )
+        .expect("org")
+        .org
+        .id;
+    ops.set_org_limits(
+        &shell,
+        org,
+        OrgLimits {
+            max_workspaces: Some(2000),
+            max_members: None,
+        },
+    )
+    .expect("limits");
 
     let conn = HostConnection::new(Some(kubeconfig));
     let settings = ReconcilerSettings {
-        host: HostSettings { external_addresses: vec!["127.0.0.1".into()], k3s_version: "v1.33.1-k3s1".into(), ..Default::default() },
+        host: HostSettings {
+            external_addresses: vec!["127.0.0.1".into()],
+            k3s_version: "v1.33.1-k3s1".into(),
+            ..Default::default()
+        },
         resync_interval: Duration::from_secs(3600),
         poll_while_busy: Duration::from_millis(200),
         ..Default::default()
@@ -89,7 +139,15 @@ async fn main() {
     host.reset_request_counts();
     let start = Instant::now();
     for i in 0..200 {
-        ops.create_workspace(&me, org, NewWorkspace { name: format!("a-{i:03}"), plan: "starter".into() }).expect("ws");
+        ops.create_workspace(
+            &me,
+            org,
+            NewWorkspace {
+                name: format!("a-{i:03}"),
+                plan: "starter".into(),
+            },
+        )
+        .expect("ws");
     }
     let took = wait_ready(&ops, 200, Duration::from_secs(120)).await + Duration::ZERO;
     let counts = host.request_counts();
@@ -112,7 +170,15 @@ async fn main() {
 
     // 2. Up to 1,000 and a full resync of them in sync.
     for i in 0..800 {
-        ops.create_workspace(&me, org, NewWorkspace { name: format!("b-{i:03}"), plan: "starter".into() }).expect("ws");
+        ops.create_workspace(
+            &me,
+            org,
+            NewWorkspace {
+                name: format!("b-{i:03}"),
+                plan: "starter".into(),
+            },
+        )
+        .expect("ws");
     }
     wait_ready(&ops, 1000, Duration::from_secs(600)).await;
     while !reconciler.idle() {

@@ -11,6 +11,7 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, P, Q};
 use super::{ListParams, bad_cursor};
 use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
+use crate::host::connection::HostStatus;
 use crate::ops::Page;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::state::AppState;
@@ -180,4 +181,16 @@ pub async fn list_audit(
     }
     .limit();
     Ok(Json(s.ops.list_audit(&a, filter, before, limit)?))
+}
+
+/// The host cluster connection: reachable, version, K3K CRDs, last error (platform administrators).
+#[utoipa::path(get, path = "/host", tag = "users", responses((status = 200, body = HostStatus), (status = 403, body = ErrorBody)))]
+pub async fn host_status(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<HostStatus>> {
+    crate::ops::authz::require_platform_admin(&a)?;
+    Ok(Json(
+        s.host.as_ref().map(|h| h.status()).unwrap_or_default(),
+    ))
 }

@@ -151,6 +151,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_user, admin::update_user))
         .routes(routes!(admin::reset_password))
         .routes(routes!(admin::list_audit))
+        .routes(routes!(admin::host_status))
 }
 
 /// The OpenAPI document, as served.

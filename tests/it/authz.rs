@@ -113,6 +113,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/users/{victim}/password", "A F F F F F F F F F U"),
     ("GET", "/audit?org={org}", "A A A F F F F F F N U"),
     ("GET", "/audit", "A F F F F F F F F F U"),
+    ("GET", "/host", "A F F F F F F F F F U"),
 ];
 
 struct Fixture {

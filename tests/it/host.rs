@@ -299,6 +299,28 @@ async fn errors_from_the_host_and_from_k3k_are_retried_and_shown() {
         .await;
     h.host.set_fault_plan(None);
 
+    // Throttling (429 with Retry-After) is waited out, not treated as fatal.
+    h.host.set_fault_plan(Some(FaultPlan::Ratio {
+        ratio: 0.3,
+        seed: 11,
+        error: InjectedError::TooManyRequests {
+            retry_after_seconds: 0,
+        },
+    }));
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &a,
+            Some(json!({"name": "throttled", "plan": "starter"})),
+        )
+        .await;
+    let ws3 = r.body["id"].as_str().unwrap().to_string();
+    h.wait_ws(&a, &ws3, "Ready despite 429s", |w| state(w) == "Ready")
+        .await;
+    h.host.set_fault_plan(None);
+
     // K3K refusing the spec shows its message; fixing it recovers.
     h.k3k.fail_next_provisions(1);
     let r = h
@@ -391,6 +413,13 @@ async fn readyz_reports_the_host_connection() {
             )
             .await;
         if r.body["host"]["connected"] == true {
+            let admin = h.app.user("root@example.com", true).await.1;
+            let api = h.app.call("GET", "/host", &bearer(&admin), None).await;
+            assert_eq!(
+                api.body["connected"], true,
+                "the API reports the host too: {:?}",
+                api.body
+            );
             assert_eq!(r.body["host"]["k3k_crds"], true);
             assert_eq!(r.body["host"]["version"], "v1.33.1+k3s1");
             break;

@@ -274,6 +274,20 @@ async fn each_role_gets_exactly_its_access_through_kubectl() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Drift inside the virtual cluster: a binding kaas owns deleted by the workspace admin
+    // comes back on the next pass.
+    let (ok, out) = kubectl(a, &["delete", "rolebinding", "kaas-viewer", "-n", "api"]);
+    assert!(ok, "{out}");
+    h.reconciler.resync();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !kubectl(a, &["get", "rolebinding", "kaas-viewer", "-n", "api"]).0 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted binding was not restored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Issuance is audited with serial and expiry.
     let r = h
         .app
