@@ -1,5 +1,5 @@
 //! Assembles and runs the server: opens the store, builds the router (API, health, metrics,
-//! setup page) with its layers, serves HTTP or HTTPS, tells systemd when it is ready, and
+//! console) with its layers, serves HTTP or HTTPS, tells systemd when it is ready, and
 //! shuts down gracefully on SIGTERM/SIGINT, finishing in-flight requests before the
 //! database is closed.
 
@@ -140,11 +140,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(
-            "/setup",
-            get(crate::setup_page::show).post(crate::setup_page::submit),
-        )
         .nest("/api/v1", crate::api::router())
+        .merge(crate::web::router())
         .layer(axum::middleware::from_fn(telemetry::http_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state);

@@ -10,11 +10,11 @@ pub mod config;
 pub mod domain;
 pub mod healthcheck;
 pub mod ops;
-pub mod setup_page;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod web;
 
 /// The version and, when built from git, the commit (set by the release build).
 pub const VERSION: &str = match option_env!("KAAS_BUILD_VERSION") {

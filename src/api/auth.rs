@@ -26,7 +26,7 @@ pub struct LoginResult {
     pub expires_at: Timestamp,
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",

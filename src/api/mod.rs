@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod nodes;
 pub mod orgs;
 pub mod workspaces;
 
@@ -62,6 +63,7 @@ pub(crate) fn bad_cursor(why: String) -> ApiError {
         (name = "plans", description = "Plans: quotas and limits"),
         (name = "users", description = "User administration (platform administrators)"),
         (name = "audit", description = "The audit log"),
+        (name = "nodes", description = "Host nodes and dedicated nodes"),
     )
 )]
 struct ApiDoc;
@@ -152,6 +154,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reset_password))
         .routes(routes!(admin::list_audit))
         .routes(routes!(admin::host_status))
+        // Nodes: platform administrators assign; workspace readers see their own.
+        .routes(routes!(nodes::list_nodes))
+        .routes(routes!(nodes::workspace_nodes, nodes::assign_node))
+        .routes(routes!(nodes::release_node))
 }
 
 /// The OpenAPI document, as served.

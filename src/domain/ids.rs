@@ -13,6 +13,18 @@ use ulid::Ulid;
 #[error("{0:?} is not a valid {1} id (expected {1}_ followed by 26 base32 characters)")]
 pub struct BadId(pub String, pub &'static str);
 
+/// A new ULID, strictly greater than every one this process made before: ULIDs from the
+/// same millisecond are otherwise random in order, and "oldest session first" or the audit
+/// log's order must not depend on luck.
+pub fn monotonic() -> u128 {
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let fresh = Ulid::generate().0;
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let next = if fresh > *last { fresh } else { *last + 1 };
+    *last = next;
+    next
+}
+
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -22,9 +34,10 @@ macro_rules! typed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh id; ULIDs embed the current time so ids sort by creation.
+            /// A fresh id; ULIDs embed the current time so ids sort by creation — strictly,
+            /// also within one millisecond (see [`monotonic`]).
             pub fn generate() -> Self {
-                Self(Ulid::generate().0)
+                Self(monotonic())
             }
 
             /// The lower-case 26-character ULID without prefix, usable in Kubernetes names.

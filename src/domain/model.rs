@@ -216,3 +216,25 @@ pub struct AuditEvent {
     #[serde(default)]
     pub detail: String,
 }
+
+/// A host node dedicated to one workspace (platform administrators assign them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeAssignment {
+    pub node: String,
+    pub workspace_id: WorkspaceId,
+    pub assigned_at: Timestamp,
+    /// The interval this assignment opened, for billing node-hours.
+    pub interval_id: AuditId,
+}
+
+/// One stretch of time a node was dedicated to a workspace; `until` is open while assigned.
+/// Billing charges node-hours from these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInterval {
+    pub id: AuditId,
+    pub node: String,
+    pub workspace_id: WorkspaceId,
+    pub org_id: OrgId,
+    pub from: Timestamp,
+    pub until: Option<Timestamp>,
+}

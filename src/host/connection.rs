@@ -30,7 +30,64 @@ pub struct HostStatus {
     /// Whether `clusters.k3k.io` and `virtualclusterpolicies.k3k.io` exist.
     pub k3k_crds: bool,
     pub last_error: Option<String>,
+    /// Whether the host enforces PodTolerationRestriction (checked with a dry-run pod);
+    /// `None` until checked. Without it tenants could land on other workspaces' nodes.
+    pub pod_toleration_restriction: Option<bool>,
+    /// Problems that do not stop kaas but an operator must fix.
+    pub warnings: Vec<String>,
     pub checked_at: Option<Timestamp>,
+}
+
+/// The namespace kaas keeps on the host for its own checks.
+pub const KAAS_SYSTEM_NAMESPACE: &str = "kaas-system";
+
+/// What to tell an operator whose host does not enforce toleration whitelists.
+pub const TOLERATION_RESTRICTION_FIX: &str = "the host does not enforce PodTolerationRestriction, so a tenant could schedule onto another workspace's dedicated nodes: add `kube-apiserver-arg: [\"enable-admission-plugins=NodeRestriction,PodTolerationRestriction\"]` to /etc/rancher/k3s/config.yaml.d/kaas.yaml and restart K3s";
+
+/// Asks the host whether it rejects a pod whose toleration its namespace's whitelist does
+/// not admit (a dry run: nothing is stored).
+pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, String> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::PostParams;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": KAAS_SYSTEM_NAMESPACE,
+            "labels": {super::names::MANAGED_BY_LABEL: super::names::MANAGED_BY_VALUE},
+            "annotations": {super::names::TOLERATIONS_WHITELIST_ANNOTATION: "[{\"key\":\"kaas.hexabase.ai/probe\",\"operator\":\"Exists\"}]"}
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    super::reconciler::apply_if_changed(&namespaces, KAAS_SYSTEM_NAMESPACE, &ns)
+        .await
+        .map_err(|e| {
+            format!(
+                "preparing {KAAS_SYSTEM_NAMESPACE}: {}",
+                super::reconciler::describe(&e)
+            )
+        })?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), KAAS_SYSTEM_NAMESPACE);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kaas-toleration-probe"},
+        "spec": {
+            "containers": [{"name": "probe", "image": "kaas/probe:none"}],
+            "tolerations": [{"key": "kaas.hexabase.ai/not-whitelisted", "operator": "Exists", "effect": "NoSchedule"}]
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let params = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match pods.create(&params, &pod).await {
+        Ok(_) => Ok(false),
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("whitelist") => Ok(true),
+        Err(e) => Err(super::reconciler::describe(&e)),
+    }
 }
 
 /// Picks the kubeconfig: configured path, then `$KUBECONFIG`, then K3s's own file, then the
@@ -136,6 +193,28 @@ impl HostConnection {
             },
             Err(e) => Err(e),
         };
+        // The admission check writes (a dry run and, once, kaas-system): do it on first
+        // contact and then now and then, not on every probe.
+        let due = status.pod_toleration_restriction.is_none()
+            || status.checked_at.is_some_and(|t| t.as_second() % 300 < 10);
+        let restriction = match (&result, self.client()) {
+            (Ok(_), Some(c)) if due => match enforces_toleration_restriction(&c).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not check PodTolerationRestriction");
+                    status.pod_toleration_restriction
+                }
+            },
+            _ => status.pod_toleration_restriction,
+        };
+        status.pod_toleration_restriction = restriction;
+        status.warnings = match restriction {
+            Some(false) => vec![TOLERATION_RESTRICTION_FIX.to_string()],
+            _ => Vec::new(),
+        };
+        if due && restriction == Some(false) {
+            tracing::warn!("{TOLERATION_RESTRICTION_FIX}");
+        }
         match result {
             Ok((version, crds)) => {
                 if !status.connected {

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod desired;
 pub mod k3k;
 pub mod names;
+pub mod node_sync;
 pub mod nodes;
 pub mod reconciler;
 pub mod tenant;

@@ -93,6 +93,7 @@ pub struct ReconcileStats {
 
 pub struct Reconciler {
     ops: Arc<Ops>,
+    nodes: Arc<super::node_sync::WatchedNodes>,
     conn: Arc<HostConnection>,
     settings: ReconcilerSettings,
     queue: Mutex<Queue>,
@@ -198,7 +199,10 @@ impl Reconciler {
         conn: Arc<HostConnection>,
         settings: ReconcilerSettings,
     ) -> ReconcilerHandle {
+        let nodes = super::node_sync::WatchedNodes::new();
+        ops.set_node_inventory(nodes.clone());
         let inner = Arc::new(Reconciler {
+            nodes,
             ops,
             conn,
             settings,
@@ -376,6 +380,26 @@ impl Reconciler {
         let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let cfg = watcher::Config::default().labels(&selector);
+        // Nodes: a change to a dedicated node (or one that carries a pool label) brings its
+        // workspace back for a pass, so hand edits are repaired and NotReady is noticed.
+        let me_nodes = self.clone();
+        self.nodes.start(
+            client.clone(),
+            move |node: &k8s_openapi::api::core::v1::Node| {
+                let name = node.metadata.name.clone().unwrap_or_default();
+                let from_label = node
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(names::NODE_POOL_LABEL))
+                    .and_then(|pool| pool.strip_prefix(names::POOL_PREFIX))
+                    .and_then(|short| format!("ws_{short}").parse::<WorkspaceId>().ok());
+                let from_record = me_nodes.ops.node_owner(&name).ok().flatten();
+                for id in [from_label, from_record].into_iter().flatten() {
+                    me_nodes.enqueue(id, Instant::now());
+                }
+            },
+        );
         let me = self.clone();
         tokio::spawn(async move {
             let c = watcher(clusters, cfg.clone())
@@ -445,7 +469,12 @@ impl Reconciler {
         snap: &crate::ops::reconcile::WorkspaceSnapshot,
     ) -> Result<Option<Duration>, String> {
         let ws = &snap.workspace;
-        let desired = desired_objects(ws, &snap.plan, &self.settings.host);
+        let host_settings = HostSettings {
+            dedicated_nodes: snap.dedicated_nodes.clone(),
+            all_dedicated_pools: snap.all_pools.clone(),
+            ..self.settings.host.clone()
+        };
+        let desired = desired_objects(ws, &snap.plan, &host_settings);
         let ns_name = names::namespace(ws.id);
         let cluster_name = names::cluster(ws.id);
         let err = |what: &str, e: kube::Error| format!("applying the {what}: {}", describe(&e));
@@ -541,6 +570,15 @@ impl Reconciler {
                 None,
             ),
         };
+        let node_pass = super::node_sync::sync(client, ws.id, &snap.dedicated_nodes).await?;
+        let (state, message) = if state == WorkspaceState::Ready && !node_pass.problems.is_empty() {
+            (
+                WorkspaceState::Error,
+                format!("degraded: {}", node_pass.problems.join("; ")),
+            )
+        } else {
+            (state, message)
+        };
         if state == WorkspaceState::Ready {
             // Ready means tenants can use it: roles, projects and bindings are in place.
             self.sync_inside(client, snap).await?;
@@ -554,7 +592,8 @@ impl Reconciler {
         self.ops
             .record_observation(ws.id, &obs)
             .map_err(|e| e.to_string())?;
-        Ok((state != WorkspaceState::Ready).then_some(self.settings.poll_while_busy))
+        let busy = state != WorkspaceState::Ready || !node_pass.releasing.is_empty();
+        Ok(busy.then_some(self.settings.poll_while_busy))
     }
 
     async fn sync_inside(
@@ -721,6 +760,14 @@ impl Reconciler {
                 ))
             }
             None => {
+                let pass = super::node_sync::sync(client, id, &[]).await?;
+                if !pass.releasing.is_empty() {
+                    record(format!(
+                        "releasing dedicated nodes: {}",
+                        pass.releasing.join(", ")
+                    ))?;
+                    return Ok(Some(self.settings.poll_while_busy));
+                }
                 self.ops
                     .finish_workspace_deletion(id)
                     .map_err(|e| e.to_string())?;

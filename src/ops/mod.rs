@@ -6,8 +6,10 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod console;
 pub mod invitations;
 pub mod kubeconfig;
+pub mod nodes;
 pub mod orgs;
 pub mod plans;
 pub mod projects;
@@ -189,6 +191,8 @@ pub struct Ops {
     changes: tokio::sync::broadcast::Sender<Change>,
     /// Signs tenant certificates; set once a host is configured.
     minter: std::sync::OnceLock<Arc<dyn kubeconfig::KubeconfigMinter>>,
+    /// The host's node list; set once a host is configured.
+    nodes: std::sync::OnceLock<Arc<dyn nodes::NodeInventory>>,
     /// Cheaper password hashing for tests; production always uses argon2's defaults.
     fast_hashing: bool,
 }
@@ -203,6 +207,7 @@ impl Ops {
             throttle: LoginThrottle::new(ThrottlePolicy::default()),
             changes,
             minter: std::sync::OnceLock::new(),
+            nodes: std::sync::OnceLock::new(),
             fast_hashing: false,
         }
     }

@@ -14,6 +14,10 @@ pub struct WorkspaceSnapshot {
     pub workspace: Workspace,
     pub plan: Plan,
     pub projects: Vec<ProjectSnapshot>,
+    /// Host nodes dedicated to this workspace.
+    pub dedicated_nodes: Vec<String>,
+    /// Node pools (`ws-<id>`) of every workspace that has dedicated nodes.
+    pub all_pools: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,10 +62,24 @@ impl Ops {
             }
             projects.push(ProjectSnapshot { project, members });
         }
+        let assignments = records::all_node_assignments(&r)?;
+        let dedicated_nodes = assignments
+            .iter()
+            .filter(|a| a.workspace_id == id)
+            .map(|a| a.node.clone())
+            .collect();
+        let mut all_pools: Vec<String> = assignments
+            .iter()
+            .map(|a| format!("ws-{}", a.workspace_id.short()))
+            .collect();
+        all_pools.sort();
+        all_pools.dedup();
         Ok(Some(WorkspaceSnapshot {
             workspace,
             plan,
             projects,
+            dedicated_nodes,
+            all_pools,
         }))
     }
 
@@ -104,6 +122,13 @@ impl Ops {
         let Some(ws) = records::get_workspace(&tx, id)? else {
             return Ok(());
         };
+        let now = self.now();
+        for a in records::all_node_assignments(&tx)?
+            .iter()
+            .filter(|a| a.workspace_id == id)
+        {
+            records::end_node_assignment(&tx, a, now)?;
+        }
         records::delete_workspace(&tx, &ws)?;
         let ev = AuditEvent {
             id: AuditId::generate(),

@@ -211,6 +211,16 @@ impl Ops {
                 plan.id, plan.max_members
             )));
         }
+        let nodes = records::all_node_assignments(&tx)?
+            .iter()
+            .filter(|a| a.workspace_id == ws.id)
+            .count();
+        if nodes as u64 > u64::from(plan.max_dedicated_nodes) {
+            return Err(OpsError::Conflict(format!(
+                "the workspace has {nodes} dedicated node(s) and plan {:?} allows {}: release nodes first",
+                plan.id, plan.max_dedicated_nodes
+            )));
+        }
         let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
         check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
             OpsError::Conflict(format!(

@@ -1,5 +1,6 @@
 //! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
-//! the per-organization audit index, built from the existing log. Each step runs in one
+//! the per-organization audit index, built from the existing log; version 3 the dedicated
+//! node tables. Each step runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -51,6 +52,9 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(TOKENS_BY_USER)?;
     tx.open_table(AUDIT)?;
     tx.open_table(AUDIT_BY_ORG)?;
+    tx.open_table(NODE_ASSIGNMENTS)?;
+    tx.open_table(NODE_INTERVALS)?;
+    tx.open_table(NODE_INTERVALS_BY_WS)?;
     Ok(())
 }
 
@@ -99,6 +103,8 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
         create_tables(&tx)?;
         match v {
             1 => v1_to_v2(&tx)?,
+            // Schema 3 only adds the node tables, which create_tables made above.
+            2 => {}
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"

@@ -74,3 +74,12 @@ pub const TOKENS_BY_USER: TableDefinition<(u128, u128), ()> =
 pub const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit-v1");
 /// (org, event id) → (). Added in schema 2.
 pub const AUDIT_BY_ORG: TableDefinition<(u128, u128), ()> = TableDefinition::new("audit-by-org-v1");
+
+/// Node name → its current dedicated assignment. Added in schema 3.
+pub const NODE_ASSIGNMENTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("node-assignments-v1");
+/// Interval id → node-dedication interval (billing). Added in schema 3.
+pub const NODE_INTERVALS: TableDefinition<u128, &[u8]> = TableDefinition::new("node-intervals-v1");
+/// (workspace, interval id) → (). Added in schema 3.
+pub const NODE_INTERVALS_BY_WS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("node-intervals-by-ws-v1");

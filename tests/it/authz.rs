@@ -1,7 +1,8 @@
 //! The authorization matrix: every API operation × every kind of caller, each cell run
 //! against a fresh fixture. The expectations are written out here by hand (not derived from
 //! `domain::policy`), so a wrong rule, a missing check or a misrouted handler all fail.
-//! A = allowed (the request got past authorization: not 401/403/404), F = 403, N = 404
+//! A = allowed (the request got past authorization: not 401/403/404; a 503 for the absent
+//! host counts, any other 5xx fails), F = 403, N = 404
 //! (existence not leaked), U = 401, a = signed in (not 401/403; 404 allowed).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,6 +115,14 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/audit?org={org}", "A A A F F F F F F N U"),
     ("GET", "/audit", "A F F F F F F F F F U"),
     ("GET", "/host", "A F F F F F F F F F U"),
+    ("GET", "/nodes", "a F F F F F F F F F U"),
+    ("GET", "/workspaces/{ws}/nodes", "A A A N A A A A A N U"),
+    ("POST", "/workspaces/{ws}/nodes", "A F F F F F F F F F U"),
+    (
+        "DELETE",
+        "/workspaces/{ws}/nodes/{node}",
+        "a F F F F F F F F F U",
+    ),
 ];
 
 struct Fixture {
@@ -249,6 +258,7 @@ async fn fixture() -> Fixture {
         ("{wv}", ids["WV"].to_string()),
         ("{pv}", ids["PV"].to_string()),
         ("{plan}", "standard".to_string()),
+        ("{node}", "agent-1".to_string()),
         ("{session}", SessionId::generate().to_string()),
         ("{token}", pa_token_id),
     ]);
@@ -273,6 +283,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/orgs/{org}/workspaces") => json!({"name": "dev", "plan": "starter"}),
         ("PATCH", "/workspaces/{ws}") => json!({"plan": "standard"}),
         ("POST", "/workspaces/{ws}/kubeconfig") => json!({"lifetime_hours": 1}),
+        ("POST", "/workspaces/{ws}/nodes") => json!({"node": "agent-1"}),
         ("PUT", "/workspaces/{ws}/members/{victim}") => json!({"role": "workspace-viewer"}),
         ("POST", "/workspaces/{ws}/projects") => json!({"name": "api"}),
         ("PATCH", "/projects/{project}") => {
@@ -294,8 +305,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
 fn meets(expect: &str, status: StatusCode) -> bool {
     let s = status.as_u16();
     match expect {
-        "A" => ![401, 403, 404].contains(&s) && s < 500,
-        "a" => ![401, 403].contains(&s) && s < 500,
+        "A" => ![401, 403, 404].contains(&s) && (s < 500 || s == 503),
+        "a" => ![401, 403].contains(&s) && (s < 500 || s == 503),
         "F" => s == 403,
         "N" => s == 404,
         "U" => s == 401,

@@ -5,5 +5,7 @@ mod authz;
 mod binary;
 mod credentials;
 mod host;
+mod nodes;
 mod support;
 mod tenants;
+mod web;

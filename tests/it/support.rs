@@ -221,9 +221,28 @@ impl HostedApp {
     pub async fn start_with(
         tweak: impl FnOnce(&mut kaas::host::reconciler::ReconcilerSettings),
     ) -> HostedApp {
+        Self::start_full(false, 1, tweak).await
+    }
+
+    /// A host with `nodes` nodes (the first is the control plane) and, if asked, the
+    /// PodTolerationRestriction admission plugin.
+    pub async fn start_with_nodes(toleration_restriction: bool, nodes: usize) -> HostedApp {
+        Self::start_full(toleration_restriction, nodes, |_| {}).await
+    }
+
+    async fn start_full(
+        toleration_restriction: bool,
+        nodes: usize,
+        tweak: impl FnOnce(&mut kaas::host::reconciler::ReconcilerSettings),
+    ) -> HostedApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let host = fakehost::FakeHost::start(fakehost::FakeHostOptions {
             manifests: vec![std::path::PathBuf::from(fakehost::K3K_CRDS_DIR)],
+            pod_toleration_restriction: toleration_restriction,
+            nodes: fakehost::NodeSeed {
+                count: nodes,
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await

@@ -1,0 +1,287 @@
+//! Dedicated nodes on the host: the inventory (a watch-backed cache the API lists from) and
+//! the per-workspace node pass. Assigned nodes carry kaas's pool label (server-side apply of
+//! that one label) and taint (a merge patch with the resourceVersion read, because
+//! `spec.taints` is replaced whole by every patch type — every taint kaas does not own is
+//! kept). A released node is cordoned (if kaas had to), the workspace's pods on it are
+//! evicted through the Eviction API, the label and taint go, and it is uncordoned.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{EvictParams, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::names;
+use super::nodes::{
+    dedicated_node_patch, released_node_patch, taints_merge_patch, taints_with_ours,
+    taints_without_ours,
+};
+use super::reconciler::describe;
+use crate::domain::WorkspaceId;
+use crate::ops::nodes::{HostNode, NodeCondition, NodeInventory, NodeTaint};
+
+/// Marks a node kaas cordoned itself, so it uncordons only those.
+const CORDONED_BY_KAAS: &str = "kaas.hexabase.ai/cordoned-for-release";
+
+/// The host's nodes, kept current by a watch.
+pub struct WatchedNodes {
+    store: std::sync::RwLock<Option<Store<Node>>>,
+}
+
+impl WatchedNodes {
+    pub fn new() -> Arc<WatchedNodes> {
+        Arc::new(WatchedNodes {
+            store: std::sync::RwLock::new(None),
+        })
+    }
+
+    /// Starts the watch; `on_change` hears every node that changed.
+    pub fn start(&self, client: Client, on_change: impl Fn(&Node) + Send + 'static) {
+        let (reader, writer) = reflector::store();
+        if let Ok(mut s) = self.store.write() {
+            *s = Some(reader);
+        }
+        let api: Api<Node> = Api::all(client);
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .touched_objects();
+            futures::pin_mut!(stream);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(node) => on_change(&node),
+                    Err(e) => tracing::debug!(error = %e, "node watch interrupted; retrying"),
+                }
+            }
+        });
+    }
+}
+
+impl NodeInventory for WatchedNodes {
+    fn nodes(&self) -> Option<Vec<HostNode>> {
+        let guard = self.store.read().ok()?;
+        let store = guard.as_ref()?;
+        // Until the first list arrived the cache is empty for lack of knowledge, not of nodes.
+        let synced = matches!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()),
+            Some(Ok(()))
+        );
+        if !synced {
+            return None;
+        }
+        let mut nodes: Vec<HostNode> = store.state().iter().map(|n| host_node(n)).collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(nodes)
+    }
+}
+
+fn quantities(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// What the API shows of a node.
+pub fn host_node(n: &Node) -> HostNode {
+    let labels = n.metadata.labels.clone().unwrap_or_default();
+    let mut roles: Vec<String> = labels
+        .keys()
+        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+        .map(str::to_string)
+        .collect();
+    roles.sort();
+    let status = n.status.as_ref();
+    let conditions: Vec<NodeCondition> = status
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| NodeCondition {
+                    kind: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = n.spec.as_ref();
+    HostNode {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        roles,
+        ready: conditions
+            .iter()
+            .any(|c| c.kind == "Ready" && c.status == "True"),
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        capacity: quantities(status.and_then(|s| s.capacity.as_ref())),
+        allocatable: quantities(status.and_then(|s| s.allocatable.as_ref())),
+        conditions,
+        labels,
+        taints: spec
+            .and_then(|s| s.taints.as_ref())
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| NodeTaint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The outcome of a node pass for one workspace.
+#[derive(Debug, Default)]
+pub struct NodePass {
+    /// Assigned nodes that are missing or not Ready (the workspace is degraded).
+    pub problems: Vec<String>,
+    /// Releases still waiting for pods to leave.
+    pub releasing: Vec<String>,
+}
+
+/// Makes the host's nodes match the assignments of one workspace.
+pub async fn sync(
+    client: &Client,
+    ws: WorkspaceId,
+    assigned: &[String],
+) -> Result<NodePass, String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pool = names::node_pool(ws);
+    let mut pass = NodePass::default();
+    let err = |what: &str, e: kube::Error| format!("{what}: {}", describe(&e));
+    for name in assigned {
+        let Some(node) = nodes
+            .get_opt(name)
+            .await
+            .map_err(|e| err("reading a dedicated node", e))?
+        else {
+            pass.problems
+                .push(format!("dedicated node {name} is gone from the host"));
+            continue;
+        };
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        if labels.get(names::NODE_POOL_LABEL) != Some(&pool) {
+            let params = PatchParams::apply(names::FIELD_MANAGER).force();
+            nodes
+                .patch(
+                    name,
+                    &params,
+                    &Patch::Apply(&dedicated_node_patch(name, ws)),
+                )
+                .await
+                .map_err(|e| err("labelling a dedicated node", e))?;
+            tracing::info!(node = %name, workspace = %ws, "applied the dedicated-node label");
+        }
+        let existing = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        let wanted = taints_with_ours(&existing, ws);
+        if wanted != existing {
+            let rv = node.metadata.resource_version.clone().unwrap_or_default();
+            nodes
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&taints_merge_patch(&rv, &wanted)),
+                )
+                .await
+                .map_err(|e| err("tainting a dedicated node", e))?;
+            tracing::info!(node = %name, workspace = %ws, "applied the dedicated-node taint");
+        }
+        if !host_node(&node).ready {
+            pass.problems
+                .push(format!("dedicated node {name} is NotReady"));
+        }
+    }
+    let labelled = nodes
+        .list(&ListParams::default().labels(&format!("{}={pool}", names::NODE_POOL_LABEL)))
+        .await
+        .map_err(|e| err("listing the workspace's nodes", e))?;
+    for node in labelled.items {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if !assigned.contains(&name) && !release(client, ws, &node).await? {
+            pass.releasing.push(name);
+        }
+    }
+    Ok(pass)
+}
+
+/// One step of releasing a node; true when the node is clean again.
+async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool, String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let err = |what: &str, e: kube::Error| format!("releasing {name}, {what}: {}", describe(&e));
+    let unschedulable = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    if !unschedulable {
+        let body = json!({"metadata": {"annotations": {CORDONED_BY_KAAS: "true"}}, "spec": {"unschedulable": true}});
+        nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(|e| err("cordoning", e))?;
+        tracing::info!(node = %name, workspace = %ws, "cordoned a released node");
+    }
+    // Evict the workspace's pods from the node (K3K shared mode runs them in its namespace).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &names::namespace(ws));
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
+        .await
+        .map_err(|e| err("listing pods", e))?;
+    if !on_node.items.is_empty() {
+        for p in &on_node.items {
+            let pod = p.metadata.name.clone().unwrap_or_default();
+            match pods.evict(&pod, &EvictParams::default()).await {
+                Ok(_) => {
+                    tracing::info!(node = %name, pod = %pod, "evicted a pod from a released node")
+                }
+                Err(e) if super::reconciler::is_not_found(&e) => {}
+                Err(e) => return Err(err("evicting a pod", e)),
+            }
+        }
+        return Ok(false);
+    }
+    let params = PatchParams::apply(names::FIELD_MANAGER).force();
+    nodes
+        .patch(&name, &params, &Patch::Apply(&released_node_patch(&name)))
+        .await
+        .map_err(|e| err("removing the label", e))?;
+    let fresh = nodes
+        .get(&name)
+        .await
+        .map_err(|e| err("reading it back", e))?;
+    let existing = fresh
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let wanted = taints_without_ours(&existing, &names::node_pool(ws));
+    let cordoned_by_us = fresh
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(CORDONED_BY_KAAS));
+    let rv = fresh.metadata.resource_version.clone().unwrap_or_default();
+    let mut body = taints_merge_patch(&rv, &wanted);
+    if cordoned_by_us {
+        body["spec"]["unschedulable"] = json!(false);
+        body["metadata"]["annotations"] = json!({CORDONED_BY_KAAS: null});
+    }
+    nodes
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|e| err("removing the taint", e))?;
+    tracing::info!(node = %name, workspace = %ws, "released a dedicated node");
+    Ok(true)
+}

@@ -1,0 +1,401 @@
+//! Read models and two-step flows for the HTML console. Each page of the console asks for
+//! what it shows in one call here; every piece is fetched through the same checked use cases
+//! the API uses (so authorization cannot differ), and the `can_*` flags only decide which
+//! controls are shown — the write use cases check again. The two flows (setup then sign in,
+//! accept an invitation then sign in) exist because a browser form is one request.
+
+use super::auth::{LoggedIn, LoginInput, SessionView};
+use super::authz::{org_standing, project_standing, workspace_for, workspace_standing};
+use super::invitations::{AcceptInvitation, InvitationView};
+use super::orgs::{MemberView, OrgView};
+use super::projects::ProjectMemberView;
+use super::setup::SetupInput;
+use super::tokens::TokenView;
+use super::users::MeView;
+use super::workspaces::{WorkspaceMemberView, WorkspaceView};
+use super::{Actor, Ops, OpsError, OpsResult, Origin};
+use crate::domain::policy::{self, Action};
+use crate::domain::*;
+use crate::store::records;
+
+/// The most rows a console page lists in one go (organizations, workspaces, members).
+pub const PAGE_ROWS: usize = 500;
+
+pub struct OrgWithWorkspaces {
+    pub org: OrgView,
+    pub workspaces: Vec<WorkspaceView>,
+}
+
+pub struct Dashboard {
+    pub orgs: Vec<OrgWithWorkspaces>,
+}
+
+pub struct OrgPage {
+    pub org: OrgView,
+    pub workspaces: Vec<WorkspaceView>,
+    pub members: Vec<MemberView>,
+    /// Pending invitations; empty when the caller may not manage members.
+    pub invitations: Vec<InvitationView>,
+    /// Plans that can be chosen for a new workspace.
+    pub plans: Vec<Plan>,
+    pub can_manage_members: bool,
+    pub can_manage_owners: bool,
+    pub can_create_workspace: bool,
+}
+
+pub struct WorkspacePage {
+    pub ws: WorkspaceView,
+    pub org_name: String,
+    pub projects: Vec<Project>,
+    /// The sum of every project's own quota in the workspace.
+    pub projects_quota: Quota,
+    pub members: Vec<WorkspaceMemberView>,
+    /// Organization members who are not yet workspace members (for the "add" form).
+    pub candidates: Vec<MemberView>,
+    pub plans: Vec<Plan>,
+    pub can_manage_members: bool,
+    pub can_change_plan: bool,
+    pub can_delete: bool,
+    pub can_create_project: bool,
+}
+
+pub struct ProjectPage {
+    pub project: Project,
+    pub workspace_name: String,
+    pub org_name: String,
+    pub members: Vec<ProjectMemberView>,
+    pub candidates: Vec<MemberView>,
+    pub can_manage_members: bool,
+}
+
+pub struct AccountPage {
+    pub me: MeView,
+    pub sessions: Vec<SessionView>,
+    pub tokens: Vec<TokenView>,
+}
+
+/// What the status poller needs for one workspace.
+pub struct WorkspaceStatus {
+    pub id: WorkspaceId,
+    pub state: WorkspaceState,
+    pub message: String,
+}
+
+fn allowed(s: &policy::Standing, a: Action) -> bool {
+    policy::allows(s, a)
+}
+
+impl Ops {
+    /// The caller's organizations, each with the workspaces they can see.
+    pub fn console_dashboard(&self, actor: &Actor) -> OpsResult<Dashboard> {
+        // NB: only the caller's own memberships, even for platform administrators, who find
+        // every organization under Administration instead.
+        let me = self.me(actor)?;
+        let mut orgs = Vec::new();
+        for o in me.organizations {
+            let org = self.get_org(actor, o.id)?;
+            let workspaces = self.list_workspaces(actor, o.id, None, PAGE_ROWS)?.items;
+            orgs.push(OrgWithWorkspaces { org, workspaces });
+        }
+        Ok(Dashboard { orgs })
+    }
+
+    pub fn console_org(&self, actor: &Actor, id: OrgId) -> OpsResult<OrgPage> {
+        let org = self.get_org(actor, id)?;
+        let standing = org_standing(&self.store.read()?, actor, id)?;
+        let can_manage_members = allowed(&standing, Action::OrgMembersManage);
+        let invitations = if can_manage_members {
+            self.list_invitations(actor, id)?
+        } else {
+            Vec::new()
+        };
+        Ok(OrgPage {
+            workspaces: self.list_workspaces(actor, id, None, PAGE_ROWS)?.items,
+            members: self.list_members(actor, id, None, PAGE_ROWS)?.items,
+            invitations,
+            plans: self
+                .list_plans(actor)?
+                .into_iter()
+                .filter(|p| !p.retired)
+                .collect(),
+            can_manage_members,
+            can_manage_owners: allowed(&standing, Action::OrgOwnersManage),
+            can_create_workspace: allowed(&standing, Action::WorkspaceCreate),
+            org,
+        })
+    }
+
+    pub fn console_workspace(&self, actor: &Actor, id: WorkspaceId) -> OpsResult<WorkspacePage> {
+        let ws = self.get_workspace(actor, id)?;
+        let (standing, all_projects, org_name) = {
+            let r = self.store.read()?;
+            let w = workspace_for(&r, actor, id, Action::WorkspaceRead)?;
+            let org_name = records::get_org(&r, w.org_id)?.map_or_else(String::new, |o| o.name);
+            let projects = records::list_workspace_projects(&r, id, None, usize::MAX)?;
+            (workspace_standing(&r, actor, &w)?, projects, org_name)
+        };
+        let projects_quota = all_projects
+            .iter()
+            .filter_map(|p| p.quota)
+            .fold(Quota::default(), |acc, q| {
+                acc.checked_add(&q).unwrap_or(acc)
+            });
+        let can_manage_members = allowed(&standing, Action::WorkspaceMembersManage);
+        let members = self.list_workspace_members(actor, id)?;
+        let candidates = if can_manage_members {
+            self.org_candidates(actor, ws.workspace.org_id, |u| {
+                members.iter().any(|m| m.user_id == u)
+            })?
+        } else {
+            Vec::new()
+        };
+        let can_change_plan = allowed(&standing, Action::WorkspaceChangePlan);
+        Ok(WorkspacePage {
+            projects: self.list_projects(actor, id, None, PAGE_ROWS)?.items,
+            projects_quota,
+            members,
+            candidates,
+            plans: if can_change_plan {
+                self.list_plans(actor)?
+            } else {
+                Vec::new()
+            },
+            org_name,
+            can_manage_members,
+            can_change_plan,
+            can_delete: allowed(&standing, Action::WorkspaceDelete),
+            can_create_project: allowed(&standing, Action::ProjectCreate),
+            ws,
+        })
+    }
+
+    pub fn console_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<ProjectPage> {
+        let project = self.get_project(actor, id)?;
+        let (standing, workspace_name, org_name) = {
+            let r = self.store.read()?;
+            let ws = records::get_workspace(&r, project.workspace_id)?
+                .ok_or(OpsError::NotFound("workspace"))?;
+            let org = records::get_org(&r, project.org_id)?.map_or_else(String::new, |o| o.name);
+            (project_standing(&r, actor, &project)?, ws.name, org)
+        };
+        let can_manage_members = allowed(&standing, Action::ProjectMembersManage);
+        let members = self.list_project_members(actor, id)?;
+        let candidates = if can_manage_members {
+            self.org_candidates(actor, project.org_id, |u| {
+                members.iter().any(|m| m.user_id == u)
+            })?
+        } else {
+            Vec::new()
+        };
+        Ok(ProjectPage {
+            project,
+            workspace_name,
+            org_name,
+            members,
+            candidates,
+            can_manage_members,
+        })
+    }
+
+    /// Organization members not already in a list. A workspace or project admin who is only
+    /// an organization *member* may read the member list too (`OrgMembersRead`).
+    fn org_candidates(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        taken: impl Fn(UserId) -> bool,
+    ) -> OpsResult<Vec<MemberView>> {
+        match self.list_members(actor, org, None, PAGE_ROWS) {
+            Ok(p) => Ok(p.items.into_iter().filter(|m| !taken(m.user_id)).collect()),
+            // A project-only member of another org's workspace cannot list that org.
+            Err(OpsError::NotFound(_) | OpsError::Forbidden(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn console_account(&self, actor: &Actor) -> OpsResult<AccountPage> {
+        Ok(AccountPage {
+            me: self.me(actor)?,
+            sessions: self.list_sessions(actor)?,
+            tokens: self.list_tokens(actor)?,
+        })
+    }
+
+    /// Current states of the workspaces the caller can see among `ids` (others are left
+    /// out silently: the poller only asks for what its page showed).
+    pub fn console_statuses(
+        &self,
+        actor: &Actor,
+        ids: &[WorkspaceId],
+    ) -> OpsResult<Vec<WorkspaceStatus>> {
+        let r = self.store.read()?;
+        let mut out = Vec::new();
+        for id in ids.iter().take(PAGE_ROWS) {
+            match workspace_for(&r, actor, *id, Action::WorkspaceRead) {
+                Ok(w) => out.push(WorkspaceStatus {
+                    id: w.id,
+                    state: w.state,
+                    message: w.message,
+                }),
+                Err(OpsError::NotFound(_) | OpsError::Forbidden(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// First run from the browser: creates the administrator, then signs them in.
+    pub async fn setup_and_sign_in(
+        &self,
+        input: SetupInput,
+        origin: &Origin,
+    ) -> OpsResult<LoggedIn> {
+        let password = input.password.clone();
+        let user = self.complete_setup(input, origin).await?;
+        self.login(
+            LoginInput {
+                email: user.email,
+                password,
+            },
+            origin,
+        )
+        .await
+    }
+
+    /// Accepts an invitation for someone not signed in: with the password of the invited
+    /// address's existing account, or creating that account; then signs them in.
+    pub async fn accept_invitation_and_sign_in(
+        &self,
+        input: AcceptInvitation,
+        origin: &Origin,
+    ) -> OpsResult<(OrgId, LoggedIn)> {
+        let info = self.invitation_info(&input.token)?;
+        let org = self.org_id_by_name(&info.org_name)?;
+        let password = input.password.clone().unwrap_or_default();
+        if info.account_exists {
+            // Prove the account first; the invitation is used only once that succeeds.
+            let done = self
+                .login(
+                    LoginInput {
+                        email: info.email.clone(),
+                        password,
+                    },
+                    origin,
+                )
+                .await
+                .map_err(|e| match e {
+                    OpsError::Unauthenticated(m) => super::invalid("password", m),
+                    other => other,
+                })?;
+            let actor = Actor {
+                user_id: done.user.id,
+                email: done.user.email.clone(),
+                platform_admin: done.user.platform_admin,
+                via: super::AuthVia::Session(done.session.id),
+                source: origin.ip.to_string(),
+            };
+            if let Err(e) = self.accept_as(&actor, &input.token, origin).await {
+                // Do not leave a session behind that no browser holds.
+                let _ = self.revoke_session(&actor, done.session.id);
+                return Err(e);
+            }
+            return Ok((org, done));
+        }
+        let user = self.accept_invitation(None, input, origin).await?;
+        let done = self
+            .login(
+                LoginInput {
+                    email: user.email,
+                    password,
+                },
+                origin,
+            )
+            .await?;
+        Ok((org, done))
+    }
+
+    /// Accepts an invitation as the signed-in caller; returns the organization joined.
+    pub async fn accept_invitation_signed_in(
+        &self,
+        actor: &Actor,
+        token: &str,
+        origin: &Origin,
+    ) -> OpsResult<OrgId> {
+        let info = self.invitation_info(token)?;
+        let org = self.org_id_by_name(&info.org_name)?;
+        self.accept_as(actor, token, origin).await?;
+        Ok(org)
+    }
+
+    async fn accept_as(&self, actor: &Actor, token: &str, origin: &Origin) -> OpsResult<()> {
+        let input = AcceptInvitation {
+            token: token.to_string(),
+            name: None,
+            password: None,
+        };
+        self.accept_invitation(Some(actor), input, origin)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a workspace once its name has been typed to confirm.
+    pub fn console_delete_workspace(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+        typed_name: &str,
+    ) -> OpsResult<WorkspaceView> {
+        let name = self.get_workspace(actor, id)?.workspace.name;
+        if typed_name != name {
+            return Err(super::invalid(
+                "confirm",
+                format!("type {name} exactly to confirm"),
+            ));
+        }
+        self.delete_workspace(actor, id)
+    }
+
+    /// The audit log for the console's filter form, where the actor is typed as an e-mail
+    /// address or a user id (an unknown address matches nothing).
+    pub fn console_audit(
+        &self,
+        actor: &Actor,
+        mut filter: crate::store::records::AuditFilter,
+        who: &str,
+        before: Option<AuditId>,
+        limit: usize,
+    ) -> OpsResult<super::Page<AuditEvent>> {
+        if !who.is_empty() {
+            let id = match who.parse::<UserId>() {
+                Ok(id) => Some(id),
+                Err(_) if who.contains('@') => {
+                    let email = crate::domain::names::normalize_email(who)
+                        .map_err(|p| super::invalid("actor", p.0))?;
+                    records::user_by_email(&self.store.read()?, &email)?.map(|u| u.id)
+                }
+                Err(_) => {
+                    return Err(super::invalid(
+                        "actor",
+                        "enter an e-mail address or a user id (user_…)",
+                    ));
+                }
+            };
+            match id {
+                Some(id) => filter.actor = Some(id),
+                None => {
+                    return Ok(super::Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
+            }
+        }
+        self.list_audit(actor, filter, before, limit)
+    }
+
+    fn org_id_by_name(&self, name: &str) -> OpsResult<OrgId> {
+        records::org_by_name(&self.store.read()?, name)?
+            .map(|o| o.id)
+            .ok_or(OpsError::NotFound("organization"))
+    }
+}

@@ -1,0 +1,229 @@
+//! Extractors that guard console routes. [`SignedIn`] is the session user (or a redirect to
+//! `/login?next=`); [`Admin`] is a platform administrator (anyone else gets 404, so the
+//! pages' existence is not advertised); [`Post`] and [`AdminPost`] are the only way to get a
+//! form body together with the caller, and both refuse a form without this session's CSRF
+//! token; [`PublicForm`] is a form sent before sign-in (setup, login, invitation), checked
+//! to come from this site. Only the session cookie signs in to the console: API tokens are
+//! for the API.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use serde::de::DeserializeOwned;
+
+use super::error::WebError;
+use super::flash::Flash;
+use super::view::Layout;
+use crate::api::extract::{origin, session_cookie};
+use crate::domain::Session;
+use crate::ops::users::MeView;
+use crate::ops::{Actor, Ops, OpsError};
+use crate::state::AppState;
+
+/// A path on this site (`/x`, not `//host` or `/\host`, no scheme, no control characters),
+/// safe to redirect to after sign-in.
+pub fn is_local_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && !p.chars().any(|c| c.is_control() || c == '\\')
+        && p.len() <= 2000
+}
+
+/// The signed-in user of a console request.
+pub struct SignedIn {
+    pub actor: Actor,
+    pub session: Session,
+    pub me: MeView,
+    pub flash: Option<Flash>,
+}
+
+impl SignedIn {
+    /// The page frame; `section` marks the current navigation entry.
+    pub fn layout(&self, title: impl Into<String>, section: impl ToString) -> Layout {
+        Layout {
+            title: title.into(),
+            name: self.me.user.name.clone(),
+            email: self.me.user.email.clone(),
+            platform_admin: self.actor.platform_admin,
+            orgs: self.me.organizations.clone(),
+            csrf: self.session.csrf_token.clone(),
+            flash: self.flash.clone(),
+            section: section.to_string(),
+            v: super::assets::version(),
+        }
+    }
+}
+
+fn signed_in(parts: &Parts, state: &AppState) -> Result<SignedIn, WebError> {
+    let next = (parts.method == Method::GET)
+        .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()))
+        .flatten();
+    let secret = session_cookie(parts, state.cookie_name())
+        .ok_or(WebError::SignIn { next: next.clone() })?;
+    let (actor, session) = match state.ops.authenticate_session(secret, &origin(parts)) {
+        Ok(v) => v,
+        Err(OpsError::Unauthenticated(_)) => return Err(WebError::SignIn { next }),
+        Err(e) => return Err(e.into()),
+    };
+    let me = state.ops.me(&actor)?;
+    Ok(SignedIn {
+        actor,
+        session,
+        me,
+        flash: parts.extensions.get::<Flash>().cloned(),
+    })
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        signed_in(parts, state)
+    }
+}
+
+/// The session user if there is one (a stale cookie counts as none).
+pub struct MaybeSignedIn(pub Option<SignedIn>);
+
+impl FromRequestParts<AppState> for MaybeSignedIn {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        match signed_in(parts, state) {
+            Ok(s) => Ok(MaybeSignedIn(Some(s))),
+            Err(WebError::SignIn { .. }) => Ok(MaybeSignedIn(None)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A signed-in platform administrator; everyone else is told the page does not exist.
+pub struct Admin(pub SignedIn);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let s = signed_in(parts, state)?;
+        if !s.actor.platform_admin {
+            return Err(WebError::NotFound);
+        }
+        Ok(Admin(s))
+    }
+}
+
+/// Refuses a state-changing request that a browser says came from another site. Browsers
+/// send `Sec-Fetch-Site` on every request, and it decides; older ones send only `Origin`,
+/// which must then name this host. (NB: under `Referrer-Policy: no-referrer` a form post's
+/// `Origin` is the string `null`, so that value proves nothing either way.) Tools that send
+/// neither pass: they cannot ride a victim's cookies anyway.
+fn same_site(parts: &Parts) -> Result<(), WebError> {
+    let h = &parts.headers;
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return match site {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(WebError::Csrf),
+        };
+    }
+    if let Some(o) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && o != "null"
+    {
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+        let o_host = o.split_once("://").map(|(_, rest)| rest);
+        if host.is_none() || o_host != host {
+            return Err(WebError::Csrf);
+        }
+    }
+    Ok(())
+}
+
+async fn form_body<T: DeserializeOwned>(
+    req: Request,
+    state: &AppState,
+) -> Result<(T, String), WebError> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(WebError::BadRequest("expected a form submission".into()));
+    }
+    let bytes = axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| WebError::BadRequest(format!("could not read the form: {e}")))?;
+    let csrf = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "_csrf")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let value = serde_urlencoded::from_bytes(&bytes)
+        .map_err(|e| WebError::BadRequest(format!("the form is incomplete: {e}")))?;
+    Ok((value, csrf))
+}
+
+/// A form posted by the signed-in user, with this session's CSRF token in `_csrf`.
+pub struct Post<T>(pub SignedIn, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Post<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let (parts, body) = req.into_parts();
+        same_site(&parts)?;
+        let who = signed_in(&parts, state)?;
+        let (value, csrf) = form_body(Request::from_parts(parts, body), state).await?;
+        if csrf.is_empty() || !Ops::csrf_token_matches(&who.session, &csrf) {
+            return Err(WebError::Csrf);
+        }
+        Ok(Post(who, value))
+    }
+}
+
+/// [`Post`] by a platform administrator (404 for everyone else).
+pub struct AdminPost<T>(pub SignedIn, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdminPost<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let Post(who, value) = Post::<T>::from_request(req, state).await?;
+        if !who.actor.platform_admin {
+            return Err(WebError::NotFound);
+        }
+        Ok(AdminPost(who, value))
+    }
+}
+
+/// A form sent before sign-in; its own secret (setup or invitation token, or the password)
+/// is the credential, and it must come from this site.
+pub struct PublicForm<T>(pub crate::ops::Origin, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for PublicForm<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let (parts, body) = req.into_parts();
+        same_site(&parts)?;
+        let o = origin(&parts);
+        let (value, _) = form_body(Request::from_parts(parts, body), state).await?;
+        Ok(PublicForm(o, value))
+    }
+}
+
+/// A form with no fields but the CSRF token (revoke, remove, sign out).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert!(is_local_path("/orgs/org_x?tab=1"));
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "evil",
+            "/a\nb",
+        ] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
+    }
+}

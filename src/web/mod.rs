@@ -1,0 +1,172 @@
+//! The HTML console: server-rendered pages (askama) that work without JavaScript, forms that
+//! post and redirect with a flash, and embedded static assets. [`router`] is the whole route
+//! table, grouped by what guards each route. Every handler extracts, calls one `ops::`
+//! function and maps the result; authorization stays in `ops`, CSRF in the extractors.
+//!
+//! Headers: a strict Content-Security-Policy (no inline script or style), frame denial and
+//! `Referrer-Policy: no-referrer` (set for the whole app), so the setup and invitation
+//! tokens that arrive in URLs leak nowhere; those pages move them into POSTed fields.
+
+pub mod account;
+pub mod admin;
+pub mod admin_plans;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod flash;
+pub mod orgs;
+pub mod view;
+pub mod workspaces;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::ops::OpsError;
+use crate::state::AppState;
+use error::WebError;
+use flash::Flash;
+use view::FormState;
+
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; form-action 'self'; \
+                       frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// The console's route table.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // Open: assets, and the pages before sign-in (their own secret is the credential).
+        .route("/static/{version}/{*file}", get(assets::serve))
+        .route("/setup", get(auth::setup_page).post(auth::setup))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/invite", get(auth::invite_page).post(auth::accept_invite))
+        // Signed in (`SignedIn`/`Post`: session cookie; forms carry the CSRF token).
+        // What each may see or change is decided by `ops` from their roles.
+        .route("/", get(orgs::dashboard))
+        .route("/logout", post(auth::logout))
+        .route("/status", get(orgs::statuses))
+        .route("/orgs", post(orgs::create_org))
+        .route("/orgs/{org}", get(orgs::show))
+        .route("/orgs/{org}/workspaces", post(orgs::create_workspace))
+        .route("/orgs/{org}/members/{user}/role", post(orgs::change_role))
+        .route(
+            "/orgs/{org}/members/{user}/remove",
+            post(orgs::remove_member),
+        )
+        .route("/orgs/{org}/invitations", post(orgs::invite))
+        .route(
+            "/orgs/{org}/invitations/{id}/revoke",
+            post(orgs::revoke_invitation),
+        )
+        .route("/workspaces/{ws}", get(workspaces::show))
+        .route(
+            "/workspaces/{ws}/projects",
+            post(workspaces::create_project),
+        )
+        .route("/workspaces/{ws}/members", post(workspaces::add_member))
+        .route(
+            "/workspaces/{ws}/members/{user}/remove",
+            post(workspaces::remove_member),
+        )
+        .route("/workspaces/{ws}/plan", post(workspaces::change_plan))
+        .route("/workspaces/{ws}/delete", post(workspaces::delete))
+        .route("/projects/{prj}", get(workspaces::project))
+        .route(
+            "/projects/{prj}/members",
+            post(workspaces::put_project_member),
+        )
+        .route(
+            "/projects/{prj}/members/{user}/remove",
+            post(workspaces::remove_project_member),
+        )
+        .route("/account", get(account::show))
+        .route("/account/profile", post(account::profile))
+        .route("/account/password", post(account::password))
+        .route(
+            "/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        // Platform administrators (`Admin`/`AdminPost`: anyone else gets 404).
+        .route("/admin", get(admin::orgs))
+        .route("/admin/orgs/{org}/limits", post(admin::set_limits))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{user}", post(admin::update_user))
+        .route("/admin/users/{user}/password", post(admin::reset_password))
+        .route(
+            "/admin/plans",
+            get(admin_plans::list).post(admin_plans::create),
+        )
+        .route("/admin/plans/new", get(admin_plans::new_page))
+        .route(
+            "/admin/plans/{plan}",
+            get(admin_plans::edit_page).post(admin_plans::update),
+        )
+        .route("/admin/audit", get(admin::audit))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(flash::layer))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+}
+
+/// 303 See Other to `to`, carrying a flash for the next page.
+pub fn redirect(s: &AppState, to: &str, flash: Flash) -> Response {
+    let mut res = axum::response::Redirect::to(to).into_response();
+    if let Some(c) = flash.cookie(s.secure_cookies) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+/// Turns a refusal of a submitted form into the form shown again with the error next to its
+/// field (or on top of the form) and the status that says why. Failures that are not about
+/// the form (not found, a server fault) become error pages.
+pub fn refused(e: OpsError, mut form: FormState) -> Result<(StatusCode, FormState), WebError> {
+    let status = match e {
+        OpsError::Invalid { field, message } => {
+            form.error(field, error::capitalise(&message));
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        OpsError::Conflict(m) => {
+            form = form.fail(error::capitalise(&m));
+            StatusCode::CONFLICT
+        }
+        OpsError::Forbidden(m) => {
+            form = form.fail(error::capitalise(&m));
+            StatusCode::FORBIDDEN
+        }
+        OpsError::Unauthenticated(m) => {
+            form = form.fail(error::capitalise(&m));
+            StatusCode::UNAUTHORIZED
+        }
+        OpsError::Throttled(d) => {
+            form = form.fail(format!(
+                "Too many attempts — try again in {} seconds.",
+                d.as_secs().max(1)
+            ));
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        other => return Err(other.into()),
+    };
+    Ok((status, form))
+}
+
+/// Parses an optional whole number typed in a form; an error names the field.
+pub fn number(form: &mut FormState, field: &'static str, raw: &str) -> Option<u64> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return None;
+    }
+    match t.replace('_', "").parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            form.error(field, "Enter a whole number");
+            None
+        }
+    }
+}

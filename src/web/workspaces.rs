@@ -1,0 +1,349 @@
+//! Workspace and project pages: a workspace's status (polled while it changes), plan and
+//! quota use, projects, members, plan change and deletion (the name must be typed); a
+//! project's namespace, quota and members.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::{WebError, WebResult};
+use super::extract::{NoFields, Post, SignedIn};
+use super::flash::Flash;
+use super::view::{self, Bar, FormState, Layout};
+use super::{number, redirect, refused};
+use crate::domain::{ProjectId, ProjectRole, Quota, UserId, WorkspaceId, WorkspaceRole};
+use crate::ops::OpsError;
+use crate::ops::console::{ProjectPage, WorkspacePage};
+use crate::ops::projects::{NewProject, ProjectRoleInput};
+use crate::ops::workspaces::{WorkspacePatch, WorkspaceRoleInput};
+use crate::state::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace.html")]
+pub struct WorkspaceView {
+    pub l: Layout,
+    pub p: WorkspacePage,
+    pub quota_bars: Vec<Bar>,
+    pub limit_bars: Vec<Bar>,
+    pub form: FormState,
+}
+
+fn ws_view(who: &SignedIn, mut p: WorkspacePage, form: FormState) -> WorkspaceView {
+    view::sort_plans(&mut p.plans);
+    let plan = &p.ws.plan;
+    let limit_bars = vec![
+        view::bar(
+            "Projects",
+            p.ws.projects,
+            u64::from(plan.max_projects),
+            view::count,
+        ),
+        view::bar(
+            "Members",
+            p.ws.members,
+            u64::from(plan.max_members),
+            view::count,
+        ),
+    ];
+    WorkspaceView {
+        l: who.layout(p.ws.workspace.name.clone(), p.ws.workspace.org_id),
+        quota_bars: view::quota_bars(&p.projects_quota, &plan.quota),
+        limit_bars,
+        p,
+        form,
+    }
+}
+
+fn ws_id(raw: &str) -> WebResult<WorkspaceId> {
+    raw.parse().map_err(|_| WebError::NotFound)
+}
+
+fn user_id(raw: &str) -> WebResult<UserId> {
+    raw.parse().map_err(|_| WebError::NotFound)
+}
+
+fn ws_again(
+    s: &AppState,
+    who: &SignedIn,
+    id: WorkspaceId,
+    e: Option<OpsError>,
+    form: FormState,
+) -> WebResult<Response> {
+    let (status, form) = match e {
+        Some(e) => refused(e, form)?,
+        None => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, form),
+    };
+    let p = s.ops.console_workspace(&who.actor, id)?;
+    Ok((status, ws_view(who, p, form)).into_response())
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<WorkspaceView> {
+    let p = s.ops.console_workspace(&who.actor, ws_id(&id)?)?;
+    Ok(ws_view(&who, p, FormState::new("")))
+}
+
+#[derive(Deserialize)]
+pub struct ProjectForm {
+    name: String,
+    #[serde(default)]
+    cpu: String,
+    #[serde(default)]
+    memory: String,
+    #[serde(default)]
+    storage: String,
+    #[serde(default)]
+    pods: String,
+}
+
+pub async fn create_project(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<ProjectForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let mut form = FormState::new("project")
+        .keep("name", &f.name)
+        .keep("cpu", &f.cpu)
+        .keep("memory", &f.memory)
+        .keep("storage", &f.storage)
+        .keep("pods", &f.pods)
+        .keep("quota", "");
+    let dims = [
+        number(&mut form, "cpu", &f.cpu),
+        number(&mut form, "memory", &f.memory),
+        number(&mut form, "storage", &f.storage),
+        number(&mut form, "pods", &f.pods),
+    ];
+    if form.has_errors() {
+        return ws_again(&s, &who, id, None, form);
+    }
+    // A quota is all four numbers or none: a half-filled one would cap the rest at zero.
+    let quota = match dims {
+        [None, None, None, None] => None,
+        [Some(c), Some(m), Some(st), Some(p)] => Some(Quota {
+            cpu_millis: c,
+            memory_mib: m,
+            storage_gib: st,
+            pods: p,
+        }),
+        _ => {
+            form.error("quota", "Fill in all four quota fields, or none");
+            return ws_again(&s, &who, id, None, form);
+        }
+    };
+    let input = NewProject {
+        name: f.name.trim().to_string(),
+        quota,
+    };
+    match s.ops.create_project(&who.actor, id, input) {
+        Ok(p) => Ok(redirect(
+            &s,
+            &format!("/projects/{}", p.id),
+            Flash::ok(format!("Project {} created.", p.name)),
+        )),
+        Err(e) => ws_again(&s, &who, id, Some(e), form),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    user: String,
+    role: WorkspaceRole,
+}
+
+pub async fn add_member(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<MemberForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let mut form = FormState::new("member").keep("user_id", &f.user);
+    let Ok(user) = f.user.parse::<UserId>() else {
+        form.error("user_id", "Choose a member of the organization");
+        return ws_again(&s, &who, id, None, form);
+    };
+    match s
+        .ops
+        .put_workspace_member(&who.actor, id, user, WorkspaceRoleInput { role: f.role })
+    {
+        Ok(m) => Ok(redirect(
+            &s,
+            &format!("/workspaces/{id}#members"),
+            Flash::ok(format!("{} is now {}.", m.email, m.role.as_str())),
+        )),
+        Err(e) => ws_again(&s, &who, id, Some(e), form),
+    }
+}
+
+pub async fn remove_member(
+    State(s): State<AppState>,
+    Path((id, user)): Path<(String, String)>,
+    Post(who, _): Post<NoFields>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    s.ops
+        .remove_workspace_member(&who.actor, id, user_id(&user)?)?;
+    Ok(redirect(
+        &s,
+        &format!("/workspaces/{id}#members"),
+        Flash::ok("The member was removed from the workspace."),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PlanForm {
+    plan: String,
+}
+
+pub async fn change_plan(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<PlanForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let form = FormState::new("plan").keep("plan", &f.plan);
+    match s
+        .ops
+        .change_plan(&who.actor, id, WorkspacePatch { plan: f.plan })
+    {
+        Ok(v) => Ok(redirect(
+            &s,
+            &format!("/workspaces/{id}"),
+            Flash::ok(format!(
+                "Workspace {} moves to plan {}.",
+                v.workspace.name, v.plan.display_name
+            )),
+        )),
+        Err(e) => ws_again(&s, &who, id, Some(e), form),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deleting asks for the workspace's name, typed: a form that can be checked without JS.
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<DeleteForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let form = FormState::new("delete").keep("confirm", &f.confirm);
+    match s
+        .ops
+        .console_delete_workspace(&who.actor, id, f.confirm.trim())
+    {
+        Ok(v) => Ok(redirect(
+            &s,
+            &format!("/orgs/{}", v.workspace.org_id),
+            Flash::ok(format!(
+                "Workspace {} is being deleted with everything in it.",
+                v.workspace.name
+            )),
+        )),
+        Err(e) => ws_again(&s, &who, id, Some(e), form),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "project.html")]
+pub struct ProjectView {
+    pub l: Layout,
+    pub p: ProjectPage,
+    pub form: FormState,
+    pub roles: [ProjectRole; 3],
+}
+
+fn project_view(who: &SignedIn, p: ProjectPage, form: FormState) -> ProjectView {
+    ProjectView {
+        l: who.layout(p.project.name.clone(), p.project.org_id),
+        p,
+        form,
+        roles: [
+            ProjectRole::Viewer,
+            ProjectRole::Developer,
+            ProjectRole::Admin,
+        ],
+    }
+}
+
+fn project_id(raw: &str) -> WebResult<ProjectId> {
+    raw.parse().map_err(|_| WebError::NotFound)
+}
+
+pub async fn project(
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<ProjectView> {
+    let p = s.ops.console_project(&who.actor, project_id(&id)?)?;
+    Ok(project_view(&who, p, FormState::new("")))
+}
+
+#[derive(Deserialize)]
+pub struct ProjectMemberForm {
+    #[serde(default)]
+    user: String,
+    role: ProjectRole,
+}
+
+/// Adds a project member, or changes one's role (the same use case).
+pub async fn put_project_member(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<ProjectMemberForm>,
+) -> WebResult<Response> {
+    let id = project_id(&id)?;
+    let mut form = FormState::new("member").keep("user_id", &f.user);
+    let result = match f.user.parse::<UserId>() {
+        Ok(user) => {
+            s.ops
+                .put_project_member(&who.actor, id, user, ProjectRoleInput { role: f.role })
+        }
+        Err(_) => Err(crate::ops::OpsError::Invalid {
+            field: "user_id",
+            message: "choose a member of the organization".into(),
+        }),
+    };
+    match result {
+        Ok(m) => Ok(redirect(
+            &s,
+            &format!("/projects/{id}#members"),
+            Flash::ok(format!(
+                "{} is now {} of the project.",
+                m.email,
+                m.role.as_str()
+            )),
+        )),
+        Err(e) => {
+            let (status, f2) = refused(e, std::mem::take(&mut form))?;
+            let p = s.ops.console_project(&who.actor, id)?;
+            Ok((status, project_view(&who, p, f2)).into_response())
+        }
+    }
+}
+
+pub async fn remove_project_member(
+    State(s): State<AppState>,
+    Path((id, user)): Path<(String, String)>,
+    Post(who, _): Post<NoFields>,
+) -> WebResult<Response> {
+    let id = project_id(&id)?;
+    s.ops
+        .remove_project_member(&who.actor, id, user_id(&user)?)?;
+    Ok(redirect(
+        &s,
+        &format!("/projects/{id}#members"),
+        Flash::ok("The member was removed from the project."),
+    ))
+}

@@ -1,0 +1,75 @@
+// kaas console enhancements. Every page works without this file; it only adds
+// (1) live workspace status: while a badge on the page shows a state that will change
+//     by itself, poll GET /status?ws=… and update badges and messages in place;
+// (2) copy buttons for secrets shown once.
+(function () {
+  "use strict";
+
+  function badges() { return Array.prototype.slice.call(document.querySelectorAll(".badge[data-ws]")); }
+  function settling(b) { return b.getAttribute("data-state") !== "Ready"; }
+
+  var delay = 3000;
+  function poll() {
+    var open = badges().filter(settling);
+    if (!open.length) return;
+    if (document.hidden) { setTimeout(poll, delay); return; }
+    var seen = {};
+    var q = open.map(function (b) { return b.getAttribute("data-ws"); })
+      .filter(function (id) { return seen[id] ? false : (seen[id] = true); })
+      .map(function (id) { return "ws=" + encodeURIComponent(id); }).join("&");
+    fetch("/status?" + q, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        var json = (r.headers.get("content-type") || "").indexOf("application/json") === 0;
+        if (!r.ok || !json) throw new Error("stop");
+        return r.json();
+      })
+      .then(function (rows) {
+        var changed = false;
+        rows.forEach(function (row) {
+          badges().forEach(function (b) {
+            if (b.getAttribute("data-ws") !== row.id) return;
+            if (b.getAttribute("data-state") !== row.state) changed = true;
+            b.className = "badge " + row["class"];
+            b.setAttribute("data-state", row.state);
+            var t = b.querySelector(".badge-text");
+            if (t) t.textContent = row.state;
+          });
+          document.querySelectorAll("[data-ws-msg]").forEach(function (m) {
+            if (m.getAttribute("data-ws-msg") === row.id) m.textContent = row.message;
+          });
+        });
+        // Poll briskly while things move, then back off to at most 15 s.
+        delay = changed ? 3000 : Math.min(delay * 1.5, 15000);
+        setTimeout(poll, delay);
+      })
+      .catch(function () { /* signed out or offline: a reload shows the truth */ });
+  }
+
+  function copyButtons() {
+    document.querySelectorAll("[data-copy]").forEach(function (btn) {
+      var target = document.getElementById(btn.getAttribute("data-copy"));
+      if (!target) return;
+      btn.hidden = false;
+      btn.addEventListener("click", function () {
+        var done = function () {
+          btn.textContent = "Copied";
+          setTimeout(function () { btn.textContent = "Copy"; }, 2000);
+        };
+        target.select();
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(target.value).then(done, function () {
+            if (document.execCommand("copy")) done();
+          });
+        } else if (document.execCommand("copy")) {
+          done();
+        }
+      });
+    });
+    document.querySelectorAll(".js-only").forEach(function (e) { e.hidden = false; });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    copyButtons();
+    setTimeout(poll, delay);
+  });
+})();

@@ -1,0 +1,414 @@
+//! Dedicated nodes and placement, end to end against fakehost with PodTolerationRestriction
+//! enabled: assignment labels and taints nodes (keeping other taints), the namespace carries
+//! the workspace's toleration; another workspace's pod asking for it is rejected by the
+//! host; release evicts and cleans; hand edits are repaired; plan rules refuse with reasons.
+
+use std::time::{Duration, Instant};
+
+use fakehost::ResourceRef;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn node(h: &HostedApp, name: &str) -> Value {
+    h.get("", "nodes", None, name).expect("node exists")
+}
+
+fn taint_keys(n: &Value) -> Vec<String> {
+    n["spec"]["taints"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    format!(
+                        "{}={}:{}",
+                        t["key"].as_str().unwrap_or(""),
+                        t["value"].as_str().unwrap_or(""),
+                        t["effect"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pod(name: &str, tolerations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}], "tolerations": tolerations}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedicated_nodes_are_isolated_released_and_repaired() {
+    let h = HostedApp::start_with_nodes(true, 3).await;
+    let (_, admin) = h.app.user("root@example.com", true).await;
+    let root = bearer(&admin);
+    let (_, t) = h.app.user("ada@example.com", false).await;
+    let ada = bearer(&t);
+    let org = h
+        .app
+        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prem = h
+        .app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &ada,
+            Some(json!({"name": "prem", "plan": "premium"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shared = h
+        .app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &ada,
+            Some(json!({"name": "shared", "plan": "starter"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for ws in [&prem, &shared] {
+        h.wait_ws(&ada, ws, "Ready", |w| {
+            w.is_some_and(|w| w["state"] == "Ready")
+        })
+        .await;
+    }
+    let prem_short = prem.trim_start_matches("ws_").to_string();
+    let pool = format!("ws-{prem_short}");
+
+    // The inventory: three nodes, the first is the control plane.
+    let mut listed = Value::Null;
+    until("the node inventory", || true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listed.as_array().is_none_or(|a| a.len() != 3) {
+        listed = h.app.call("GET", "/nodes", &root, None).await.body;
+        assert!(Instant::now() < deadline, "no inventory: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        listed[0]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "control-plane")
+    );
+    assert_eq!(listed[1]["ready"], true);
+    assert!(listed[1]["capacity"]["cpu"].is_string());
+
+    // Refusals that name the rule.
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{shared}/nodes"),
+            &root,
+            Some(json!({"node": "fakehost-node-2"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not include dedicated nodes"),
+        "{}",
+        r.body
+    );
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{prem}/nodes"),
+            &root,
+            Some(json!({"node": "fakehost-node-1"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["error"]["field"].as_str()),
+        (422, Some("node")),
+        "{}",
+        r.body
+    );
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{prem}/nodes"),
+            &root,
+            Some(json!({"node": "nope"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{prem}/nodes"),
+            &ada,
+            Some(json!({"node": "fakehost-node-2"})),
+        )
+        .await;
+    assert_eq!(
+        r.status.as_u16(),
+        403,
+        "only platform administrators assign nodes"
+    );
+
+    // Someone else's taint on the node must survive kaas's changes.
+    let body =
+        json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}})
+            .to_string();
+    h.host
+        .engine()
+        .patch(
+            &ResourceRef::core("nodes"),
+            None,
+            "fakehost-node-2",
+            &fakehost::PatchRequest {
+                patch_type: fakehost::PatchType::Merge,
+                body: body.as_bytes(),
+                status_subresource: false,
+            },
+            &Default::default(),
+        )
+        .unwrap();
+
+    // Assign.
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{prem}/nodes"),
+            &root,
+            Some(json!({"node": "fakehost-node-2"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    until("label and taint on the node", || {
+        let n = node(&h, "fakehost-node-2");
+        n["metadata"]["labels"]["hexabase.ai/node-pool"] == pool.as_str()
+            && taint_keys(&n).contains(&format!("dedicated={pool}:NoSchedule"))
+    })
+    .await;
+    assert!(
+        taint_keys(&node(&h, "fakehost-node-2")).contains(&"gpu=true:NoSchedule".to_string()),
+        "foreign taint kept"
+    );
+    let ns_name = format!("kaas-ws-{prem_short}");
+    until("the namespace's default toleration", || {
+        h.get("", "namespaces", None, &ns_name).is_some_and(|ns| {
+            ns["metadata"]["annotations"]["scheduler.alpha.kubernetes.io/defaultTolerations"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&pool)
+        })
+    })
+    .await;
+    let vcp = h
+        .get("k3k.io", "virtualclusterpolicies", None, &ns_name)
+        .unwrap();
+    assert_eq!(
+        vcp["spec"]["defaultNodeSelector"]["hexabase.ai/node-pool"],
+        pool.as_str()
+    );
+
+    // Placement: the dedicated workspace's pods get the toleration; another workspace
+    // asking for it is rejected by the host.
+    let pods = ResourceRef::core("pods");
+    let created = h
+        .host
+        .engine()
+        .create(
+            &pods,
+            Some(&ns_name),
+            pod("mine", json!([])),
+            &Default::default(),
+        )
+        .unwrap();
+    assert!(
+        created["spec"]["tolerations"].to_string().contains(&pool),
+        "default toleration merged: {created}"
+    );
+    let shared_ns = format!("kaas-ws-{}", shared.trim_start_matches("ws_"));
+    let steal = pod(
+        "thief",
+        json!([{"key": "dedicated", "operator": "Equal", "value": pool, "effect": "NoSchedule"}]),
+    );
+    let err = h
+        .host
+        .engine()
+        .create(&pods, Some(&shared_ns), steal, &Default::default())
+        .unwrap_err();
+    assert!(
+        format!("{err:?}").contains("whitelist"),
+        "the host refused the foreign toleration: {err:?}"
+    );
+    let steal_any = pod(
+        "thief2",
+        json!([{"key": "dedicated", "operator": "Exists"}]),
+    );
+    assert!(
+        h.host
+            .engine()
+            .create(&pods, Some(&shared_ns), steal_any, &Default::default())
+            .is_err(),
+        "nor a wildcard for the key"
+    );
+
+    // A hand-edited taint is put back.
+    let body =
+        json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}})
+            .to_string();
+    h.host
+        .engine()
+        .patch(
+            &ResourceRef::core("nodes"),
+            None,
+            "fakehost-node-2",
+            &fakehost::PatchRequest {
+                patch_type: fakehost::PatchType::Merge,
+                body: body.as_bytes(),
+                status_subresource: false,
+            },
+            &Default::default(),
+        )
+        .unwrap();
+    until("the removed taint restored", || {
+        taint_keys(&node(&h, "fakehost-node-2")).contains(&format!("dedicated={pool}:NoSchedule"))
+    })
+    .await;
+
+    // Downgrading with a node assigned is refused with the reason.
+    let r = h
+        .app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{prem}"),
+            &ada,
+            Some(json!({"plan": "standard"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("release nodes first"),
+        "{}",
+        r.body
+    );
+
+    // Release: the workspace's pod on the node is evicted, label and taint go, node schedulable.
+    let mut on_node = created.clone();
+    on_node["spec"]["nodeName"] = json!("fakehost-node-2");
+    let upd = h
+        .host
+        .engine()
+        .update(&pods, Some(&ns_name), on_node, &Default::default());
+    assert!(upd.is_ok(), "{upd:?}");
+    let r = h
+        .app
+        .call(
+            "DELETE",
+            &format!("/workspaces/{prem}/nodes/fakehost-node-2"),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 204);
+    until("the node released", || {
+        let n = node(&h, "fakehost-node-2");
+        n["metadata"]["labels"]["hexabase.ai/node-pool"].is_null()
+            && !taint_keys(&n).iter().any(|t| t.starts_with("dedicated="))
+            && n["spec"]["unschedulable"] != true
+    })
+    .await;
+    assert!(
+        h.get("", "pods", Some(&ns_name), "mine").is_none(),
+        "the workspace's pod was evicted"
+    );
+    assert!(taint_keys(&node(&h, "fakehost-node-2")).contains(&"gpu=true:NoSchedule".to_string()));
+
+    // The interval is recorded for billing.
+    let intervals = h.app.ops().node_intervals(prem.parse().unwrap()).unwrap();
+    assert_eq!(intervals.len(), 1);
+    assert!(intervals[0].until.is_some());
+    let r = h
+        .app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{prem}"),
+            &ada,
+            Some(json!({"plan": "standard"})),
+        )
+        .await;
+    assert_eq!(
+        r.status.as_u16(),
+        200,
+        "downgrade works once released: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn a_host_without_the_admission_plugin_is_reported() {
+    let h = HostedApp::start_with_nodes(false, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = h
+            .app
+            .raw(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        if r.body["host"]["pod_toleration_restriction"] == false {
+            let w = r.body["host"]["warnings"][0].as_str().unwrap_or("");
+            assert!(
+                w.contains("PodTolerationRestriction") && w.contains("enable-admission-plugins"),
+                "{w}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let h2 = HostedApp::start_with_nodes(true, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = h2
+            .app
+            .raw(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        if r.body["host"]["pod_toleration_restriction"] == true {
+            assert_eq!(r.body["host"]["warnings"], json!([]));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not detected: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
