@@ -62,6 +62,19 @@ impl WatchedNodes {
     }
 }
 
+impl WatchedNodes {
+    /// The cached nodes, once the watch has listed them.
+    fn snapshot(&self) -> Option<Vec<Arc<Node>>> {
+        let guard = self.store.read().ok()?;
+        let store = guard.as_ref()?;
+        matches!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()),
+            Some(Ok(()))
+        )
+        .then(|| store.state())
+    }
+}
+
 impl NodeInventory for WatchedNodes {
     fn nodes(&self) -> Option<Vec<HostNode>> {
         let guard = self.store.read().ok()?;
@@ -149,6 +162,7 @@ pub struct NodePass {
 /// Makes the host's nodes match the assignments of one workspace.
 pub async fn sync(
     client: &Client,
+    cache: &WatchedNodes,
     ws: WorkspaceId,
     assigned: &[String],
 ) -> Result<NodePass, String> {
@@ -156,12 +170,21 @@ pub async fn sync(
     let pool = names::node_pool(ws);
     let mut pass = NodePass::default();
     let err = |what: &str, e: kube::Error| format!("{what}: {}", describe(&e));
+    // Read from the watch cache when it is synced; writes carry the resourceVersion read,
+    // so a stale copy only costs a 409 and a retry.
+    let snapshot = cache.snapshot();
     for name in assigned {
-        let Some(node) = nodes
-            .get_opt(name)
-            .await
-            .map_err(|e| err("reading a dedicated node", e))?
-        else {
+        let found = match &snapshot {
+            Some(all) => all
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+                .map(|n| (**n).clone()),
+            None => nodes
+                .get_opt(name)
+                .await
+                .map_err(|e| err("reading a dedicated node", e))?,
+        };
+        let Some(node) = found else {
             pass.problems
                 .push(format!("dedicated node {name} is gone from the host"));
             continue;
@@ -202,11 +225,27 @@ pub async fn sync(
                 .push(format!("dedicated node {name} is NotReady"));
         }
     }
-    let labelled = nodes
-        .list(&ListParams::default().labels(&format!("{}={pool}", names::NODE_POOL_LABEL)))
-        .await
-        .map_err(|e| err("listing the workspace's nodes", e))?;
-    for node in labelled.items {
+    let labelled: Vec<Node> = match &snapshot {
+        Some(all) => all
+            .iter()
+            .filter(|n| {
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(names::NODE_POOL_LABEL))
+                    == Some(&pool)
+            })
+            .map(|n| (**n).clone())
+            .collect(),
+        None => {
+            nodes
+                .list(&ListParams::default().labels(&format!("{}={pool}", names::NODE_POOL_LABEL)))
+                .await
+                .map_err(|e| err("listing the workspace's nodes", e))?
+                .items
+        }
+    };
+    for node in labelled {
         let name = node.metadata.name.clone().unwrap_or_default();
         if !assigned.contains(&name) && !release(client, ws, &node).await? {
             pass.releasing.push(name);

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -91,7 +91,35 @@ pub struct ReconcileStats {
     pub failures: u64,
 }
 
+/// Watch-backed copies of the host objects kaas owns: a pass that finds them in sync reads
+/// nothing from the API server.
+struct Caches {
+    namespaces: reflector::Store<Namespace>,
+    policies: reflector::Store<VirtualClusterPolicy>,
+    clusters: reflector::Store<Cluster>,
+}
+
+fn cached<K>(store: &reflector::Store<K>, name: &str, namespace: Option<&str>) -> Option<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    // An unsynced cache knows nothing; the caller reads from the API instead.
+    if !matches!(
+        futures::FutureExt::now_or_never(store.wait_until_ready()),
+        Some(Ok(()))
+    ) {
+        return None;
+    }
+    let mut key = reflector::ObjectRef::new(name);
+    if let Some(ns) = namespace {
+        key = key.within(ns);
+    }
+    store.get(&key)
+}
+
 pub struct Reconciler {
+    caches: std::sync::OnceLock<Caches>,
     ops: Arc<Ops>,
     nodes: Arc<super::node_sync::WatchedNodes>,
     conn: Arc<HostConnection>,
@@ -186,6 +214,26 @@ where
     Ok((applied, true))
 }
 
+/// Like [`apply_if_changed`], but first compares with a cached copy: in sync means no request.
+async fn apply_cached<K>(
+    api: &Api<K>,
+    name: &str,
+    desired: &K,
+    cached: Option<Arc<K>>,
+) -> Result<(K, bool), kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(have) = cached {
+        let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+        let have_value = serde_json::to_value(have.as_ref()).map_err(kube::Error::SerdeError)?;
+        if contains(&have_value, &want) {
+            return Ok(((*have).clone(), false));
+        }
+    }
+    apply_if_changed(api, name, desired).await
+}
+
 fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
     status["conditions"]
         .as_array()?
@@ -202,6 +250,7 @@ impl Reconciler {
         let nodes = super::node_sync::WatchedNodes::new();
         ops.set_node_inventory(nodes.clone());
         let inner = Arc::new(Reconciler {
+            caches: std::sync::OnceLock::new(),
             nodes,
             ops,
             conn,
@@ -401,16 +450,24 @@ impl Reconciler {
             },
         );
         let me = self.clone();
+        let (cl_read, cl_write) = reflector::store();
+        let (vcp_read, vcp_write) = reflector::store();
+        let (ns_read, ns_write) = reflector::store();
+        let _ = self.caches.set(Caches {
+            namespaces: ns_read,
+            policies: vcp_read,
+            clusters: cl_read,
+        });
         tokio::spawn(async move {
-            let c = watcher(clusters, cfg.clone())
+            let c = reflector::reflector(cl_write, watcher(clusters, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
                 .map(|r| r.map(|o| o.meta().labels.clone()));
-            let p = watcher(policies, cfg.clone())
+            let p = reflector::reflector(vcp_write, watcher(policies, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
                 .map(|r| r.map(|o| o.meta().labels.clone()));
-            let n = watcher(namespaces, cfg)
+            let n = reflector::reflector(ns_write, watcher(namespaces, cfg))
                 .default_backoff()
                 .touched_objects()
                 .map(|r| r.map(|o| o.meta().labels.clone()));
@@ -479,16 +536,21 @@ impl Reconciler {
         let cluster_name = names::cluster(ws.id);
         let err = |what: &str, e: kube::Error| format!("applying the {what}: {}", describe(&e));
 
+        let caches = self.caches.get();
+        let policy_name = names::policy(ws.id);
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        apply_if_changed(&namespaces, &ns_name, &desired.namespace)
+        let have = caches.and_then(|c| cached(&c.namespaces, &ns_name, None));
+        apply_cached(&namespaces, &ns_name, &desired.namespace, have)
             .await
             .map_err(|e| err("namespace", e))?;
         let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
-        apply_if_changed(&policies, &names::policy(ws.id), &desired.policy)
+        let have = caches.and_then(|c| cached(&c.policies, &policy_name, None));
+        apply_cached(&policies, &policy_name, &desired.policy, have)
             .await
             .map_err(|e| err("virtual cluster policy", e))?;
         let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
-        let (cluster, changed) = apply_if_changed(&clusters, &cluster_name, &desired.cluster)
+        let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
+        let (cluster, changed) = apply_cached(&clusters, &cluster_name, &desired.cluster, have)
             .await
             .map_err(|e| err("K3K cluster", e))?;
 
@@ -529,9 +591,16 @@ impl Reconciler {
                 }
             }
         };
-        let rolled_out = self
-            .server_rolled_out(client, &ns_name, &cluster_name)
-            .await;
+        // The StatefulSet is read only while a change may be rolling out; an in-sync,
+        // confirmed workspace was rolled out when it was recorded Ready.
+        let settled = !changed
+            && reacted
+            && ws.applied_generation == ws.generation
+            && ws.state == WorkspaceState::Ready;
+        let rolled_out = settled
+            || self
+                .server_rolled_out(client, &ns_name, &cluster_name)
+                .await;
         let first = ws.applied_generation == 0;
         let (state, message, applied) = match phase.as_deref() {
             Some("Ready") if cond_ready && reacted && rolled_out && !changed => (
@@ -570,7 +639,8 @@ impl Reconciler {
                 None,
             ),
         };
-        let node_pass = super::node_sync::sync(client, ws.id, &snap.dedicated_nodes).await?;
+        let node_pass =
+            super::node_sync::sync(client, &self.nodes, ws.id, &snap.dedicated_nodes).await?;
         let (state, message) = if state == WorkspaceState::Ready && !node_pass.problems.is_empty() {
             (
                 WorkspaceState::Error,
@@ -760,7 +830,7 @@ impl Reconciler {
                 ))
             }
             None => {
-                let pass = super::node_sync::sync(client, id, &[]).await?;
+                let pass = super::node_sync::sync(client, &self.nodes, id, &[]).await?;
                 if !pass.releasing.is_empty() {
                     record(format!(
                         "releasing dedicated nodes: {}",

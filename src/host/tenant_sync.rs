@@ -122,6 +122,25 @@ pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client, Strin
     Client::try_from(config).map_err(|e| format!("virtual cluster client: {e}"))
 }
 
+/// Applies each desired object unless an equal one is already in `have`.
+async fn apply_missing<K>(api: &Api<K>, desired: Vec<K>, have: &[K]) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for d in desired {
+        let name = d.meta().name.clone().unwrap_or_default();
+        let want = serde_json::to_value(&d).map_err(kube::Error::SerdeError)?;
+        let in_sync = have.iter().any(|h| {
+            h.meta().name.as_deref() == Some(name.as_str())
+                && serde_json::to_value(h).is_ok_and(|v| super::reconciler::contains(&v, &want))
+        });
+        if !in_sync {
+            apply_if_changed(api, &name, &d).await?;
+        }
+    }
+    Ok(())
+}
+
 fn ctx(what: &'static str) -> impl Fn(kube::Error) -> String {
     move |e| format!("inside the virtual cluster, {what}: {}", describe(&e))
 }
@@ -129,20 +148,30 @@ fn ctx(what: &'static str) -> impl Fn(kube::Error) -> String {
 /// Brings the virtual cluster in line with the workspace's members and projects.
 pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), String> {
     let ws = &snap.workspace;
+    // One list per kind instead of a read per object: an in-sync pass is cheap.
+    let managed = ListParams::default().labels(&format!(
+        "{}={}",
+        names::MANAGED_BY_LABEL,
+        names::MANAGED_BY_VALUE
+    ));
     let roles: Api<ClusterRole> = Api::all(client.clone());
-    for role in tenant::cluster_roles() {
-        let name = role.meta().name.clone().unwrap_or_default();
-        apply_if_changed(&roles, &name, &role)
-            .await
-            .map_err(ctx("cluster roles"))?;
-    }
+    let have = roles
+        .list(&managed)
+        .await
+        .map_err(ctx("listing cluster roles"))?
+        .items;
+    apply_missing(&roles, tenant::cluster_roles(), &have)
+        .await
+        .map_err(ctx("cluster roles"))?;
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
-    for b in tenant::cluster_role_bindings(ws.id) {
-        let name = b.meta().name.clone().unwrap_or_default();
-        apply_if_changed(&bindings, &name, &b)
-            .await
-            .map_err(ctx("cluster role bindings"))?;
-    }
+    let have = bindings
+        .list(&managed)
+        .await
+        .map_err(ctx("listing cluster role bindings"))?
+        .items;
+    apply_missing(&bindings, tenant::cluster_role_bindings(ws.id), &have)
+        .await
+        .map_err(ctx("cluster role bindings"))?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut wanted = BTreeSet::new();
     for p in &snap.projects {
