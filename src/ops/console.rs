@@ -7,6 +7,8 @@
 use super::auth::{LoggedIn, LoginInput, SessionView};
 use super::authz::{org_standing, project_standing, workspace_for, workspace_standing};
 use super::invitations::{AcceptInvitation, InvitationView};
+use super::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
+use super::nodes::NodeView;
 use super::orgs::{MemberView, OrgView};
 use super::projects::ProjectMemberView;
 use super::setup::SetupInput;
@@ -57,7 +59,37 @@ pub struct WorkspacePage {
     pub can_change_plan: bool,
     pub can_delete: bool,
     pub can_create_project: bool,
+    /// Whether a kubeconfig can be issued now (the workspace is Ready or Updating).
+    pub kubeconfig_ready: bool,
+    /// The certificate lifetimes offered (hours), within what configuration allows.
+    pub kubeconfig_hours: Vec<u32>,
+    pub kubeconfig_default_hours: u32,
+    /// The nodes dedicated to the workspace.
+    pub nodes: Vec<NodeAssignment>,
+    /// Whether the plan includes dedicated nodes.
+    pub dedicated_nodes: bool,
+    /// Platform administrators: nodes that could be dedicated (unassigned agents), or why
+    /// the inventory is not available. Empty for everyone else.
+    pub node_choices: Vec<String>,
+    pub node_inventory_error: Option<String>,
 }
+
+/// A downloaded kubeconfig with the names its file is called by.
+pub struct KubeconfigDownload {
+    pub issued: IssuedKubeconfig,
+    pub org_name: String,
+    pub workspace_name: String,
+}
+
+/// One row of the node inventory, with the owning workspace's names resolved.
+pub struct NodeRow {
+    pub view: NodeView,
+    pub workspace_name: Option<String>,
+    pub org_name: Option<String>,
+}
+
+/// The kubeconfig lifetimes the console offers (hours): 1 h, 8 h, 24 h, 7 days.
+const KUBECONFIG_HOURS: [u32; 4] = [1, 8, 24, 168];
 
 pub struct ProjectPage {
     pub project: Project,
@@ -150,7 +182,47 @@ impl Ops {
             Vec::new()
         };
         let can_change_plan = allowed(&standing, Action::WorkspaceChangePlan);
+        let nodes = self.workspace_nodes(actor, id)?;
+        let (node_choices, node_inventory_error) = if actor.platform_admin {
+            match self.list_nodes(actor) {
+                Ok(all) => (
+                    all.into_iter()
+                        .filter(|n| {
+                            n.workspace_id.is_none()
+                                && !n
+                                    .node
+                                    .roles
+                                    .iter()
+                                    .any(|r| r == "control-plane" || r == "master")
+                        })
+                        .map(|n| n.node.name)
+                        .collect(),
+                    None,
+                ),
+                Err(OpsError::Unavailable(m)) => (Vec::new(), Some(m)),
+                Err(e) => return Err(e),
+            }
+        } else {
+            (Vec::new(), None)
+        };
+        let max_hours = self.settings.kubeconfig_max_lifetime.as_secs() / 3600;
+        let kubeconfig_hours: Vec<u32> = KUBECONFIG_HOURS
+            .into_iter()
+            .filter(|h| u64::from(*h) <= max_hours.max(1))
+            .collect();
+        let kubeconfig_default_hours =
+            u32::try_from(self.settings.kubeconfig_lifetime.as_secs() / 3600).unwrap_or(8);
         Ok(WorkspacePage {
+            kubeconfig_ready: matches!(
+                ws.workspace.state,
+                WorkspaceState::Ready | WorkspaceState::Updating
+            ),
+            kubeconfig_hours,
+            kubeconfig_default_hours,
+            dedicated_nodes: ws.plan.allows_dedicated_nodes(),
+            nodes,
+            node_choices,
+            node_inventory_error,
             projects: self.list_projects(actor, id, None, PAGE_ROWS)?.items,
             projects_quota,
             members,
@@ -167,6 +239,54 @@ impl Ops {
             can_create_project: allowed(&standing, Action::ProjectCreate),
             ws,
         })
+    }
+
+    /// Issues a kubeconfig for the caller, with the organization and workspace names that
+    /// name the downloaded file.
+    pub async fn console_kubeconfig(
+        &self,
+        actor: &Actor,
+        id: WorkspaceId,
+        req: KubeconfigRequest,
+    ) -> OpsResult<KubeconfigDownload> {
+        let (org_name, workspace_name) = {
+            let r = self.store.read()?;
+            let w = workspace_for(&r, actor, id, Action::WorkspaceRead)?;
+            let org = records::get_org(&r, w.org_id)?.map_or_else(String::new, |o| o.name);
+            (org, w.name)
+        };
+        let issued = self.issue_kubeconfig(actor, id, req).await?;
+        Ok(KubeconfigDownload {
+            issued,
+            org_name,
+            workspace_name,
+        })
+    }
+
+    /// The node inventory with each owner's workspace and organization names (platform
+    /// administrators).
+    pub fn console_nodes(&self, actor: &Actor) -> OpsResult<Vec<NodeRow>> {
+        let nodes = self.list_nodes(actor)?;
+        let r = self.store.read()?;
+        let mut rows = Vec::with_capacity(nodes.len());
+        for view in nodes {
+            let (workspace_name, org_name) = match view.workspace_id {
+                Some(ws) => match records::get_workspace(&r, ws)? {
+                    Some(w) => {
+                        let org = records::get_org(&r, w.org_id)?.map(|o| o.name);
+                        (Some(w.name), org)
+                    }
+                    None => (None, None),
+                },
+                None => (None, None),
+            };
+            rows.push(NodeRow {
+                view,
+                workspace_name,
+                org_name,
+            });
+        }
+        Ok(rows)
     }
 
     pub fn console_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<ProjectPage> {

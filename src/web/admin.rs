@@ -1,6 +1,7 @@
 //! Platform administration: every organization with its limits, user administration
-//! (create, disable or enable, grant or remove the administrator flag, reset a password)
-//! and the audit log with filters and pages. Only platform administrators reach these
+//! (create, disable or enable, grant or remove the administrator flag, reset a password),
+//! the audit log with filters and pages, and the host's node inventory (with the host's
+//! warnings on top). Only platform administrators reach these
 //! (`Admin`/`AdminPost`); anyone else gets 404.
 
 use askama::Template;
@@ -16,6 +17,7 @@ use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::{AuditEvent, AuditId, OrgId, OrgLimits, UserId};
+use crate::ops::console::NodeRow;
 use crate::ops::orgs::OrgView;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::ops::{OpsError, Page};
@@ -34,6 +36,7 @@ pub struct AfterQuery {
 #[template(path = "admin_orgs.html")]
 pub struct OrgsView {
     pub l: Layout,
+    pub warnings: Vec<String>,
     pub page: Page<OrgView>,
     pub form: FormState,
 }
@@ -42,6 +45,7 @@ fn orgs_page(s: &AppState, who: &SignedIn, after: &str, form: FormState) -> WebR
     let after = Some(after).filter(|a| !a.is_empty());
     Ok(OrgsView {
         l: who.layout("Organizations", "admin-orgs"),
+        warnings: host_warnings(s),
         page: s.ops.list_orgs(&who.actor, after, ROWS)?,
         form,
     })
@@ -370,4 +374,38 @@ pub async fn audit(
         form,
     };
     Ok((status, page).into_response())
+}
+
+/// What the host connection asks an operator to fix (e.g. PodTolerationRestriction not
+/// enforced), for the warning banner on the administration pages.
+fn host_warnings(s: &AppState) -> Vec<String> {
+    s.host
+        .as_ref()
+        .map(|h| h.status().warnings)
+        .unwrap_or_default()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_nodes.html")]
+pub struct NodesView {
+    pub l: Layout,
+    pub warnings: Vec<String>,
+    pub rows: Vec<NodeRow>,
+    /// Why there is no inventory (the host is not connected), instead of the table.
+    pub unavailable: Option<String>,
+}
+
+/// The host's node inventory with each node's owner.
+pub async fn nodes(State(s): State<AppState>, Admin(who): Admin) -> WebResult<NodesView> {
+    let (rows, unavailable) = match s.ops.console_nodes(&who.actor) {
+        Ok(rows) => (rows, None),
+        Err(OpsError::Unavailable(m)) => (Vec::new(), Some(super::error::capitalise(&m))),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(NodesView {
+        l: who.layout("Nodes", "admin-nodes"),
+        warnings: host_warnings(&s),
+        rows,
+        unavailable,
+    })
 }

@@ -72,6 +72,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/workspaces/{ws}/plan", post(workspaces::change_plan))
         .route("/workspaces/{ws}/delete", post(workspaces::delete))
+        .route("/workspaces/{ws}/kubeconfig", post(workspaces::kubeconfig))
+        // Platform administrators only (`AdminPost` inside), like the pages below.
+        .route("/workspaces/{ws}/nodes", post(workspaces::assign_node))
+        .route(
+            "/workspaces/{ws}/nodes/{node}/release",
+            post(workspaces::release_node),
+        )
         .route("/projects/{prj}", get(workspaces::project))
         .route(
             "/projects/{prj}/members",
@@ -106,6 +113,7 @@ pub fn router() -> Router<AppState> {
             get(admin_plans::edit_page).post(admin_plans::update),
         )
         .route("/admin/audit", get(admin::audit))
+        .route("/admin/nodes", get(admin::nodes))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(flash::layer))
         .layer(SetResponseHeaderLayer::overriding(

@@ -256,6 +256,32 @@ pub fn sort_plans(plans: &mut [crate::domain::Plan]) {
     });
 }
 
+/// A node resource as Kubernetes states it (`4`, `16Gi`), or a dash when not reported.
+pub fn resource<'a>(m: &'a std::collections::BTreeMap<String, String>, key: &str) -> &'a str {
+    m.get(key).map_or("—", String::as_str)
+}
+
+/// A kubeconfig's file name, `<org>-<workspace>.kubeconfig` (both DNS labels already;
+/// anything else is dropped, so a `Content-Disposition` header cannot be bent).
+pub fn kubeconfig_file(org: &str, ws: &str) -> String {
+    let clean = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect::<String>()
+    };
+    format!("{}-{}.kubeconfig", clean(org), clean(ws))
+}
+
+/// Kubeconfig lifetimes as people say them: `1 hour`, `8 hours`, `7 days`.
+pub fn hours(h: &u32) -> String {
+    match *h {
+        1 => "1 hour".into(),
+        h if h >= 48 && h.is_multiple_of(24) => format!("{} days", h / 24),
+        24 => "24 hours".into(),
+        h => format!("{h} hours"),
+    }
+}
+
 /// Timestamps as people read them on this box: UTC, to the minute.
 pub fn when(t: &jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()

@@ -1,21 +1,25 @@
 //! Workspace and project pages: a workspace's status (polled while it changes), plan and
-//! quota use, projects, members, plan change and deletion (the name must be typed); a
-//! project's namespace, quota and members.
+//! quota use, projects, members, plan change and deletion (the name must be typed), the
+//! kubeconfig download (a file, never a page) and dedicated nodes (assigned and released by
+//! platform administrators); a project's namespace, quota and members.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::{WebError, WebResult};
-use super::extract::{NoFields, Post, SignedIn};
+use super::extract::{AdminPost, NoFields, Post, SignedIn};
 use super::flash::Flash;
 use super::view::{self, Bar, FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::{ProjectId, ProjectRole, Quota, UserId, WorkspaceId, WorkspaceRole};
 use crate::ops::OpsError;
 use crate::ops::console::{ProjectPage, WorkspacePage};
+use crate::ops::kubeconfig::KubeconfigRequest;
+use crate::ops::nodes::NewAssignment;
 use crate::ops::projects::{NewProject, ProjectRoleInput};
 use crate::ops::workspaces::{WorkspacePatch, WorkspaceRoleInput};
 use crate::state::AppState;
@@ -253,6 +257,125 @@ pub async fn delete(
         )),
         Err(e) => ws_again(&s, &who, id, Some(e), form),
     }
+}
+
+#[derive(Deserialize)]
+pub struct KubeconfigForm {
+    #[serde(default)]
+    lifetime_hours: String,
+}
+
+/// Sends a kubeconfig as a file download (never shown on a page); a refusal comes back as
+/// a flash on the workspace page.
+pub async fn kubeconfig(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Post(who, f): Post<KubeconfigForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let back = format!("/workspaces/{id}#kubeconfig");
+    let lifetime_hours = match f.lifetime_hours.trim() {
+        "" => None,
+        h => match h.parse::<u32>() {
+            Ok(h) => Some(h),
+            Err(_) => {
+                return Ok(redirect(
+                    &s,
+                    &back,
+                    Flash::error("Choose a certificate lifetime from the list."),
+                ));
+            }
+        },
+    };
+    match s
+        .ops
+        .console_kubeconfig(&who.actor, id, KubeconfigRequest { lifetime_hours })
+        .await
+    {
+        Ok(d) => {
+            let name = view::kubeconfig_file(&d.org_name, &d.workspace_name);
+            let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/yaml"),
+                    ),
+                    (header::CONTENT_DISPOSITION, disposition),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                d.issued.kubeconfig,
+            )
+                .into_response())
+        }
+        Err(e @ (OpsError::NotFound(_) | OpsError::Unauthenticated(_) | OpsError::Store(_))) => {
+            Err(e.into())
+        }
+        Err(OpsError::Invalid { message, .. }) => Ok(redirect(
+            &s,
+            &back,
+            Flash::error(format!(
+                "Certificate lifetime {}.",
+                message.trim_end_matches('.')
+            )),
+        )),
+        Err(e) => Ok(redirect(
+            &s,
+            &back,
+            Flash::error(super::error::capitalise(&WebError::from(e).to_string())),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    node: String,
+}
+
+/// Dedicates a host node to the workspace (platform administrators).
+pub async fn assign_node(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminPost(who, f): AdminPost<AssignForm>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    let form = FormState::new("nodes").keep("node", &f.node);
+    match s.ops.assign_node(
+        &who.actor,
+        id,
+        NewAssignment {
+            node: f.node.clone(),
+        },
+    ) {
+        Ok(a) => Ok(redirect(
+            &s,
+            &format!("/workspaces/{id}#nodes"),
+            Flash::ok(format!(
+                "Node {} is now dedicated to this workspace.",
+                a.node
+            )),
+        )),
+        Err(e) => ws_again(&s, &who, id, Some(e), form),
+    }
+}
+
+/// Ends a node's dedication; the reconciler evicts the workspace's pods from it.
+pub async fn release_node(
+    State(s): State<AppState>,
+    Path((id, node)): Path<(String, String)>,
+    AdminPost(who, _): AdminPost<NoFields>,
+) -> WebResult<Response> {
+    let id = ws_id(&id)?;
+    s.ops.release_node(&who.actor, id, &node)?;
+    Ok(redirect(
+        &s,
+        &format!("/workspaces/{id}#nodes"),
+        Flash::ok(format!(
+            "Node {node} is released: the workspace's pods are evicted from it and it returns to the shared pool."
+        )),
+    ))
 }
 
 #[derive(Template, WebTemplate)]

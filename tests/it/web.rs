@@ -571,6 +571,7 @@ async fn other_tenants_and_non_admins_get_404_pages() {
         "/admin/users".into(),
         "/admin/plans".into(),
         "/admin/audit".into(),
+        "/admin/nodes".into(),
         "/no/such/page".into(),
     ] {
         let r = get(&app, &mut eve, &path).await;
@@ -895,4 +896,233 @@ async fn pages_are_locked_down_and_assets_cached() {
         })
         .sum();
     assert!(total < 60 * 1024, "CSS + JS = {total} bytes");
+}
+
+#[tokio::test]
+async fn kubeconfig_needs_a_ready_workspace_and_stays_within_the_tenant() {
+    let app = TestApp::new();
+    let (_, ws) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    org_with_workspace(&app, "eve@example.com", "evil").await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let page = get(&app, &mut ada, &format!("/workspaces/{ws}")).await;
+    let body = html(&page);
+    assert!(body.contains("Access with kubectl"));
+    assert!(body.contains("Available once the workspace is Ready"));
+    assert!(body.contains("kubectl --kubeconfig acme-prod.kubeconfig get ns"));
+    assert!(body.contains("cannot be revoked"));
+    // A plan without dedicated nodes and none assigned: no node section.
+    assert!(!body.contains("Dedicated nodes"));
+
+    // Not ready: back to the workspace with the reason, no file.
+    let r = submit(
+        &app,
+        &mut ada,
+        &format!("/workspaces/{ws}/kubeconfig"),
+        &[("lifetime_hours", "8")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/workspaces/{ws}#kubeconfig"));
+    assert!(r.headers.get(header::CONTENT_DISPOSITION).is_none());
+    let page = get(&app, &mut ada, &format!("/workspaces/{ws}")).await;
+    assert!(html(&page).contains("flash-error"), "{}", html(&page));
+    assert!(html(&page).contains("not ready yet"));
+
+    // A lifetime ops refuses is a flash too.
+    let r = submit(
+        &app,
+        &mut ada,
+        &format!("/workspaces/{ws}/kubeconfig"),
+        &[("lifetime_hours", "9999")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = get(&app, &mut ada, &format!("/workspaces/{ws}")).await;
+    assert!(html(&page).contains("Certificate lifetime must be between 1 and"));
+
+    // Without the CSRF token, and from another organization: refused.
+    let r = post(
+        &app,
+        &mut ada,
+        &format!("/workspaces/{ws}/kubeconfig"),
+        &[("lifetime_hours", "8")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut eve = sign_in(&app, "eve@example.com").await;
+    let r = submit(
+        &app,
+        &mut eve,
+        &format!("/workspaces/{ws}/kubeconfig"),
+        &[("lifetime_hours", "8")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Without a host, the nodes page explains instead of failing.
+    let (_, _) = app.user("root@example.com", true).await;
+    let mut root = sign_in(&app, "root@example.com").await;
+    let r = get(&app, &mut root, "/admin/nodes").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("No node inventory yet"), "{}", html(&r));
+    assert!(html(&r).contains("host cluster is not connected"));
+    assert!(html(&r).contains("href=\"/admin/nodes\" aria-current=\"page\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedicated_nodes_and_kubeconfig_download_through_the_console() {
+    let h = HostedApp::start_with_nodes(true, 3).await;
+    let app = &h.app;
+    app.user("root@example.com", true).await;
+    let (ada_id, ada_token) = app.user("ada@example.com", false).await;
+    org_with_workspace(app, "eve@example.com", "evil").await;
+    let a = actor(ada_id, "ada@example.com");
+    let o = app
+        .ops()
+        .create_org(
+            &a,
+            NewOrg {
+                name: "acme".into(),
+                display_name: None,
+            },
+        )
+        .unwrap();
+    let ws = app
+        .ops()
+        .create_workspace(
+            &a,
+            o.org.id,
+            NewWorkspace {
+                name: "prem".into(),
+                plan: "premium".into(),
+            },
+        )
+        .unwrap()
+        .workspace
+        .id;
+    h.wait_ws(&bearer(&ada_token), &ws.to_string(), "Ready", |w| {
+        w.is_some_and(|w| w["state"] == "Ready")
+    })
+    .await;
+
+    let mut root = sign_in(app, "root@example.com").await;
+    let mut ada = sign_in(app, "ada@example.com").await;
+    let mut eve = sign_in(app, "eve@example.com").await;
+
+    // The inventory: administrators only, once the host's node list arrived.
+    for b in [&mut ada, &mut eve] {
+        let r = get(app, b, "/admin/nodes").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let page = loop {
+        let r = get(app, &mut root, "/admin/nodes").await;
+        assert_eq!(r.status, StatusCode::OK);
+        if html(&r).contains("fakehost-node-3") {
+            break html(&r).to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", html(&r));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(page.contains("fakehost-node-1"));
+    assert!(page.contains("control-plane"));
+    assert!(page.contains("st-ready"));
+    assert!(page.contains("labels</summary>"));
+    assert!(!page.contains(&format!("href=\"/workspaces/{ws}\"")));
+
+    // The workspace page offers agent nodes only, to administrators only.
+    let r = get(app, &mut root, &format!("/workspaces/{ws}")).await;
+    let body = html(&r);
+    assert!(body.contains("Dedicated nodes"));
+    assert!(body.contains("Assign node"));
+    assert!(body.contains("<option value=\"fakehost-node-2\""));
+    assert!(!body.contains("<option value=\"fakehost-node-1\""));
+    let r = get(app, &mut ada, &format!("/workspaces/{ws}")).await;
+    assert!(html(&r).contains("Dedicated nodes"));
+    assert!(!html(&r).contains("Assign node"));
+
+    // Assigning: CSRF, administrators only, refusals next to the field.
+    let path = format!("/workspaces/{ws}/nodes");
+    let r = post(app, &mut root, &path, &[("node", "fakehost-node-2")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = submit(app, &mut ada, &path, &[("node", "fakehost-node-2")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = submit(app, &mut root, &path, &[("node", "fakehost-node-1")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"nodes-node-err\""), "{}", html(&r));
+    assert!(html(&r).contains("control plane"));
+    assert!(app.ops().workspace_nodes(&shell(), ws).unwrap().is_empty());
+    let r = submit(app, &mut root, &path, &[("node", "fakehost-node-2")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    assert_eq!(location(&r), format!("/workspaces/{ws}#nodes"));
+    let nodes = app.ops().workspace_nodes(&shell(), ws).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].node, "fakehost-node-2");
+    let r = get(app, &mut root, &format!("/workspaces/{ws}")).await;
+    assert!(html(&r).contains("is now dedicated"));
+    assert!(html(&r).contains("Release node"));
+    assert!(html(&r).contains("pods on it are evicted"));
+    assert!(!html(&r).contains("<option value=\"fakehost-node-2\""));
+    let r = get(app, &mut root, "/admin/nodes").await;
+    assert!(html(&r).contains(&format!("href=\"/workspaces/{ws}\">prem</a>")));
+    let r = get(app, &mut ada, &format!("/workspaces/{ws}")).await;
+    assert!(html(&r).contains("fakehost-node-2"));
+    assert!(!html(&r).contains("Release node"));
+    let r = get(app, &mut eve, &format!("/workspaces/{ws}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Releasing.
+    let release = format!("/workspaces/{ws}/nodes/fakehost-node-2/release");
+    for b in [&mut ada, &mut eve] {
+        let r = submit(app, b, &release, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    let r = post(app, &mut root, &release, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.ops().workspace_nodes(&shell(), ws).unwrap().len(), 1);
+    let r = submit(app, &mut root, &release, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(app.ops().workspace_nodes(&shell(), ws).unwrap().is_empty());
+    let r = submit(app, &mut root, &release, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // The kubeconfig comes as a file, never a page.
+    let kc = format!("/workspaces/{ws}/kubeconfig");
+    let r = submit(app, &mut ada, &kc, &[("lifetime_hours", "1")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/yaml");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"acme-prem.kubeconfig\""
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let yaml = r.body.as_str().unwrap_or("");
+    assert!(yaml.contains("apiVersion"), "{yaml}");
+    assert!(yaml.contains("client-certificate-data"), "{yaml}");
+    assert!(!yaml.contains("<html"));
+    let r = submit(app, &mut eve, &kc, &[("lifetime_hours", "1")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_warnings_are_shown_to_administrators() {
+    let h = HostedApp::start_with_nodes(false, 2).await;
+    let app = &h.app;
+    app.user("root@example.com", true).await;
+    let mut root = sign_in(app, "root@example.com").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = get(app, &mut root, "/admin/nodes").await;
+        assert_eq!(r.status, StatusCode::OK);
+        if html(&r).contains("The host cluster needs attention") {
+            assert!(html(&r).contains("PodTolerationRestriction"));
+            assert!(html(&r).contains("class=\"warn-banner\" role=\"alert\""));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", html(&r));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = get(app, &mut root, "/admin").await;
+    assert!(html(&r).contains("The host cluster needs attention"));
+    assert!(html(&r).contains("PodTolerationRestriction"));
 }
