@@ -1,7 +1,7 @@
 //! Assembles and runs the server: opens the store, builds the router (API, health, metrics,
-//! console) with its layers, serves HTTP or HTTPS, tells systemd when it is ready, and
-//! shuts down gracefully on SIGTERM/SIGINT, finishing in-flight requests before the
-//! database is closed.
+//! console) with its layers, serves HTTP or HTTPS and the local control socket (backups),
+//! runs scheduled backups, tells systemd when it is ready, and shuts down gracefully on
+//! SIGTERM/SIGINT, finishing in-flight requests before the database is closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -169,27 +169,52 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. NB: the handlers are registered when this is called, not
+/// when it is first polled, so a stop that arrives right after READY is never lost (without
+/// a handler, SIGTERM would kill the process before the graceful shutdown and STOPPING=1).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = wait(term) => {}, _ = wait(int) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A line on standard output for the operator (and for scripts reading the address). A
+/// closed stdout must not take the server down, so write errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// `kaas serve`.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Before anything listens, so that no stop request can find the process without a handler.
+    let stop = shutdown_signal();
     if cfg.plain_http_on_public_address() {
         tracing::warn!(listen = %cfg.server.listen, "serving plain HTTP on a non-loopback address (server.tls.mode = \"off\")");
     }
@@ -198,6 +223,26 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let tls = crate::tls::server_config(&cfg)?;
     let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
     let setup_token = ops.prepare_setup()?;
+    // Bound before READY, so `kaas backup` works as soon as systemd reports the service up.
+    let control = match crate::control::start(
+        crate::control::socket_path(&cfg.data.dir),
+        ops.store.clone(),
+        cfg.backup_dir(),
+    ) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `kaas backup` cannot reach this server");
+            None
+        }
+    };
+    let scheduled_backups = (!cfg.backup.interval.is_zero()).then(|| {
+        tokio::spawn(crate::backup::schedule(
+            ops.store.clone(),
+            cfg.backup_dir(),
+            cfg.backup.interval,
+            cfg.backup.keep,
+        ))
+    });
     let (host, reconciler) = start_host(&cfg, ops.clone());
     let state = AppState::new(AppInner {
         ops,
@@ -239,7 +284,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         anyhow::bail!("cannot listen on {listen}: {err}");
     };
     // NB: the exact line tests and scripts read to find the port when listening on :0.
-    println!("kaas listening on {scheme}://{bound}");
+    say(&format!("kaas listening on {scheme}://{bound}"));
     tracing::info!(address = %bound, elapsed_ms = started.elapsed().as_millis() as u64, "ready");
     if let Some(token) = setup_token {
         let base = if cfg.server.listen.port() == 0 {
@@ -247,11 +292,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         } else {
             state.public_url.clone()
         };
-        println!("First run: create the platform administrator at {base}/setup?token={token}");
+        say(&format!(
+            "First run: create the platform administrator at {base}/setup?token={token}"
+        ));
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.graceful_shutdown(Some(cfg.server.shutdown_grace));
@@ -260,6 +307,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while stopping"),
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
         Err(_) => tracing::warn!("requests still running after the grace period were cut off"),
+    }
+    // Both hold the store: stop them before it is closed.
+    if let Some(task) = scheduled_backups {
+        task.abort();
+        let _ = task.await;
+    }
+    if let Some(control) = control {
+        control.stop().await;
     }
     reconciler.stop();
     drop(state);

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
-//! `user create|reset-password`, `completions`. Every failure comes back as one readable
+//! `user create|reset-password`, `backup [verify]`, `restore`, `doctor`, `completions`. Every failure comes back as one readable
 //! line and a non-zero exit code.
 
 use std::io::{BufRead, IsTerminal};
@@ -65,6 +65,47 @@ enum Command {
     User(UserCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Back up the database (through the running server, or from the file when none runs).
+    Backup(BackupArgs),
+    /// Replace the database with a backup (the server must be stopped; the old file is kept).
+    Restore {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Check the host and this box; exit 0 if all pass, 1 on warnings, 2 on failures.
+    Doctor {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
+    #[command(flatten)]
+    cfg: ConfigArgs,
+    /// Where to write the backup. Default: a timestamped file in backup.dir. With a running
+    /// server, the server writes it: the path must be writable by the service.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Check that a backup file is complete and readable (it is not changed).
+    Verify { file: PathBuf },
+}
+
+/// An exit code other than 1 that the caller should use; the message is printed as usual.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -253,6 +294,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::User(cmd) => user_command(cmd).await,
+        Command::Backup(BackupArgs {
+            command: Some(BackupCommand::Verify { file }),
+            ..
+        }) => {
+            let b = crate::backup::verify(&file)?;
+            println!("backup OK: {}", crate::backup::describe(&b));
+            Ok(())
+        }
+        Command::Backup(BackupArgs {
+            command: None,
+            cfg,
+            output,
+        }) => {
+            let c = load(&cfg, None, None)?;
+            let (b, via) = crate::backup::take(&c, output.as_deref()).await?;
+            let how = match via {
+                crate::backup::Via::RunningServer => "taken by the running server",
+                crate::backup::Via::DatabaseFile => "taken from the database file",
+            };
+            println!(
+                "backup written ({how}, {} ms): {}",
+                b.took_ms,
+                crate::backup::describe(&b)
+            );
+            Ok(())
+        }
+        Command::Restore { cfg, file } => {
+            let c = load(&cfg, None, None)?;
+            let out = crate::backup::restore(&c, &file)?;
+            println!(
+                "restored {} into {}",
+                file.display(),
+                crate::backup::describe(&out.restored)
+            );
+            if let Some(prev) = out.previous {
+                println!("the previous database was kept as {}", prev.display());
+            }
+            Ok(())
+        }
+        Command::Doctor { cfg } => {
+            let c = load(&cfg, None, None)?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let report = crate::doctor::run(&c).await;
+            print!("{}", report.render());
+            let worst = report.worst();
+            match worst {
+                crate::doctor::Status::Pass => Ok(()),
+                other => Err(ExitWith {
+                    code: other.exit_code(),
+                    message: format!(
+                        "doctor: the worst result is {}; see the fixes above",
+                        other.as_str()
+                    ),
+                }
+                .into()),
+            }
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut std::io::stdout());
             Ok(())

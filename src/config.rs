@@ -102,6 +102,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub host: HostConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +222,19 @@ pub struct HostConfig {
     pub resync_interval: Duration,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups go. None: `<data.dir>/backups` (see [`Config::backup_dir`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// How often the server takes a scheduled backup; zero turns scheduled backups off.
+    #[serde(with = "friendly_duration")]
+    pub interval: Duration,
+    /// How many scheduled backups are kept (older ones are deleted).
+    pub keep: u32,
+}
+
 /// Values given on the command line; they win over the file and the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -285,6 +299,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             host: HostConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -361,6 +376,16 @@ impl Default for HostConfig {
             kubeconfig_lifetime: Duration::from_secs(8 * HOUR),
             kubeconfig_max_lifetime: Duration::from_secs(7 * DAY),
             resync_interval: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            interval: Duration::from_secs(DAY),
+            keep: 7,
         }
     }
 }
@@ -511,6 +536,15 @@ impl Config {
                 format!("is {}; it must be between 8 and 256", a.password_min_length),
             );
         }
+        if !self.backup.interval.is_zero() && self.backup.interval < Duration::from_secs(60) {
+            return invalid(
+                "backup.interval",
+                "must be \"0s\" (off) or at least 1m".into(),
+            );
+        }
+        if self.backup.keep < 1 {
+            return invalid("backup.keep", "must be at least 1".into());
+        }
         if self.limits.members_per_org < 1 {
             return invalid(
                 "limits.members_per_org",
@@ -550,6 +584,14 @@ impl Config {
     /// `<data.dir>/kaas.redb`.
     pub fn db_path(&self) -> PathBuf {
         self.data.dir.join("kaas.redb")
+    }
+
+    /// `backup.dir`, else `<data.dir>/backups`.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data.dir.join("backups"))
     }
 
     /// Whether the listener speaks HTTPS. `Auto` uses TLS unless the listener is loopback-only.

@@ -4,9 +4,12 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
+pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
 pub mod ops;

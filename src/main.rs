@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kaas: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<kaas::cli::ExitWith>() {
+                Some(exit) => std::process::ExitCode::from(exit.code),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

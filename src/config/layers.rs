@@ -55,6 +55,9 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("host.kubeconfig_lifetime", Kind::Duration),
     ("host.kubeconfig_max_lifetime", Kind::Duration),
     ("host.resync_interval", Kind::Duration),
+    ("backup.dir", Kind::OptPath),
+    ("backup.interval", Kind::Duration),
+    ("backup.keep", Kind::U32),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

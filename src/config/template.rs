@@ -92,6 +92,15 @@ kubeconfig_lifetime = "{kc_life}"
 kubeconfig_max_lifetime = "{kc_max}"
 # How often every workspace is reconciled even without changes.
 resync_interval = "{resync}"
+
+[backup]
+# Directory for backups (scheduled ones and `kaas backup` without --output).
+# Default: <data.dir>/backups.
+# dir = "/var/lib/kaas/backups"
+# How often the running server takes a backup; "0s" turns scheduled backups off.
+interval = "{backup_interval}"
+# How many scheduled backups to keep; older ones are deleted.
+keep = {backup_keep}
 "#,
             version = d.version,
             listen = d.server.listen,
@@ -114,6 +123,8 @@ resync_interval = "{resync}"
             kc_life = dur(d.host.kubeconfig_lifetime),
             kc_max = dur(d.host.kubeconfig_max_lifetime),
             resync = dur(d.host.resync_interval),
+            backup_interval = dur(d.backup.interval),
+            backup_keep = d.backup.keep,
         )
     }
 }

@@ -144,7 +144,8 @@ impl HostConnection {
         self.client.read().ok().and_then(|c| c.clone())
     }
 
-    async fn build_client(&self) -> Result<Client, String> {
+    /// A client from the configured credentials (no request is made).
+    pub(crate) async fn build_client(&self) -> Result<Client, String> {
         let config = match &self.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| format!("reading {}: {e}", path.display()))?;

@@ -3,6 +3,7 @@
 //! access to every record. Write transactions are opened here and committed by `ops::`;
 //! nothing here awaits or calls the network.
 
+pub mod backup;
 pub mod codec;
 mod migrate;
 pub mod records;

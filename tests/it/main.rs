@@ -6,6 +6,7 @@ mod binary;
 mod credentials;
 mod host;
 mod nodes;
+mod ship;
 mod support;
 mod tenants;
 mod web;
