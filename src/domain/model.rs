@@ -31,6 +31,29 @@ pub struct User {
     pub last_login_at: Option<Timestamp>,
 }
 
+impl User {
+    /// A new, enabled account whose password was just set.
+    pub fn new(
+        email: String,
+        name: &str,
+        password_hash: String,
+        platform_admin: bool,
+        now: Timestamp,
+    ) -> User {
+        User {
+            id: UserId::generate(),
+            email,
+            name: name.trim().to_string(),
+            password_hash,
+            platform_admin,
+            disabled: false,
+            created_at: now,
+            password_changed_at: Some(now),
+            last_login_at: None,
+        }
+    }
+}
+
 /// Per-organization limits set by a platform administrator; `None` = the configured default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -216,18 +216,8 @@ impl Ops {
                     .ok_or_else(|| invalid("password", "is required to create your account"))?;
                 check_password(&password, &inv.email, self.settings.password_min_length)
                     .map_err(|p| invalid("password", p.to_string()))?;
-                let now = self.now();
-                Some(User {
-                    id: UserId::generate(),
-                    email: inv.email.clone(),
-                    name,
-                    password_hash: hash_password(password, self.fast_hashing).await?,
-                    platform_admin: false,
-                    disabled: false,
-                    created_at: now,
-                    password_changed_at: Some(now),
-                    last_login_at: None,
-                })
+                let hash = hash_password(password, self.fast_hashing).await?;
+                Some(User::new(inv.email.clone(), &name, hash, false, self.now()))
             }
         };
         let tx = self.store.write()?;

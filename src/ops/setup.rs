@@ -95,17 +95,7 @@ impl Ops {
             ));
         }
         let now = self.now();
-        let user = User {
-            id: UserId::generate(),
-            email,
-            name: input.name.trim().to_string(),
-            password_hash: hash,
-            platform_admin: true,
-            disabled: false,
-            created_at: now,
-            password_changed_at: Some(now),
-            last_login_at: None,
-        };
+        let user = User::new(email, &input.name, hash, true, now);
         records::insert_user(&tx, &user)?;
         records::delete_meta(&tx, SETUP_KEY)?;
         let actor = Actor {

@@ -162,17 +162,7 @@ impl Ops {
         }
         let hash = hash_password(input.password, self.fast_hashing).await?;
         let now = self.now();
-        let user = User {
-            id: UserId::generate(),
-            email,
-            name: input.name.trim().to_string(),
-            password_hash: hash,
-            platform_admin: input.platform_admin,
-            disabled: false,
-            created_at: now,
-            password_changed_at: Some(now),
-            last_login_at: None,
-        };
+        let user = User::new(email, &input.name, hash, input.platform_admin, now);
         let tx = self.store.write()?;
         records::insert_user(&tx, &user).map_err(conflict_as_409)?;
         let mut ev = self.event(actor, "user.create", &user.email, None);

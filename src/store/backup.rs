@@ -28,7 +28,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::tables::*;
+use super::tables::{TableVisitor, visit_tables};
 use super::{SCHEMA_VERSION, Store, StoreError, migrate};
 
 /// What a backup (or a verified backup file) holds.
@@ -48,47 +48,6 @@ pub struct BackupSummary {
 /// Everything in a database, table by table, as raw key and value bytes (for tests and for
 /// comparing a restore with its backup).
 pub type Records = BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
-
-/// Visits every table definition kaas has.
-trait TableVisitor {
-    fn visit<K: Key + 'static, V: Value + 'static>(
-        &mut self,
-        def: TableDefinition<K, V>,
-    ) -> Result<(), StoreError>;
-}
-
-fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
-    v.visit(META)?;
-    v.visit(USERS)?;
-    v.visit(USERS_BY_EMAIL)?;
-    v.visit(ORGS)?;
-    v.visit(ORGS_BY_NAME)?;
-    v.visit(MEMBERSHIPS)?;
-    v.visit(MEMBERSHIPS_BY_USER)?;
-    v.visit(INVITATIONS)?;
-    v.visit(INVITATIONS_BY_DIGEST)?;
-    v.visit(INVITATIONS_BY_ORG)?;
-    v.visit(WORKSPACES)?;
-    v.visit(WORKSPACES_BY_ORG_NAME)?;
-    v.visit(WORKSPACE_MEMBERS)?;
-    v.visit(WORKSPACE_MEMBERS_BY_USER)?;
-    v.visit(PROJECTS)?;
-    v.visit(PROJECTS_BY_WS_NAME)?;
-    v.visit(PROJECT_MEMBERS)?;
-    v.visit(PROJECT_MEMBERS_BY_USER)?;
-    v.visit(PLANS)?;
-    v.visit(SESSIONS)?;
-    v.visit(SESSIONS_BY_USER)?;
-    v.visit(TOKENS)?;
-    v.visit(TOKENS_BY_DIGEST)?;
-    v.visit(TOKENS_BY_USER)?;
-    v.visit(AUDIT)?;
-    v.visit(AUDIT_BY_ORG)?;
-    v.visit(NODE_ASSIGNMENTS)?;
-    v.visit(NODE_INTERVALS)?;
-    v.visit(NODE_INTERVALS_BY_WS)?;
-    Ok(())
-}
 
 fn known_table_names() -> Vec<String> {
     struct Names(Vec<String>);

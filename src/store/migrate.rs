@@ -26,36 +26,17 @@ pub fn initialize(db: &Database) -> Result<(), StoreError> {
 }
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(META)?;
-    tx.open_table(USERS)?;
-    tx.open_table(USERS_BY_EMAIL)?;
-    tx.open_table(ORGS)?;
-    tx.open_table(ORGS_BY_NAME)?;
-    tx.open_table(MEMBERSHIPS)?;
-    tx.open_table(MEMBERSHIPS_BY_USER)?;
-    tx.open_table(INVITATIONS)?;
-    tx.open_table(INVITATIONS_BY_DIGEST)?;
-    tx.open_table(INVITATIONS_BY_ORG)?;
-    tx.open_table(WORKSPACES)?;
-    tx.open_table(WORKSPACES_BY_ORG_NAME)?;
-    tx.open_table(WORKSPACE_MEMBERS)?;
-    tx.open_table(WORKSPACE_MEMBERS_BY_USER)?;
-    tx.open_table(PROJECTS)?;
-    tx.open_table(PROJECTS_BY_WS_NAME)?;
-    tx.open_table(PROJECT_MEMBERS)?;
-    tx.open_table(PROJECT_MEMBERS_BY_USER)?;
-    tx.open_table(PLANS)?;
-    tx.open_table(SESSIONS)?;
-    tx.open_table(SESSIONS_BY_USER)?;
-    tx.open_table(TOKENS)?;
-    tx.open_table(TOKENS_BY_DIGEST)?;
-    tx.open_table(TOKENS_BY_USER)?;
-    tx.open_table(AUDIT)?;
-    tx.open_table(AUDIT_BY_ORG)?;
-    tx.open_table(NODE_ASSIGNMENTS)?;
-    tx.open_table(NODE_INTERVALS)?;
-    tx.open_table(NODE_INTERVALS_BY_WS)?;
-    Ok(())
+    struct Create<'a>(&'a WriteTransaction);
+    impl TableVisitor for Create<'_> {
+        fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+            &mut self,
+            def: redb::TableDefinition<K, V>,
+        ) -> Result<(), StoreError> {
+            self.0.open_table(def)?;
+            Ok(())
+        }
+    }
+    visit_tables(&mut Create(tx))
 }
 
 fn set_version(tx: &WriteTransaction, v: u32) -> Result<(), StoreError> {

@@ -3,7 +3,9 @@
 //! reinterpretation. Values are `codec`-encoded records; index tables map a lookup key to
 //! a record id (or to `()` where the key already holds everything).
 
-use redb::TableDefinition;
+use redb::{Key, TableDefinition, Value};
+
+use super::StoreError;
 
 /// Small facts about the database itself: schema version, setup token.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
@@ -83,3 +85,45 @@ pub const NODE_INTERVALS: TableDefinition<u128, &[u8]> = TableDefinition::new("n
 /// (workspace, interval id) → (). Added in schema 3.
 pub const NODE_INTERVALS_BY_WS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("node-intervals-by-ws-v1");
+
+/// Visits every table definition kaas has: the one list that creating a database, migrating
+/// and backing up all walk, so a new table cannot be forgotten by any of them.
+pub trait TableVisitor {
+    fn visit<K: Key + 'static, V: Value + 'static>(
+        &mut self,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), StoreError>;
+}
+
+pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
+    v.visit(META)?;
+    v.visit(USERS)?;
+    v.visit(USERS_BY_EMAIL)?;
+    v.visit(ORGS)?;
+    v.visit(ORGS_BY_NAME)?;
+    v.visit(MEMBERSHIPS)?;
+    v.visit(MEMBERSHIPS_BY_USER)?;
+    v.visit(INVITATIONS)?;
+    v.visit(INVITATIONS_BY_DIGEST)?;
+    v.visit(INVITATIONS_BY_ORG)?;
+    v.visit(WORKSPACES)?;
+    v.visit(WORKSPACES_BY_ORG_NAME)?;
+    v.visit(WORKSPACE_MEMBERS)?;
+    v.visit(WORKSPACE_MEMBERS_BY_USER)?;
+    v.visit(PROJECTS)?;
+    v.visit(PROJECTS_BY_WS_NAME)?;
+    v.visit(PROJECT_MEMBERS)?;
+    v.visit(PROJECT_MEMBERS_BY_USER)?;
+    v.visit(PLANS)?;
+    v.visit(SESSIONS)?;
+    v.visit(SESSIONS_BY_USER)?;
+    v.visit(TOKENS)?;
+    v.visit(TOKENS_BY_DIGEST)?;
+    v.visit(TOKENS_BY_USER)?;
+    v.visit(AUDIT)?;
+    v.visit(AUDIT_BY_ORG)?;
+    v.visit(NODE_ASSIGNMENTS)?;
+    v.visit(NODE_INTERVALS)?;
+    v.visit(NODE_INTERVALS_BY_WS)?;
+    Ok(())
+}
