@@ -18,7 +18,7 @@ use kaas::host::credentials::{
 use kaas::host::names;
 use serde_json::{Value, json};
 
-const K3K_CRDS: &str = "/work/shared/fixtures/k3k";
+const K3K_CRDS: &str = fakehost::K3K_CRDS_DIR;
 const NAMESPACE: &str = "kaas-ws-x";
 const CLUSTER: &str = "ws-x";
 
