@@ -40,6 +40,26 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Replaces a node's taints the way an operator's `kubectl patch` would.
+fn set_taints_by_hand(h: &HostedApp, node: &str, taints: Value) {
+    let body = json!({"spec": {"taints": taints}}).to_string();
+    let patch = fakehost::PatchRequest {
+        patch_type: fakehost::PatchType::Merge,
+        body: body.as_bytes(),
+        status_subresource: false,
+    };
+    h.host
+        .engine()
+        .patch(
+            &ResourceRef::core("nodes"),
+            None,
+            node,
+            &patch,
+            &Default::default(),
+        )
+        .expect("node patched");
+}
+
 fn pod(name: &str, tolerations: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}], "tolerations": tolerations}})
@@ -174,23 +194,11 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     );
 
     // Someone else's taint on the node must survive kaas's changes.
-    let body =
-        json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}})
-            .to_string();
-    h.host
-        .engine()
-        .patch(
-            &ResourceRef::core("nodes"),
-            None,
-            "fakehost-node-2",
-            &fakehost::PatchRequest {
-                patch_type: fakehost::PatchType::Merge,
-                body: body.as_bytes(),
-                status_subresource: false,
-            },
-            &Default::default(),
-        )
-        .unwrap();
+    set_taints_by_hand(
+        &h,
+        "fakehost-node-2",
+        json!([{"key": "gpu", "value": "true", "effect": "NoSchedule"}]),
+    );
 
     // Assign.
     let r = h
@@ -275,23 +283,11 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     );
 
     // A hand-edited taint is put back.
-    let body =
-        json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}})
-            .to_string();
-    h.host
-        .engine()
-        .patch(
-            &ResourceRef::core("nodes"),
-            None,
-            "fakehost-node-2",
-            &fakehost::PatchRequest {
-                patch_type: fakehost::PatchType::Merge,
-                body: body.as_bytes(),
-                status_subresource: false,
-            },
-            &Default::default(),
-        )
-        .unwrap();
+    set_taints_by_hand(
+        &h,
+        "fakehost-node-2",
+        json!([{"key": "gpu", "value": "true", "effect": "NoSchedule"}]),
+    );
     until("the removed taint restored", || {
         taint_keys(&node(&h, "fakehost-node-2")).contains(&format!("dedicated={pool}:NoSchedule"))
     })
