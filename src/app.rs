@@ -98,7 +98,33 @@ pub fn open_ops(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Ops> {
     if seeded > 0 {
         tracing::info!(plans = seeded, "seeded the default plans");
     }
+    let frozen = ops.ensure_plan_revisions()?;
+    if frozen > 0 {
+        tracing::info!(plans = frozen, "recorded plan prices for billing");
+    }
     Ok(ops)
+}
+
+/// The meter: every `interval`, observes every workspace and finalizes any month that
+/// ended (see `ops::meter` and `ops::billing`).
+async fn run_meter(ops: Arc<Ops>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let o = ops.clone();
+        match tokio::task::spawn_blocking(move || o.close_periods()).await {
+            Ok(Ok(made)) if !made.is_empty() => {
+                tracing::info!(
+                    invoices = made.len(),
+                    "finalized the invoices of the month that ended"
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "meter tick failed; retrying next interval"),
+            Err(e) => tracing::error!(error = %e, "meter task failed"),
+        }
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -244,6 +270,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         ))
     });
     let (host, reconciler) = start_host(&cfg, ops.clone());
+    let meter = tokio::spawn(run_meter(ops.clone(), cfg.billing.meter_interval));
     let state = AppState::new(AppInner {
         ops,
         host: Some(host),
@@ -317,6 +344,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         control.stop().await;
     }
     reconciler.stop();
+    meter.abort();
+    let _ = meter.await;
+    // The last observation, so that the time up to the stop is billed; the time until the
+    // next start is a gap.
+    let ops = state.ops.clone();
+    match tokio::task::spawn_blocking(move || ops.meter_tick()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final meter reading failed"),
+        Err(e) => tracing::error!(error = %e, "final meter reading failed"),
+    }
     drop(state);
     tracing::info!("stopped; database closed");
     Ok(())

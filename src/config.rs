@@ -103,6 +103,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub host: HostConfig,
     pub backup: BackupConfig,
+    pub billing: BillingConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +236,22 @@ pub struct BackupConfig {
     pub keep: u32,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// How often the meter samples every workspace (state, plan, nodes, quota usage).
+    #[serde(with = "friendly_duration")]
+    pub meter_interval: Duration,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            meter_interval: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Values given on the command line; they win over the file and the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -300,6 +317,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             host: HostConfig::default(),
             backup: BackupConfig::default(),
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -541,6 +559,10 @@ impl Config {
                 "backup.interval",
                 "must be \"0s\" (off) or at least 1m".into(),
             );
+        }
+        let meter = self.billing.meter_interval;
+        if meter < Duration::from_secs(1) || meter > Duration::from_secs(3600) {
+            return invalid("billing.meter_interval", "must be between 1s and 1h".into());
         }
         if self.backup.keep < 1 {
             return invalid("backup.keep", "must be at least 1".into());

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod error;
 pub mod extract;
 pub mod nodes;
@@ -64,6 +65,7 @@ pub(crate) fn bad_cursor(why: String) -> ApiError {
         (name = "users", description = "User administration (platform administrators)"),
         (name = "audit", description = "The audit log"),
         (name = "nodes", description = "Host nodes and dedicated nodes"),
+        (name = "billing", description = "Usage, invoices and billing accounts"),
     )
 )]
 struct ApiDoc;
@@ -158,6 +160,14 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(nodes::list_nodes))
         .routes(routes!(nodes::workspace_nodes, nodes::assign_node))
         .routes(routes!(nodes::release_node))
+        // Billing: organization admins read, owners set the account, operators void.
+        .routes(routes!(billing::overview))
+        .routes(routes!(billing::get_account, billing::put_account))
+        .routes(routes!(billing::list_invoices))
+        .routes(routes!(billing::draft_invoice))
+        .routes(routes!(billing::get_invoice))
+        .routes(routes!(billing::void_invoice))
+        .routes(routes!(billing::usage))
 }
 
 /// The OpenAPI document, as served.

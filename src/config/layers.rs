@@ -58,6 +58,7 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("backup.dir", Kind::OptPath),
     ("backup.interval", Kind::Duration),
     ("backup.keep", Kind::U32),
+    ("billing.meter_interval", Kind::Duration),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

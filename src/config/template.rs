@@ -101,6 +101,12 @@ resync_interval = "{resync}"
 interval = "{backup_interval}"
 # How many scheduled backups to keep; older ones are deleted.
 keep = {backup_keep}
+
+[billing]
+# How often the meter samples every workspace (state, plan, dedicated nodes and the
+# host's quota usage) into hourly usage records. Changes made through kaas (plan
+# changes, deletions, node assignments) are recorded to the second regardless.
+meter_interval = "{meter}"
 "#,
             version = d.version,
             listen = d.server.listen,
@@ -125,6 +131,7 @@ keep = {backup_keep}
             resync = dur(d.host.resync_interval),
             backup_interval = dur(d.backup.interval),
             backup_keep = d.backup.keep,
+            meter = dur(d.billing.meter_interval),
         )
     }
 }

@@ -130,6 +130,9 @@ typed_id!(
 typed_id!(
     /// One audit log entry.
     AuditId, "evt");
+typed_id!(
+    /// A finalized invoice.
+    InvoiceId, "invc");
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::billing::prices::{PlanPrices, default_prices};
 use super::names::{NameProblem, check_display_name, check_dns_label};
 
 /// K3K's cluster mode (immutable on a Cluster once created).
@@ -100,6 +101,13 @@ pub struct Plan {
     /// Hidden plans stay valid for existing workspaces but are not offered for new ones.
     #[serde(default)]
     pub retired: bool,
+    /// What a workspace on this plan costs.
+    #[serde(default)]
+    pub prices: PlanPrices,
+    /// The number of the billable terms (quota and prices) now in force; kaas sets it.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub revision: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +180,9 @@ impl Plan {
                 "max_projects and max_members must be at least 1",
             ));
         }
+        self.prices
+            .validate()
+            .map_err(|(field, message)| problem(field, message))?;
         if let Some(v) = &self.k3s_version
             && !looks_like_k3s_version(v)
         {
@@ -214,7 +225,7 @@ pub fn default_plans() -> Vec<Plan> {
         default_request_cpu_millis: cpu / 4,
         default_request_memory_mib: mem / 4,
     };
-    vec![
+    let mut plans = vec![
         Plan {
             id: "starter".into(),
             display_name: "Starter".into(),
@@ -235,6 +246,8 @@ pub fn default_plans() -> Vec<Plan> {
             max_members: 10,
             k3s_version: None,
             retired: false,
+            prices: PlanPrices::default(),
+            revision: 0,
         },
         Plan {
             id: "standard".into(),
@@ -256,6 +269,8 @@ pub fn default_plans() -> Vec<Plan> {
             max_members: 50,
             k3s_version: None,
             retired: false,
+            prices: PlanPrices::default(),
+            revision: 0,
         },
         Plan {
             id: "premium".into(),
@@ -277,8 +292,14 @@ pub fn default_plans() -> Vec<Plan> {
             max_members: 200,
             k3s_version: None,
             retired: false,
+            prices: PlanPrices::default(),
+            revision: 0,
         },
-    ]
+    ];
+    for p in &mut plans {
+        p.prices = default_prices(&p.id);
+    }
+    plans
 }
 
 /// Checks that a set of project quotas (with one of them replaced or added) fits inside the

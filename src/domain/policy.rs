@@ -41,10 +41,16 @@ pub enum Action {
     ProjectUpdate,
     ProjectDelete,
     ProjectMembersManage,
+    /// Usage, estimates, invoices and exports of an organization.
+    BillingRead,
+    /// The organization's billing account (address, tax, currency, invoice prefix).
+    BillingManage,
+    /// Voiding a finalized invoice: the platform operator's call.
+    InvoiceVoid,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 23] = [
         Action::OrgRead,
         Action::OrgUpdate,
         Action::OrgDelete,
@@ -65,6 +71,9 @@ impl Action {
         Action::ProjectUpdate,
         Action::ProjectDelete,
         Action::ProjectMembersManage,
+        Action::BillingRead,
+        Action::BillingManage,
+        Action::InvoiceVoid,
     ];
 }
 
@@ -121,6 +130,12 @@ fn rule_for(action: Action) -> Rule {
         Action::ProjectUpdate => rule(Some(O::Admin), Some(W::Admin), None),
         Action::ProjectDelete => rule(Some(O::Admin), Some(W::Admin), None),
         Action::ProjectMembersManage => rule(Some(O::Admin), Some(W::Admin), Some(P::Admin)),
+        Action::BillingRead => rule(Some(O::Admin), None, None),
+        Action::BillingManage => rule(Some(O::Owner), None, None),
+        Action::InvoiceVoid => Rule {
+            platform_admin_only: true,
+            ..rule(None, None, None)
+        },
     }
 }
 
@@ -159,7 +174,10 @@ pub fn visible(standing: &Standing, action: Action) -> bool {
         | Action::OrgOwnersManage
         | Action::OrgAuditRead
         | Action::WorkspaceCreate
-        | Action::WorkspaceListAll => standing.org.is_some(),
+        | Action::WorkspaceListAll
+        | Action::BillingRead
+        | Action::BillingManage
+        | Action::InvoiceVoid => standing.org.is_some(),
         _ => {
             allows(
                 &Standing {

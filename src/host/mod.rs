@@ -19,3 +19,4 @@ pub mod nodes;
 pub mod reconciler;
 pub mod tenant;
 pub mod tenant_sync;
+pub mod usage_sync;

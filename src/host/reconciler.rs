@@ -122,6 +122,7 @@ pub struct Reconciler {
     caches: std::sync::OnceLock<Caches>,
     ops: Arc<Ops>,
     nodes: Arc<super::node_sync::WatchedNodes>,
+    quotas: Arc<super::usage_sync::WatchedQuotas>,
     conn: Arc<HostConnection>,
     settings: ReconcilerSettings,
     queue: Mutex<Queue>,
@@ -249,9 +250,12 @@ impl Reconciler {
     ) -> ReconcilerHandle {
         let nodes = super::node_sync::WatchedNodes::new();
         ops.set_node_inventory(nodes.clone());
+        let quotas = super::usage_sync::WatchedQuotas::new();
+        ops.set_usage_source(quotas.clone());
         let inner = Arc::new(Reconciler {
             caches: std::sync::OnceLock::new(),
             nodes,
+            quotas,
             ops,
             conn,
             settings,
@@ -431,6 +435,7 @@ impl Reconciler {
         let cfg = watcher::Config::default().labels(&selector);
         // Nodes: a change to a dedicated node (or one that carries a pool label) brings its
         // workspace back for a pass, so hand edits are repaired and NotReady is noticed.
+        self.quotas.start(client.clone());
         let me_nodes = self.clone();
         self.nodes.start(
             client.clone(),

@@ -125,5 +125,8 @@ fn action_words(a: Action) -> &'static str {
         Action::ProjectUpdate => "change the project",
         Action::ProjectDelete => "delete the project",
         Action::ProjectMembersManage => "manage project members",
+        Action::BillingRead => "see billing",
+        Action::BillingManage => "change the billing account",
+        Action::InvoiceVoid => "void invoices",
     }
 }

@@ -6,9 +6,11 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod billing;
 pub mod console;
 pub mod invitations;
 pub mod kubeconfig;
+pub mod meter;
 pub mod nodes;
 pub mod orgs;
 pub mod plans;
@@ -193,6 +195,11 @@ pub struct Ops {
     minter: std::sync::OnceLock<Arc<dyn kubeconfig::KubeconfigMinter>>,
     /// The host's node list; set once a host is configured.
     nodes: std::sync::OnceLock<Arc<dyn nodes::NodeInventory>>,
+    /// Quota usage reported by the host; set once a host is configured.
+    usage: std::sync::OnceLock<Arc<dyn meter::UsageSource>>,
+    /// This run of kaas, as the meter knows it: time is only billed between two
+    /// observations made by the same run.
+    meter_run: u128,
     /// Cheaper password hashing for tests; production always uses argon2's defaults.
     fast_hashing: bool,
 }
@@ -208,6 +215,8 @@ impl Ops {
             changes,
             minter: std::sync::OnceLock::new(),
             nodes: std::sync::OnceLock::new(),
+            usage: std::sync::OnceLock::new(),
+            meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
         }
     }

@@ -194,6 +194,7 @@ impl Ops {
             interval_id: interval.id,
         };
         records::put_node_assignment(&tx, &a, &interval)?;
+        self.meter_workspace(&tx, &ws)?;
         let mut ev = self.event(actor, "node.assign", &node, Some(ws.org_id));
         ev.detail = ws_id.to_string();
         records::append_audit(&tx, &ev)?;
@@ -210,6 +211,7 @@ impl Ops {
             .filter(|a| a.workspace_id == ws_id)
             .ok_or(OpsError::NotFound("dedicated node"))?;
         records::end_node_assignment(&tx, &a, self.now())?;
+        self.meter_workspace(&tx, &ws)?;
         let mut ev = self.event(actor, "node.release", node, Some(ws.org_id));
         ev.detail = ws_id.to_string();
         records::append_audit(&tx, &ev)?;

@@ -15,8 +15,9 @@ impl Ops {
         if !records::list_plans(&tx)?.is_empty() {
             return Ok(0);
         }
-        let plans = default_plans();
-        for p in &plans {
+        let mut plans = default_plans();
+        for p in &mut plans {
+            self.freeze_terms(&tx, p)?;
             records::put_plan(&tx, p)?;
         }
         self.commit(tx, &[])?;
@@ -35,7 +36,7 @@ impl Ops {
         records::get_plan(&self.store.read()?, id)?.ok_or(OpsError::NotFound("plan"))
     }
 
-    pub fn create_plan(&self, actor: &Actor, plan: Plan) -> OpsResult<Plan> {
+    pub fn create_plan(&self, actor: &Actor, mut plan: Plan) -> OpsResult<Plan> {
         require_platform_admin(actor)?;
         plan.validate().map_err(|p| invalid(p.field, p.message))?;
         let tx = self.store.write()?;
@@ -45,6 +46,8 @@ impl Ops {
                 plan.id
             )));
         }
+        plan.revision = 0;
+        self.freeze_terms(&tx, &mut plan)?;
         records::put_plan(&tx, &plan)?;
         records::append_audit(&tx, &self.event(actor, "plan.create", &plan.id, None))?;
         self.commit(tx, &[])?;
@@ -52,7 +55,7 @@ impl Ops {
     }
 
     /// Replaces a plan; workspaces on it are re-reconciled with the new values.
-    pub fn update_plan(&self, actor: &Actor, id: &str, plan: Plan) -> OpsResult<Plan> {
+    pub fn update_plan(&self, actor: &Actor, id: &str, mut plan: Plan) -> OpsResult<Plan> {
         require_platform_admin(actor)?;
         if plan.id != id {
             return Err(invalid("id", "a plan's id cannot change"));
@@ -66,11 +69,22 @@ impl Ops {
                 "a K3K cluster's mode cannot change; create a new plan",
             ));
         }
-        let mut changes = Vec::new();
-        for ws in records::all_workspaces(&tx)?
+        let on_plan: Vec<Workspace> = records::all_workspaces(&tx)?
             .into_iter()
             .filter(|w| w.plan_id == id)
-        {
+            .collect();
+        if !on_plan.is_empty() && old.prices.currency != plan.prices.currency {
+            return Err(invalid(
+                "prices.currency",
+                format!(
+                    "{} workspace(s) are billed in {} on this plan; a plan's currency can change only while no workspace uses it",
+                    on_plan.len(),
+                    old.prices.currency.code()
+                ),
+            ));
+        }
+        let mut changes = Vec::new();
+        for ws in &on_plan {
             let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
             let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
             check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
@@ -78,7 +92,13 @@ impl Ops {
             })?;
             changes.push(super::Change::Workspace(ws.id));
         }
+        // Usage up to now is priced with the old terms, from now on with the new ones.
+        plan.revision = old.revision;
+        self.freeze_terms(&tx, &mut plan)?;
         records::put_plan(&tx, &plan)?;
+        for ws in &on_plan {
+            self.meter_workspace(&tx, ws)?;
+        }
         records::append_audit(&tx, &self.event(actor, "plan.update", id, None))?;
         self.commit(tx, &changes)?;
         Ok(plan)

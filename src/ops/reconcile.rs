@@ -106,12 +106,16 @@ impl Ops {
         if ws.state != state {
             tracing::info!(workspace = %id, from = ws.state.as_str(), to = state.as_str(), message = %obs.message, "workspace state changed");
         }
-        ws.state = state;
         ws.observed_phase = obs.phase.clone();
         ws.message = obs.message.clone();
         ws.applied_generation = applied;
+        let state_changed = ws.state != state;
+        ws.state = state;
         ws.updated_at = self.now();
         records::update_workspace(&tx, &ws)?;
+        if state_changed {
+            self.meter_workspace(&tx, &ws)?;
+        }
         self.commit(tx, &[])?;
         Ok(true)
     }
@@ -129,6 +133,7 @@ impl Ops {
         {
             records::end_node_assignment(&tx, a, now)?;
         }
+        self.meter_final(&tx, &ws)?;
         records::delete_workspace(&tx, &ws)?;
         let ev = AuditEvent {
             id: AuditId::generate(),

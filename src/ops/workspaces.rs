@@ -97,6 +97,7 @@ impl Ops {
                 format!("plan {:?} is retired; choose another", plan.id),
             ));
         }
+        self.check_plan_currency(&tx, org, &plan)?;
         let usage = self.org_usage(&tx, &o)?;
         if usage.workspaces >= u64::from(usage.max_workspaces) {
             return Err(OpsError::Conflict(format!(
@@ -119,6 +120,7 @@ impl Ops {
             updated_at: now,
         };
         records::insert_workspace(&tx, &ws).map_err(conflict_as_409)?;
+        self.meter_workspace(&tx, &ws)?;
         let mut ev = self.event(actor, "workspace.create", ws.id, Some(org));
         ev.detail = format!("name={} plan={}", ws.name, plan.id);
         records::append_audit(&tx, &ev)?;
@@ -195,6 +197,7 @@ impl Ops {
                 format!("plan {:?} is retired; choose another", plan.id),
             ));
         }
+        self.check_plan_currency(&tx, ws.org_id, &plan)?;
         let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
         if projects.len() as u64 > u64::from(plan.max_projects) {
             return Err(OpsError::Conflict(format!(
@@ -232,6 +235,7 @@ impl Ops {
         ws.generation += 1;
         ws.updated_at = self.now();
         records::update_workspace(&tx, &ws)?;
+        self.meter_workspace(&tx, &ws)?;
         let mut ev = self.event(actor, "workspace.plan.change", ws.id, Some(ws.org_id));
         ev.detail = format!("{old} -> {}", plan.id);
         records::append_audit(&tx, &ev)?;
@@ -250,6 +254,7 @@ impl Ops {
             ws.generation += 1;
             ws.updated_at = self.now();
             records::update_workspace(&tx, &ws)?;
+            self.meter_workspace(&tx, &ws)?;
             records::append_audit(
                 &tx,
                 &self.event(actor, "workspace.delete", ws.id, Some(ws.org_id)),

@@ -12,7 +12,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -84,8 +84,9 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
         create_tables(&tx)?;
         match v {
             1 => v1_to_v2(&tx)?,
-            // Schema 3 only adds the node tables, which create_tables made above.
-            2 => {}
+            // Schemas 3 (node tables) and 4 (billing tables) only add tables, which
+            // create_tables made above; plan revisions are filled in when kaas starts.
+            2 | 3 => {}
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"

@@ -8,6 +8,7 @@ pub mod codec;
 mod migrate;
 pub mod records;
 pub mod tables;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 

@@ -86,6 +86,26 @@ pub const NODE_INTERVALS: TableDefinition<u128, &[u8]> = TableDefinition::new("n
 pub const NODE_INTERVALS_BY_WS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("node-intervals-by-ws-v1");
 
+/// Plan revision → the plan's billable terms then (quota, prices). Added in schema 4.
+pub const PLAN_TERMS: TableDefinition<u32, &[u8]> = TableDefinition::new("plan-terms-v1");
+/// Workspace → where the meter left off with it. Added in schema 4.
+pub const METER_STATES: TableDefinition<u128, &[u8]> = TableDefinition::new("meter-states-v1");
+/// (workspace, UTC day number) → the day's hourly usage, compact. Added in schema 4.
+pub const USAGE_DAYS: TableDefinition<(u128, i32), &[u8]> = TableDefinition::new("usage-days-v1");
+/// (org, workspace) → what invoices need of the workspace, kept after deletion. Schema 4.
+pub const BILLED_WORKSPACES: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("billed-workspaces-v1");
+/// Unix second a meter gap starts → Unix second it ends. Added in schema 4.
+pub const METER_GAPS: TableDefinition<i64, i64> = TableDefinition::new("meter-gaps-v1");
+/// Org → billing account. Added in schema 4.
+pub const BILLING_ACCOUNTS: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("billing-accounts-v1");
+/// Invoice id → finalized (or voided) invoice. Added in schema 4.
+pub const INVOICES: TableDefinition<u128, &[u8]> = TableDefinition::new("invoices-v1");
+/// (org, period as months since year 0) → invoice id. Added in schema 4.
+pub const INVOICES_BY_ORG: TableDefinition<(u128, i32), u128> =
+    TableDefinition::new("invoices-by-org-v1");
+
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
 pub trait TableVisitor {
@@ -125,5 +145,13 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(NODE_ASSIGNMENTS)?;
     v.visit(NODE_INTERVALS)?;
     v.visit(NODE_INTERVALS_BY_WS)?;
+    v.visit(PLAN_TERMS)?;
+    v.visit(METER_STATES)?;
+    v.visit(USAGE_DAYS)?;
+    v.visit(BILLED_WORKSPACES)?;
+    v.visit(METER_GAPS)?;
+    v.visit(BILLING_ACCOUNTS)?;
+    v.visit(INVOICES)?;
+    v.visit(INVOICES_BY_ORG)?;
     Ok(())
 }

@@ -191,6 +191,9 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         max_members: small(n("max_members", &f.max_members)),
         k3s_version: Some(f.k3s_version.trim().to_string()).filter(|v| !v.is_empty()),
         retired: f.retired.is_some(),
+        // Prices get their own fields with the billing pages.
+        prices: Default::default(),
+        revision: 0,
     };
     (plan, form)
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod authz;
+mod billing;
 mod binary;
 mod credentials;
 mod host;

@@ -1,0 +1,152 @@
+//! Quota usage from the host for the meter: a watch-backed cache of the ResourceQuotas K3K's
+//! policy controller keeps in each workspace namespace, whose `status.used` the host's
+//! quota controller fills in (requests of the pods the virtual cluster runs there).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+
+use super::names;
+use crate::domain::{Quota, WorkspaceId};
+use crate::ops::meter::UsageSource;
+
+/// Label K3K puts on the objects its VirtualClusterPolicy controller makes in a namespace.
+const POLICY_NAME_LABEL: &str = "policy.k3k.io/policy-name";
+
+/// The host's K3K-managed ResourceQuotas, kept current by a watch.
+pub struct WatchedQuotas {
+    store: std::sync::RwLock<Option<Store<ResourceQuota>>>,
+}
+
+impl WatchedQuotas {
+    pub fn new() -> Arc<WatchedQuotas> {
+        Arc::new(WatchedQuotas {
+            store: std::sync::RwLock::new(None),
+        })
+    }
+
+    pub fn start(&self, client: Client) {
+        let (reader, writer) = reflector::store();
+        if let Ok(mut s) = self.store.write() {
+            *s = Some(reader);
+        }
+        let api: Api<ResourceQuota> = Api::all(client);
+        let cfg = watcher::Config::default().labels(POLICY_NAME_LABEL);
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let stream = reflector::reflector(writer, watcher(api, cfg))
+                .default_backoff()
+                .touched_objects();
+            futures::pin_mut!(stream);
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    tracing::debug!(error = %e, "resource quota watch interrupted; retrying");
+                }
+            }
+        });
+    }
+}
+
+impl UsageSource for WatchedQuotas {
+    fn quota_usage(&self, workspaces: &[WorkspaceId]) -> HashMap<WorkspaceId, Quota> {
+        let Ok(guard) = self.store.read() else {
+            return HashMap::new();
+        };
+        let Some(store) = guard.as_ref() else {
+            return HashMap::new();
+        };
+        let by_ns: HashMap<String, Arc<ResourceQuota>> = store
+            .state()
+            .into_iter()
+            .filter_map(|q| Some((q.metadata.namespace.clone()?, q)))
+            .collect();
+        workspaces
+            .iter()
+            .filter_map(|ws| {
+                let q = by_ns.get(&names::namespace(*ws))?;
+                let used = q.status.as_ref()?.used.as_ref()?;
+                Some((*ws, quota_of(used)))
+            })
+            .collect()
+    }
+}
+
+/// The used amounts in kaas's units (millicores, MiB, GiB, pods).
+fn quota_of(used: &std::collections::BTreeMap<String, Quantity>) -> Quota {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| used.get(*k))
+            .and_then(|q| parse_quantity(&q.0))
+            .unwrap_or(0.0)
+    };
+    Quota {
+        cpu_millis: (get(&["requests.cpu", "cpu"]) * 1000.0).round() as u64,
+        memory_mib: (get(&["requests.memory", "memory"]) / 1_048_576.0).round() as u64,
+        storage_gib: (get(&["requests.storage"]) / 1_073_741_824.0).round() as u64,
+        pods: get(&["pods", "count/pods"]).round() as u64,
+    }
+}
+
+/// A Kubernetes quantity (`1500m`, `2`, `512Mi`, `1G`, `1e3`) as a plain number.
+pub fn parse_quantity(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let suffixes: [(&str, f64); 14] = [
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+    ];
+    for (suffix, factor) in suffixes {
+        if let Some(num) = s.strip_suffix(suffix) {
+            return num.parse::<f64>().ok().map(|v| v * factor);
+        }
+    }
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_quantity("1500m"), Some(1.5));
+        assert_eq!(parse_quantity("2"), Some(2.0));
+        assert_eq!(parse_quantity("512Mi"), Some(536_870_912.0));
+        assert_eq!(parse_quantity("1G"), Some(1e9));
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
+        assert_eq!(parse_quantity("x"), None);
+        let used = [
+            ("requests.cpu".to_string(), Quantity("750m".into())),
+            ("requests.memory".to_string(), Quantity("1Gi".into())),
+            ("requests.storage".to_string(), Quantity("5Gi".into())),
+            ("pods".to_string(), Quantity("3".into())),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            quota_of(&used),
+            Quota {
+                cpu_millis: 750,
+                memory_mib: 1024,
+                storage_gib: 5,
+                pods: 3
+            }
+        );
+    }
+}
