@@ -123,6 +123,26 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/workspaces/{ws}/nodes/{node}",
         "a F F F F F F F F F U",
     ),
+    ("GET", "/orgs/{org}/billing", "A A A F F F F F F N U"),
+    (
+        "GET",
+        "/orgs/{org}/billing/account",
+        "A A A F F F F F F N U",
+    ),
+    (
+        "PUT",
+        "/orgs/{org}/billing/account",
+        "A A F F F F F F F N U",
+    ),
+    ("GET", "/orgs/{org}/invoices", "A A A F F F F F F N U"),
+    ("GET", "/orgs/{org}/invoices/draft", "A A A F F F F F F N U"),
+    (
+        "GET",
+        "/orgs/{org}/usage?from=2026-09-01T00:00:00Z&until=2026-10-02T00:00:00Z",
+        "A A A F F F F F F N U",
+    ),
+    ("GET", "/invoices/{invoice}", "A A A F F F F F F N U"),
+    ("POST", "/invoices/{invoice}/void", "A F F F F F F F F F U"),
 ];
 
 struct Fixture {
@@ -242,6 +262,21 @@ async fn fixture() -> Fixture {
         .unwrap();
     }
     tx.commit().unwrap();
+    // A finalized invoice: the workspace runs until the month closes.
+    app.ops().close_periods().unwrap();
+    app.ops()
+        .record_observation(
+            ws,
+            &kaas::ops::reconcile::Observation {
+                state: WorkspaceState::Ready,
+                phase: Some("Ready".into()),
+                message: String::new(),
+                applied_generation: None,
+            },
+        )
+        .unwrap();
+    app.clock.set("2026-10-01T01:00:00Z".parse().unwrap());
+    let invoice = app.ops().close_periods().unwrap()[0].to_string();
     let pa_token_id = app
         .call("GET", "/me/tokens", &bearer(&tokens["PA"]), None)
         .await
@@ -261,6 +296,7 @@ async fn fixture() -> Fixture {
         ("{node}", "agent-1".to_string()),
         ("{session}", SessionId::generate().to_string()),
         ("{token}", pa_token_id),
+        ("{invoice}", invoice),
     ]);
     Fixture { app, tokens, vars }
 }
@@ -297,6 +333,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         }
         ("PATCH", "/users/{victim}") => json!({"name": "V"}),
         ("POST", "/users/{victim}/password") => json!({"password": "another long passphrase"}),
+        ("PUT", "/orgs/{org}/billing/account") => {
+            json!({"name": "Acme", "currency": "EUR", "invoice_prefix": "ACME"})
+        }
+        ("POST", "/invoices/{invoice}/void") => json!({"reason": "issued twice"}),
         _ => return None,
     };
     Some(b)
@@ -378,6 +418,7 @@ async fn the_matrix_covers_every_operation_in_the_api() {
             .replace("{wv}", "{user}")
             .replace("{pv}", "{user}")
             .replace("{inv}", "{id}")
+            .replace("{invoice}", "{id}")
             .replace("{session}", "{id}")
             .replace("{token}", "{id}")
     };

@@ -504,3 +504,86 @@ async fn billing_is_for_admins_and_owners_of_the_organization() {
         .await;
     assert_eq!((r.status, r.field()), (StatusCode::BAD_REQUEST, "period"));
 }
+
+/// Against fakehost: the quota usage the host's ResourceQuota reports for a workspace's
+/// namespace (here, a pod's requests) is sampled by the meter into the usage records.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_meter_records_the_quota_usage_the_host_reports() {
+    let h = HostedApp::start().await;
+    let (a, org, ws) = crate::host::org_and_workspace(&h, "starter").await;
+    h.wait_ws(&a, &ws, "Ready", |w| crate::host::state(w) == "Ready")
+        .await;
+    let ns = format!("kaas-ws-{}", ws.trim_start_matches("ws_"));
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": ns},
+        "spec": {"containers": [{"name": "app", "image": "nginx",
+            "resources": {"requests": {"cpu": "250m", "memory": "128Mi"},
+                          "limits": {"cpu": "250m", "memory": "128Mi"}}}]},
+    });
+    h.host
+        .engine()
+        .create(
+            &fakehost::ResourceRef::core("pods"),
+            Some(&ns),
+            pod,
+            &fakehost::WriteOptions::default(),
+        )
+        .expect("pod created");
+    let step = || h.app.clock.advance(jiff::SignedDuration::from_secs(60));
+    // Until the quota controller and the watch have caught up, the meter knows nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let start = loop {
+        step();
+        let report = h.app.ops().meter_tick().unwrap();
+        let st = kaas::store::usage::meter_state(
+            &h.app.ops().store.read().unwrap(),
+            ws.parse().unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        if st.seen.used.is_some_and(|u| u.cpu_millis == 250) {
+            assert_eq!(report.with_usage, 1);
+            break h.app.ops().now();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quota usage seen: {st:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Two more minutes at 250m and 128 MiB requested.
+    step();
+    step();
+    h.app.ops().meter_tick().unwrap();
+    let r = h
+        .app
+        .call(
+            "GET",
+            &format!("/orgs/{org}/usage?from={start}&until={}", h.app.ops().now()),
+            &a,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let sum = |meter: &str| -> f64 {
+        r.body["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["meter"] == meter)
+            .map(|x| x["quantity"].as_str().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    // 0.25 cores × 120 s = 0.008333 core-hours; 0.125 GiB × 120 s = 0.004167 GiB-hours.
+    assert!(
+        (sum("used-cpu-core-hours") - 0.008_333).abs() < 0.000_002,
+        "{}",
+        r.body
+    );
+    assert!(
+        (sum("used-memory-gib-hours") - 0.004_167).abs() < 0.000_002,
+        "{}",
+        r.body
+    );
+}

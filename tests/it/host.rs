@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn state(v: Option<&Value>) -> &str {
+pub(crate) fn state(v: Option<&Value>) -> &str {
     v.and_then(|w| w["state"].as_str()).unwrap_or("")
 }
 
-async fn org_and_workspace(h: &HostedApp, plan: &str) -> (Auth, String, String) {
+pub(crate) async fn org_and_workspace(h: &HostedApp, plan: &str) -> (Auth, String, String) {
     let (_, t) = h.app.user("ada@example.com", false).await;
     let a = bearer(&t);
     let org = h

@@ -331,7 +331,7 @@ async fn a_backup_under_write_load_is_consistent_and_restores_every_record() {
 }
 
 #[test]
-fn a_backup_of_a_year_of_a_large_box_takes_under_five_seconds() {
+fn a_backup_of_a_large_box_copies_every_record() {
     use kaas::store::tables;
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = kaas::store::Store::open(&dir.path().join("kaas.redb"), 8 << 20).unwrap();
@@ -353,15 +353,12 @@ fn a_backup_of_a_year_of_a_large_box_takes_under_five_seconds() {
         }
     }
     tx.commit().unwrap();
-    let started = Instant::now();
+    // (How long this takes is measured by `cargo bench --bench billing`, not asserted here.)
     let b = store.backup_to(&dir.path().join("big.redb")).unwrap();
-    let took = started.elapsed();
-    eprintln!(
-        "backup of {} records ({} bytes): {:?}",
-        b.records, b.bytes, took
-    );
-    assert!(b.records >= 366_000);
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(b.records >= 366_000, "{}", b.records);
+    let verified = kaas::store::backup::verify(&dir.path().join("big.redb")).unwrap();
+    assert_eq!(verified.records, b.records);
+    assert_eq!(verified.content_sha256, b.content_sha256);
 }
 
 // ---------------------------------------------------------------------------------------------

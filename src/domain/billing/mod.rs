@@ -5,6 +5,8 @@
 pub mod invoice;
 pub mod money;
 pub mod prices;
+#[cfg(test)]
+mod props;
 pub mod usage;
 
 pub use invoice::{BillingAccount, Invoice, InvoiceLine, InvoiceStatus, Meter, MeterGap, Period};
