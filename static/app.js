@@ -3,7 +3,9 @@
 //     by itself, poll GET /status?ws=… and update badges and messages in place; once a
 //     workspace is Ready, what waited for it ([data-until-ready]) is offered: disabled
 //     controls are enabled, notes saying "not yet" are hidden;
-// (2) copy buttons for secrets shown once.
+// (2) copy buttons for secrets shown once;
+// (3) a form sent back with errors brings its first invalid field into view and focus (the
+//     page starts at the top, and the form may be far below).
 (function () {
   "use strict";
 
@@ -92,8 +94,16 @@
     document.querySelectorAll(".js-only").forEach(function (e) { e.hidden = false; });
   }
 
+  function showErrors() {
+    var bad = document.querySelector("main [aria-invalid=\"true\"]");
+    if (bad) { bad.focus(); return; }
+    var general = document.querySelector("main .form-error");
+    if (general) general.scrollIntoView({ block: "center" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     copyButtons();
+    showErrors();
     setTimeout(poll, delay);
   });
 })();
