@@ -1,7 +1,11 @@
 // kaas console enhancements. Every page works without this file; it only adds
 // (1) live workspace status: while a badge on the page shows a state that will change
-//     by itself, poll GET /status?ws=… and update badges and messages in place;
-// (2) copy buttons for secrets shown once.
+//     by itself, poll GET /status?ws=… and update badges and messages in place; once a
+//     workspace is Ready, what waited for it ([data-until-ready]) is offered: disabled
+//     controls are enabled, notes saying "not yet" are hidden;
+// (2) copy buttons for secrets shown once;
+// (3) a form sent back with errors brings its first invalid field into view and focus (the
+//     page starts at the top, and the form may be far below).
 (function () {
   "use strict";
 
@@ -37,12 +41,34 @@
           document.querySelectorAll("[data-ws-msg]").forEach(function (m) {
             if (m.getAttribute("data-ws-msg") === row.id) m.textContent = row.message;
           });
+          if (row.state === "Ready") ready(row.id);
         });
         // Poll briskly while things move, then back off to at most 15 s.
         delay = changed ? 3000 : Math.min(delay * 1.5, 15000);
         setTimeout(poll, delay);
       })
       .catch(function () { /* signed out or offline: a reload shows the truth */ });
+  }
+
+  // Offers what waited for workspace `id` to be Ready: notes go, controls come on (and stop
+  // pointing screen readers at the notes that went).
+  function ready(id) {
+    var waiting = Array.prototype.slice.call(document.querySelectorAll("[data-until-ready]"))
+      .filter(function (e) { return e.getAttribute("data-until-ready") === id; });
+    var gone = [];
+    waiting.forEach(function (e) {
+      if ("disabled" in e) return;
+      e.hidden = true;
+      if (e.id) gone.push(e.id);
+    });
+    waiting.forEach(function (e) {
+      if (!("disabled" in e)) return;
+      e.disabled = false;
+      var refs = (e.getAttribute("aria-describedby") || "").split(" ")
+        .filter(function (r) { return r && gone.indexOf(r) < 0; });
+      if (refs.length) e.setAttribute("aria-describedby", refs.join(" "));
+      else e.removeAttribute("aria-describedby");
+    });
   }
 
   function copyButtons() {
@@ -68,8 +94,16 @@
     document.querySelectorAll(".js-only").forEach(function (e) { e.hidden = false; });
   }
 
+  function showErrors() {
+    var bad = document.querySelector("main [aria-invalid=\"true\"]");
+    if (bad) { bad.focus(); return; }
+    var general = document.querySelector("main .form-error");
+    if (general) general.scrollIntoView({ block: "center" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     copyButtons();
+    showErrors();
     setTimeout(poll, delay);
   });
 })();

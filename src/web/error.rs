@@ -117,7 +117,7 @@ impl IntoResponse for WebError {
             WebError::Throttled(secs) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Slow down",
-                format!("Too many attempts — try again in {secs} seconds."),
+                try_again_in(*secs),
             ),
             WebError::Internal(detail) => {
                 tracing::error!(error = %detail, "console request failed");
@@ -152,6 +152,18 @@ impl IntoResponse for WebError {
     }
 }
 
+/// What a throttled person reads: "1 second", not "1 seconds"; waits of a minute or more
+/// in (rounded-up) minutes.
+pub fn try_again_in(secs: u64) -> String {
+    let (n, unit) = if secs < 60 {
+        (secs.max(1), "second")
+    } else {
+        (secs.div_ceil(60), "minute")
+    };
+    let s = if n == 1 { "" } else { "s" };
+    format!("Too many attempts — try again in {n} {unit}{s}.")
+}
+
 /// Messages from the use cases start lower-case ("your role does not allow …").
 pub fn capitalise(m: &str) -> String {
     let mut c = m.chars();
@@ -164,4 +176,25 @@ pub fn capitalise(m: &str) -> String {
 /// Any path the console (and the API) does not have.
 pub async fn not_found() -> WebError {
     WebError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::try_again_in;
+
+    #[test]
+    fn waits_read_naturally() {
+        let cases = [
+            (0, "1 second"),
+            (1, "1 second"),
+            (32, "32 seconds"),
+            (60, "1 minute"),
+            (61, "2 minutes"),
+            (900, "15 minutes"),
+        ];
+        for (secs, said) in cases {
+            let want = format!("Too many attempts — try again in {said}.");
+            assert_eq!(try_again_in(secs), want);
+        }
+    }
 }

@@ -153,10 +153,7 @@ pub fn refused(e: OpsError, mut form: FormState) -> Result<(StatusCode, FormStat
             StatusCode::UNAUTHORIZED
         }
         OpsError::Throttled(d) => {
-            form = form.fail(format!(
-                "Too many attempts — try again in {} seconds.",
-                d.as_secs().max(1)
-            ));
+            form = form.fail(error::try_again_in(d.as_secs()));
             StatusCode::TOO_MANY_REQUESTS
         }
         other => return Err(other.into()),

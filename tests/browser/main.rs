@@ -1,0 +1,54 @@
+//! Browser tests: the real `kaas` binary against fakehost, driven through the admin console
+//! in headless Chromium (Debian's `chromium` + `chromium-driver`) over WebDriver. One run
+//! walks the journeys in order, each through the UI only, failing on any browser console
+//! error or failed request, and leaves screenshots in `target/browser-shots/`.
+
+mod journeys;
+mod webdriver;
+mod world;
+
+use std::time::Instant;
+
+use journeys::Journey;
+use webdriver::Driver;
+use world::{Host, Kaas, Shots};
+
+// NB: one test, not one per journey: they build on each other (the member needs the
+// organization, the kubeconfig needs the workspace), and one Chromium at a time is what two
+// shared cores can afford.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_journeys_in_a_real_browser() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shots = Shots::new();
+    let host = Host::start(dir.path()).await;
+    let kaas = Kaas::start(
+        &dir.path().join("data"),
+        &host.kubeconfig,
+        shots.dir.join("kaas.log"),
+    );
+    println!("kaas at {} (log: {})", kaas.base, kaas.log.display());
+    let driver = Driver::start().await;
+    let admin = driver.session(1280, 900).await;
+    let mut j = Journey {
+        kaas: &kaas,
+        host: &host,
+        shots: &shots,
+        driver: &driver,
+        admin,
+        ws_url: String::new(),
+    };
+
+    j.first_run_setup().await;
+    j.sign_out_and_in().await;
+    j.create_organization().await;
+    j.invite_and_accept_a_member().await;
+    j.create_workspace_and_watch_it_turn_ready().await;
+    j.create_project().await;
+    j.download_kubeconfig().await;
+    j.delete_workspace().await;
+    j.login_throttling().await;
+
+    j.admin.quit().await;
+    println!("browser journeys took {:.1?}", started.elapsed());
+}
