@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod billing;
+pub mod billing_console;
 pub mod console;
 pub mod invitations;
 pub mod kubeconfig;
