@@ -5,7 +5,8 @@
 //     controls are enabled, notes saying "not yet" are hidden;
 // (2) copy buttons for secrets shown once;
 // (3) a form sent back with errors brings its first invalid field into view and focus (the
-//     page starts at the top, and the form may be far below).
+//     page starts at the top, and the form may be far below);
+// (4) print buttons on invoices.
 (function () {
   "use strict";
 
@@ -90,6 +91,9 @@
           done();
         }
       });
+    });
+    document.querySelectorAll("[data-print]").forEach(function (btn) {
+      btn.addEventListener("click", function () { window.print(); });
     });
     document.querySelectorAll(".js-only").forEach(function (e) { e.hidden = false; });
   }

@@ -12,6 +12,9 @@ pub mod admin;
 pub mod admin_plans;
 pub mod assets;
 pub mod auth;
+pub mod billing;
+pub mod billing_chart;
+pub mod billing_view;
 pub mod error;
 pub mod extract;
 pub mod flash;
@@ -88,6 +91,22 @@ pub fn router() -> Router<AppState> {
             "/projects/{prj}/members/{user}/remove",
             post(workspaces::remove_project_member),
         )
+        // Billing: organization admins and owners read, owners change the account,
+        // platform administrators void (all decided in `ops`).
+        .route("/orgs/{org}/billing", get(billing::overview))
+        .route(
+            "/orgs/{org}/billing/account",
+            get(billing::account).post(billing::save_account),
+        )
+        .route("/orgs/{org}/billing/draft", get(billing::draft))
+        .route(
+            "/orgs/{org}/billing/draft/download",
+            get(billing::draft_download),
+        )
+        .route("/orgs/{org}/billing/usage", get(billing::usage))
+        .route("/invoices/{id}", get(billing::invoice))
+        .route("/invoices/{id}/download", get(billing::invoice_download))
+        .route("/invoices/{id}/void", post(billing::void))
         .route("/account", get(account::show))
         .route("/account/profile", post(account::profile))
         .route("/account/password", post(account::password))

@@ -11,6 +11,8 @@ use kaas::ops::{Actor, AuthVia};
 
 use crate::support::*;
 
+mod billing;
+
 /// A browser's view of the console: its cookies and the CSRF token of its session.
 #[derive(Clone, Default)]
 struct Browser {
