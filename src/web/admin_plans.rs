@@ -1,6 +1,7 @@
 //! Plans, for platform administrators: the list (retired ones included), a form to create
-//! one and the same form to edit one. The form is flat (every number a field); the plan's
-//! own rules are `Plan::validate`, applied by `ops`.
+//! one and the same form to edit one. The form is flat (every number a field, prices as
+//! decimals in the currency's major unit); the plan's own rules are `Plan::validate`,
+//! applied by `ops`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,6 +15,7 @@ use super::extract::{Admin, AdminPost, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
+use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::{K3kMode, LimitDefaults, Plan, Quota};
 use crate::state::AppState;
 
@@ -38,6 +40,77 @@ pub struct PlanEdit {
     /// `None` for a new plan.
     pub editing: Option<String>,
     pub form: FormState,
+    pub rates: &'static [RateField; 4],
+}
+
+/// The fields of one per-unit price: the error key `ops` uses for the rate, the two inputs,
+/// and their labels.
+pub struct RateField {
+    pub key: &'static str,
+    pub price: &'static str,
+    pub included: &'static str,
+    pub price_label: &'static str,
+    pub included_label: &'static str,
+}
+
+pub const RATES: [RateField; 4] = [
+    RateField {
+        key: "prices.cpu_core_hour",
+        price: "prices.cpu_core_hour.unit_price",
+        included: "prices.cpu_core_hour.included",
+        price_label: "CPU, per core-hour",
+        included_label: "Core-hours included",
+    },
+    RateField {
+        key: "prices.memory_gib_hour",
+        price: "prices.memory_gib_hour.unit_price",
+        included: "prices.memory_gib_hour.included",
+        price_label: "Memory, per GiB-hour",
+        included_label: "Memory GiB-hours included",
+    },
+    RateField {
+        key: "prices.storage_gib_hour",
+        price: "prices.storage_gib_hour.unit_price",
+        included: "prices.storage_gib_hour.included",
+        price_label: "Storage, per GiB-hour",
+        included_label: "Storage GiB-hours included",
+    },
+    RateField {
+        key: "prices.node_hour",
+        price: "prices.node_hour.unit_price",
+        included: "prices.node_hour.included",
+        price_label: "Dedicated node, per node-hour",
+        included_label: "Node-hours included",
+    },
+];
+
+/// A plan's prices in one line for the list: `99.00 EUR/month · CPU 0.01/core-hour above 2000`.
+pub fn price_line(p: &PlanPrices) -> String {
+    let c = &p.currency;
+    let mut parts = vec![format!(
+        "{} {}/month",
+        c.format(p.base_monthly_minor),
+        c.code()
+    )];
+    for (name, unit, r) in [
+        ("CPU", "core-hour", p.cpu_core_hour),
+        ("memory", "GiB-hour", p.memory_gib_hour),
+        ("storage", "GiB-hour", p.storage_gib_hour),
+        ("node", "node-hour", p.node_hour),
+    ] {
+        if r.unit_price_micros > 0 {
+            let above = if r.included > 0 {
+                format!(" above {}", r.included)
+            } else {
+                String::new()
+            };
+            parts.push(format!(
+                "{name} {}/{unit}{above}",
+                c.format_unit_price(r.unit_price_micros)
+            ));
+        }
+    }
+    parts.join(" · ")
 }
 
 /// Every field of the plan form, as typed.
@@ -71,6 +144,108 @@ pub struct PlanForm {
     k3s_version: String,
     #[serde(default)]
     retired: Option<String>,
+    #[serde(flatten)]
+    prices: PriceForm,
+}
+
+/// The price fields of the plan form, as typed.
+#[derive(Deserialize)]
+pub struct PriceForm {
+    #[serde(rename = "prices.currency", default)]
+    currency: String,
+    #[serde(rename = "prices.base_monthly", default)]
+    base_monthly: String,
+    #[serde(rename = "prices.cpu_core_hour.unit_price", default)]
+    cpu_price: String,
+    #[serde(rename = "prices.cpu_core_hour.included", default)]
+    cpu_included: String,
+    #[serde(rename = "prices.memory_gib_hour.unit_price", default)]
+    memory_price: String,
+    #[serde(rename = "prices.memory_gib_hour.included", default)]
+    memory_included: String,
+    #[serde(rename = "prices.storage_gib_hour.unit_price", default)]
+    storage_price: String,
+    #[serde(rename = "prices.storage_gib_hour.included", default)]
+    storage_included: String,
+    #[serde(rename = "prices.node_hour.unit_price", default)]
+    node_price: String,
+    #[serde(rename = "prices.node_hour.included", default)]
+    node_included: String,
+}
+
+impl PriceForm {
+    /// (unit price, included) as typed, in the order of [`RATES`].
+    fn rates(&self) -> [(&str, &str); 4] {
+        [
+            (&self.cpu_price, &self.cpu_included),
+            (&self.memory_price, &self.memory_included),
+            (&self.storage_price, &self.storage_included),
+            (&self.node_price, &self.node_included),
+        ]
+    }
+}
+
+/// Registers the price fields with what to show in them. The rate keys and
+/// `prices.base_monthly_minor` hold no value: they catch `ops`' errors about a whole rate.
+fn keep_prices(
+    mut form: FormState,
+    currency: &str,
+    base: &str,
+    rates: [(&str, &str); 4],
+) -> FormState {
+    form = form
+        .keep("prices.currency", currency)
+        .keep("prices.base_monthly", base)
+        .keep("prices.base_monthly_minor", "");
+    for (f, (price, included)) in RATES.iter().zip(rates) {
+        form = form
+            .keep(f.key, "")
+            .keep(f.price, price)
+            .keep(f.included, included);
+    }
+    form
+}
+
+/// The typed prices; a field that does not parse gets its error.
+fn parse_prices(form: &mut FormState, f: &PriceForm) -> PlanPrices {
+    let mut prices = PlanPrices::default();
+    let currency = if f.currency.trim().is_empty() {
+        form.error("prices.currency", "Required");
+        None
+    } else {
+        Currency::parse(&f.currency)
+            .map_err(|m| form.error("prices.currency", super::error::capitalise(&m)))
+            .ok()
+    };
+    if let Some(c) = currency {
+        if f.base_monthly.trim().is_empty() {
+            form.error("prices.base_monthly", "Required");
+        } else {
+            match c.parse_amount(&f.base_monthly) {
+                Ok(v) => prices.base_monthly_minor = v,
+                Err(m) => form.error("prices.base_monthly", super::error::capitalise(&m)),
+            }
+        }
+        prices.currency = c;
+    }
+    let mut rates = [Rate::default(); 4];
+    for ((field, (price, included)), rate) in RATES.iter().zip(f.rates()).zip(rates.iter_mut()) {
+        // Blank means not charged / nothing included.
+        if !price.trim().is_empty() {
+            match Currency::parse_unit_price(price) {
+                Ok(v) => rate.unit_price_micros = v,
+                Err(m) => form.error(field.price, super::error::capitalise(&m)),
+            }
+        }
+        rate.included = number(form, field.included, included).unwrap_or(0);
+    }
+    [
+        prices.cpu_core_hour,
+        prices.memory_gib_hour,
+        prices.storage_gib_hour,
+        prices.node_hour,
+    ] = rates;
+    prices
 }
 
 fn mode(m: K3kMode) -> &'static str {
@@ -83,7 +258,7 @@ fn mode(m: K3kMode) -> &'static str {
 fn form_of(p: &Plan) -> FormState {
     let q = &p.quota;
     let l = &p.limits;
-    FormState::new("plan")
+    let form = FormState::new("plan")
         .keep("id", &p.id)
         .keep("display_name", &p.display_name)
         .keep("description", &p.description)
@@ -117,13 +292,37 @@ fn form_of(p: &Plan) -> FormState {
         .keep("max_projects", p.max_projects.to_string())
         .keep("max_members", p.max_members.to_string())
         .keep("k3s_version", p.k3s_version.clone().unwrap_or_default())
-        .keep("retired", if p.retired { "on" } else { "" })
+        .keep("retired", if p.retired { "on" } else { "" });
+    let c = &p.prices.currency;
+    let text = |r: &Rate| {
+        (
+            c.format_unit_price(r.unit_price_micros),
+            r.included.to_string(),
+        )
+    };
+    let r = [
+        text(&p.prices.cpu_core_hour),
+        text(&p.prices.memory_gib_hour),
+        text(&p.prices.storage_gib_hour),
+        text(&p.prices.node_hour),
+    ];
+    keep_prices(
+        form,
+        c.code(),
+        &c.format(p.prices.base_monthly_minor),
+        [
+            (&r[0].0, &r[0].1),
+            (&r[1].0, &r[1].1),
+            (&r[2].0, &r[2].1),
+            (&r[3].0, &r[3].1),
+        ],
+    )
 }
 
 /// The typed form as a plan, and the form to show again (with errors for numbers that
 /// are not numbers).
 fn parse(f: PlanForm) -> (Plan, FormState) {
-    let mut form = FormState::new("plan")
+    let form = FormState::new("plan")
         .keep("id", &f.id)
         .keep("display_name", &f.display_name)
         .keep("description", &f.description)
@@ -152,6 +351,13 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         .keep("max_members", &f.max_members)
         .keep("k3s_version", &f.k3s_version)
         .keep("retired", if f.retired.is_some() { "on" } else { "" });
+    let mut form = keep_prices(
+        form,
+        &f.prices.currency,
+        &f.prices.base_monthly,
+        f.prices.rates(),
+    );
+    let prices = parse_prices(&mut form, &f.prices);
     let mut n = |field: &'static str, raw: &str| -> u64 {
         let v = number(&mut form, field, raw);
         if v.is_none() && raw.trim().is_empty() {
@@ -191,8 +397,7 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         max_members: small(n("max_members", &f.max_members)),
         k3s_version: Some(f.k3s_version.trim().to_string()).filter(|v| !v.is_empty()),
         retired: f.retired.is_some(),
-        // Prices get their own fields with the billing pages.
-        prices: Default::default(),
+        prices,
         revision: 0,
     };
     (plan, form)
@@ -207,6 +412,7 @@ fn plan_page(who: &SignedIn, editing: Option<String>, form: FormState) -> PlanEd
         l: who.layout(title, "admin-plans"),
         editing,
         form,
+        rates: &RATES,
     }
 }
 

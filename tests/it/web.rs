@@ -736,6 +736,10 @@ async fn platform_administration_pages() {
         ("max_projects", "10"),
         ("max_members", "10"),
         ("k3s_version", ""),
+        ("prices.currency", "EUR"),
+        ("prices.base_monthly", "49.90"),
+        ("prices.cpu_core_hour.unit_price", "0.0125"),
+        ("prices.cpu_core_hour.included", "100"),
     ];
     let r = submit(&app, &mut root, "/admin/plans", &plan).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);

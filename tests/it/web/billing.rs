@@ -1,6 +1,6 @@
 //! The console's billing pages through the router: a month of usage made with the manual
 //! clock and closed into an invoice, then the overview, invoice, draft, downloads, usage
-//! export, billing account and voiding — each with its refusals (404 for
+//! export, billing account, voiding and plan prices — each with its refusals (404 for
 //! other tenants, 403 for members without billing rights) and errors next to their fields.
 
 use std::sync::Arc;
@@ -437,4 +437,98 @@ async fn platform_administrators_void_with_a_reason() {
     // The owner sees it void in the list.
     let r = get(&app, &mut owner, &format!("/orgs/{}/billing", b.org)).await;
     assert!(html(&r).contains("st-deleting") && html(&r).contains("<s>"));
+}
+
+/// The inputs of a page's form as a browser would send them (checked boxes only).
+fn inputs(page: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        tag.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(|v| {
+                v.replace("&quot;", "\"")
+                    .replace("&#x2f;", "/")
+                    .replace("&amp;", "&")
+            })
+    };
+    page.split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = rest.split('>').next().unwrap_or("");
+            let kind = attr(tag, "type").unwrap_or_default();
+            if (kind == "checkbox" || kind == "radio") && !tag.contains(" checked") {
+                return None;
+            }
+            let name = attr(tag, "name")?;
+            (name != "_csrf").then(|| (name, attr(tag, "value").unwrap_or_else(|| "on".into())))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn plan_prices_survive_a_console_edit_and_are_validated() {
+    let app = TestApp::new();
+    app.user("root@kaas.test", true).await;
+    let mut root = sign_in(&app, "root@kaas.test").await;
+    let r = get(&app, &mut root, "/admin/plans").await;
+    assert!(html(&r).contains("99.00 EUR/month · CPU 0.01/core-hour above 2000"));
+    let r = get(&app, &mut root, "/admin/plans/standard").await;
+    let page = html(&r);
+    for want in [
+        "name=\"prices.currency\" type=\"text\" value=\"EUR\"",
+        "name=\"prices.base_monthly\" type=\"text\" value=\"99.00\"",
+        "name=\"prices.cpu_core_hour.unit_price\" type=\"text\" value=\"0.01\"",
+        "name=\"prices.cpu_core_hour.included\" type=\"text\" value=\"2000\"",
+    ] {
+        assert!(page.contains(want), "{want}");
+    }
+    let before = app.ops().get_plan(&shell(), "standard").unwrap();
+    // Saved as shown, with only the name changed: the prices are kept.
+    let mut form = inputs(page);
+    for f in form.iter_mut() {
+        if f.0 == "display_name" {
+            f.1 = "Standard+".into();
+        }
+    }
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = submit(&app, &mut root, "/admin/plans/standard", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let after = app.ops().get_plan(&shell(), "standard").unwrap();
+    assert_eq!(after.display_name, "Standard+");
+    assert_eq!(after.prices, before.prices);
+
+    // A new price, and a price with too many decimals shown next to its field.
+    let set = |name: &str, value: &str| {
+        let mut f = form.clone();
+        for x in f.iter_mut() {
+            if x.0 == name {
+                x.1 = value.into();
+            }
+        }
+        f
+    };
+    let f = set("prices.node_hour.unit_price", "0.0125");
+    let fields: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = submit(&app, &mut root, "/admin/plans/standard", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let after = app.ops().get_plan(&shell(), "standard").unwrap();
+    assert_eq!(after.prices.node_hour.unit_price_micros, 12_500);
+    assert_eq!(after.prices.base_monthly_minor, 9_900);
+    for (field, bad) in [
+        ("prices.base_monthly", "49.999"),
+        ("prices.currency", "euro"),
+        ("prices.cpu_core_hour.unit_price", "cheap"),
+        ("prices.memory_gib_hour.included", "lots"),
+    ] {
+        let f = set(field, bad);
+        let fields: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = submit(&app, &mut root, "/admin/plans/standard", &fields).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert!(
+            html(&r).contains(&format!("id=\"plan-{field}-err\"")),
+            "{field}: {}",
+            html(&r)
+        );
+        assert!(html(&r).contains(&format!("value=\"{bad}\"")), "{field}");
+    }
 }
