@@ -191,6 +191,17 @@ impl Meter {
         }
     }
 
+    /// How an invoice line names the meter.
+    pub fn label(self) -> &'static str {
+        match self {
+            Meter::Workspace => "Workspace",
+            Meter::CpuCoreHours => "CPU core-hours",
+            Meter::MemoryGibHours => "Memory GiB-hours",
+            Meter::StorageGibHours => "Storage GiB-hours",
+            Meter::NodeHours => "Dedicated node-hours",
+        }
+    }
+
     pub fn unit(self) -> &'static str {
         match self {
             Meter::Workspace => "month",
@@ -330,7 +341,7 @@ pub fn price_revision(
         meter,
         description: match meter {
             Meter::Workspace => format!("{workspace} — {} plan", terms.display_name),
-            _ => format!("{workspace} — {}", meter.as_str().replace('-', " ")),
+            _ => format!("{workspace} — {}", meter.label()),
         },
         quantity,
         unit: meter.unit().to_string(),
