@@ -59,12 +59,16 @@ fn n(v: f64) -> String {
     format!("{v:.1}")
 }
 
-/// A number as a label: no decimals when whole.
+/// A number as a label: no decimals when whole, otherwise as many as it takes to show a
+/// small value (a workspace minutes old has a hundredth of a core-hour).
 fn label(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
-    } else {
+    } else if v.abs() >= 1.0 {
         format!("{v:.1}")
+    } else {
+        let digits = (-v.abs().log10()).ceil().clamp(1.0, 6.0) as usize + 1;
+        format!("{v:.digits$}")
     }
 }
 
@@ -194,6 +198,16 @@ mod tests {
             allocated_core_hours: alloc,
             used_core_hours: used,
         }
+    }
+
+    #[test]
+    fn small_values_keep_enough_decimals_to_differ() {
+        assert_eq!(label(125.0), "125");
+        assert_eq!(label(2.5), "2.5");
+        assert_eq!(label(0.5), "0.50");
+        assert_eq!(label(0.015), "0.015");
+        assert_eq!(label(0.0075), "0.0075");
+        assert_ne!(label(0.004), label(0.008));
     }
 
     #[test]

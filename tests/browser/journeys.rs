@@ -24,6 +24,7 @@ pub struct Journey<'a> {
     /// The platform administrator's browser.
     pub admin: Session,
     pub ws_url: String,
+    pub org_url: String,
 }
 
 impl Journey<'_> {
@@ -69,6 +70,7 @@ impl Journey<'_> {
         s.see("you are owner").await;
         let url = s.url().await;
         assert!(url.contains("/orgs/org_"), "{url}");
+        self.org_url = url;
         self.shots.take(s, "organization").await;
         assert_clean(s, "create organization", &[]).await;
     }
@@ -234,6 +236,30 @@ impl Journey<'_> {
         s.expect_text("h1", "prod").await;
         s.see("web").await;
         assert_clean(s, "create project", &[]).await;
+    }
+
+    /// The organization's billing page: the Ready workspace is on this month's estimate
+    /// (the meter ticks every second in this test), with the daily chart drawn as SVG.
+    pub async fn see_billing(&mut self) {
+        let s = &self.admin;
+        s.goto(&format!("{}/billing", self.org_url)).await;
+        s.expect_text("h1", "Billing").await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if s.page_text().await.contains("Workspace prod") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Ready workspace never showed on the estimate"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            s.reload().await;
+        }
+        s.see("Starter plan").await;
+        s.see("No invoices yet").await;
+        self.shots.take(s, "billing").await;
+        assert_clean(s, "billing overview", &[]).await;
     }
 
     /// Downloads a kubeconfig through the form and uses it: the server is the virtual

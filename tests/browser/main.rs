@@ -37,6 +37,7 @@ async fn console_journeys_in_a_real_browser() {
         driver: &driver,
         admin,
         ws_url: String::new(),
+        org_url: String::new(),
     };
 
     j.first_run_setup().await;
@@ -46,6 +47,7 @@ async fn console_journeys_in_a_real_browser() {
     j.create_workspace_and_watch_it_turn_ready().await;
     j.create_project().await;
     j.download_kubeconfig().await;
+    j.see_billing().await;
     j.delete_workspace().await;
     j.login_throttling().await;
 

@@ -98,6 +98,8 @@ impl Kaas {
             .env("KAAS_HOST_KUBECONFIG", host_kubeconfig)
             .env("KAAS_HOST_EXTERNAL_ADDRESSES", "127.0.0.1")
             .env("KAAS_BACKUP_INTERVAL", "0s")
+            // A fast meter, so the billing page has something to show within the test.
+            .env("KAAS_BILLING_METER_INTERVAL", "1s")
             .env("KAAS_LOG_FORMAT", "human")
             .env("KAAS_LOG", "warn")
             .stdout(Stdio::piped())
