@@ -23,9 +23,19 @@ use crate::store::records;
 /// The most rows a console page lists in one go (organizations, workspaces, members).
 pub const PAGE_ROWS: usize = 500;
 
+/// The most workspaces the dashboard lists per organization; the organization page has
+/// them all. Those that need attention come first.
+pub const DASHBOARD_ROWS: usize = 8;
+
 pub struct OrgWithWorkspaces {
     pub org: OrgView,
+    /// Up to [`DASHBOARD_ROWS`] workspaces: not Ready first (errors first of all), then
+    /// by name.
     pub workspaces: Vec<WorkspaceView>,
+    /// How many workspaces the caller can see in the organization.
+    pub total: usize,
+    /// How many of them are in each state (states with none left out), errors first.
+    pub states: Vec<(WorkspaceState, usize)>,
 }
 
 pub struct Dashboard {
@@ -150,6 +160,23 @@ fn allowed(s: &policy::Standing, a: Action) -> bool {
     policy::allows(s, a)
 }
 
+/// Workspace states in the order they need someone's attention.
+const ATTENTION: [WorkspaceState; 6] = [
+    WorkspaceState::Error,
+    WorkspaceState::Pending,
+    WorkspaceState::Provisioning,
+    WorkspaceState::Updating,
+    WorkspaceState::Deleting,
+    WorkspaceState::Ready,
+];
+
+fn attention(s: WorkspaceState) -> usize {
+    ATTENTION
+        .iter()
+        .position(|a| *a == s)
+        .unwrap_or(ATTENTION.len())
+}
+
 /// The sum of the projects' own quotas (projects without one reserve nothing).
 fn sum_quotas<'a>(projects: impl Iterator<Item = &'a Project>) -> Quota {
     projects
@@ -168,8 +195,28 @@ impl Ops {
         let mut orgs = Vec::new();
         for o in me.organizations {
             let org = self.get_org(actor, o.id)?;
-            let workspaces = self.list_workspaces(actor, o.id, None, PAGE_ROWS)?.items;
-            orgs.push(OrgWithWorkspaces { org, workspaces });
+            let mut workspaces = self.list_workspaces(actor, o.id, None, PAGE_ROWS)?.items;
+            let total = workspaces.len();
+            let states = ATTENTION
+                .iter()
+                .map(|st| {
+                    let n = workspaces
+                        .iter()
+                        .filter(|w| w.workspace.state == *st)
+                        .count();
+                    (*st, n)
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            // Stable: within a state, the listing's order (by name) stays.
+            workspaces.sort_by_key(|w| attention(w.workspace.state));
+            workspaces.truncate(DASHBOARD_ROWS);
+            orgs.push(OrgWithWorkspaces {
+                org,
+                workspaces,
+                total,
+                states,
+            });
         }
         Ok(Dashboard { orgs })
     }
