@@ -1609,3 +1609,135 @@ async fn pages_and_assets_are_gzip_compressed() {
     let r = app.raw(req).await;
     assert!(r.headers.get(header::CONTENT_ENCODING).is_none());
 }
+
+/// Every visible form control on a page has a label (`<label for>` or `aria-label`), and no
+/// id is used twice (a label would point at the wrong control).
+fn assert_accessible(path: &str, page: &str) {
+    let mut ids = std::collections::BTreeSet::new();
+    for chunk in page.split(" id=\"").skip(1) {
+        let id = chunk.split('"').next().unwrap_or("");
+        assert!(
+            ids.insert(id.to_string()),
+            "{path}: id {id:?} is used twice"
+        );
+    }
+    for tag in ["<input", "<select", "<textarea"] {
+        for chunk in page.split(tag).skip(1) {
+            let attrs = chunk.split('>').next().unwrap_or("");
+            if attrs.contains("type=\"hidden\"") || attrs.contains(" hidden") {
+                continue;
+            }
+            if attrs.contains("aria-label=") {
+                continue;
+            }
+            let id = attrs
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("{path}: a control without an id: {tag}{attrs}"));
+            assert!(
+                page.contains(&format!("for=\"{id}\"")),
+                "{path}: control {id:?} has no label"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_control_is_labelled_on_every_page() {
+    let app = TestApp::new();
+    let (root_id, _) = app.user("root@example.com", true).await;
+    let root_a = Actor {
+        platform_admin: true,
+        ..actor(root_id, "root@example.com")
+    };
+    let org = app
+        .ops()
+        .create_org(
+            &root_a,
+            NewOrg {
+                name: "acme".into(),
+                display_name: None,
+            },
+        )
+        .unwrap()
+        .org
+        .id;
+    let ws = app
+        .ops()
+        .create_workspace(
+            &root_a,
+            org,
+            NewWorkspace {
+                name: "prod".into(),
+                plan: "premium".into(),
+            },
+        )
+        .unwrap()
+        .workspace
+        .id;
+    join(&app, org, &root_a, "bob@example.com", OrgRole::Member).await;
+    let p = app
+        .ops()
+        .create_project(
+            &root_a,
+            ws,
+            NewProject {
+                name: "web".into(),
+                quota: None,
+            },
+        )
+        .unwrap();
+    let mut root = sign_in(&app, "root@example.com").await;
+    let r = submit(
+        &app,
+        &mut root,
+        &format!("/workspaces/{ws}/members"),
+        &[
+            (
+                "user",
+                &app.ops()
+                    .user_id_by_email("bob@example.com")
+                    .unwrap()
+                    .unwrap()
+                    .to_string(),
+            ),
+            ("role", "workspace-viewer"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = submit(
+        &app,
+        &mut root,
+        "/account/tokens",
+        &[("name", "ci"), ("scope", "read-only")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_accessible("token created", html(&r));
+    for path in [
+        "/".to_string(),
+        format!("/orgs/{org}"),
+        format!("/orgs/{org}/audit"),
+        format!("/workspaces/{ws}"),
+        format!("/projects/{}", p.id),
+        "/account".into(),
+        "/admin".into(),
+        "/admin/users".into(),
+        "/admin/plans".into(),
+        "/admin/plans/new".into(),
+        "/admin/plans/premium".into(),
+        "/admin/audit".into(),
+        "/admin/nodes".into(),
+        "/admin/host".into(),
+    ] {
+        let r = get(&app, &mut root, &path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_accessible(&path, html(&r));
+    }
+    // Pages before sign-in too.
+    let mut anon = Browser::default();
+    let r = get(&app, &mut anon, "/login").await;
+    assert_accessible("/login", html(&r));
+}
