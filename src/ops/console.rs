@@ -23,9 +23,19 @@ use crate::store::records;
 /// The most rows a console page lists in one go (organizations, workspaces, members).
 pub const PAGE_ROWS: usize = 500;
 
+/// The most workspaces the dashboard lists per organization; the organization page has
+/// them all. Those that need attention come first.
+pub const DASHBOARD_ROWS: usize = 8;
+
 pub struct OrgWithWorkspaces {
     pub org: OrgView,
+    /// Up to [`DASHBOARD_ROWS`] workspaces: not Ready first (errors first of all), then
+    /// by name.
     pub workspaces: Vec<WorkspaceView>,
+    /// How many workspaces the caller can see in the organization.
+    pub total: usize,
+    /// How many of them are in each state (states with none left out), errors first.
+    pub states: Vec<(WorkspaceState, usize)>,
 }
 
 pub struct Dashboard {
@@ -43,6 +53,12 @@ pub struct OrgPage {
     pub can_manage_members: bool,
     pub can_manage_owners: bool,
     pub can_create_workspace: bool,
+    /// Renaming (the display name): organization admins.
+    pub can_update: bool,
+    /// Deleting: owners, once the organization has no workspaces.
+    pub can_delete: bool,
+    /// Reading the organization's audit log: organization admins.
+    pub can_read_audit: bool,
 }
 
 pub struct WorkspacePage {
@@ -98,12 +114,39 @@ pub struct ProjectPage {
     pub members: Vec<ProjectMemberView>,
     pub candidates: Vec<MemberView>,
     pub can_manage_members: bool,
+    /// Changing the quota: workspace admins and organization admins.
+    pub can_update: bool,
+    pub can_delete: bool,
+    /// The workspace plan's quota, and what the *other* projects reserve of it: the room
+    /// this project's quota may take.
+    pub plan_quota: Quota,
+    pub reserved_by_others: Quota,
 }
 
 pub struct AccountPage {
     pub me: MeView,
     pub sessions: Vec<SessionView>,
     pub tokens: Vec<TokenView>,
+}
+
+/// A plan and how many workspaces are on it.
+pub struct PlanUse {
+    pub plan: Plan,
+    pub workspaces: u64,
+}
+
+/// What the audit filter form asks for: the organization (name or id) and the actor
+/// (e-mail or id) as typed; action prefix and time range already parsed into `filter`.
+pub struct AuditSearch<'a> {
+    pub org: &'a str,
+    pub actor: &'a str,
+    pub filter: records::AuditFilter,
+}
+
+/// One page of audit events, with the organization they were narrowed to.
+pub struct AuditPage {
+    pub org: Option<Organization>,
+    pub page: super::Page<AuditEvent>,
 }
 
 /// What the status poller needs for one workspace.
@@ -117,6 +160,32 @@ fn allowed(s: &policy::Standing, a: Action) -> bool {
     policy::allows(s, a)
 }
 
+/// Workspace states in the order they need someone's attention.
+const ATTENTION: [WorkspaceState; 6] = [
+    WorkspaceState::Error,
+    WorkspaceState::Pending,
+    WorkspaceState::Provisioning,
+    WorkspaceState::Updating,
+    WorkspaceState::Deleting,
+    WorkspaceState::Ready,
+];
+
+fn attention(s: WorkspaceState) -> usize {
+    ATTENTION
+        .iter()
+        .position(|a| *a == s)
+        .unwrap_or(ATTENTION.len())
+}
+
+/// The sum of the projects' own quotas (projects without one reserve nothing).
+fn sum_quotas<'a>(projects: impl Iterator<Item = &'a Project>) -> Quota {
+    projects
+        .filter_map(|p| p.quota)
+        .fold(Quota::default(), |acc, q| {
+            acc.checked_add(&q).unwrap_or(acc)
+        })
+}
+
 impl Ops {
     /// The caller's organizations, each with the workspaces they can see.
     pub fn console_dashboard(&self, actor: &Actor) -> OpsResult<Dashboard> {
@@ -126,8 +195,28 @@ impl Ops {
         let mut orgs = Vec::new();
         for o in me.organizations {
             let org = self.get_org(actor, o.id)?;
-            let workspaces = self.list_workspaces(actor, o.id, None, PAGE_ROWS)?.items;
-            orgs.push(OrgWithWorkspaces { org, workspaces });
+            let mut workspaces = self.list_workspaces(actor, o.id, None, PAGE_ROWS)?.items;
+            let total = workspaces.len();
+            let states = ATTENTION
+                .iter()
+                .map(|st| {
+                    let n = workspaces
+                        .iter()
+                        .filter(|w| w.workspace.state == *st)
+                        .count();
+                    (*st, n)
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
+            // Stable: within a state, the listing's order (by name) stays.
+            workspaces.sort_by_key(|w| attention(w.workspace.state));
+            workspaces.truncate(DASHBOARD_ROWS);
+            orgs.push(OrgWithWorkspaces {
+                org,
+                workspaces,
+                total,
+                states,
+            });
         }
         Ok(Dashboard { orgs })
     }
@@ -153,6 +242,9 @@ impl Ops {
             can_manage_members,
             can_manage_owners: allowed(&standing, Action::OrgOwnersManage),
             can_create_workspace: allowed(&standing, Action::WorkspaceCreate),
+            can_update: allowed(&standing, Action::OrgUpdate),
+            can_delete: allowed(&standing, Action::OrgDelete),
+            can_read_audit: allowed(&standing, Action::OrgAuditRead),
             org,
         })
     }
@@ -166,12 +258,7 @@ impl Ops {
             let projects = records::list_workspace_projects(&r, id, None, usize::MAX)?;
             (workspace_standing(&r, actor, &w)?, projects, org_name)
         };
-        let projects_quota = all_projects
-            .iter()
-            .filter_map(|p| p.quota)
-            .fold(Quota::default(), |acc, q| {
-                acc.checked_add(&q).unwrap_or(acc)
-            });
+        let projects_quota = sum_quotas(all_projects.iter());
         let can_manage_members = allowed(&standing, Action::WorkspaceMembersManage);
         let members = self.list_workspace_members(actor, id)?;
         let candidates = if can_manage_members {
@@ -291,12 +378,21 @@ impl Ops {
 
     pub fn console_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<ProjectPage> {
         let project = self.get_project(actor, id)?;
-        let (standing, workspace_name, org_name) = {
+        let (standing, workspace_name, org_name, plan_quota, reserved_by_others) = {
             let r = self.store.read()?;
             let ws = records::get_workspace(&r, project.workspace_id)?
                 .ok_or(OpsError::NotFound("workspace"))?;
             let org = records::get_org(&r, project.org_id)?.map_or_else(String::new, |o| o.name);
-            (project_standing(&r, actor, &project)?, ws.name, org)
+            let plan_quota = records::get_plan(&r, &ws.plan_id)?
+                .map(|p| p.quota)
+                .unwrap_or_default();
+            let others = sum_quotas(
+                records::list_workspace_projects(&r, ws.id, None, usize::MAX)?
+                    .iter()
+                    .filter(|p| p.id != project.id),
+            );
+            let standing = project_standing(&r, actor, &project)?;
+            (standing, ws.name, org, plan_quota, others)
         };
         let can_manage_members = allowed(&standing, Action::ProjectMembersManage);
         let members = self.list_project_members(actor, id)?;
@@ -314,6 +410,10 @@ impl Ops {
             members,
             candidates,
             can_manage_members,
+            can_update: allowed(&standing, Action::ProjectUpdate),
+            can_delete: allowed(&standing, Action::ProjectDelete),
+            plan_quota,
+            reserved_by_others,
         })
     }
 
@@ -475,16 +575,99 @@ impl Ops {
         self.delete_workspace(actor, id)
     }
 
-    /// The audit log for the console's filter form, where the actor is typed as an e-mail
-    /// address or a user id (an unknown address matches nothing).
+    /// Deletes an organization once its name has been typed to confirm (it must hold no
+    /// workspaces any more; `delete_org` says so otherwise).
+    pub fn console_delete_org(&self, actor: &Actor, id: OrgId, typed_name: &str) -> OpsResult<()> {
+        let name = self.get_org(actor, id)?.org.name;
+        if typed_name != name {
+            return Err(super::invalid(
+                "confirm",
+                format!("type {name} exactly to confirm"),
+            ));
+        }
+        self.delete_org(actor, id)
+    }
+
+    /// Deletes a project (its namespace and everything in it) once its name has been typed
+    /// to confirm; returns the project as it was, for the page to go back to its workspace.
+    pub fn console_delete_project(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        typed_name: &str,
+    ) -> OpsResult<Project> {
+        let project = self.get_project(actor, id)?;
+        if typed_name != project.name {
+            return Err(super::invalid(
+                "confirm",
+                format!("type {} exactly to confirm", project.name),
+            ));
+        }
+        self.delete_project(actor, id)?;
+        Ok(project)
+    }
+
+    /// Every plan with how many workspaces use it (platform administrators), so the list
+    /// can say which plans may be deleted and which can only be retired.
+    pub fn console_plans(&self, actor: &Actor) -> OpsResult<Vec<PlanUse>> {
+        super::authz::require_platform_admin(actor)?;
+        let plans = self.list_plans(actor)?;
+        let r = self.store.read()?;
+        let mut used: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for w in records::all_workspaces(&r)? {
+            *used.entry(w.plan_id).or_default() += 1;
+        }
+        Ok(plans
+            .into_iter()
+            .map(|plan| PlanUse {
+                workspaces: used.get(&plan.id).copied().unwrap_or(0),
+                plan,
+            })
+            .collect())
+    }
+
+    /// One plan with its use (platform administrators), for its edit page.
+    pub fn console_plan(&self, actor: &Actor, id: &str) -> OpsResult<PlanUse> {
+        super::authz::require_platform_admin(actor)?;
+        let plan = self.get_plan(actor, id)?;
+        let workspaces = records::all_workspaces(&self.store.read()?)?
+            .iter()
+            .filter(|w| w.plan_id == plan.id)
+            .count() as u64;
+        Ok(PlanUse { plan, workspaces })
+    }
+
+    /// The audit log for the console's filter forms. `scope` fixes the organization (its
+    /// own log, for organization admins); without it the organization is typed, by name or
+    /// id. The actor is typed as an e-mail address or a user id. An unknown e-mail address
+    /// matches nothing; an unknown organization is an error next to its field.
     pub fn console_audit(
         &self,
         actor: &Actor,
-        mut filter: crate::store::records::AuditFilter,
-        who: &str,
+        scope: Option<OrgId>,
+        search: AuditSearch<'_>,
         before: Option<AuditId>,
         limit: usize,
-    ) -> OpsResult<super::Page<AuditEvent>> {
+    ) -> OpsResult<AuditPage> {
+        let org = match scope {
+            Some(id) => Some(self.get_org(actor, id)?.org),
+            None => match search.org.trim() {
+                "" => None,
+                typed => {
+                    let r = self.store.read()?;
+                    let found = match typed.parse::<OrgId>() {
+                        Ok(id) => records::get_org(&r, id)?,
+                        Err(_) => records::org_by_name(&r, typed)?,
+                    };
+                    Some(found.ok_or_else(|| {
+                        super::invalid("org", format!("no organization is called {typed}"))
+                    })?)
+                }
+            },
+        };
+        let mut filter = search.filter;
+        filter.org = org.as_ref().map(|o| o.id);
+        let who = search.actor.trim();
         if !who.is_empty() {
             let id = match who.parse::<UserId>() {
                 Ok(id) => Some(id),
@@ -503,14 +686,18 @@ impl Ops {
             match id {
                 Some(id) => filter.actor = Some(id),
                 None => {
-                    return Ok(super::Page {
-                        items: Vec::new(),
-                        next_cursor: None,
+                    return Ok(AuditPage {
+                        org,
+                        page: super::Page {
+                            items: Vec::new(),
+                            next_cursor: None,
+                        },
                     });
                 }
             }
         }
-        self.list_audit(actor, filter, before, limit)
+        let page = self.list_audit(actor, filter, before, limit)?;
+        Ok(AuditPage { org, page })
     }
 
     fn org_id_by_name(&self, name: &str) -> OpsResult<OrgId> {

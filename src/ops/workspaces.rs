@@ -69,8 +69,21 @@ impl Ops {
         ws: Workspace,
     ) -> OpsResult<WorkspaceView> {
         let plan = plan_for(r, &ws.plan_id, "plan")?;
-        let projects = records::list_workspace_projects(r, ws.id, None, usize::MAX)?.len() as u64;
-        let members = records::list_workspace_members(r, ws.id)?.len() as u64;
+        self.workspace_view_on(r, actor, ws, plan)
+    }
+
+    /// [`Self::workspace_view`] with the plan already read. Listings share one read per
+    /// plan, and count projects and members in the indexes: a page of 100 workspaces
+    /// would otherwise decode every project and member record just to count them.
+    fn workspace_view_on(
+        &self,
+        r: &impl Reader,
+        actor: &Actor,
+        ws: Workspace,
+        plan: Plan,
+    ) -> OpsResult<WorkspaceView> {
+        let projects = records::count_workspace_projects(r, ws.id)?;
+        let members = records::count_workspace_members(r, ws.id)?;
         let my_role = records::get_workspace_member(r, ws.id, actor.user_id)?.map(|m| m.role);
         Ok(WorkspaceView {
             workspace: ws,
@@ -144,6 +157,7 @@ impl Ops {
             Action::WorkspaceListAll,
         );
         let mut views = Vec::new();
+        let mut plans: std::collections::HashMap<String, Plan> = Default::default();
         let mut cursor = after.map(str::to_string);
         // Scan in batches, keeping only visible workspaces, until the page is full.
         loop {
@@ -157,7 +171,15 @@ impl Ops {
                 let visible = sees_all
                     || policy::allows(&workspace_standing(&r, actor, &ws)?, Action::WorkspaceRead);
                 if visible {
-                    views.push(self.workspace_view(&r, actor, ws)?);
+                    let plan = match plans.get(&ws.plan_id) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = plan_for(&r, &ws.plan_id, "plan")?;
+                            plans.insert(ws.plan_id.clone(), p.clone());
+                            p
+                        }
+                    };
+                    views.push(self.workspace_view_on(&r, actor, ws, plan)?);
                 }
             }
             if done || views.len() > limit {

@@ -470,6 +470,11 @@ pub fn list_workspace_members(r: &impl Reader, ws: WorkspaceId) -> Res<Vec<Works
     list_pair(r, WORKSPACE_MEMBERS, ws.0, None, usize::MAX)
 }
 
+/// How many members a workspace has, without decoding them (listings show the count).
+pub fn count_workspace_members(r: &impl Reader, ws: WorkspaceId) -> Res<u64> {
+    count_prefix(r, WORKSPACE_MEMBERS, ws.0)
+}
+
 pub fn user_workspace_ids(r: &impl Reader, user: UserId) -> Res<Vec<WorkspaceId>> {
     Ok(index_seconds(r, WORKSPACE_MEMBERS_BY_USER, user.0)?
         .into_iter()
@@ -517,6 +522,19 @@ pub fn list_workspace_projects(
 ) -> Res<Vec<Project>> {
     let ids = list_named(r, PROJECTS_BY_WS_NAME, ws.0, after, limit)?;
     load_all(r, PROJECTS, ids)
+}
+
+/// How many projects a workspace holds, counted in the name index (nothing decoded).
+pub fn count_workspace_projects(r: &impl Reader, ws: WorkspaceId) -> Res<u64> {
+    let t = r.table(PROJECTS_BY_WS_NAME)?;
+    let mut n = 0;
+    for row in t.range((ws.0, "")..)? {
+        if row?.0.value().0 != ws.0 {
+            break;
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 // ---- project members --------------------------------------------------------------------
@@ -714,20 +732,20 @@ pub fn list_audit(
         return Ok(out);
     }
     if let Some(org) = filter.org {
+        // Walk the index and the events together and stop at `limit`: a page of an old
+        // organization's log costs the page, not the whole history.
         let idx = r.table(AUDIT_BY_ORG)?;
-        let mut ids = Vec::new();
+        let events = r.table(AUDIT)?;
         for row in idx.range((org.0, lower)..=(org.0, upper))?.rev() {
-            ids.push(row?.0.value().1);
-        }
-        drop(idx);
-        for id in ids {
             if out.len() >= limit {
                 break;
             }
-            if let Some(ev) = get_by_id::<AuditEvent>(r, AUDIT, id)?
-                && filter.matches(&ev)
-            {
-                out.push(ev);
+            let id = row?.0.value().1;
+            if let Some(v) = events.get(id)? {
+                let ev: AuditEvent = decode(v.value(), AUDIT.name(), &id)?;
+                if filter.matches(&ev) {
+                    out.push(ev);
+                }
             }
         }
         return Ok(out);

@@ -1,8 +1,8 @@
 //! Platform administration: every organization with its limits, user administration
-//! (create, disable or enable, grant or remove the administrator flag, reset a password),
-//! the audit log with filters and pages, and the host's node inventory (with the host's
-//! warnings on top). Only platform administrators reach these
-//! (`Admin`/`AdminPost`); anyone else gets 404.
+//! (create, rename, disable or enable, grant or remove the administrator flag, reset a
+//! password), the host's node inventory and the host connection's health (with the host's
+//! warnings on top). Only platform administrators reach these (`Admin`/`AdminPost`);
+//! anyone else gets 404. The audit log is in `audit`, plans in `admin_plans`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,13 +16,13 @@ use super::extract::{Admin, AdminPost, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
-use crate::domain::{AuditEvent, AuditId, OrgId, OrgLimits, UserId};
+use crate::domain::{OrgId, OrgLimits, UserId};
+use crate::host::connection::HostStatus;
 use crate::ops::console::NodeRow;
 use crate::ops::orgs::OrgView;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::ops::{OpsError, Page};
 use crate::state::AppState;
-use crate::store::records::AuditFilter;
 
 const ROWS: usize = 100;
 
@@ -231,6 +231,36 @@ pub async fn update_user(
 }
 
 #[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Corrects a user's name (as shown to others in member lists and the audit log).
+pub async fn rename_user(
+    State(s): State<AppState>,
+    Path(user): Path<String>,
+    AdminPost(who, f): AdminPost<NameForm>,
+) -> WebResult<Response> {
+    let id = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
+    let form = FormState::new("rename")
+        .keep("user", id.to_string())
+        .keep("name", &f.name);
+    let patch = UserPatch {
+        name: Some(f.name),
+        ..Default::default()
+    };
+    match s.ops.update_user(&who.actor, id, patch) {
+        Ok(u) => Ok(redirect(
+            &s,
+            "/admin/users",
+            Flash::ok(format!("{} is now called {}.", u.email, u.name)),
+        )),
+        Err(e) => users_again(&s, &who, e, form),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct ResetForm {
     password: String,
 }
@@ -255,125 +285,6 @@ pub async fn reset_password(
         )),
         Err(e) => users_again(&s, &who, e, form),
     }
-}
-
-#[derive(Deserialize, Default)]
-pub struct AuditQuery {
-    #[serde(default)]
-    org: String,
-    #[serde(default)]
-    actor: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    since: String,
-    #[serde(default)]
-    until: String,
-    #[serde(default)]
-    before: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "admin_audit.html")]
-pub struct AuditView {
-    pub l: Layout,
-    pub events: Vec<AuditEvent>,
-    /// The query string for the next (older) page, if there is one.
-    pub older: Option<String>,
-    pub form: FormState,
-}
-
-/// A day typed as `YYYY-MM-DD`, as the UTC instant it starts (`end`: the next day's).
-fn day(form: &mut FormState, field: &'static str, raw: &str, end: bool) -> Option<jiff::Timestamp> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let parsed = raw
-        .parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| if end { d.tomorrow().ok() } else { Some(d) })
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok());
-    match parsed {
-        Some(z) => Some(z.timestamp()),
-        None => {
-            form.error(field, "Enter a date as YYYY-MM-DD");
-            None
-        }
-    }
-}
-
-pub async fn audit(
-    State(s): State<AppState>,
-    Admin(who): Admin,
-    Query(q): Query<AuditQuery>,
-) -> WebResult<Response> {
-    let mut form = FormState::new("audit")
-        .keep("org", &q.org)
-        .keep("actor", &q.actor)
-        .keep("action", &q.action)
-        .keep("since", &q.since)
-        .keep("until", &q.until);
-    let org = match q.org.trim() {
-        "" => None,
-        o => o.parse::<OrgId>().map_or_else(
-            |_| {
-                form.error("org", "Enter an organization id (org_…)");
-                None
-            },
-            Some,
-        ),
-    };
-    let filter = AuditFilter {
-        org,
-        actor: None,
-        action_prefix: Some(q.action.trim().to_string()).filter(|a| !a.is_empty()),
-        since: day(&mut form, "since", &q.since, false),
-        until: day(&mut form, "until", &q.until, true),
-    };
-    let before = q.before.parse::<AuditId>().ok();
-    let status = if form.has_errors() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let (events, next) = if form.has_errors() {
-        (Vec::new(), None)
-    } else {
-        match s
-            .ops
-            .console_audit(&who.actor, filter, q.actor.trim(), before, ROWS)
-        {
-            Ok(p) => (p.items, p.next_cursor),
-            Err(e) => {
-                let (status, form) = refused(e, form)?;
-                let page = AuditView {
-                    l: who.layout("Audit log", "admin-audit"),
-                    events: Vec::new(),
-                    older: None,
-                    form,
-                };
-                return Ok((status, page).into_response());
-            }
-        }
-    };
-    let older = next.map(|cursor| {
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("org", &q.org)
-            .append_pair("actor", &q.actor)
-            .append_pair("action", &q.action)
-            .append_pair("since", &q.since)
-            .append_pair("until", &q.until)
-            .append_pair("before", &cursor)
-            .finish()
-    });
-    let page = AuditView {
-        l: who.layout("Audit log", "admin-audit"),
-        events,
-        older,
-        form,
-    };
-    Ok((status, page).into_response())
 }
 
 /// What the host connection asks an operator to fix (e.g. PodTolerationRestriction not
@@ -408,4 +319,27 @@ pub async fn nodes(State(s): State<AppState>, Admin(who): Admin) -> WebResult<No
         rows,
         unavailable,
     })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_host.html")]
+pub struct HostView {
+    pub l: Layout,
+    /// `None` when this kaas manages no host (it was started without one).
+    pub host: Option<HostStatus>,
+    pub warnings: Vec<String>,
+}
+
+/// The host cluster connection as last checked: credentials, version, K3K, the
+/// PodTolerationRestriction check and what to fix.
+pub async fn host(State(s): State<AppState>, Admin(who): Admin) -> HostView {
+    let host = s.host.as_ref().map(|h| h.status());
+    HostView {
+        l: who.layout("Host cluster", "admin-host"),
+        warnings: host
+            .as_ref()
+            .map(|h| h.warnings.clone())
+            .unwrap_or_default(),
+        host,
+    }
 }

@@ -1,7 +1,8 @@
-//! Plans, for platform administrators: the list (retired ones included), a form to create
-//! one and the same form to edit one. The form is flat (every number a field, prices as
-//! decimals in the currency's major unit); the plan's own rules are `Plan::validate`,
-//! applied by `ops`.
+//! Plans, for platform administrators: the list (retired ones included, with how many
+//! workspaces use each), a form to create one, the same form to edit one, and deleting a
+//! plan no workspace uses (a used one can only be retired). The form is flat (every number
+//! a field, prices as decimals in the currency's major unit); the plan's own rules are
+//! `Plan::validate`, applied by `ops`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,25 +12,39 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::WebResult;
-use super::extract::{Admin, AdminPost, SignedIn};
+use super::extract::{Admin, AdminPost, NoFields, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::{K3kMode, LimitDefaults, Plan, Quota};
+use crate::ops::OpsError;
+use crate::ops::console::PlanUse;
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_plans.html")]
 pub struct PlansView {
     pub l: Layout,
-    pub plans: Vec<Plan>,
+    pub plans: Vec<PlanUse>,
 }
 
 pub async fn list(State(s): State<AppState>, Admin(who): Admin) -> WebResult<PlansView> {
+    let mut plans = s.ops.console_plans(&who.actor)?;
+    plans.sort_by(|a, b| {
+        let key = |p: &Plan| {
+            (
+                p.retired,
+                p.quota.cpu_millis,
+                p.quota.memory_mib,
+                p.id.clone(),
+            )
+        };
+        key(&a.plan).cmp(&key(&b.plan))
+    });
     Ok(PlansView {
         l: who.layout("Plans", "admin-plans"),
-        plans: s.ops.list_plans(&who.actor)?,
+        plans,
     })
 }
 
@@ -39,6 +54,8 @@ pub struct PlanEdit {
     pub l: Layout,
     /// `None` for a new plan.
     pub editing: Option<String>,
+    /// How many workspaces use the plan being edited (it may be deleted at 0).
+    pub in_use: u64,
     pub form: FormState,
     pub rates: &'static [RateField; 4],
 }
@@ -403,7 +420,7 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
     (plan, form)
 }
 
-fn plan_page(who: &SignedIn, editing: Option<String>, form: FormState) -> PlanEdit {
+fn plan_page(who: &SignedIn, editing: Option<String>, in_use: u64, form: FormState) -> PlanEdit {
     let title = match &editing {
         Some(id) => format!("Plan {id}"),
         None => "New plan".to_string(),
@@ -411,9 +428,16 @@ fn plan_page(who: &SignedIn, editing: Option<String>, form: FormState) -> PlanEd
     PlanEdit {
         l: who.layout(title, "admin-plans"),
         editing,
+        in_use,
         form,
         rates: &RATES,
     }
+}
+
+/// The edit page again after a refusal, with the plan's current use.
+fn edit_again(s: &AppState, who: &SignedIn, id: String, form: FormState) -> WebResult<PlanEdit> {
+    let in_use = s.ops.console_plan(&who.actor, &id)?.workspaces;
+    Ok(plan_page(who, Some(id), in_use, form))
 }
 
 pub async fn new_page(Admin(who): Admin) -> PlanEdit {
@@ -423,7 +447,7 @@ pub async fn new_page(Admin(who): Admin) -> PlanEdit {
         .map_or_else(|| FormState::new("plan"), form_of);
     // A template to start from, not a copy: the id and name are the admin's to choose.
     form = form.keep("id", "").keep("display_name", "");
-    plan_page(&who, None, form)
+    plan_page(&who, None, 0, form)
 }
 
 pub async fn edit_page(
@@ -431,8 +455,13 @@ pub async fn edit_page(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> WebResult<PlanEdit> {
-    let plan = s.ops.get_plan(&who.actor, &id)?;
-    Ok(plan_page(&who, Some(plan.id.clone()), form_of(&plan)))
+    let u = s.ops.console_plan(&who.actor, &id)?;
+    Ok(plan_page(
+        &who,
+        Some(u.plan.id.clone()),
+        u.workspaces,
+        form_of(&u.plan),
+    ))
 }
 
 pub async fn create(
@@ -443,7 +472,7 @@ pub async fn create(
     if form.has_errors() {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            plan_page(&who, None, form),
+            plan_page(&who, None, 0, form),
         )
             .into_response());
     }
@@ -455,7 +484,7 @@ pub async fn create(
         )),
         Err(e) => {
             let (status, form) = refused(e, form)?;
-            Ok((status, plan_page(&who, None, form)).into_response())
+            Ok((status, plan_page(&who, None, 0, form)).into_response())
         }
     }
 }
@@ -470,7 +499,7 @@ pub async fn update(
     plan.id = id.clone();
     let form = form.keep("id", &id);
     if form.has_errors() {
-        let page = plan_page(&who, Some(id), form);
+        let page = edit_again(&s, &who, id, form)?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     match s.ops.update_plan(&who.actor, &id, plan) {
@@ -484,7 +513,30 @@ pub async fn update(
         )),
         Err(e) => {
             let (status, form) = refused(e, form)?;
-            Ok((status, plan_page(&who, Some(id), form)).into_response())
+            Ok((status, edit_again(&s, &who, id, form)?).into_response())
         }
+    }
+}
+
+/// Deletes a plan that no workspace uses; a used one comes back to its page with the
+/// reason (retiring is the way out for those).
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminPost(who, _): AdminPost<NoFields>,
+) -> WebResult<Response> {
+    match s.ops.delete_plan(&who.actor, &id) {
+        Ok(()) => Ok(redirect(
+            &s,
+            "/admin/plans",
+            Flash::ok(format!("Plan {id} was deleted.")),
+        )),
+        Err(OpsError::Conflict(m)) => Ok(redirect(
+            &s,
+            // NB: only an existing plan is in use, and plan ids are DNS labels.
+            &format!("/admin/plans/{id}"),
+            Flash::error(super::error::capitalise(&m)),
+        )),
+        Err(e) => Err(e.into()),
     }
 }

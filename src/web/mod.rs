@@ -11,6 +11,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_plans;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod billing_chart;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod flash;
 pub mod orgs;
+pub mod projects;
 pub mod view;
 pub mod workspaces;
 
@@ -52,6 +54,9 @@ pub fn router() -> Router<AppState> {
         .route("/status", get(orgs::statuses))
         .route("/orgs", post(orgs::create_org))
         .route("/orgs/{org}", get(orgs::show))
+        .route("/orgs/{org}/rename", post(orgs::rename))
+        .route("/orgs/{org}/delete", post(orgs::delete))
+        .route("/orgs/{org}/audit", get(audit::org))
         .route("/orgs/{org}/workspaces", post(orgs::create_workspace))
         .route("/orgs/{org}/members/{user}/role", post(orgs::change_role))
         .route(
@@ -68,7 +73,7 @@ pub fn router() -> Router<AppState> {
             "/workspaces/{ws}/projects",
             post(workspaces::create_project),
         )
-        .route("/workspaces/{ws}/members", post(workspaces::add_member))
+        .route("/workspaces/{ws}/members", post(workspaces::put_member))
         .route(
             "/workspaces/{ws}/members/{user}/remove",
             post(workspaces::remove_member),
@@ -82,14 +87,13 @@ pub fn router() -> Router<AppState> {
             "/workspaces/{ws}/nodes/{node}/release",
             post(workspaces::release_node),
         )
-        .route("/projects/{prj}", get(workspaces::project))
-        .route(
-            "/projects/{prj}/members",
-            post(workspaces::put_project_member),
-        )
+        .route("/projects/{prj}", get(projects::show))
+        .route("/projects/{prj}/quota", post(projects::update_quota))
+        .route("/projects/{prj}/delete", post(projects::delete))
+        .route("/projects/{prj}/members", post(projects::put_member))
         .route(
             "/projects/{prj}/members/{user}/remove",
-            post(workspaces::remove_project_member),
+            post(projects::remove_member),
         )
         // Billing: organization admins and owners read, owners change the account,
         // platform administrators void (all decided in `ops`).
@@ -121,6 +125,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orgs/{org}/limits", post(admin::set_limits))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{user}", post(admin::update_user))
+        .route("/admin/users/{user}/name", post(admin::rename_user))
         .route("/admin/users/{user}/password", post(admin::reset_password))
         .route(
             "/admin/plans",
@@ -131,8 +136,10 @@ pub fn router() -> Router<AppState> {
             "/admin/plans/{plan}",
             get(admin_plans::edit_page).post(admin_plans::update),
         )
-        .route("/admin/audit", get(admin::audit))
+        .route("/admin/plans/{plan}/delete", post(admin_plans::delete))
+        .route("/admin/audit", get(audit::admin))
         .route("/admin/nodes", get(admin::nodes))
+        .route("/admin/host", get(admin::host))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(flash::layer))
         .layer(SetResponseHeaderLayer::overriding(

@@ -1,7 +1,8 @@
 //! The dashboard and organization pages: the caller's organizations with their workspaces,
 //! creating an organization, and per organization its workspaces (create on a plan),
-//! members (role, removal), invitations (invite: the link is shown once; revoke) and the
-//! limits in use. Also the small JSON endpoint the status poller reads.
+//! members (role, removal), invitations (invite: the link is shown once; revoke), the
+//! limits in use, renaming (the display name) and deletion (the name must be typed). Also
+//! the small JSON endpoint the status poller reads.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -18,7 +19,7 @@ use super::{redirect, refused};
 use crate::domain::{InvitationId, OrgId, OrgRole, UserId, WorkspaceId};
 use crate::ops::console::{Dashboard, OrgPage};
 use crate::ops::invitations::{CreatedInvitation, NewInvitation};
-use crate::ops::orgs::{NewOrg, RoleChange};
+use crate::ops::orgs::{NewOrg, OrgPatch, RoleChange};
 use crate::ops::workspaces::NewWorkspace;
 use crate::state::AppState;
 
@@ -277,6 +278,64 @@ pub async fn revoke_invitation(
         &format!("/orgs/{org}#invitations"),
         Flash::ok("The invitation was revoked; its link no longer works."),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    display_name: String,
+}
+
+/// Changes the organization's display name (its name, used in URLs of kubeconfigs and
+/// the audit log, stays).
+pub async fn rename(
+    State(s): State<AppState>,
+    Path(org): Path<String>,
+    Post(who, f): Post<RenameForm>,
+) -> WebResult<Response> {
+    let org = org_id(&org)?;
+    let form = FormState::new("rename").keep("display_name", &f.display_name);
+    let patch = OrgPatch {
+        display_name: f.display_name,
+    };
+    match s.ops.update_org(&who.actor, org, patch) {
+        Ok(v) => Ok(redirect(
+            &s,
+            &format!("/orgs/{org}"),
+            Flash::ok(format!(
+                "The organization is now called {}.",
+                v.org.display_name
+            )),
+        )),
+        Err(e) => org_again(&s, &who, org, e, form),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes an organization that holds no workspaces; its name must be typed.
+pub async fn delete(
+    State(s): State<AppState>,
+    Path(org): Path<String>,
+    Post(who, f): Post<DeleteForm>,
+) -> WebResult<Response> {
+    let org = org_id(&org)?;
+    let form = FormState::new("delete").keep("confirm", &f.confirm);
+    match s.ops.console_delete_org(&who.actor, org, f.confirm.trim()) {
+        Ok(()) => Ok(redirect(
+            &s,
+            "/",
+            Flash::ok(format!(
+                "Organization {} was deleted, with its members and invitations.",
+                f.confirm.trim()
+            )),
+        )),
+        Err(e) => org_again(&s, &who, org, e, form),
+    }
 }
 
 #[derive(Serialize)]

@@ -1,7 +1,7 @@
-//! Workspace and project pages: a workspace's status (polled while it changes), plan and
-//! quota use, projects, members, plan change and deletion (the name must be typed), the
-//! kubeconfig download (a file, never a page) and dedicated nodes (assigned and released by
-//! platform administrators); a project's namespace, quota and members.
+//! The workspace page: status (polled while it changes), plan and quota use, projects,
+//! members (add, change role, remove), plan change and deletion (the name must be typed),
+//! the kubeconfig download (a file, never a page) and dedicated nodes (assigned and
+//! released by platform administrators). Project pages are in `projects`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -13,14 +13,15 @@ use serde::Deserialize;
 use super::error::{WebError, WebResult};
 use super::extract::{AdminPost, NoFields, Post, SignedIn};
 use super::flash::Flash;
+use super::projects::{keep_quota, quota_fields};
 use super::view::{self, Bar, FormState, Layout};
-use super::{number, redirect, refused};
-use crate::domain::{ProjectId, ProjectRole, Quota, UserId, WorkspaceId, WorkspaceRole};
+use super::{redirect, refused};
+use crate::domain::{UserId, WorkspaceId, WorkspaceRole};
 use crate::ops::OpsError;
-use crate::ops::console::{ProjectPage, WorkspacePage};
+use crate::ops::console::WorkspacePage;
 use crate::ops::kubeconfig::KubeconfigRequest;
 use crate::ops::nodes::NewAssignment;
-use crate::ops::projects::{NewProject, ProjectRoleInput};
+use crate::ops::projects::NewProject;
 use crate::ops::workspaces::{WorkspacePatch, WorkspaceRoleInput};
 use crate::state::AppState;
 
@@ -64,7 +65,7 @@ fn ws_id(raw: &str) -> WebResult<WorkspaceId> {
     raw.parse().map_err(|_| WebError::NotFound)
 }
 
-fn user_id(raw: &str) -> WebResult<UserId> {
+pub(super) fn user_id(raw: &str) -> WebResult<UserId> {
     raw.parse().map_err(|_| WebError::NotFound)
 }
 
@@ -111,35 +112,15 @@ pub async fn create_project(
     Post(who, f): Post<ProjectForm>,
 ) -> WebResult<Response> {
     let id = ws_id(&id)?;
-    let mut form = FormState::new("project")
-        .keep("name", &f.name)
-        .keep("cpu", &f.cpu)
-        .keep("memory", &f.memory)
-        .keep("storage", &f.storage)
-        .keep("pods", &f.pods)
-        .keep("quota", "");
-    let dims = [
-        number(&mut form, "cpu", &f.cpu),
-        number(&mut form, "memory", &f.memory),
-        number(&mut form, "storage", &f.storage),
-        number(&mut form, "pods", &f.pods),
+    let typed = [
+        f.cpu.as_str(),
+        f.memory.as_str(),
+        f.storage.as_str(),
+        f.pods.as_str(),
     ];
-    if form.has_errors() {
+    let mut form = keep_quota(FormState::new("project").keep("name", &f.name), typed);
+    let Ok(quota) = quota_fields(&mut form, typed) else {
         return ws_again(&s, &who, id, None, form);
-    }
-    // A quota is all four numbers or none: a half-filled one would cap the rest at zero.
-    let quota = match dims {
-        [None, None, None, None] => None,
-        [Some(c), Some(m), Some(st), Some(p)] => Some(Quota {
-            cpu_millis: c,
-            memory_mib: m,
-            storage_gib: st,
-            pods: p,
-        }),
-        _ => {
-            form.error("quota", "Fill in all four quota fields, or none");
-            return ws_again(&s, &who, id, None, form);
-        }
     };
     let input = NewProject {
         name: f.name.trim().to_string(),
@@ -162,7 +143,8 @@ pub struct MemberForm {
     role: WorkspaceRole,
 }
 
-pub async fn add_member(
+/// Adds a workspace member, or changes one's role (the same use case).
+pub async fn put_member(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Post(who, f): Post<MemberForm>,
@@ -375,98 +357,5 @@ pub async fn release_node(
         Flash::ok(format!(
             "Node {node} is released: the workspace's pods are evicted from it and it returns to the shared pool."
         )),
-    ))
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "project.html")]
-pub struct ProjectView {
-    pub l: Layout,
-    pub p: ProjectPage,
-    pub form: FormState,
-    pub roles: [ProjectRole; 3],
-}
-
-fn project_view(who: &SignedIn, p: ProjectPage, form: FormState) -> ProjectView {
-    ProjectView {
-        l: who.layout(p.project.name.clone(), p.project.org_id),
-        p,
-        form,
-        roles: [
-            ProjectRole::Viewer,
-            ProjectRole::Developer,
-            ProjectRole::Admin,
-        ],
-    }
-}
-
-fn project_id(raw: &str) -> WebResult<ProjectId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
-
-pub async fn project(
-    State(s): State<AppState>,
-    who: SignedIn,
-    Path(id): Path<String>,
-) -> WebResult<ProjectView> {
-    let p = s.ops.console_project(&who.actor, project_id(&id)?)?;
-    Ok(project_view(&who, p, FormState::new("")))
-}
-
-#[derive(Deserialize)]
-pub struct ProjectMemberForm {
-    #[serde(default)]
-    user: String,
-    role: ProjectRole,
-}
-
-/// Adds a project member, or changes one's role (the same use case).
-pub async fn put_project_member(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    Post(who, f): Post<ProjectMemberForm>,
-) -> WebResult<Response> {
-    let id = project_id(&id)?;
-    let mut form = FormState::new("member").keep("user_id", &f.user);
-    let result = match f.user.parse::<UserId>() {
-        Ok(user) => {
-            s.ops
-                .put_project_member(&who.actor, id, user, ProjectRoleInput { role: f.role })
-        }
-        Err(_) => Err(crate::ops::OpsError::Invalid {
-            field: "user_id",
-            message: "choose a member of the organization".into(),
-        }),
-    };
-    match result {
-        Ok(m) => Ok(redirect(
-            &s,
-            &format!("/projects/{id}#members"),
-            Flash::ok(format!(
-                "{} is now {} of the project.",
-                m.email,
-                m.role.as_str()
-            )),
-        )),
-        Err(e) => {
-            let (status, f2) = refused(e, std::mem::take(&mut form))?;
-            let p = s.ops.console_project(&who.actor, id)?;
-            Ok((status, project_view(&who, p, f2)).into_response())
-        }
-    }
-}
-
-pub async fn remove_project_member(
-    State(s): State<AppState>,
-    Path((id, user)): Path<(String, String)>,
-    Post(who, _): Post<NoFields>,
-) -> WebResult<Response> {
-    let id = project_id(&id)?;
-    s.ops
-        .remove_project_member(&who.actor, id, user_id(&user)?)?;
-    Ok(redirect(
-        &s,
-        &format!("/projects/{id}#members"),
-        Flash::ok("The member was removed from the project."),
     ))
 }

@@ -4,10 +4,12 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use kaas::domain::{OrgId, WorkspaceId};
+use kaas::domain::{OrgId, OrgRole, ProjectRole, UserId, WorkspaceId};
+use kaas::ops::invitations::{AcceptInvitation, NewInvitation};
 use kaas::ops::orgs::NewOrg;
+use kaas::ops::projects::{NewProject, ProjectRoleInput};
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia};
+use kaas::ops::{Actor, AuthVia, Origin};
 
 use crate::support::*;
 
@@ -124,6 +126,38 @@ fn actor(id: kaas::domain::UserId, email: &str) -> Actor {
         via: AuthVia::Shell,
         source: "test".into(),
     }
+}
+
+/// The owner of an organization made by [`org_with_workspace`].
+fn owner(app: &TestApp, email: &str) -> Actor {
+    let id = app.ops().user_id_by_email(email).unwrap().unwrap();
+    actor(id, email)
+}
+
+/// A new user who joins `org` with `role` through an invitation from `by`.
+async fn join(app: &TestApp, org: OrgId, by: &Actor, email: &str, role: OrgRole) -> UserId {
+    let (id, _) = app.user(email, false).await;
+    let inv = app
+        .ops()
+        .invite(
+            by,
+            org,
+            NewInvitation {
+                email: email.into(),
+                role,
+            },
+        )
+        .unwrap();
+    let input = AcceptInvitation {
+        token: inv.token,
+        name: None,
+        password: None,
+    };
+    app.ops()
+        .accept_invitation(Some(&actor(id, email)), input, &Origin::local())
+        .await
+        .unwrap();
+    id
 }
 
 /// An organization owned by `email`, with one workspace.
@@ -574,6 +608,8 @@ async fn other_tenants_and_non_admins_get_404_pages() {
         "/admin/plans".into(),
         "/admin/audit".into(),
         "/admin/nodes".into(),
+        "/admin/host".into(),
+        format!("/orgs/{org}/audit"),
         "/no/such/page".into(),
     ] {
         let r = get(&app, &mut eve, &path).await;
@@ -1131,4 +1167,577 @@ async fn host_warnings_are_shown_to_administrators() {
     let r = get(app, &mut root, "/admin").await;
     assert!(html(&r).contains("The host cluster needs attention"));
     assert!(html(&r).contains("PodTolerationRestriction"));
+    let r = get(app, &mut root, "/admin/host").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("The host cluster needs attention"));
+    assert!(page.contains(">Connected<") && page.contains("not enforced"));
+    assert!(page.contains("installed"), "K3K CRDs");
+}
+
+#[tokio::test]
+async fn organizations_are_renamed_and_deleted_by_typing_their_name() {
+    let app = TestApp::new();
+    let (org, _) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    org_with_workspace(&app, "eve@example.com", "evil").await;
+    let ada_a = owner(&app, "ada@example.com");
+    join(&app, org, &ada_a, "bob@example.com", OrgRole::Admin).await;
+    join(&app, org, &ada_a, "cy@example.com", OrgRole::Member).await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let mut bob = sign_in(&app, "bob@example.com").await;
+    let mut cy = sign_in(&app, "cy@example.com").await;
+    let mut eve = sign_in(&app, "eve@example.com").await;
+    let rename = format!("/orgs/{org}/rename");
+
+    // The settings form: admins see it, with the current display name.
+    let r = get(&app, &mut bob, &format!("/orgs/{org}")).await;
+    assert!(html(&r).contains("action=\"/orgs/"));
+    assert!(html(&r).contains("id=\"rename-display_name\""));
+    assert!(!html(&r).contains("Delete organization"), "owners only");
+    let r = get(&app, &mut cy, &format!("/orgs/{org}")).await;
+    assert!(!html(&r).contains("id=\"rename-display_name\""));
+
+    // A bad name is refused next to the field, as typed.
+    let long = "x".repeat(101);
+    let r = submit(&app, &mut bob, &rename, &[("display_name", &long)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"rename-display_name-err\""));
+    assert!(html(&r).contains(&format!("value=\"{long}\"")));
+    assert!(html(&r).contains("at most 100 characters"));
+
+    // Renamed: post-redirect-get with a flash; the name in the navigation follows.
+    let r = submit(&app, &mut bob, &rename, &[("display_name", "Acme Corp")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/orgs/{org}"));
+    let r = get(&app, &mut bob, location(&r)).await;
+    assert!(html(&r).contains("The organization is now called Acme Corp."));
+    assert!(html(&r).contains("<h1>Acme Corp</h1>"));
+
+    // A member may not; another tenant does not even learn it exists.
+    let r = submit(&app, &mut cy, &rename, &[("display_name", "Mine")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = submit(&app, &mut eve, &rename, &[("display_name", "Mine")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = post(&app, &mut bob, &rename, &[("display_name", "No token")]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the CSRF token is required"
+    );
+    assert_eq!(
+        app.ops().get_org(&ada_a, org).unwrap().org.display_name,
+        "Acme Corp"
+    );
+
+    // Deleting: not while a workspace is left, and only by typing the name.
+    let delete = format!("/orgs/{org}/delete");
+    let r = get(&app, &mut ada, &format!("/orgs/{org}")).await;
+    assert!(html(&r).contains("Delete its 1 workspace first"));
+    let r = submit(&app, &mut ada, &delete, &[("confirm", "acme")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(html(&r).contains("still has 1 workspace"));
+    let r = submit(&app, &mut bob, &delete, &[("confirm", "acme")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "admins are not owners");
+    let r = submit(&app, &mut eve, &delete, &[("confirm", "acme")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = submit(&app, &mut ada, "/orgs", &[("name", "scratch")]).await;
+    let scratch = location(&r).to_string();
+    let r = get(&app, &mut ada, &scratch).await;
+    assert!(html(&r).contains("To confirm, type the organization name"));
+    let r = submit(
+        &app,
+        &mut ada,
+        &format!("{scratch}/delete"),
+        &[("confirm", "scrat")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"delete-confirm-err\""));
+    assert!(html(&r).contains("value=\"scrat\""));
+    let r = submit(
+        &app,
+        &mut ada,
+        &format!("{scratch}/delete"),
+        &[("confirm", "scratch")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/");
+    let r = get(&app, &mut ada, "/").await;
+    assert!(html(&r).contains("Organization scratch was deleted"));
+    let r = get(&app, &mut ada, &scratch).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn organization_admins_read_their_own_audit_log() {
+    let app = TestApp::new();
+    let (org, _) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    org_with_workspace(&app, "eve@example.com", "evil").await;
+    join(
+        &app,
+        org,
+        &owner(&app, "ada@example.com"),
+        "cy@example.com",
+        OrgRole::Member,
+    )
+    .await;
+    app.user("root@example.com", true).await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let mut cy = sign_in(&app, "cy@example.com").await;
+    let mut eve = sign_in(&app, "eve@example.com").await;
+    let audit = format!("/orgs/{org}/audit");
+
+    let r = get(&app, &mut ada, &format!("/orgs/{org}")).await;
+    assert!(html(&r).contains(&format!("href=\"{audit}\"")));
+    let r = get(&app, &mut ada, &audit).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let page = html(&r);
+    assert!(page.contains("workspace.create") && page.contains("org.invitation.create"));
+    assert!(!page.contains("evil"), "only this organization's events");
+    assert!(
+        !page.contains("id=\"audit-org\""),
+        "the organization is fixed"
+    );
+    assert!(page.contains(&format!("href=\"/orgs/{org}\" aria-current=\"page\"")));
+
+    // Filters: by actor and action; bad input next to its field, kept.
+    let r = get(&app, &mut ada, &format!("{audit}?action=org.invitation.")).await;
+    assert!(html(&r).contains("org.invitation.create") && !html(&r).contains("workspace.create"));
+    let r = get(&app, &mut ada, &format!("{audit}?actor=cy%40example.com")).await;
+    assert!(html(&r).contains("invitation.accept") && !html(&r).contains("workspace.create"));
+    let r = get(&app, &mut ada, &format!("{audit}?actor=cy")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"audit-actor-err\"") && html(&r).contains("value=\"cy\""));
+    assert!(html(&r).contains("Audit log"));
+    let r = get(&app, &mut ada, &format!("{audit}?until=31.12.2030")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"audit-until-err\""));
+
+    // Members may not read it; other tenants do not learn it exists.
+    let r = get(&app, &mut cy, &format!("/orgs/{org}")).await;
+    assert!(!html(&r).contains(&format!("href=\"{audit}\"")));
+    let r = get(&app, &mut cy, &audit).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = get(&app, &mut eve, &audit).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Administrators filter the whole log by organization name (or id).
+    let mut root = sign_in(&app, "root@example.com").await;
+    let r = get(&app, &mut root, "/admin/audit?org=acme").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("workspace.create") && !html(&r).contains(">evil<"));
+    let r = get(&app, &mut root, &format!("/admin/audit?org={org}")).await;
+    assert!(html(&r).contains("invitation.create"));
+    let r = get(&app, &mut root, "/admin/audit?org=nope").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"audit-org-err\"") && html(&r).contains("value=\"nope\""));
+}
+
+#[tokio::test]
+async fn workspace_member_roles_change_in_place() {
+    let app = TestApp::new();
+    let (org, ws) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    org_with_workspace(&app, "eve@example.com", "evil").await;
+    let bob = join(
+        &app,
+        org,
+        &owner(&app, "ada@example.com"),
+        "bob@example.com",
+        OrgRole::Member,
+    )
+    .await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let mut eve = sign_in(&app, "eve@example.com").await;
+    let members = format!("/workspaces/{ws}/members");
+    let bob_s = bob.to_string();
+
+    let r = submit(
+        &app,
+        &mut ada,
+        &members,
+        &[("user", ""), ("role", "workspace-viewer")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"member-user_id-err\""));
+
+    let add = [("user", bob_s.as_str()), ("role", "workspace-viewer")];
+    let r = submit(&app, &mut ada, &members, &add).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = get(&app, &mut ada, location(&r)).await;
+    assert!(html(&r).contains("bob@example.com is now workspace-viewer"));
+    // Each member's role is a small form of its own, preset to the current role.
+    assert!(html(&r).contains(&format!(
+        "<label class=\"sr-only\" for=\"role-{bob}\">Role of bob@example.com</label>"
+    )));
+    assert!(html(&r).contains("<option value=\"workspace-viewer\" selected>"));
+
+    let change = [("user", bob_s.as_str()), ("role", "workspace-admin")];
+    let r = submit(&app, &mut ada, &members, &change).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = get(&app, &mut ada, location(&r)).await;
+    assert!(html(&r).contains("bob@example.com is now workspace-admin"));
+    assert!(html(&r).contains("<option value=\"workspace-admin\" selected>"));
+
+    let r = submit(&app, &mut eve, &members, &change).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let mut bob_b = sign_in(&app, "bob@example.com").await;
+    let r = get(&app, &mut bob_b, &format!("/workspaces/{ws}")).await;
+    assert!(
+        html(&r).contains(&format!("for=\"role-{bob}\"")),
+        "workspace admins manage members"
+    );
+}
+
+#[tokio::test]
+async fn project_quota_changes_and_deletion() {
+    let app = TestApp::new();
+    let (org, ws) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    org_with_workspace(&app, "eve@example.com", "evil").await;
+    let ada_a = owner(&app, "ada@example.com");
+    let bob = join(&app, org, &ada_a, "bob@example.com", OrgRole::Member).await;
+    let p = app
+        .ops()
+        .create_project(
+            &ada_a,
+            ws,
+            NewProject {
+                name: "web".into(),
+                quota: None,
+            },
+        )
+        .unwrap();
+    app.ops()
+        .put_project_member(
+            &ada_a,
+            p.id,
+            bob,
+            ProjectRoleInput {
+                role: ProjectRole::Admin,
+            },
+        )
+        .unwrap();
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let mut bob = sign_in(&app, "bob@example.com").await;
+    let mut eve = sign_in(&app, "eve@example.com").await;
+    let page = format!("/projects/{}", p.id);
+    let quota = format!("{page}/quota");
+
+    let r = get(&app, &mut ada, &page).await;
+    assert!(html(&r).contains("Reserve a quota"));
+    assert!(html(&r).contains("This project may take up to 2 CPU · 4 GiB memory"));
+
+    // Not a number, half a quota, more than the plan has: each said where it belongs.
+    let r = submit(
+        &app,
+        &mut ada,
+        &quota,
+        &[
+            ("cpu", "abc"),
+            ("memory", "512"),
+            ("storage", "1"),
+            ("pods", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"quota-cpu-err\"") && html(&r).contains("value=\"abc\""));
+    assert!(html(&r).contains("value=\"512\""));
+    let r = submit(&app, &mut ada, &quota, &[("cpu", "500")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"quota-quota-err\"") && html(&r).contains("Fill in all four"));
+    let too_big = [
+        ("cpu", "64000"),
+        ("memory", "512"),
+        ("storage", "1"),
+        ("pods", "5"),
+    ];
+    let r = submit(&app, &mut ada, &quota, &too_big).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"quota-quota-err\""), "{}", html(&r));
+    assert!(html(&r).contains("value=\"64000\""));
+
+    let good = [
+        ("cpu", "500"),
+        ("memory", "512"),
+        ("storage", "1"),
+        ("pods", "5"),
+    ];
+    let r = submit(&app, &mut ada, &quota, &good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), page);
+    let r = get(&app, &mut ada, &page).await;
+    assert!(html(&r).contains("Quota of web set to 0.50 CPU · 512 MiB memory"));
+    assert!(html(&r).contains("Change quota") && html(&r).contains("value=\"500\""));
+    let r = submit(
+        &app,
+        &mut ada,
+        &quota,
+        &[("cpu", ""), ("memory", ""), ("storage", ""), ("pods", "")],
+    )
+    .await;
+    let r = get(&app, &mut ada, location(&r)).await;
+    assert!(html(&r).contains("web has no quota of its own now"));
+    assert!(app.ops().get_project(&ada_a, p.id).unwrap().quota.is_none());
+
+    // A project admin manages members, not the quota or the project itself.
+    let r = get(&app, &mut bob, &page).await;
+    assert!(!html(&r).contains("Reserve a quota") && !html(&r).contains("Delete project"));
+    let r = submit(&app, &mut bob, &quota, &good).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = submit(&app, &mut eve, &quota, &good).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Deleting: the name must be typed.
+    let delete = format!("{page}/delete");
+    let r = submit(&app, &mut bob, &delete, &[("confirm", "web")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = submit(&app, &mut eve, &delete, &[("confirm", "web")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = submit(&app, &mut ada, &delete, &[("confirm", "Web")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains("id=\"delete-confirm-err\"") && html(&r).contains("value=\"Web\""));
+    let r = submit(&app, &mut ada, &delete, &[("confirm", "web")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/workspaces/{ws}#projects"));
+    let r = get(&app, &mut ada, location(&r)).await;
+    assert!(html(&r).contains("Project web was deleted"));
+    assert!(html(&r).contains("No projects yet"));
+    let r = get(&app, &mut ada, &page).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unused_plans_are_deleted_and_used_ones_explain_why_not() {
+    let app = TestApp::new();
+    app.user("root@example.com", true).await;
+    org_with_workspace(&app, "ada@example.com", "acme").await;
+    let mut root = sign_in(&app, "root@example.com").await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+
+    let r = get(&app, &mut root, "/admin/plans").await;
+    assert!(html(&r).contains("In use"));
+    let r = get(&app, &mut root, "/admin/plans/starter").await;
+    assert!(html(&r).contains("1 workspace uses this plan, so it cannot be deleted"));
+    assert!(!html(&r).contains("/admin/plans/starter/delete"));
+    let r = submit(&app, &mut root, "/admin/plans/starter/delete", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/admin/plans/starter");
+    let r = get(&app, &mut root, "/admin/plans/starter").await;
+    assert!(html(&r).contains("flash-error") && html(&r).contains("retire it instead"));
+
+    let r = get(&app, &mut root, "/admin/plans/standard").await;
+    assert!(html(&r).contains("No workspace uses this plan"));
+    assert!(html(&r).contains("action=\"/admin/plans/standard/delete\""));
+    let r = submit(&app, &mut ada, "/admin/plans/standard/delete", &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "administrators only");
+    let r = post(&app, &mut root, "/admin/plans/standard/delete", &[]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the CSRF token is required"
+    );
+    let r = submit(&app, &mut root, "/admin/plans/standard/delete", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/admin/plans");
+    let r = get(&app, &mut root, "/admin/plans").await;
+    assert!(html(&r).contains("Plan standard was deleted"));
+    assert!(!html(&r).contains("href=\"/admin/plans/standard\""));
+    let r = submit(&app, &mut root, "/admin/plans/standard/delete", &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn administrators_rename_users_and_see_the_host() {
+    let app = TestApp::new();
+    app.user("root@example.com", true).await;
+    let (ada_id, _) = app.user("ada@example.com", false).await;
+    let mut root = sign_in(&app, "root@example.com").await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let path = format!("/admin/users/{ada_id}/name");
+
+    let r = submit(&app, &mut root, &path, &[("name", "   ")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html(&r).contains(&format!("id=\"name-{ada_id}-err\"")));
+    assert!(html(&r).contains("Must not be empty"));
+    assert!(html(&r).contains(&format!(
+        "id=\"name-{ada_id}\" name=\"name\" type=\"text\" required maxlength=\"100\" value=\"   \""
+    )));
+    let r = submit(&app, &mut root, &path, &[("name", "Ada Lovelace")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = get(&app, &mut root, location(&r)).await;
+    assert!(html(&r).contains("ada@example.com is now called Ada Lovelace."));
+    let r = submit(&app, &mut ada, &path, &[("name", "Queen")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // The host page says plainly when there is no host connection at all.
+    let r = get(&app, &mut root, "/admin/host").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("No host cluster"));
+    assert!(html(&r).contains("href=\"/admin/host\" aria-current=\"page\""));
+    let r = get(&app, &mut ada, "/admin/host").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_and_assets_are_gzip_compressed() {
+    let app = TestApp::new();
+    let (_, ws) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    let b = sign_in(&app, "ada@example.com").await;
+    let v = kaas::web::assets::version();
+    for path in [
+        format!("/workspaces/{ws}"),
+        "/".into(),
+        format!("/static/{v}/app.css"),
+        format!("/static/{v}/app.js"),
+    ] {
+        let req = Request::get(&path)
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let r = app.raw(req).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.headers[header::CONTENT_ENCODING], "gzip", "{path}");
+    }
+    // A client that does not ask gets plain bytes.
+    let req = Request::get(format!("/static/{v}/app.css"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.raw(req).await;
+    assert!(r.headers.get(header::CONTENT_ENCODING).is_none());
+}
+
+/// Every visible form control on a page has a label (`<label for>` or `aria-label`), and no
+/// id is used twice (a label would point at the wrong control).
+fn assert_accessible(path: &str, page: &str) {
+    let mut ids = std::collections::BTreeSet::new();
+    for chunk in page.split(" id=\"").skip(1) {
+        let id = chunk.split('"').next().unwrap_or("");
+        assert!(
+            ids.insert(id.to_string()),
+            "{path}: id {id:?} is used twice"
+        );
+    }
+    for tag in ["<input", "<select", "<textarea"] {
+        for chunk in page.split(tag).skip(1) {
+            let attrs = chunk.split('>').next().unwrap_or("");
+            if attrs.contains("type=\"hidden\"") || attrs.contains(" hidden") {
+                continue;
+            }
+            if attrs.contains("aria-label=") {
+                continue;
+            }
+            let id = attrs
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("{path}: a control without an id: {tag}{attrs}"));
+            assert!(
+                page.contains(&format!("for=\"{id}\"")),
+                "{path}: control {id:?} has no label"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_control_is_labelled_on_every_page() {
+    let app = TestApp::new();
+    let (root_id, _) = app.user("root@example.com", true).await;
+    let root_a = Actor {
+        platform_admin: true,
+        ..actor(root_id, "root@example.com")
+    };
+    let org = app
+        .ops()
+        .create_org(
+            &root_a,
+            NewOrg {
+                name: "acme".into(),
+                display_name: None,
+            },
+        )
+        .unwrap()
+        .org
+        .id;
+    let ws = app
+        .ops()
+        .create_workspace(
+            &root_a,
+            org,
+            NewWorkspace {
+                name: "prod".into(),
+                plan: "premium".into(),
+            },
+        )
+        .unwrap()
+        .workspace
+        .id;
+    join(&app, org, &root_a, "bob@example.com", OrgRole::Member).await;
+    let p = app
+        .ops()
+        .create_project(
+            &root_a,
+            ws,
+            NewProject {
+                name: "web".into(),
+                quota: None,
+            },
+        )
+        .unwrap();
+    let mut root = sign_in(&app, "root@example.com").await;
+    let r = submit(
+        &app,
+        &mut root,
+        &format!("/workspaces/{ws}/members"),
+        &[
+            (
+                "user",
+                &app.ops()
+                    .user_id_by_email("bob@example.com")
+                    .unwrap()
+                    .unwrap()
+                    .to_string(),
+            ),
+            ("role", "workspace-viewer"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = submit(
+        &app,
+        &mut root,
+        "/account/tokens",
+        &[("name", "ci"), ("scope", "read-only")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_accessible("token created", html(&r));
+    for path in [
+        "/".to_string(),
+        format!("/orgs/{org}"),
+        format!("/orgs/{org}/audit"),
+        format!("/workspaces/{ws}"),
+        format!("/projects/{}", p.id),
+        "/account".into(),
+        "/admin".into(),
+        "/admin/users".into(),
+        "/admin/plans".into(),
+        "/admin/plans/new".into(),
+        "/admin/plans/premium".into(),
+        "/admin/audit".into(),
+        "/admin/nodes".into(),
+        "/admin/host".into(),
+    ] {
+        let r = get(&app, &mut root, &path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_accessible(&path, html(&r));
+    }
+    // Pages before sign-in too.
+    let mut anon = Browser::default();
+    let r = get(&app, &mut anon, "/login").await;
+    assert_accessible("/login", html(&r));
 }
