@@ -5,8 +5,9 @@
 #                             [--out DIR] [--version V]
 #
 # --binary   the kaas binary (default: the static release build,
-#            target/x86_64-unknown-linux-musl/release/kaas; build it with
-#            packaging/build-release.sh). It is run once for `version` and `config default`.
+#            target/x86_64-unknown-linux-musl/dist/kaas, under $CARGO_TARGET_DIR when set;
+#            build it with packaging/build-release.sh). It is run for `version` and
+#            `config default`.
 # --chart    the K3K Helm chart .tgz (cannot be downloaded here; optional).
 # --image    an image tarball for K3s to import (rancher/k3k, rancher/k3k-kubelet, rancher/k3s
 #            for every pinned version); repeatable, optional.
@@ -19,7 +20,9 @@ export LC_ALL=C
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 
-binary="$repo/target/x86_64-unknown-linux-musl/release/kaas"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
+binary="$target_dir/x86_64-unknown-linux-musl/dist/kaas"
 chart=""
 images=()
 out="$repo/dist"
