@@ -12,6 +12,7 @@
 # --image    an image tarball for K3s to import (rancher/k3k, rancher/k3k-kubelet, rancher/k3s
 #            for every pinned version); repeatable, optional.
 # --out      where the bundle goes (default: dist/).
+# --version  the version in the bundle's name and VERSION (default: from `kaas version`).
 #
 # The same inputs give the same bytes: file order, owners, modes and times in the tar are
 # fixed (times = $SOURCE_DATE_EPOCH, default 0) and gzip stores no name or time.
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --image) images+=("$2"); shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^$/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "build-bundle: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
