@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 profile=dist
 max_bytes=25000000
-if ! rustup target list --installed | grep -qx "$target"; then
+if ! rustup target list --installed | grep -x "$target" >/dev/null; then
   rustup target add "$target"
 fi
 if ! command -v musl-gcc >/dev/null 2>&1; then
