@@ -5,12 +5,14 @@
 #                             [--out DIR] [--version V]
 #
 # --binary   the kaas binary (default: the static release build,
-#            target/x86_64-unknown-linux-musl/release/kaas; build it with
-#            packaging/build-release.sh). It is run once for `version` and `config default`.
+#            target/x86_64-unknown-linux-musl/dist/kaas, under $CARGO_TARGET_DIR when set;
+#            build it with packaging/build-release.sh). It is run for `version` and
+#            `config default`.
 # --chart    the K3K Helm chart .tgz (cannot be downloaded here; optional).
 # --image    an image tarball for K3s to import (rancher/k3k, rancher/k3k-kubelet, rancher/k3s
 #            for every pinned version); repeatable, optional.
 # --out      where the bundle goes (default: dist/).
+# --version  the version in the bundle's name and VERSION (default: from `kaas version`).
 #
 # The same inputs give the same bytes: file order, owners, modes and times in the tar are
 # fixed (times = $SOURCE_DATE_EPOCH, default 0) and gzip stores no name or time.
@@ -19,7 +21,9 @@ export LC_ALL=C
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 
-binary="$repo/target/x86_64-unknown-linux-musl/release/kaas"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
+binary="$target_dir/x86_64-unknown-linux-musl/dist/kaas"
 chart=""
 images=()
 out="$repo/dist"
@@ -31,7 +35,7 @@ while [ $# -gt 0 ]; do
     --image) images+=("$2"); shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^$/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "build-bundle: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
