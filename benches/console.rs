@@ -279,6 +279,12 @@ async fn fixture() -> Fixture {
         ("dashboard", "/".to_string()),
         ("organization", format!("/orgs/{org}")),
         ("organization audit", format!("/orgs/{org}/audit")),
+        ("billing", format!("/orgs/{org}/billing")),
+        ("billing: account", format!("/orgs/{org}/billing/account")),
+        (
+            "billing: draft invoice",
+            format!("/orgs/{org}/billing/draft"),
+        ),
         ("workspace", format!("/workspaces/{ws}")),
         ("project", format!("/projects/{project}")),
         ("account", "/account".to_string()),
