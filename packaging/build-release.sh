@@ -3,7 +3,7 @@
 # commit embedded (`kaas version` prints "kaas <version> (<commit>)"), using the `dist` profile
 # (fat LTO, one codegen unit, opt-level "s"; see Cargo.toml). Installs the Rust target and musl
 # tools when missing. Fails if the binary is not static or not under 25 MB (25,000,000 bytes).
-# Takes about 25 minutes on a busy 2-core machine; not part of CI.
+# Takes about 10 minutes on 2 cores (up to 30 while other builds compete); not part of CI.
 #
 #   packaging/build-release.sh        → target/x86_64-unknown-linux-musl/dist/kaas
 #                                       (under $CARGO_TARGET_DIR when that is set)
