@@ -11,7 +11,10 @@
   "use strict";
 
   function badges() { return Array.prototype.slice.call(document.querySelectorAll(".badge[data-ws]")); }
-  function settling(b) { return b.getAttribute("data-state") !== "Ready"; }
+  function settling(b) {
+    var s = b.getAttribute("data-state");
+    return s !== "Ready" && s !== "Deleted";
+  }
 
   var delay = 3000;
   function poll() {
@@ -30,6 +33,12 @@
       })
       .then(function (rows) {
         var changed = false;
+        // A workspace the server no longer lists has finished deleting.
+        var listed = {};
+        rows.forEach(function (row) { listed[row.id] = true; });
+        Object.keys(seen).forEach(function (id) {
+          if (!listed[id]) rows.push({ id: id, state: "Deleted", "class": "st-gone", message: "deleted" });
+        });
         rows.forEach(function (row) {
           badges().forEach(function (b) {
             if (b.getAttribute("data-ws") !== row.id) return;

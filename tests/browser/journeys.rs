@@ -358,8 +358,25 @@ impl Journey<'_> {
             let state = s.text(b).await;
             assert!(state == "Deleting", "the workspace shows {state}");
             self.shots.take(s, "workspace-deleting").await;
+            // Without a reload the row says when it is gone.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let b = s.find_all(row).await;
+                let state = match b.first() {
+                    Some(b) => s.text(b).await,
+                    None => String::new(),
+                };
+                if state == "Deleted" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the row never said Deleted: {state}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         }
-        // A person reloads to see it gone.
+        // After a reload the row is gone.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !s.find_all(row).await.is_empty() {
             assert!(Instant::now() < deadline, "the workspace never went away");
