@@ -104,18 +104,7 @@ impl Ops {
             .count() as u32;
         let prev_used = ustore::meter_state(tx, ws.id)?.and_then(|s| s.seen.used);
         let seen = self.observe(tx, ws, nodes, prev_used)?;
-        if ustore::billed_workspace(tx, ws.org_id, ws.id)?.is_none() {
-            ustore::put_billed_workspace(
-                tx,
-                &BilledWorkspace {
-                    id: ws.id,
-                    org_id: ws.org_id,
-                    name: ws.name.clone(),
-                    created_at: ws.created_at,
-                    deleted_at: None,
-                },
-            )?;
-        }
+        ensure_billed(tx, ws)?;
         let mut days = BTreeMap::new();
         let gap = self.advance(tx, ws.id, seen, &mut days)?;
         write_days(tx, ws.id, days)?;
@@ -204,18 +193,7 @@ impl Ops {
         };
         let mut widest_gap: Option<(i64, i64)> = None;
         for ws in &workspaces {
-            if ustore::billed_workspace(&tx, ws.org_id, ws.id)?.is_none() {
-                ustore::put_billed_workspace(
-                    &tx,
-                    &BilledWorkspace {
-                        id: ws.id,
-                        org_id: ws.org_id,
-                        name: ws.name.clone(),
-                        created_at: ws.created_at,
-                        deleted_at: None,
-                    },
-                )?;
-            }
+            ensure_billed(&tx, ws)?;
             let seen = Observation {
                 billable: billable(ws.state),
                 revision: plans.get(&ws.plan_id).copied().unwrap_or(0),
@@ -238,6 +216,24 @@ impl Ops {
         self.commit(tx, &[])?;
         Ok(report)
     }
+}
+
+/// Puts the workspace in its organization's ledger of billed workspaces (kept after the
+/// workspace is deleted, so invoices can still name it).
+fn ensure_billed(tx: &WriteTransaction, ws: &Workspace) -> OpsResult<()> {
+    if ustore::billed_workspace(tx, ws.org_id, ws.id)?.is_none() {
+        ustore::put_billed_workspace(
+            tx,
+            &BilledWorkspace {
+                id: ws.id,
+                org_id: ws.org_id,
+                name: ws.name.clone(),
+                created_at: ws.created_at,
+                deleted_at: None,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Adds freshly integrated days onto the stored ones.

@@ -6,26 +6,10 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use jiff::Timestamp;
-use kaas::domain::WorkspaceState;
-use kaas::ops::reconcile::Observation;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-fn at(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-fn ready() -> Observation {
-    Observation {
-        state: WorkspaceState::Ready,
-        phase: Some("Ready".into()),
-        message: "ready".into(),
-        applied_generation: None,
-    }
-}
 
 fn ws_id(v: &Value) -> kaas::domain::WorkspaceId {
     v["id"].as_str().expect("id").parse().expect("workspace id")

@@ -200,6 +200,21 @@ impl TestApp {
     }
 }
 
+/// A timestamp from RFC 3339 text.
+pub fn at(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+/// What the reconciler records when the host reports a workspace Ready.
+pub fn ready() -> kaas::ops::reconcile::Observation {
+    kaas::ops::reconcile::Observation {
+        state: kaas::domain::WorkspaceState::Ready,
+        phase: Some("Ready".into()),
+        message: "ready".into(),
+        applied_generation: None,
+    }
+}
+
 pub fn bearer(t: &str) -> Auth {
     Auth::Bearer(t.to_string())
 }

@@ -6,27 +6,12 @@
 use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
-use jiff::Timestamp;
-use kaas::domain::{InvoiceId, Membership, OrgId, OrgRole, UserId, WorkspaceState};
+use kaas::domain::{InvoiceId, Membership, OrgId, OrgRole, UserId};
 use kaas::ops::orgs::NewOrg;
-use kaas::ops::reconcile::Observation;
 use kaas::ops::workspaces::NewWorkspace;
 use kaas::ops::{Ops, Settings};
 
 use super::*;
-
-fn at(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-fn ready() -> Observation {
-    Observation {
-        state: WorkspaceState::Ready,
-        phase: Some("Ready".into()),
-        message: "ready".into(),
-        applied_generation: None,
-    }
-}
 
 fn join(app: &TestApp, org: OrgId, user: UserId, role: OrgRole) {
     let tx = app.ops().store.write().unwrap();
