@@ -155,6 +155,7 @@ pub(super) fn keep_quota(form: FormState, [cpu, memory, storage, pods]: [&str; 4
         .keep("quota", "")
 }
 
+/// The four quota fields, as typed (also part of the new-project form).
 #[derive(Deserialize)]
 pub struct QuotaForm {
     #[serde(default)]
@@ -167,6 +168,17 @@ pub struct QuotaForm {
     pods: String,
 }
 
+impl QuotaForm {
+    pub(super) fn typed(&self) -> [&str; 4] {
+        [
+            self.cpu.as_str(),
+            self.memory.as_str(),
+            self.storage.as_str(),
+            self.pods.as_str(),
+        ]
+    }
+}
+
 /// Sets the project's quota, or removes it when all four fields are left empty.
 pub async fn update_quota(
     State(s): State<AppState>,
@@ -174,12 +186,7 @@ pub async fn update_quota(
     Post(who, f): Post<QuotaForm>,
 ) -> WebResult<Response> {
     let id = project_id(&id)?;
-    let typed = [
-        f.cpu.as_str(),
-        f.memory.as_str(),
-        f.storage.as_str(),
-        f.pods.as_str(),
-    ];
+    let typed = f.typed();
     let mut form = keep_quota(FormState::new("quota"), typed);
     let Ok(quota) = quota_fields(&mut form, typed) else {
         return again(&s, &who, id, None, form);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::error::{WebError, WebResult};
 use super::extract::{AdminPost, NoFields, Post, SignedIn};
 use super::flash::Flash;
-use super::projects::{keep_quota, quota_fields};
+use super::projects::{QuotaForm, keep_quota, quota_fields};
 use super::view::{self, Bar, FormState, Layout};
 use super::{redirect, refused};
 use crate::domain::{UserId, WorkspaceId, WorkspaceRole};
@@ -96,14 +96,8 @@ pub async fn show(
 #[derive(Deserialize)]
 pub struct ProjectForm {
     name: String,
-    #[serde(default)]
-    cpu: String,
-    #[serde(default)]
-    memory: String,
-    #[serde(default)]
-    storage: String,
-    #[serde(default)]
-    pods: String,
+    #[serde(flatten)]
+    quota: QuotaForm,
 }
 
 pub async fn create_project(
@@ -112,12 +106,7 @@ pub async fn create_project(
     Post(who, f): Post<ProjectForm>,
 ) -> WebResult<Response> {
     let id = ws_id(&id)?;
-    let typed = [
-        f.cpu.as_str(),
-        f.memory.as_str(),
-        f.storage.as_str(),
-        f.pods.as_str(),
-    ];
+    let typed = f.quota.typed();
     let mut form = keep_quota(FormState::new("project").keep("name", &f.name), typed);
     let Ok(quota) = quota_fields(&mut form, typed) else {
         return ws_again(&s, &who, id, None, form);
