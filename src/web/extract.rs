@@ -227,3 +227,10 @@ mod tests {
         }
     }
 }
+
+/// A deletion's confirmation: the object's name, typed by the user (checked without JS).
+#[derive(serde::Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    pub confirm: String,
+}

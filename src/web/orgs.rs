@@ -311,17 +311,11 @@ pub async fn rename(
     }
 }
 
-#[derive(Deserialize)]
-pub struct DeleteForm {
-    #[serde(default)]
-    confirm: String,
-}
-
 /// Deletes an organization that holds no workspaces; its name must be typed.
 pub async fn delete(
     State(s): State<AppState>,
     Path(org): Path<String>,
-    Post(who, f): Post<DeleteForm>,
+    Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
     let org = org_id(&org)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);

@@ -211,17 +211,11 @@ pub async fn update_quota(
     }
 }
 
-#[derive(Deserialize)]
-pub struct DeleteForm {
-    #[serde(default)]
-    confirm: String,
-}
-
 /// Deletes the project (its namespace and what runs in it); the name must be typed.
 pub async fn delete(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Post(who, f): Post<DeleteForm>,
+    Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
     let id = project_id(&id)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);

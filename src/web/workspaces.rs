@@ -200,17 +200,11 @@ pub async fn change_plan(
     }
 }
 
-#[derive(Deserialize)]
-pub struct DeleteForm {
-    #[serde(default)]
-    confirm: String,
-}
-
 /// Deleting asks for the workspace's name, typed: a form that can be checked without JS.
 pub async fn delete(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Post(who, f): Post<DeleteForm>,
+    Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
     let id = ws_id(&id)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);

@@ -1373,6 +1373,9 @@ async fn workspace_member_roles_change_in_place() {
         "<label class=\"sr-only\" for=\"role-{bob}\">Role of bob@example.com</label>"
     )));
     assert!(html(&r).contains("<option value=\"workspace-viewer\" selected>"));
+    // … and a confirmed removal.
+    assert!(html(&r).contains(&format!("action=\"/workspaces/{ws}/members/{bob}/remove\"")));
+    assert!(html(&r).contains("Remove bob@example.com from workspace "));
 
     let change = [("user", bob_s.as_str()), ("role", "workspace-admin")];
     let r = submit(&app, &mut ada, &members, &change).await;
