@@ -1,0 +1,218 @@
+// realhost: a real Kubernetes host for kaas's tests, on loopback, in one process — kine on
+// SQLite, the real kube-apiserver (K3s's admission plugins, PodTolerationRestriction on
+// request), kube-controller-manager and kube-scheduler, simulated nodes and kubelets, the
+// real K3K controllers with their CRDs, and for every K3K Cluster a real kube-apiserver as
+// its virtual cluster. Its flags mirror fakehost's where they overlap. Once everything is up
+// it writes an admin kubeconfig and prints the API server's URL on one line of stdout.
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+)
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "realhost: "+format+"\n", args...)
+	klog.Flush()
+	os.Exit(1)
+}
+
+func main() {
+	var (
+		kubeconfigOut = flag.String("kubeconfig-out", "", "where to write the admin kubeconfig (required)")
+		listen        = flag.String("listen", "127.0.0.1:0", "address of the host API server; port 0 picks a free one")
+		nodes         = flag.Int("nodes", 1, "simulated nodes (the first is the control-plane node)")
+		nodeCPU       = flag.String("node-cpu", "4", "CPU capacity of each node")
+		nodeMemory    = flag.String("node-memory", "8Gi", "memory capacity of each node")
+		nodePods      = flag.String("node-pods", "110", "pod capacity of each node")
+		dataDir       = flag.String("data-dir", "", "state (datastores, certificates, volumes); default: a temporary directory removed on exit")
+		crds          = flag.String("crds", "", "directory of K3K CRDs; default: crds/ beside the binary (tests/realhost/build.sh puts K3K's there)")
+		tolerations   = flag.Bool("pod-toleration-restriction", false, "enable the PodTolerationRestriction admission plugin, as the kaas installer does")
+		stdinLifeline = flag.Bool("exit-with-stdin", false, "exit when standard input closes (so a test's crash cannot leave realhost running)")
+		logFile       = flag.String("log-file", "", "write the components' logs here instead of stderr")
+		verbosity     = flag.Int("v", 0, "log verbosity of the Kubernetes components")
+	)
+	flag.Parse()
+	if *kubeconfigOut == "" {
+		fatalf("--kubeconfig-out is required")
+	}
+	if *nodes < 1 {
+		fatalf("--nodes must be at least 1")
+	}
+	host, portText, err := net.SplitHostPort(*listen)
+	if err != nil || host != "127.0.0.1" {
+		fatalf("--listen must be 127.0.0.1:<port>, got %q", *listen)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		fatalf("--listen: bad port %q", portText)
+	}
+	setupLogging(*logFile, *verbosity)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *stdinLifeline {
+		go func() {
+			_, _ = bufio.NewReader(os.Stdin).ReadString(0)
+			stop()
+		}()
+	}
+
+	dir := *dataDir
+	temporary := dir == ""
+	if temporary {
+		if dir, err = os.MkdirTemp("", "realhost-"); err != nil {
+			fatalf("%v", err)
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		fatalf("%v", err)
+	}
+	crdDir := *crds
+	if crdDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			fatalf("%v", err)
+		}
+		crdDir = filepath.Join(filepath.Dir(exe), "crds")
+	}
+
+	started := time.Now()
+	url, err := run(ctx, dir, crdDir, port, *tolerations, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
+	if err != nil {
+		fatalf("%v", err)
+	}
+	klog.Infof("realhost ready in %s", time.Since(started).Round(time.Millisecond))
+	fmt.Println(url)
+	<-ctx.Done()
+	// Give the components a moment to stop before their files go.
+	time.Sleep(500 * time.Millisecond)
+	if temporary {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func setupLogging(file string, verbosity int) {
+	fs := flag.NewFlagSet("klog", flag.ExitOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", strconv.Itoa(verbosity))
+	if file != "" {
+		_ = fs.Set("logtostderr", "false")
+		_ = fs.Set("alsologtostderr", "false")
+		_ = fs.Set("log_file", file)
+		_ = fs.Set("one_output", "true")
+		_ = fs.Set("stderrthreshold", "FATAL")
+		// kine logs through logrus.
+		if f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+			logrus.SetOutput(f)
+		}
+	}
+}
+
+func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, kubeconfigOut string, nodes nodeSpec) (string, error) {
+	sockets, err := os.MkdirTemp("", "rh")
+	if err != nil {
+		return "", err
+	}
+	cp, err := startControlPlane(ctx, controlPlaneOptions{
+		Dir: filepath.Join(dir, "host"), Socket: filepath.Join(sockets, "kine.sock"), Port: port,
+		PodTolerationRestriction: tolerations,
+	})
+	if err != nil {
+		return "", err
+	}
+	cfg := cp.AdminConfig()
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	if err := waitFor(ctx, "the system namespaces", func() bool {
+		for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+			if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return "", err
+	}
+	volumes, err := startVolumes(ctx, client, filepath.Join(dir, "volumes"))
+	if err != nil {
+		return "", err
+	}
+	if err := installCRDs(ctx, cfg, crdDir); err != nil {
+		return "", err
+	}
+	if err := installK3kChartObjects(ctx, client); err != nil {
+		return "", err
+	}
+	virtual, err := newVirtualClusters(client, volumes, dir)
+	if err != nil {
+		return "", err
+	}
+	if _, err := startKubelets(ctx, client, nodes, virtual); err != nil {
+		return "", err
+	}
+	// The node lifecycle controller taints new nodes not-ready until it has seen them Ready.
+	if err := waitFor(ctx, "nodes Ready and untainted", func() bool {
+		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(list.Items) != nodes.Count {
+			return false
+		}
+		for _, n := range list.Items {
+			for _, t := range n.Spec.Taints {
+				if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+					return false
+				}
+			}
+		}
+		return true
+	}); err != nil {
+		return "", err
+	}
+	// Service accounts come from the controller manager: wait for them, so a pod created right
+	// after start is not refused for a missing `default` ServiceAccount.
+	if err := waitFor(ctx, "the default ServiceAccount", func() bool {
+		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	}); err != nil {
+		return "", err
+	}
+	if err := startK3k(ctx, cfg, klog.Background().WithName("k3k")); err != nil {
+		return "", err
+	}
+	if err := clientcmd.WriteToFile(kubeconfig(cp.URL, cp.ServerCA.CertPEM, cp.Admin, "default"), kubeconfigOut); err != nil {
+		return "", err
+	}
+	return cp.URL, nil
+}
+
+func waitFor(ctx context.Context, what string, ok func() bool) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
