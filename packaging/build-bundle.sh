@@ -5,9 +5,10 @@
 #                             [--out DIR] [--version V]
 #
 # --binary   the kaas binary (default: the static release build,
-#            target/x86_64-unknown-linux-musl/dist/kaas, under $CARGO_TARGET_DIR when set;
-#            build it with packaging/build-release.sh). It is run for `version` and
-#            `config default`.
+#            target/x86_64-unknown-linux-musl/dist/kaas, or the static glibc fallback
+#            target/x86_64-unknown-linux-gnu/dist/kaas (the newer when both exist), under
+#            $CARGO_TARGET_DIR when set; build it with packaging/build-release.sh). It is run
+#            for `version` and `config default`.
 # --chart    the K3K Helm chart .tgz (cannot be downloaded here; optional).
 # --image    an image tarball for K3s to import (rancher/k3k, rancher/k3k-kubelet, rancher/k3s
 #            for every pinned version); repeatable, optional.
@@ -24,6 +25,10 @@ repo="$(cd "$here/.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
 binary="$target_dir/x86_64-unknown-linux-musl/dist/kaas"
+gnu_binary="$target_dir/x86_64-unknown-linux-gnu/dist/kaas"
+if [ -x "$gnu_binary" ] && { [ ! -x "$binary" ] || [ "$gnu_binary" -nt "$binary" ]; }; then
+  binary="$gnu_binary"
+fi
 chart=""
 images=()
 out="$repo/dist"
