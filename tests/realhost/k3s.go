@@ -25,6 +25,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -413,6 +414,11 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 		return err
 	}
 	forwarders := forwardNodePorts(ctx, service)
+	if l, err := serveETCD(ctx, service, socket, cas); err != nil {
+		return err
+	} else if l != nil {
+		forwarders = append(forwarders, l)
+	}
 	go func() {
 		<-api.Stopped()
 		for _, l := range forwarders {
@@ -475,9 +481,64 @@ func forwardNodePorts(ctx context.Context, service *corev1.Service) []net.Listen
 	return listeners
 }
 
-func pipe(conn net.Conn, target string) {
+// serveETCD plays the client port of K3s's embedded etcd on the ClusterIP, port 2379, when
+// (and only when) K3K's Service carries that port, as kube-proxy would route it: TLS with a
+// certificate of the cluster's etcd server CA, client certificates of the same CA required,
+// then the datastore's etcd API (kine answers MemberList; K3K's StatefulSet controller calls
+// it before it releases a server pod's etcd finalizer).
+func serveETCD(ctx context.Context, service *corev1.Service, socket string, cas *clusterCAs) (net.Listener, error) {
+	carries := false
+	for _, port := range service.Spec.Ports {
+		if port.Port == 2379 {
+			carries = true
+		}
+	}
+	if !carries {
+		return nil, nil
+	}
+	ip := service.Spec.ClusterIP
+	pair, err := cas.ETCDServer.ServingCert("etcd", []string{ip, service.Name, service.Name + "." + service.Namespace, "localhost", "127.0.0.1"})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cas.ETCDServer.Cert)
+	l, err := tls.Listen("tcp", net.JoinHostPort(ip, "2379"), &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		NextProtos:   []string{"h2"},
+		MinVersion:   tls.VersionTLS12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd port on %s:2379: %w", ip, err)
+	}
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go pipeTo(conn, "unix", socket)
+		}
+	}()
+	return l, nil
+}
+
+func pipe(conn net.Conn, target string) { pipeTo(conn, "tcp", target) }
+
+// pipeTo copies bytes both ways between conn and a new connection to target.
+func pipeTo(conn net.Conn, network, target string) {
 	defer conn.Close()
-	upstream, err := net.DialTimeout("tcp", target, 5*time.Second)
+	upstream, err := net.DialTimeout(network, target, 5*time.Second)
 	if err != nil {
 		return
 	}
@@ -490,7 +551,7 @@ func pipe(conn net.Conn, target string) {
 }
 
 func closeWrite(c net.Conn) {
-	if t, ok := c.(*net.TCPConn); ok {
+	if t, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = t.CloseWrite()
 	}
 }

@@ -194,6 +194,9 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	}); err != nil {
 		return "", err
 	}
+	if err := startClusterDNS(ctx, client); err != nil {
+		return "", err
+	}
 	if err := startK3k(ctx, cfg, klog.Background().WithName("k3k")); err != nil {
 		return "", err
 	}
