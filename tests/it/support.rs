@@ -1,8 +1,9 @@
 //! Test fixtures: an in-process app (router driven with `oneshot`, in-memory store, manual
 //! clock, cheap password hashing) and helpers to make users, tokens and requests.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -11,6 +12,7 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use kaas::clock::ManualClock;
 use kaas::domain::{TokenScope, UserId};
+use kaas::host::reconciler::{ReconcilerHandle, ReconcilerSettings};
 use kaas::ops::tokens::NewToken;
 use kaas::ops::users::NewUser;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
@@ -274,41 +276,9 @@ impl HostedApp {
         let kubeconfig = dir.path().join("host.kubeconfig");
         host.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let mut app = TestApp::new();
-        let conn = kaas::host::connection::HostConnection::new(Some(kubeconfig));
-        app.state
-            .ops
-            .set_minter(Arc::new(kaas::host::tenant_sync::HostMinter::new(
-                conn.clone(),
-                vec!["127.0.0.1".into()],
-            )));
-        let mut settings = kaas::host::reconciler::ReconcilerSettings {
-            host: kaas::host::desired::HostSettings {
-                external_addresses: vec!["127.0.0.1".into()],
-                k3s_version: "v1.33.1-k3s1".into(),
-                ..Default::default()
-            },
-            resync_interval: std::time::Duration::from_secs(3600),
-            stuck_after: std::time::Duration::from_millis(500),
-            poll_while_busy: std::time::Duration::from_millis(100),
-            max_backoff: std::time::Duration::from_millis(500),
-            ..Default::default()
-        };
+        let mut settings = reconciler_settings();
         tweak(&mut settings);
-        let reconciler = kaas::host::reconciler::Reconciler::start(
-            app.state.ops.clone(),
-            conn.clone(),
-            settings,
-        );
-        let state = AppState::new(AppInner {
-            ops: app.state.ops.clone(),
-            host: Some(conn),
-            reconciler: Some(reconciler.clone()),
-            secure_cookies: false,
-            public_url: "http://kaas.test".into(),
-            started: Instant::now(),
-        });
-        app.router = kaas::app::router(state.clone(), 64 * 1024);
-        app.state = state;
+        let reconciler = attach_host(&mut app, kubeconfig, settings);
         HostedApp {
             app,
             host,
@@ -318,18 +288,117 @@ impl HostedApp {
         }
     }
 
+    pub fn get(&self, group: &str, resource: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        self.host
+            .engine()
+            .get(&resource_ref(group, resource), ns, name)
+            .ok()
+    }
+}
+
+/// The reconciler settings of a test kaas: short waits, no periodic resync (tests ask).
+pub fn reconciler_settings() -> ReconcilerSettings {
+    ReconcilerSettings {
+        host: kaas::host::desired::HostSettings {
+            external_addresses: vec!["127.0.0.1".into()],
+            k3s_version: "v1.33.1-k3s1".into(),
+            ..Default::default()
+        },
+        resync_interval: Duration::from_secs(3600),
+        stuck_after: Duration::from_millis(500),
+        poll_while_busy: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+/// Wires `app` to the host behind `kubeconfig` as `kaas serve` does: a host connection, the
+/// kubeconfig minter (external address 127.0.0.1) and a running reconciler.
+pub fn attach_host(
+    app: &mut TestApp,
+    kubeconfig: PathBuf,
+    settings: ReconcilerSettings,
+) -> ReconcilerHandle {
+    let conn = kaas::host::connection::HostConnection::new(Some(kubeconfig));
+    app.state
+        .ops
+        .set_minter(Arc::new(kaas::host::tenant_sync::HostMinter::new(
+            conn.clone(),
+            vec!["127.0.0.1".into()],
+        )));
+    let reconciler =
+        kaas::host::reconciler::Reconciler::start(app.state.ops.clone(), conn.clone(), settings);
+    let state = AppState::new(AppInner {
+        ops: app.state.ops.clone(),
+        host: Some(conn),
+        reconciler: Some(reconciler.clone()),
+        secure_cookies: false,
+        public_url: "http://kaas.test".into(),
+        started: Instant::now(),
+    });
+    app.router = kaas::app::router(state.clone(), 64 * 1024);
+    app.state = state;
+    reconciler
+}
+
+/// What a journey needs of a host, fake or real: the kaas driving it and the host's API.
+/// Journeys are written once against this trait and run as one test per host.
+pub trait TestHost {
+    /// `fakehost` or `realhost`, for messages.
+    const NAME: &'static str;
+    /// How long one wait on this host may take (real K3K starts a real API server for every
+    /// Cluster, fakehost simulates one in-process).
+    const PATIENCE: Duration;
+
+    fn app(&self) -> &TestApp;
+    fn reconciler(&self) -> &ReconcilerHandle;
+    /// What to show when something on this host times out or fails (realhost: its log).
+    fn diagnostics(&self) -> String {
+        String::new()
+    }
+
+    /// An object read through the host's API (`group` "" is the core group); `None` if absent.
+    async fn get(&self, group: &str, resource: &str, ns: Option<&str>, name: &str)
+    -> Option<Value>;
+    /// The objects of one kind, in `ns` or cluster-wide.
+    async fn list(&self, group: &str, resource: &str, ns: Option<&str>) -> Vec<Value>;
+    /// Creates an object through the host's API; the error is the server's answer.
+    async fn create(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        object: Value,
+    ) -> Result<Value, String>;
+    /// Deletes an object (absent is fine).
+    async fn delete(&self, group: &str, resource: &str, ns: Option<&str>, name: &str);
+
+    /// Waits until `f` holds, for at most [`TestHost::PATIENCE`].
+    async fn until(&self, what: &str, mut f: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Self::PATIENCE;
+        while !f().await {
+            assert!(
+                Instant::now() < deadline,
+                "timed out on {} waiting for {what}{}",
+                Self::NAME,
+                self.diagnostics()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls a workspace until `pred` holds for its JSON (or a 404 when `None`).
-    pub async fn wait_ws(
+    async fn wait_ws(
         &self,
         auth: &Auth,
         ws: &str,
         what: &str,
         pred: impl Fn(Option<&Value>) -> bool,
     ) -> Option<Value> {
-        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let deadline = Instant::now() + Self::PATIENCE;
         loop {
             let r = self
-                .app
+                .app()
                 .call("GET", &format!("/workspaces/{ws}"), auth, None)
                 .await;
             let body = (r.status == StatusCode::OK).then_some(r.body);
@@ -338,27 +407,113 @@ impl HostedApp {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; last: {body:?}"
+                "timed out on {} waiting for {what}; last: {body:?}{}",
+                Self::NAME,
+                self.diagnostics()
             );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits until the reconciler has nothing queued or running.
-    pub async fn settle(&self) {
-        let deadline = Instant::now() + std::time::Duration::from_secs(20);
-        while !self.reconciler.idle() {
-            assert!(Instant::now() < deadline, "reconciler never went idle");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    async fn settle(&self) {
+        let deadline = Instant::now() + Self::PATIENCE;
+        while !self.reconciler().idle() {
+            assert!(
+                Instant::now() < deadline,
+                "the reconciler never went idle on {}{}",
+                Self::NAME,
+                self.diagnostics()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
 
-    pub fn get(&self, group: &str, resource: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-        let r = if group.is_empty() {
-            fakehost::ResourceRef::core(resource)
-        } else {
-            fakehost::ResourceRef::new(group, resource)
-        };
-        self.host.engine().get(&r, ns, name).ok()
+fn resource_ref(group: &str, resource: &str) -> fakehost::ResourceRef {
+    if group.is_empty() {
+        fakehost::ResourceRef::core(resource)
+    } else {
+        fakehost::ResourceRef::new(group, resource)
     }
+}
+
+impl TestHost for HostedApp {
+    const NAME: &'static str = "fakehost";
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn app(&self) -> &TestApp {
+        &self.app
+    }
+    fn reconciler(&self) -> &ReconcilerHandle {
+        &self.reconciler
+    }
+    async fn get(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        HostedApp::get(self, group, resource, ns, name)
+    }
+    async fn list(&self, group: &str, resource: &str, ns: Option<&str>) -> Vec<Value> {
+        self.host
+            .engine()
+            .list(&resource_ref(group, resource), ns, &Default::default())
+            .map(|l| l.items.iter().map(|o| (**o).clone()).collect())
+            .unwrap_or_default()
+    }
+    async fn create(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        object: Value,
+    ) -> Result<Value, String> {
+        self.host
+            .engine()
+            .create(
+                &resource_ref(group, resource),
+                ns,
+                object,
+                &Default::default(),
+            )
+            .map_err(|e| format!("HTTP {} ({}): {}", e.code, e.reason, e.message))
+    }
+    async fn delete(&self, group: &str, resource: &str, ns: Option<&str>, name: &str) {
+        let _ = self.host.engine().delete(
+            &resource_ref(group, resource),
+            ns,
+            name,
+            &fakehost::DeleteOptions::default(),
+        );
+    }
+}
+
+/// Runs the real `kubectl` from PATH (CI puts realhost's, of the host's Kubernetes version,
+/// first) without blocking the runtime (fakehost's virtual clusters answer in-process). Its
+/// discovery cache sits next to the kubeconfig: nothing is shared between tests or runs.
+pub async fn kubectl_output(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(kubeconfig.with_extension("cache"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("kubectl runs (is it on PATH?)")
+}
+
+/// `kubectl`'s success and its stdout and stderr together, trimmed.
+pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = kubectl_output(kubeconfig, args).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text.trim().to_string())
 }
