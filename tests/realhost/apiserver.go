@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -30,6 +31,36 @@ type APIServer struct {
 	// Loopback is the privileged in-process client configuration (system:apiserver).
 	Loopback *rest.Config
 	done     chan error
+}
+
+// audit is the directory for audit logs ("" for none): see auditFlags.
+var audit string
+
+// auditPolicy records every write (and nothing else) at Metadata level: who changed what.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`
+
+// auditFlags are the kube-apiserver flags that write its audit log to <audit>/<name>.log.
+func auditFlags(name string) ([]string, error) {
+	if audit == "" {
+		return nil, nil
+	}
+	policy := filepath.Join(audit, "policy.yaml")
+	if err := writeFiles(audit, map[string][]byte{"policy.yaml": []byte(auditPolicy)}); err != nil {
+		return nil, err
+	}
+	return []string{
+		"--audit-policy-file=" + policy,
+		"--audit-log-path=" + filepath.Join(audit, name+".log"),
+		"--audit-log-format=json",
+		"--audit-log-mode=blocking",
+	}, nil
 }
 
 // Wrap puts a handler in front of the whole handler chain (authentication included), as

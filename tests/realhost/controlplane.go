@@ -152,7 +152,11 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 		"--profiling=false",
 		"--enable-admission-plugins=" + plugins,
 	}
-	api, err := startAPIServer(ctx, listener, flags, nil)
+	auditing, err := auditFlags("host")
+	if err != nil {
+		return nil, err
+	}
+	api, err := startAPIServer(ctx, listener, append(flags, auditing...), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -204,10 +208,25 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 
 // AdminConfig is a client configuration for system:admin (group system:masters).
 func (cp *ControlPlane) AdminConfig() *rest.Config {
+	return cp.configFor(cp.Admin)
+}
+
+// ClientConfig is a client configuration for user in group system:masters: each of
+// realhost's own parts (K3K, the kubelets, the provisioner) writes under its own name, so an
+// audit log tells their writes from the tests' and kaas's (system:admin).
+func (cp *ControlPlane) ClientConfig(user string) (*rest.Config, error) {
+	pair, err := cp.ClientCA.ClientCert(user, "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	return cp.configFor(pair), nil
+}
+
+func (cp *ControlPlane) configFor(user Pair) *rest.Config {
 	return &rest.Config{
 		Host: cp.URL,
 		TLSClientConfig: rest.TLSClientConfig{
-			CAData: cp.ServerCA.CertPEM, CertData: cp.Admin.CertPEM, KeyData: cp.Admin.KeyPEM,
+			CAData: cp.ServerCA.CertPEM, CertData: user.CertPEM, KeyData: user.KeyPEM,
 		},
 		QPS:   200,
 		Burst: 400,

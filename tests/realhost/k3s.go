@@ -392,7 +392,11 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 		"--profiling=false",
 		"--enable-admission-plugins=NodeRestriction",
 	}
-	api, err = startAPIServer(ctx, listener, flags, bootstrapHandler(cfg.Token, cas))
+	auditing, err := auditFlags(pod.Namespace + "_" + name)
+	if err != nil {
+		return err
+	}
+	api, err = startAPIServer(ctx, listener, append(flags, auditing...), bootstrapHandler(cfg.Token, cas))
 	if err != nil {
 		if api == nil {
 			listener.Close()

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 )
@@ -47,6 +48,7 @@ func main() {
 		tolerations   = flag.Bool("pod-toleration-restriction", false, "enable the PodTolerationRestriction admission plugin, as the kaas installer does")
 		stdinLifeline = flag.Bool("exit-with-stdin", false, "exit when standard input closes (so a test's crash cannot leave realhost running)")
 		logFile       = flag.String("log-file", "", "write the components' logs here instead of stderr")
+		auditDir      = flag.String("audit-dir", "", "write every API server's audit log of writes here (host.log, <namespace>_<cluster>.log), so tests can count what a client wrote")
 		verbosity     = flag.Int("v", 0, "log verbosity of the Kubernetes components")
 	)
 	flag.Parse()
@@ -94,6 +96,7 @@ func main() {
 	}
 
 	started := time.Now()
+	audit = *auditDir
 	url, err := run(ctx, dir, crdDir, port, *tolerations, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
 	if err != nil {
 		fatalf("%v", err)
@@ -142,6 +145,26 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	if err != nil {
 		return "", err
 	}
+	clientAs := func(user string) (*rest.Config, kubernetes.Interface, error) {
+		c, err := cp.ClientConfig(user)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := kubernetes.NewForConfig(c)
+		return c, k, err
+	}
+	_, kubeletClient, err := clientAs("realhost:kubelets")
+	if err != nil {
+		return "", err
+	}
+	_, provisionerClient, err := clientAs("realhost:local-path-provisioner")
+	if err != nil {
+		return "", err
+	}
+	k3kConfig, _, err := clientAs("system:serviceaccount:k3k-system:k3k")
+	if err != nil {
+		return "", err
+	}
 	if err := waitFor(ctx, "the system namespaces", func() bool {
 		for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
 			if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
@@ -152,7 +175,7 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	}); err != nil {
 		return "", err
 	}
-	volumes, err := startVolumes(ctx, client, filepath.Join(dir, "volumes"))
+	volumes, err := startVolumes(ctx, provisionerClient, filepath.Join(dir, "volumes"))
 	if err != nil {
 		return "", err
 	}
@@ -162,11 +185,11 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	if err := installK3kChartObjects(ctx, client); err != nil {
 		return "", err
 	}
-	virtual, err := newVirtualClusters(client, volumes, dir)
+	virtual, err := newVirtualClusters(kubeletClient, volumes, dir)
 	if err != nil {
 		return "", err
 	}
-	if _, err := startKubelets(ctx, client, nodes, virtual); err != nil {
+	if _, err := startKubelets(ctx, kubeletClient, nodes, virtual); err != nil {
 		return "", err
 	}
 	// The node lifecycle controller taints new nodes not-ready until it has seen them Ready.
@@ -197,7 +220,7 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	if err := startClusterDNS(ctx, client); err != nil {
 		return "", err
 	}
-	if err := startK3k(ctx, cfg, klog.Background().WithName("k3k")); err != nil {
+	if err := startK3k(ctx, k3kConfig, klog.Background().WithName("k3k")); err != nil {
 		return "", err
 	}
 	if err := clientcmd.WriteToFile(kubeconfig(cp.URL, cp.ServerCA.CertPEM, cp.Admin, "default"), kubeconfigOut); err != nil {
