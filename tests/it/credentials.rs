@@ -1,4 +1,5 @@
-//! `host::credentials` against a simulated K3K virtual cluster: kaas reads the real
+//! `host::credentials` against a K3K virtual cluster, on fakehost (simulated K3K and virtual
+//! API server) and on realhost (the real K3K and a real kube-apiserver): kaas reads the
 //! `k3k-<n>-bootstrap` Secret, mints certificates and kubeconfigs with its own functions,
 //! and the real kubectl uses them. The virtual cluster's API server authenticates the
 //! certificates (CN → user, each O → group) and authorizes with RBAC, as K3s does.
@@ -9,8 +10,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use fakehost::k3k::{K3kController, K3kOptions};
-use fakehost::{FakeHost, FakeHostOptions, ResourceRef, WriteOptions};
 use jiff::Timestamp;
 use kaas::host::credentials::{
     Bootstrap, admin_identity, kubeconfig_yaml, mint_client_certificate, parse_bootstrap,
@@ -18,8 +17,9 @@ use kaas::host::credentials::{
 use kaas::host::names;
 use serde_json::{Value, json};
 
-const K3K_CRDS: &str = fakehost::K3K_CRDS_DIR;
-const NAMESPACE: &str = "kaas-ws-x";
+use crate::realhost::{RealHostedApp, unique};
+use crate::support::{HostedApp, TestHost, kubectl_output};
+
 const CLUSTER: &str = "ws-x";
 
 const TEAM_VIEW: &str = r#"
@@ -29,20 +29,6 @@ metadata: {name: team-view, namespace: default}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: team}]
 "#;
-
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        // Discovery cache next to the kubeconfig: nothing shared between tests or runs.
-        .arg("--cache-dir")
-        .arg(kubeconfig.with_extension("cache"))
-        .args(args)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("kubectl runs")
-}
 
 fn describe(output: &Output) -> String {
     format!(
@@ -54,7 +40,7 @@ fn describe(output: &Output) -> String {
 }
 
 async fn can_i(kubeconfig: &Path, verb: &str, resource: &str, namespace: &str) -> String {
-    let output = kubectl(
+    let output = kubectl_output(
         kubeconfig,
         &["auth", "can-i", verb, resource, "-n", namespace],
     )
@@ -113,55 +99,47 @@ fn foreign_bootstrap(server_ca_pem: &str) -> Bootstrap {
     parse_bootstrap(json.to_string().as_bytes()).expect("foreign bootstrap parses")
 }
 
-#[tokio::test]
-async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let host = FakeHost::start(FakeHostOptions {
-        manifests: vec![PathBuf::from(K3K_CRDS)],
-        ..FakeHostOptions::default()
-    })
+/// A K3K Cluster made directly on the host (no kaas workspace): kaas's credential functions
+/// work with what K3K publishes for it.
+async fn minted_credentials_journey<H: TestHost>(h: &H) {
+    let suffix = unique();
+    let namespace = format!("kaas-ws-cred-{suffix}");
+    let cluster = format!("ws-cred-{suffix}");
+    h.create(
+        "",
+        "namespaces",
+        None,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+    )
     .await
-    .expect("fake host starts");
-    let k3k = K3kController::for_host(
-        &host,
-        K3kOptions {
-            provision_delay: Duration::ZERO,
-            ..K3kOptions::default()
-        },
-    );
-    let engine = host.engine();
-    let write = WriteOptions::default();
-    engine
-        .create(
-            &ResourceRef::core("namespaces"),
-            None,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-            &write,
-        )
-        .expect("namespace created");
-    engine
-        .create(
-            &ResourceRef::new("k3k.io", "clusters"),
-            Some(NAMESPACE),
-            json!({"apiVersion": "k3k.io/v1beta1", "kind": "Cluster",
-                   "metadata": {"name": CLUSTER},
-                   "spec": {"mode": "shared", "servers": 1, "expose": {"nodePort": {}}}}),
-            &write,
-        )
-        .expect("cluster created");
-    let vcluster = k3k
-        .wait_for_vcluster(NAMESPACE, CLUSTER, Duration::from_secs(10))
-        .await
-        .expect("virtual cluster runs");
+    .expect("namespace created");
+    h.create(
+        "k3k.io",
+        "clusters",
+        Some(&namespace),
+        json!({"apiVersion": "k3k.io/v1beta1", "kind": "Cluster",
+               "metadata": {"name": cluster},
+               "spec": {"mode": "shared", "servers": 1, "expose": {"nodePort": {}}}}),
+    )
+    .await
+    .expect("cluster created");
+    h.until("K3K to report the cluster Ready", async || {
+        h.get("k3k.io", "clusters", Some(&namespace), &cluster)
+            .await
+            .is_some_and(|c| c["status"]["phase"] == "Ready")
+    })
+    .await;
 
     // Everything below comes from what kaas can read on the host: the Service's nodePort
     // and the bootstrap Secret.
-    let service = engine
+    let service = h
         .get(
-            &ResourceRef::core("services"),
-            Some(NAMESPACE),
-            &names::k3k_service(CLUSTER),
+            "",
+            "services",
+            Some(&namespace),
+            &names::k3k_service(&cluster),
         )
+        .await
         .expect("service");
     let node_port = service["spec"]["ports"]
         .as_array()
@@ -170,14 +148,20 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
         .find(|p| p["port"] == 443)
         .and_then(|p| p["nodePort"].as_u64())
         .expect("nodePort of 443");
-    assert_eq!(u64::from(vcluster.addr().port()), node_port);
-    let secret = engine
-        .get(
-            &ResourceRef::core("secrets"),
-            Some(NAMESPACE),
-            &names::k3k_bootstrap_secret(CLUSTER),
-        )
-        .expect("bootstrap secret");
+    let mut secret = None;
+    h.until("the bootstrap secret", async || {
+        secret = h
+            .get(
+                "",
+                "secrets",
+                Some(&namespace),
+                &names::k3k_bootstrap_secret(&cluster),
+            )
+            .await;
+        secret.is_some()
+    })
+    .await;
+    let secret = secret.expect("bootstrap secret");
     let data = secret["data"][names::K3K_BOOTSTRAP_KEY]
         .as_str()
         .expect("bootstrap data");
@@ -197,7 +181,7 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
         &alice_groups,
     );
 
-    let namespaces = kubectl(&admin, &["get", "namespaces", "-o", "name"]).await;
+    let namespaces = kubectl_output(&admin, &["get", "namespaces", "-o", "name"]).await;
     assert!(namespaces.status.success(), "{}", describe(&namespaces));
     let listed = String::from_utf8_lossy(&namespaces.stdout);
     assert!(listed.contains("namespace/default"), "{listed}");
@@ -208,7 +192,7 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
 
     let manifest = dir.path().join("team-view.yaml");
     std::fs::write(&manifest, TEAM_VIEW).expect("manifest written");
-    let applied = kubectl(
+    let applied = kubectl_output(
         &admin,
         &["apply", "-f", manifest.to_str().expect("utf-8 path")],
     )
@@ -219,10 +203,10 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
     assert_eq!(can_i(&alice, "list", "pods", "default").await, "yes");
     assert_eq!(can_i(&alice, "create", "pods", "default").await, "no");
     assert_eq!(can_i(&alice, "list", "pods", "kube-system").await, "no");
-    let pods = kubectl(&alice, &["get", "pods", "-n", "default"]).await;
+    let pods = kubectl_output(&alice, &["get", "pods", "-n", "default"]).await;
     assert!(pods.status.success(), "{}", describe(&pods));
     // SelfSubjectReview: the exact identity the server derived from the certificate.
-    let whoami = kubectl(&alice, &["auth", "whoami", "-o", "json"]).await;
+    let whoami = kubectl_output(&alice, &["auth", "whoami", "-o", "json"]).await;
     assert!(whoami.status.success(), "{}", describe(&whoami));
     let review: Value = serde_json::from_slice(&whoami.stdout).expect("json");
     assert_eq!(
@@ -241,7 +225,7 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
     let intruder_dir = dir.path().join("foreign");
     std::fs::create_dir(&intruder_dir).expect("dir");
     let intruder = write_kubeconfig(&intruder_dir, &foreign, &server, admin_user, &admin_groups);
-    let refused = kubectl(&intruder, &["get", "namespaces"]).await;
+    let refused = kubectl_output(&intruder, &["get", "namespaces"]).await;
     assert!(!refused.status.success(), "{}", describe(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     // kubectl's wording for any 401 (the reason after it depends on the server's Status).
@@ -251,6 +235,25 @@ async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster
         describe(&refused)
     );
 
-    k3k.shutdown().await;
-    host.shutdown().await;
+    // The Cluster goes (K3K's finalizer), then its namespace.
+    h.delete("k3k.io", "clusters", Some(&namespace), &cluster)
+        .await;
+    h.until("the cluster deleted", async || {
+        h.get("k3k.io", "clusters", Some(&namespace), &cluster)
+            .await
+            .is_none()
+    })
+    .await;
+    h.delete("", "namespaces", None, &namespace).await;
+}
+
+// Multi-threaded: fakehost's virtual cluster answers kubectl in-process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster_on_fakehost() {
+    minted_credentials_journey(&HostedApp::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_credentials_authenticate_and_carry_groups_into_a_virtual_cluster_on_realhost() {
+    minted_credentials_journey(&RealHostedApp::start().await).await;
 }
