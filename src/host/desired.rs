@@ -25,6 +25,7 @@ use super::k3k::policy::{
 };
 use super::k3k::{Cluster, VirtualClusterPolicy};
 use super::names;
+use super::quantity;
 use crate::domain::{K3kMode, LimitDefaults, Plan, Quota, Workspace, WorkspaceId};
 
 /// What the host side needs besides the workspace and its plan. Filled by the reconciler
@@ -165,6 +166,8 @@ pub fn cluster(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> Cluster 
         // breaks every kubeconfig kaas has minted.
         persistence: Some(ClusterPersistence {
             r#type: Some("dynamic".into()),
+            // NB: not canonicalised. A CRD field is stored as written, and the CRD's CEL rule
+            // compares it as text: "1024Gi" → "1Ti" would be refused as a change.
             storage_request_size: Some(IntOrString::String(format!("{}Gi", plan.storage_gib))),
             storage_class_name: None,
         }),
@@ -337,8 +340,35 @@ pub fn system_tolerations() -> Vec<Toleration> {
         .collect()
 }
 
+/// Tolerations a virtual cluster's own system pods carry, which K3K's virtual kubelet copies
+/// unchanged onto their host pods (shared mode): K3s's CoreDNS (and metrics-server, local-path)
+/// tolerate `CriticalAddonsOnly` (Exists, any effect) and `node-role.kubernetes.io/
+/// control-plane` / `master` (Exists, NoSchedule). Without them PodTolerationRestriction refuses
+/// CoreDNS's host pod and the workspace has no DNS.
+///
+/// Admitting them keeps dedicated-node isolation: none of these keys is `dedicated`, and a
+/// toleration only ever matches a taint of its own key, so no pod gains a way onto another
+/// workspace's pool. What they do allow: tenant pods that carry them may land on nodes
+/// tainted with those keys — K3s taints none by default; an operator who taints the server
+/// node `CriticalAddonsOnly` or `control-plane` to keep workloads off it should keep it out
+/// of the shared pool with a node selector instead (kaas's shared workspaces select no node).
+pub fn virtual_cluster_system_tolerations() -> Vec<Toleration> {
+    let exists = |key: &str, effect: Option<&str>| Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: effect.map(Into::into),
+        value: None,
+        toleration_seconds: None,
+    };
+    vec![
+        exists("CriticalAddonsOnly", None),
+        exists("node-role.kubernetes.io/control-plane", Some("NoSchedule")),
+        exists("node-role.kubernetes.io/master", Some("NoSchedule")),
+    ]
+}
+
 /// The namespace's toleration whitelist: its own dedicated toleration (if any), then the
-/// system ones.
+/// system ones (Kubernetes' own, then the virtual cluster's system pods').
 ///
 /// The own toleration is listed twice: with `operator: Equal` (the default toleration's
 /// form) and without an operator. NB: upstream's check admits an operator-less toleration
@@ -361,6 +391,7 @@ pub fn toleration_whitelist(ws: WorkspaceId, dedicated: bool) -> Vec<Toleration>
         list.extend([own, without_operator]);
     }
     list.extend(system_tolerations());
+    list.extend(virtual_cluster_system_tolerations());
     list
 }
 
@@ -471,30 +502,33 @@ pub fn tolerations_json(tolerations: &[Toleration]) -> String {
 /// by declaring small requests and large limits.
 pub fn quota_quantities(q: &Quota) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("requests.cpu".into(), format!("{}m", q.cpu_millis)),
-        ("limits.cpu".into(), format!("{}m", q.cpu_millis)),
-        ("requests.memory".into(), format!("{}Mi", q.memory_mib)),
-        ("limits.memory".into(), format!("{}Mi", q.memory_mib)),
-        ("requests.storage".into(), format!("{}Gi", q.storage_gib)),
-        ("pods".into(), q.pods.to_string()),
+        ("requests.cpu".into(), quantity::cpu(q.cpu_millis)),
+        ("limits.cpu".into(), quantity::cpu(q.cpu_millis)),
+        ("requests.memory".into(), quantity::mebibytes(q.memory_mib)),
+        ("limits.memory".into(), quantity::mebibytes(q.memory_mib)),
+        (
+            "requests.storage".into(),
+            quantity::gibibytes(q.storage_gib),
+        ),
+        ("pods".into(), quantity::count(q.pods)),
     ])
 }
 
 /// A LimitRange item's `default` (limits given to containers that set none).
 pub fn limit_defaults(l: &LimitDefaults) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("cpu".into(), format!("{}m", l.default_cpu_millis)),
-        ("memory".into(), format!("{}Mi", l.default_memory_mib)),
+        ("cpu".into(), quantity::cpu(l.default_cpu_millis)),
+        ("memory".into(), quantity::mebibytes(l.default_memory_mib)),
     ])
 }
 
 /// A LimitRange item's `defaultRequest` (requests given to containers that set none).
 pub fn limit_default_requests(l: &LimitDefaults) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("cpu".into(), format!("{}m", l.default_request_cpu_millis)),
+        ("cpu".into(), quantity::cpu(l.default_request_cpu_millis)),
         (
             "memory".into(),
-            format!("{}Mi", l.default_request_memory_mib),
+            quantity::mebibytes(l.default_request_memory_mib),
         ),
     ])
 }
@@ -900,8 +934,9 @@ mod tests {
         assert_eq!(
             spec["quota"]["hard"],
             serde_json::json!({
-                "requests.cpu": "2000m", "limits.cpu": "2000m",
-                "requests.memory": "4096Mi", "limits.memory": "4096Mi",
+                // Canonical, as a server stores them ("2000m" → "2", "4096Mi" → "4Gi").
+                "requests.cpu": "2", "limits.cpu": "2",
+                "requests.memory": "4Gi", "limits.memory": "4Gi",
                 "requests.storage": "10Gi", "pods": "50",
             })
         );
@@ -986,6 +1021,44 @@ mod tests {
             t("unschedulable", "NoSchedule", None),
             t("network-unavailable", "NoSchedule", None),
         ]
+    }
+
+    /// The tolerations of K3s's CoreDNS Deployment (v1.33), which K3K's virtual kubelet copies
+    /// onto the host pod as written.
+    fn coredns_tolerations() -> Vec<Toleration> {
+        parsed(
+            r#"[{"key":"CriticalAddonsOnly","operator":"Exists"},
+                {"key":"node-role.kubernetes.io/control-plane","operator":"Exists","effect":"NoSchedule"},
+                {"key":"node-role.kubernetes.io/master","operator":"Exists","effect":"NoSchedule"}]"#,
+        )
+    }
+
+    #[test]
+    fn every_workspace_admits_the_virtual_clusters_system_pods_but_no_wildcard() {
+        for (plan_name, dedicated) in [("starter", false), ("premium", true)] {
+            let ws = workspace();
+            let ns = namespace(&ws, &plan(plan_name), &settings(dedicated));
+            let wl = parsed(&annotation(&ns, names::TOLERATIONS_WHITELIST_ANNOTATION).unwrap());
+            let mut coredns = coredns_tolerations();
+            coredns.extend(kubernetes_added());
+            assert!(
+                whitelist_admits(&wl, &coredns),
+                "{plan_name}: CoreDNS refused"
+            );
+            // A wildcard toleration, or one for another pool, still is not.
+            let tolerate_all = Toleration {
+                operator: Some("Exists".into()),
+                ..Toleration::default()
+            };
+            assert!(!whitelist_admits(&wl, &[tolerate_all]), "{plan_name}");
+            assert!(
+                !whitelist_admits(
+                    &wl,
+                    &[pool_toleration(&other_pool(), "Equal", Some("NoSchedule"))]
+                ),
+                "{plan_name}"
+            );
+        }
     }
 
     #[test]

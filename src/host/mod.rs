@@ -6,6 +6,7 @@
 //! - [`names`]: names, labels, annotations and the field manager.
 //! - [`desired`]: a workspace's host namespace, policy and Cluster; toleration rules.
 //! - [`nodes`]: labels and taints of dedicated nodes.
+//! - [`quantity`]: resource quantities in the canonical form a server stores.
 //! - [`tenant`]: ClusterRoles, bindings and project objects inside a virtual cluster.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -16,6 +17,7 @@ pub mod k3k;
 pub mod names;
 pub mod node_sync;
 pub mod nodes;
+pub mod quantity;
 pub mod reconciler;
 pub mod tenant;
 pub mod tenant_sync;

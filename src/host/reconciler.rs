@@ -181,13 +181,37 @@ pub(crate) fn is_not_found(e: &kube::Error) -> bool {
 
 /// Whether every field of `desired` is present with the same value in `observed` (extra
 /// fields on the host — defaults, other managers' fields — do not count as drift).
+/// Quantities (the values of `hard`, `limits`, `requests`, `default`, … maps) compare by
+/// value: a server stores "2000m" as "2".
 pub fn contains(observed: &Value, desired: &Value) -> bool {
+    contains_in(observed, desired, false)
+}
+
+/// Keys whose object values map resource names to quantities.
+const QUANTITY_MAPS: [&str; 8] = [
+    "hard",
+    "used",
+    "limits",
+    "requests",
+    "default",
+    "defaultRequest",
+    "max",
+    "min",
+];
+
+/// `quantity_map`: whether `desired` is an object mapping resource names to quantities.
+fn contains_in(observed: &Value, desired: &Value, quantity_map: bool) -> bool {
     match (observed, desired) {
-        (Value::Object(o), Value::Object(d)) => d
-            .iter()
-            .all(|(k, dv)| o.get(k).is_some_and(|ov| contains(ov, dv))),
+        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, dv)| {
+            o.get(k).is_some_and(|ov| match (ov, dv) {
+                (Value::String(a), Value::String(b)) if quantity_map => {
+                    super::quantity::same_quantity(a, b)
+                }
+                _ => contains_in(ov, dv, QUANTITY_MAPS.contains(&k.as_str())),
+            })
+        }),
         (Value::Array(o), Value::Array(d)) => {
-            o.len() == d.len() && o.iter().zip(d).all(|(ov, dv)| contains(ov, dv))
+            o.len() == d.len() && o.iter().zip(d).all(|(ov, dv)| contains_in(ov, dv, false))
         }
         (o, d) => o == d,
     }
@@ -850,5 +874,27 @@ impl Reconciler {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_a_server_rewrote_are_in_sync_and_other_values_compare_exactly() {
+        let stored = json!({"spec": {"hard": {"requests.cpu": "2", "limits.memory": "4Gi"},
+            "limits": [{"default": {"cpu": "500m"}}]}, "metadata": {"labels": {"n": "2"}}});
+        let written = json!({"spec": {"hard": {"requests.cpu": "2000m", "limits.memory": "4096Mi"},
+            "limits": [{"default": {"cpu": "0.5"}}]}});
+        assert!(contains(&stored, &written));
+        let changed = json!({"spec": {"hard": {"requests.cpu": "3"}}});
+        assert!(!contains(&stored, &changed));
+        // Outside quantity maps, "2" and "2000m" are different strings.
+        assert!(!contains(
+            &stored,
+            &json!({"metadata": {"labels": {"n": "2000m"}}})
+        ));
     }
 }

@@ -1018,7 +1018,10 @@ mod tests {
         let q = serde_json::to_value(project_quota(&p).unwrap()).unwrap();
         assert_eq!(q["metadata"]["namespace"], "payments");
         assert_eq!(q["spec"]["hard"]["requests.cpu"], "1500m");
-        assert_eq!(q["spec"]["hard"]["limits.memory"], "2048Mi");
+        assert_eq!(
+            q["spec"]["hard"]["limits.memory"], "2Gi",
+            "canonical, as a server stores it"
+        );
         assert_eq!(q["spec"]["hard"]["requests.storage"], "5Gi");
         assert!(q.get("status").is_none());
         assert!(project_quota(&project(None)).is_none());
