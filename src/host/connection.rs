@@ -85,7 +85,14 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
     };
     match pods.create(&params, &pod).await {
         Ok(_) => Ok(false),
-        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("whitelist") => Ok(true),
+        // NB: kube-apiserver answers the plugin's refusal with a 500 carrying its message
+        // (the plugin returns a plain error, not a Forbidden); 403 is accepted too.
+        Err(kube::Error::Api(s))
+            if (s.code == 403 || s.code == 500)
+                && s.message.contains("conflict with its namespace whitelist") =>
+        {
+            Ok(true)
+        }
         Err(e) => Err(super::reconciler::describe(&e)),
     }
 }

@@ -194,6 +194,12 @@ impl ApiError {
         Self::plain(500, "InternalError", message)
     }
 
+    /// An admission plugin's plain error, as kube-apiserver answers it: 500, the plugin's
+    /// message alone, no reason (PodTolerationRestriction refuses so, not with a 403).
+    pub fn admission(message: impl Into<String>) -> Self {
+        Self::plain(500, "", message)
+    }
+
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::plain(504, "Timeout", message)
     }
@@ -231,6 +237,9 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         if !rendered.is_empty() {
             status["details"] = Value::Object(rendered);
         }

@@ -208,10 +208,7 @@ fn admit(
         && rt.resource == "pods"
         && let (Some(plugin), Some(ns)) = (&policies.pod_admission, namespace_object)
     {
-        plugin.admit_pod(ns, object).map_err(|message| {
-            let name = str_at(object, "/metadata/name").unwrap_or_default();
-            ApiError::forbidden(format!("pods \"{name}\" is forbidden: {message}"))
-        })?;
+        plugin.admit_pod(ns, object).map_err(ApiError::admission)?;
     }
     Ok(())
 }
