@@ -497,7 +497,6 @@ async fn a_workspace_admin_cannot_escalate_to_cluster_admin_on_realhost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fakehost: its virtual clusters have no RBAC escalation check and accept a workspace admin's RoleBinding to cluster-admin (real RBAC refuses it); fakehost is to be fixed"]
 async fn a_workspace_admin_cannot_escalate_to_cluster_admin_on_fakehost() {
     escalation_journey(&HostedApp::start().await).await;
 }

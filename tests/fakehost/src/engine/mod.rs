@@ -8,6 +8,7 @@ mod defaults;
 mod delete;
 mod list;
 mod patching;
+mod rbac_writes;
 mod validate;
 mod watch;
 mod write;
@@ -133,6 +134,28 @@ impl Engine {
         )
     }
 
+    /// `create` on behalf of `user`, as the HTTP API does it: a Role, ClusterRole or binding
+    /// is refused if it would grant `user` more than it holds (RBAC's escalation check).
+    pub fn create_as(
+        &self,
+        user: &UserInfo,
+        resource: &ResourceRef,
+        namespace: Option<&str>,
+        object: Value,
+        options: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.store().lock();
+        rbac_writes::create(
+            &mut store,
+            self.policies(),
+            user,
+            resource,
+            namespace,
+            object,
+            options,
+        )
+    }
+
     /// PUT semantics: replaces the object (its status is kept when the kind has a status
     /// subresource); a set `metadata.resourceVersion` must match the stored one.
     pub fn update(
@@ -150,6 +173,27 @@ impl Engine {
             namespace,
             object,
             false,
+            options,
+        )
+    }
+
+    /// `update` on behalf of `user`, with RBAC's escalation check (see `create_as`).
+    pub fn update_as(
+        &self,
+        user: &UserInfo,
+        resource: &ResourceRef,
+        namespace: Option<&str>,
+        object: Value,
+        options: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.store().lock();
+        rbac_writes::update(
+            &mut store,
+            self.policies(),
+            user,
+            resource,
+            namespace,
+            object,
             options,
         )
     }
@@ -186,6 +230,30 @@ impl Engine {
         patching::patch(
             &mut store,
             self.policies(),
+            resource,
+            namespace,
+            name,
+            request,
+            options,
+        )
+    }
+
+    /// `patch` (server-side apply included) on behalf of `user`, with RBAC's escalation check
+    /// on the patched object (see `create_as`).
+    pub fn patch_as(
+        &self,
+        user: &UserInfo,
+        resource: &ResourceRef,
+        namespace: Option<&str>,
+        name: &str,
+        request: &PatchRequest<'_>,
+        options: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.store().lock();
+        rbac_writes::patch(
+            &mut store,
+            self.policies(),
+            user,
             resource,
             namespace,
             name,
@@ -259,15 +327,7 @@ impl Engine {
 
     /// The Roles, ClusterRoles and bindings in the store now (what RBAC decides from).
     pub fn rbac_objects(&self) -> RbacObjects {
-        let store = self.store().lock();
-        let all = |r: &str| store.list(&ResourceRef::new("rbac.authorization.k8s.io", r), None);
-        let plain = |v: Vec<Arc<Value>>| v.into_iter().map(|o| (*o).clone()).collect();
-        RbacObjects {
-            roles: plain(all("roles")),
-            cluster_roles: plain(all("clusterroles")),
-            role_bindings: plain(all("rolebindings")),
-            cluster_role_bindings: plain(all("clusterrolebindings")),
-        }
+        rbac_writes::rbac_objects(&self.store().lock())
     }
 
     /// How many objects of a resource exist (for tests and benchmarks).

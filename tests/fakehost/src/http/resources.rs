@@ -250,8 +250,13 @@ async fn handle(
         }
         ("create", None) => {
             let object = body::decode(&api, &rt, (&api_version, &rt.kind))?;
-            let created =
-                engine.create(&resource, namespace, object, &write_options(&api, false)?)?;
+            let created = engine.create_as(
+                &api.user,
+                &resource,
+                namespace,
+                object,
+                &write_options(&api, false)?,
+            )?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &present(created, &api_version),
@@ -283,7 +288,7 @@ async fn handle(
             let updated = if sub == Some("status") {
                 engine.update_status(&resource, namespace, object, &options)?
             } else {
-                engine.update(&resource, namespace, object, &options)?
+                engine.update_as(&api.user, &resource, namespace, object, &options)?
             };
             Ok(json_response(
                 StatusCode::OK,
@@ -306,7 +311,8 @@ async fn handle(
                 body: &api.body,
                 status_subresource: sub == Some("status"),
             };
-            let patched = engine.patch(
+            let patched = engine.patch_as(
+                &api.user,
                 &resource,
                 namespace,
                 name,

@@ -2,6 +2,7 @@
 //! clients. Each test starts its own host on a free port.
 
 mod crds;
+mod escalation;
 mod faults;
 mod imperative;
 mod kubectl;

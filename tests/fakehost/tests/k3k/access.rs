@@ -353,3 +353,77 @@ async fn imperative_kubectl_works_in_a_virtual_cluster_under_rbac() {
         "yes"
     );
 }
+
+/// RBAC's escalation check holds inside a virtual cluster as on the host: a namespace admin
+/// binds `view` but not `cluster-admin`; `system:masters` (kaas's identity) binds anything.
+#[tokio::test]
+async fn a_namespace_admin_cannot_bind_cluster_admin_in_the_virtual_cluster() {
+    let t = start(Duration::from_millis(20)).await;
+    t.namespace("ws-z", json!({})).await;
+    t.cluster("ws-z", "esc", json!({"expose": {"nodePort": {}}}))
+        .await;
+    t.wait_phase("ws-z", "esc", "Ready").await;
+    let admin = t
+        .tenant_kubeconfig("ws-z", "esc", "kaas-admin", &["system:masters"])
+        .await;
+    let ann = t.tenant_kubeconfig("ws-z", "esc", "ann", &["devs"]).await;
+    kubectl_ok(&admin, &["create", "namespace", "dev"]).await;
+    kubectl_ok(
+        &admin,
+        &[
+            "create",
+            "rolebinding",
+            "ann-admin",
+            "-n",
+            "dev",
+            "--clusterrole=admin",
+            "--user=ann",
+        ],
+    )
+    .await;
+    kubectl_ok(
+        &ann,
+        &[
+            "create",
+            "rolebinding",
+            "readers",
+            "-n",
+            "dev",
+            "--clusterrole=view",
+            "--group=readers",
+        ],
+    )
+    .await;
+    let denied = kubectl(
+        &ann,
+        &[
+            "create",
+            "rolebinding",
+            "root",
+            "-n",
+            "dev",
+            "--clusterrole=cluster-admin",
+            "--user=ann",
+        ],
+    )
+    .await;
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains(
+            "rolebindings.rbac.authorization.k8s.io \"root\" is forbidden: user \"ann\" (groups=[\"devs\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:"
+        ) && stderr.contains("{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"),
+        "{stderr}"
+    );
+    kubectl_ok(
+        &admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            "ann-root",
+            "--clusterrole=cluster-admin",
+            "--user=ann",
+        ],
+    )
+    .await;
+}

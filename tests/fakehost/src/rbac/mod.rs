@@ -1,13 +1,19 @@
 //! rbac: the Kubernetes RBAC authorizer (plugin/pkg/auth/authorizer/rbac) over stored RBAC
-//! objects, the `system:masters` superuser bypass, ClusterRole aggregation, and the bootstrap
-//! ClusterRoles/ClusterRoleBindings of a fresh v1.33 cluster.
+//! objects, the `system:masters` superuser bypass and ClusterRole aggregation; `escalation`
+//! holds the RBAC registry's privilege-escalation check on writes of roles and bindings, and
+//! `bootstrap` the bootstrap ClusterRoles/ClusterRoleBindings of a fresh v1.33 cluster.
 //!
 //! Objects are taken exactly as the API server stores them (JSON). Everything here is pure:
 //! the engine passes a snapshot of Roles/ClusterRoles/(Cluster)RoleBindings per request.
 
+mod bootstrap;
+pub mod escalation;
+
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
+
+pub use bootstrap::{default_cluster_role_bindings, default_cluster_roles};
 
 /// kube-apiserver's superuser group (`user.SystemPrivilegedGroup`), allowed everything by the
 /// privileged-groups authorizer that runs before RBAC.
@@ -107,7 +113,7 @@ pub fn authorize(objs: &RbacObjects, user: &UserInfo, attrs: &RequestAttributes)
         },
         None => Decision {
             allowed: false,
-            reason: format!("RBAC: {}", errors.join(", ")),
+            reason: format!("RBAC: {}", lister_messages(&errors)),
         },
     }
 }
@@ -189,7 +195,7 @@ pub fn self_subject_rules_review(objs: &RbacObjects, user: &UserInfo, namespace:
         "incomplete": !errors.is_empty(),
     });
     if !errors.is_empty() {
-        status["evaluationError"] = Value::String(errors.join(", "));
+        status["evaluationError"] = Value::String(lister_messages(&errors));
     }
     status
 }
@@ -237,7 +243,7 @@ fn visit_rules_for(
     objs: &RbacObjects,
     user: &UserInfo,
     namespace: Option<&str>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<RoleRefError>,
     visit: &mut dyn FnMut(&str, &Value) -> bool,
 ) {
     for crb in &objs.cluster_role_bindings {
@@ -316,13 +322,54 @@ fn applies_to(user: &UserInfo, binding: &Value, namespace: &str) -> Option<Strin
     })
 }
 
+/// Why a binding's roleRef yields no rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleRefError {
+    /// No such Role in the binding's namespace (`resource` "role"), or no such ClusterRole.
+    NotFound {
+        resource: &'static str,
+        name: String,
+    },
+    /// A kind other than Role/ClusterRole, or a Role named outside a namespace.
+    Unsupported(String),
+}
+
+impl RoleRefError {
+    /// As the authorizer's informer listers word it: `role.rbac.authorization.k8s.io "x" not
+    /// found` (singular resource).
+    fn lister_message(&self) -> String {
+        match self {
+            RoleRefError::NotFound { resource, name } => {
+                format!("{resource}.rbac.authorization.k8s.io {name:?} not found")
+            }
+            RoleRefError::Unsupported(kind) => format!("unsupported role reference kind: {kind:?}"),
+        }
+    }
+
+    /// As the RBAC registry's rule resolver (used by the escalation check) words it:
+    /// `roles.rbac.authorization.k8s.io "x" not found` (the storage's plural resource).
+    fn registry_message(&self) -> String {
+        match self {
+            RoleRefError::NotFound { resource, name } => {
+                format!("{resource}s.rbac.authorization.k8s.io {name:?} not found")
+            }
+            RoleRefError::Unsupported(_) => self.lister_message(),
+        }
+    }
+}
+
+fn lister_messages(errors: &[RoleRefError]) -> String {
+    let messages: Vec<String> = errors.iter().map(RoleRefError::lister_message).collect();
+    messages.join(", ")
+}
+
 /// GetRoleReferenceRules: a RoleBinding may reference a Role of its own namespace or a
 /// ClusterRole; a ClusterRoleBinding only a ClusterRole.
 fn role_reference_rules(
     objs: &RbacObjects,
     binding: &Value,
     namespace: &str,
-) -> Result<(&'static str, Vec<Value>), String> {
+) -> Result<(&'static str, Vec<Value>), RoleRefError> {
     let kind = str_at(binding, &["roleRef", "kind"]);
     let name = str_at(binding, &["roleRef", "name"]);
     match kind {
@@ -334,7 +381,10 @@ fn role_reference_rules(
                     && str_at(r, &["metadata", "namespace"]) == namespace
             })
             .map(|r| ("Role", rules_of(r)))
-            .ok_or_else(|| format!("role.rbac.authorization.k8s.io {name:?} not found")),
+            .ok_or_else(|| RoleRefError::NotFound {
+                resource: "role",
+                name: name.to_string(),
+            }),
         "ClusterRole" => find_cluster_role(objs, name)
             .map(|cr| {
                 (
@@ -342,8 +392,11 @@ fn role_reference_rules(
                     effective_cluster_role_rules(objs, cr, &mut HashSet::new()),
                 )
             })
-            .ok_or_else(|| format!("clusterrole.rbac.authorization.k8s.io {name:?} not found")),
-        other => Err(format!("unsupported role reference kind: {other:?}")),
+            .ok_or_else(|| RoleRefError::NotFound {
+                resource: "clusterrole",
+                name: name.to_string(),
+            }),
+        other => Err(RoleRefError::Unsupported(other.to_string())),
     }
 }
 
@@ -476,176 +529,6 @@ fn rule_allows(attrs: &RequestAttributes, rule: &Value) -> bool {
             .name
             .as_deref()
             .is_some_and(|n| !n.is_empty() && names.iter().any(|x| x == n))
-}
-
-// --- bootstrap policy (plugin/pkg/auth/authorizer/rbac/bootstrappolicy, v1.33) -----------
-
-const READ: &[&str] = &["get", "list", "watch"];
-const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-const READ_WRITE: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-}
-
-fn bootstrap_role(
-    name: &str,
-    extra_labels: &[&str],
-    rules: Value,
-    aggregate_from: Option<&str>,
-) -> Value {
-    let mut labels = serde_json::Map::new();
-    labels.insert("kubernetes.io/bootstrapping".into(), "rbac-defaults".into());
-    for l in extra_labels {
-        labels.insert((*l).to_string(), "true".into());
-    }
-    let mut cr = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-        },
-        "rules": rules,
-    });
-    if let Some(label) = aggregate_from {
-        cr["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]});
-    }
-    cr
-}
-
-const AGG_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
-const AGG_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
-const AGG_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
-
-/// The bootstrap ClusterRoles kaas relies on, as a v1.33 kube-apiserver creates them:
-/// `cluster-admin`; the aggregated `admin` ⊇ `edit` ⊇ `view` (empty rules, filled from the
-/// `system:aggregate-to-*` roles by label); `system:basic-user` (self reviews),
-/// `system:discovery` and `system:public-info-viewer`.
-pub fn default_cluster_roles() -> Vec<Value> {
-    let mut roles = bootstrap_cluster_roles();
-    // A live cluster shows aggregated roles with the rules the aggregation controller wrote.
-    let snapshot = RbacObjects {
-        cluster_roles: roles.clone(),
-        ..RbacObjects::default()
-    };
-    for cr in roles
-        .iter_mut()
-        .filter(|cr| cr.get("aggregationRule").is_some())
-    {
-        cr["rules"] = Value::Array(effective_cluster_role_rules(
-            &snapshot,
-            cr,
-            &mut HashSet::new(),
-        ));
-    }
-    roles
-}
-
-#[rustfmt::skip] // one rule per line reads like upstream's policy.go
-fn bootstrap_cluster_roles() -> Vec<Value> {
-    let aggregate_to_edit = json!([
-        rule(&[""], &["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], READ),
-        rule(&[""], &["serviceaccounts"], &["impersonate"]),
-        rule(&[""], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], WRITE),
-        rule(&[""], &["pods/eviction"], &["create"]),
-        rule(&[""], &["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers",
-            "replicationcontrollers/scale", "secrets", "serviceaccounts", "services", "services/proxy"], WRITE),
-        rule(&[""], &["serviceaccounts/token"], &["create"]),
-        rule(&["apps"], &["daemonsets", "deployments", "deployments/rollback", "deployments/scale",
-            "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], WRITE),
-        rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
-        rule(&["batch"], &["cronjobs", "jobs"], WRITE),
-        rule(&["extensions"], &["daemonsets", "deployments", "deployments/rollback", "deployments/scale",
-            "ingresses", "networkpolicies", "replicasets", "replicasets/scale", "replicationcontrollers/scale"], WRITE),
-        rule(&["policy"], &["poddisruptionbudgets"], WRITE),
-        rule(&["networking.k8s.io"], &["ingresses", "networkpolicies"], WRITE),
-        rule(&["coordination.k8s.io"], &["leases"], READ_WRITE),
-    ]);
-    let aggregate_to_view = json!([
-        rule(&[""], &["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status",
-            "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts",
-            "services", "services/status"], READ),
-        rule(&[""], &["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status",
-            "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"], READ),
-        rule(&[""], &["namespaces"], READ),
-        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
-        rule(&["apps"], &["controllerrevisions", "daemonsets", "daemonsets/status", "deployments",
-            "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
-            "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"], READ),
-        rule(&["autoscaling"], &["horizontalpodautoscalers", "horizontalpodautoscalers/status"], READ),
-        rule(&["batch"], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"], READ),
-        rule(&["extensions"], &["daemonsets", "daemonsets/status", "deployments", "deployments/scale",
-            "deployments/status", "ingresses", "ingresses/status", "networkpolicies", "replicasets",
-            "replicasets/scale", "replicasets/status", "replicationcontrollers/scale"], READ),
-        rule(&["policy"], &["poddisruptionbudgets", "poddisruptionbudgets/status"], READ),
-        rule(&["networking.k8s.io"], &["ingresses", "ingresses/status", "networkpolicies"], READ),
-    ]);
-    vec![
-        bootstrap_role("cluster-admin", &[], json!([
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-            {"nonResourceURLs": ["*"], "verbs": ["*"]},
-        ]), None),
-        bootstrap_role("admin", &[], Value::Null, Some(AGG_ADMIN)),
-        bootstrap_role("edit", &[AGG_ADMIN], Value::Null, Some(AGG_EDIT)),
-        bootstrap_role("view", &[AGG_EDIT], Value::Null, Some(AGG_VIEW)),
-        bootstrap_role("system:aggregate-to-admin", &[AGG_ADMIN], json!([
-            rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]),
-            rule(&["rbac.authorization.k8s.io"], &["rolebindings", "roles"], READ_WRITE),
-        ]), None),
-        bootstrap_role("system:aggregate-to-edit", &[AGG_EDIT], aggregate_to_edit, None),
-        bootstrap_role("system:aggregate-to-view", &[AGG_VIEW], aggregate_to_view, None),
-        bootstrap_role("system:basic-user", &[], json!([
-            rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
-            rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
-        ]), None),
-        bootstrap_role("system:discovery", &[], json!([{"verbs": ["get"], "nonResourceURLs": [
-            "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
-            "/readyz", "/version", "/version/"]}]), None),
-        bootstrap_role("system:public-info-viewer", &[], json!([{"verbs": ["get"], "nonResourceURLs": [
-            "/healthz", "/livez", "/readyz", "/version", "/version/"]}]), None),
-    ]
-}
-
-/// The bootstrap ClusterRoleBindings for the roles above (cluster-admin → system:masters;
-/// basic-user, discovery, public-info-viewer → every authenticated user).
-pub fn default_cluster_role_bindings() -> Vec<Value> {
-    let crb = |name: &str, groups: &[&str]| {
-        let subjects: Vec<Value> = groups
-            .iter()
-            .map(|g| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}))
-            .collect();
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {
-                "name": name,
-                "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
-            },
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": subjects,
-        })
-    };
-    vec![
-        crb("cluster-admin", &[SYSTEM_MASTERS]),
-        crb("system:basic-user", &[ALL_AUTHENTICATED]),
-        crb("system:discovery", &[ALL_AUTHENTICATED]),
-        crb(
-            "system:public-info-viewer",
-            &[ALL_AUTHENTICATED, ALL_UNAUTHENTICATED],
-        ),
-    ]
 }
 
 #[cfg(test)]
