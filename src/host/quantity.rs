@@ -6,7 +6,7 @@
 
 /// CPU from millicores, canonical: "125m", "2" (not "2000m"), "1k".
 pub fn cpu(millis: u64) -> String {
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}m");
     }
     decimal(millis / 1000)
@@ -30,7 +30,7 @@ pub fn count(n: u64) -> String {
 fn decimal(mut n: u64) -> String {
     const SUFFIXES: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
     let mut i = 0;
-    while n != 0 && n % 1000 == 0 && i + 1 < SUFFIXES.len() {
+    while n != 0 && n.is_multiple_of(1000) && i + 1 < SUFFIXES.len() {
         n /= 1000;
         i += 1;
     }
@@ -43,7 +43,7 @@ fn binary(mut n: u64, mut power: usize) -> String {
     if n == 0 {
         return "0".into();
     }
-    while n % 1024 == 0 && power + 1 < SUFFIXES.len() {
+    while n.is_multiple_of(1024) && power + 1 < SUFFIXES.len() {
         n /= 1024;
         power += 1;
     }
