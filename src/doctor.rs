@@ -456,14 +456,10 @@ async fn pod_toleration_restriction(client: &Client) -> Check {
             "not enabled: a pod with a toleration its namespace's whitelist forbids was admitted (dry run)",
             fix,
         ),
-        Err(kube::Error::Api(ae))
-            if ae.code == 403 && ae.message.to_ascii_lowercase().contains("toleration") =>
-        {
-            pass(
-                NAME,
-                "enabled: a forbidden toleration was refused by admission (dry run)",
-            )
-        }
+        Err(kube::Error::Api(ae)) if crate::host::connection::is_toleration_refusal(&ae) => pass(
+            NAME,
+            "enabled: a forbidden toleration was refused by admission (dry run)",
+        ),
         Err(e) => warn(
             NAME,
             format!(

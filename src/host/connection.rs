@@ -46,6 +46,16 @@ pub const TOLERATION_RESTRICTION_FIX: &str = "the host does not enforce PodToler
 
 /// Asks the host whether it rejects a pod whose toleration its namespace's whitelist does
 /// not admit (a dry run: nothing is stored).
+/// Whether an API error is PodTolerationRestriction refusing a pod for its whitelist.
+/// NB: kube-apiserver answers the plugin's refusal with a 500 carrying only its message (the
+/// plugin returns a plain error, not a Forbidden); a 403 is accepted too.
+pub fn is_toleration_refusal(status: &kube::core::ErrorResponse) -> bool {
+    (status.code == 403 || status.code == 500)
+        && status
+            .message
+            .contains("conflict with its namespace whitelist")
+}
+
 pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, String> {
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::PostParams;
@@ -85,14 +95,7 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
     };
     match pods.create(&params, &pod).await {
         Ok(_) => Ok(false),
-        // NB: kube-apiserver answers the plugin's refusal with a 500 carrying its message
-        // (the plugin returns a plain error, not a Forbidden); 403 is accepted too.
-        Err(kube::Error::Api(s))
-            if (s.code == 403 || s.code == 500)
-                && s.message.contains("conflict with its namespace whitelist") =>
-        {
-            Ok(true)
-        }
+        Err(kube::Error::Api(s)) if is_toleration_refusal(&s) => Ok(true),
         Err(e) => Err(super::reconciler::describe(&e)),
     }
 }
