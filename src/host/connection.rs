@@ -49,7 +49,7 @@ pub const TOLERATION_RESTRICTION_FIX: &str = "the host does not enforce PodToler
 /// Whether an API error is PodTolerationRestriction refusing a pod for its whitelist.
 /// NB: kube-apiserver answers the plugin's refusal with a 500 carrying only its message (the
 /// plugin returns a plain error, not a Forbidden); a 403 is accepted too.
-pub fn is_toleration_refusal(status: &kube::core::ErrorResponse) -> bool {
+pub fn is_toleration_refusal(status: &kube::core::Status) -> bool {
     (status.code == 403 || status.code == 500)
         && status
             .message
