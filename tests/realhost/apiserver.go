@@ -63,6 +63,45 @@ func auditFlags(name string) ([]string, error) {
 	}, nil
 }
 
+// k3sAPIServer is what differs between the host's kube-apiserver and a virtual cluster's.
+type k3sAPIServer struct {
+	Etcd, Address, TLSDir, CertFile, KeyFile, ServiceCIDR, AdmissionPlugins string
+	// NodePortRange is "" for the default.
+	NodePortRange string
+}
+
+// flags are the flags K3s passes to its kube-apiserver (pkg/daemons/control/server.go),
+// minus the kubelet and egress plumbing no simulated node needs. tls holds client-ca.crt,
+// service.pub and service.key beside the serving pair.
+func (k k3sAPIServer) flags() []string {
+	flags := []string{
+		"--etcd-servers=" + k.Etcd,
+		"--storage-backend=etcd3",
+		"--bind-address=" + k.Address,
+		"--advertise-address=" + k.Address,
+		// No endpoint reconciler: the `kubernetes` Service's endpoint would be a loopback
+		// address, which EndpointSlice validation refuses.
+		"--endpoint-reconciler-type=none",
+		"--tls-cert-file=" + filepath.Join(k.TLSDir, k.CertFile),
+		"--tls-private-key-file=" + filepath.Join(k.TLSDir, k.KeyFile),
+		"--client-ca-file=" + filepath.Join(k.TLSDir, "client-ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + filepath.Join(k.TLSDir, "service.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(k.TLSDir, "service.key"),
+		"--api-audiences=https://kubernetes.default.svc.cluster.local,k3s",
+		"--service-cluster-ip-range=" + k.ServiceCIDR,
+		"--authorization-mode=Node,RBAC",
+		"--anonymous-auth=false",
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--enable-admission-plugins=" + k.AdmissionPlugins,
+	}
+	if k.NodePortRange != "" {
+		flags = append(flags, "--service-node-port-range="+k.NodePortRange)
+	}
+	return flags
+}
+
 // Wrap puts a handler in front of the whole handler chain (authentication included), as
 // K3s's supervisor does for its /v1-k3s/ endpoints.
 type Wrap func(http.Handler) http.Handler

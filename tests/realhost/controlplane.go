@@ -127,31 +127,10 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 	if o.PodTolerationRestriction {
 		plugins += ",PodTolerationRestriction"
 	}
-	// The flags K3s passes to its kube-apiserver (pkg/daemons/control/server.go), minus the
-	// kubelet and egress plumbing no simulated node needs.
-	flags := []string{
-		"--etcd-servers=" + etcd,
-		"--storage-backend=etcd3",
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		// No endpoint reconciler: the `kubernetes` Service's endpoint would be a loopback
-		// address, which EndpointSlice validation refuses.
-		"--endpoint-reconciler-type=none",
-		"--tls-cert-file=" + filepath.Join(tls, "serving.crt"),
-		"--tls-private-key-file=" + filepath.Join(tls, "serving.key"),
-		"--client-ca-file=" + filepath.Join(tls, "client-ca.crt"),
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + filepath.Join(tls, "service.pub"),
-		"--service-account-signing-key-file=" + filepath.Join(tls, "service.key"),
-		"--api-audiences=https://kubernetes.default.svc.cluster.local,k3s",
-		"--service-cluster-ip-range=" + serviceCIDR,
-		"--service-node-port-range=30000-32767",
-		"--authorization-mode=Node,RBAC",
-		"--anonymous-auth=false",
-		"--allow-privileged=true",
-		"--profiling=false",
-		"--enable-admission-plugins=" + plugins,
-	}
+	flags := k3sAPIServer{
+		Etcd: etcd, Address: "127.0.0.1", TLSDir: tls, CertFile: "serving.crt", KeyFile: "serving.key",
+		ServiceCIDR: serviceCIDR, AdmissionPlugins: plugins, NodePortRange: "30000-32767",
+	}.flags()
 	auditing, err := auditFlags("host")
 	if err != nil {
 		return nil, err

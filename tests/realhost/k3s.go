@@ -372,26 +372,11 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 	if err != nil {
 		return fmt.Errorf("listening on the ClusterIP %s:443: %w", clusterIP, err)
 	}
-	flags := []string{
-		"--etcd-servers=" + kineCfg,
-		"--storage-backend=etcd3",
-		"--bind-address=" + clusterIP,
-		"--advertise-address=" + clusterIP,
-		"--endpoint-reconciler-type=none",
-		"--tls-cert-file=" + filepath.Join(tls, "serving-kube-apiserver.crt"),
-		"--tls-private-key-file=" + filepath.Join(tls, "serving-kube-apiserver.key"),
-		"--client-ca-file=" + filepath.Join(tls, "client-ca.crt"),
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + filepath.Join(tls, "service.pub"),
-		"--service-account-signing-key-file=" + filepath.Join(tls, "service.key"),
-		"--api-audiences=https://kubernetes.default.svc.cluster.local,k3s",
-		"--service-cluster-ip-range=" + serviceCIDR,
-		"--authorization-mode=Node,RBAC",
-		"--anonymous-auth=false",
-		"--allow-privileged=true",
-		"--profiling=false",
-		"--enable-admission-plugins=NodeRestriction",
-	}
+	flags := k3sAPIServer{
+		Etcd: kineCfg, Address: clusterIP, TLSDir: tls,
+		CertFile: "serving-kube-apiserver.crt", KeyFile: "serving-kube-apiserver.key",
+		ServiceCIDR: serviceCIDR, AdmissionPlugins: "NodeRestriction",
+	}.flags()
 	auditing, err := auditFlags(pod.Namespace + "_" + name)
 	if err != nil {
 		return err
