@@ -524,31 +524,7 @@ fn certificate_names(path: &Path) -> Result<Vec<String>, String> {
         .next()
         .ok_or_else(|| format!("{} holds no certificate", path.display()))?
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut names = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for n in &san.value.general_names {
-            match n {
-                x509_parser::extensions::GeneralName::DNSName(d) => {
-                    names.push(d.to_ascii_lowercase())
-                }
-                x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
-                    4 => {
-                        let a: [u8; 4] = (*b).try_into().unwrap_or_default();
-                        names.push(std::net::IpAddr::from(a).to_string())
-                    }
-                    16 => {
-                        let a: [u8; 16] = (*b).try_into().unwrap_or_default();
-                        names.push(std::net::IpAddr::from(a).to_string())
-                    }
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
-    }
-    Ok(names)
+    crate::tls::subject_alt_names(&der).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn external_address(cfg: &Config) -> Check {

@@ -115,6 +115,30 @@ pub fn client_config_trusting(cert_pem_path: &Path) -> Result<Arc<rustls::Client
     Ok(Arc::new(config))
 }
 
+/// The subject alternative names of a DER certificate as text: DNS names lower-cased, IP
+/// addresses in their usual notation.
+pub fn subject_alt_names(der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        names.push(std::net::IpAddr::from(a).to_string());
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        names.push(std::net::IpAddr::from(a).to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// Names the self-signed certificate must cover: loopback names, the machine's hostname, the
 /// listen IP (if specific), the public URL's host, and every `host.external_addresses` entry.
 pub fn self_signed_names(cfg: &Config) -> Vec<String> {

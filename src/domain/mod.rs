@@ -6,6 +6,7 @@ pub mod billing;
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod overhead;
 pub mod password;
 pub mod plan;
 pub mod policy;
@@ -14,5 +15,5 @@ pub mod throttle;
 
 pub use ids::*;
 pub use model::*;
-pub use plan::{K3kMode, LimitDefaults, Plan, Quota};
+pub use plan::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
 pub use roles::{OrgRole, ProjectRole, WorkspaceRole};

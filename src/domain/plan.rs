@@ -74,6 +74,37 @@ pub struct LimitDefaults {
     pub default_request_memory_mib: u64,
 }
 
+/// What one of K3K's own pods (a k3s server, or a node agent) may use. K3K writes these as
+/// the container's limits (`spec.serverLimit`, `spec.workerLimit`); Kubernetes then sets the
+/// requests equal to them, so they are also what the scheduler reserves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodResources {
+    pub cpu_millis: u64,
+    pub memory_mib: u64,
+}
+
+impl PodResources {
+    /// A k3s server of a small virtual cluster: API server, controllers and datastore.
+    pub const SMALL_SERVER: PodResources = PodResources {
+        cpu_millis: 500,
+        memory_mib: 1_024,
+    };
+    /// K3K's node agent (the virtual kubelet in shared mode).
+    pub const AGENT: PodResources = PodResources {
+        cpu_millis: 100,
+        memory_mib: 256,
+    };
+}
+
+fn default_server_resources() -> PodResources {
+    PodResources::SMALL_SERVER
+}
+
+fn default_agent_resources() -> PodResources {
+    PodResources::AGENT
+}
+
 /// A plan, as stored and as shown in the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Plan {
@@ -89,6 +120,13 @@ pub struct Plan {
     pub agents: u32,
     /// Size of each server's persistent volume, in GiB.
     pub storage_gib: u32,
+    /// What each K3K server pod may use (on top of `quota`: see `domain::overhead`).
+    #[serde(default = "default_server_resources")]
+    pub server_resources: PodResources,
+    /// What each K3K agent pod may use: the shared-mode node agent runs once per host node.
+    #[serde(default = "default_agent_resources")]
+    pub agent_resources: PodResources,
+    /// What the workspace's tenants may use; K3K's own pods come on top.
     pub quota: Quota,
     pub limits: LimitDefaults,
     /// How many dedicated host nodes a workspace may have; 0 = shared nodes only.
@@ -147,6 +185,23 @@ impl Plan {
         }
         if self.storage_gib == 0 {
             return Err(problem("storage_gib", "must be at least 1"));
+        }
+        for (field, r, min_mib) in [
+            ("server_resources", self.server_resources, 256),
+            ("agent_resources", self.agent_resources, 64),
+        ] {
+            if r.cpu_millis < 50 || r.cpu_millis > 64_000 {
+                return Err(problem(
+                    field,
+                    "cpu_millis must be between 50 and 64000",
+                ));
+            }
+            if r.memory_mib < min_mib || r.memory_mib > 262_144 {
+                return Err(problem(
+                    field,
+                    format!("memory_mib must be between {min_mib} and 262144"),
+                ));
+            }
         }
         let q = &self.quota;
         if q.cpu_millis == 0 || q.memory_mib == 0 || q.pods == 0 {
@@ -234,6 +289,8 @@ pub fn default_plans() -> Vec<Plan> {
             servers: 1,
             agents: 0,
             storage_gib: 2,
+            server_resources: PodResources::SMALL_SERVER,
+            agent_resources: PodResources::AGENT,
             quota: Quota {
                 cpu_millis: 2_000,
                 memory_mib: 4_096,
@@ -257,6 +314,11 @@ pub fn default_plans() -> Vec<Plan> {
             servers: 1,
             agents: 0,
             storage_gib: 5,
+            server_resources: PodResources {
+                cpu_millis: 1_000,
+                memory_mib: 2_048,
+            },
+            agent_resources: PodResources::AGENT,
             quota: Quota {
                 cpu_millis: 8_000,
                 memory_mib: 16_384,
@@ -280,6 +342,11 @@ pub fn default_plans() -> Vec<Plan> {
             servers: 3,
             agents: 0,
             storage_gib: 10,
+            server_resources: PodResources {
+                cpu_millis: 1_000,
+                memory_mib: 2_048,
+            },
+            agent_resources: PodResources::AGENT,
             quota: Quota {
                 cpu_millis: 32_000,
                 memory_mib: 65_536,

@@ -10,14 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Toleration};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Map, Value};
 
-use super::k3k::cluster::{
-    ClusterExpose, ClusterExposeNodePort, ClusterMode, ClusterPersistence, ClusterSpec,
-};
+use super::k3k::cluster::{ClusterMode, ClusterPersistence, ClusterSpec};
 use super::k3k::policy::{
     VirtualClusterPolicyAllowedMode, VirtualClusterPolicyLimit, VirtualClusterPolicyLimitLimits,
     VirtualClusterPolicyPodSecurityAdmissionLevel, VirtualClusterPolicyQuota,
@@ -26,7 +24,8 @@ use super::k3k::policy::{
 use super::k3k::{Cluster, VirtualClusterPolicy};
 use super::names;
 use super::quantity;
-use crate::domain::{K3kMode, LimitDefaults, Plan, Quota, Workspace, WorkspaceId};
+use crate::domain::overhead::{HostQuota, Overhead};
+use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota, Workspace, WorkspaceId};
 
 /// What the host side needs besides the workspace and its plan. Filled by the reconciler
 /// from configuration and the store.
@@ -42,6 +41,9 @@ pub struct HostSettings {
     /// whitelist is an allow-list, so these are excluded by construction; the list is what
     /// [`foreign_pools_admitted`] audits an observed namespace against.
     pub all_dedicated_pools: Vec<String>,
+    /// Host nodes that run K3K's shared-mode node agent (one pod each, counted in the
+    /// quota; see `domain::overhead::node_runs_shared_agent`).
+    pub agent_nodes: u32,
 }
 
 impl HostSettings {
@@ -62,13 +64,14 @@ pub struct ObjectRef {
 }
 
 /// Every host object of one workspace, in apply order (namespace first: the Cluster lives in
-/// it; policy before Cluster: K3K reads the policy when it provisions).
+/// it; policy before Cluster: K3K reads the policy when it provisions; the API Service last).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredSet {
     pub namespace: Namespace,
     pub policy: VirtualClusterPolicy,
     pub cluster: Cluster,
-    /// The same three, by reference, in apply order. Delete in reverse order.
+    pub api_service: Service,
+    /// The same four, by reference, in apply order. Delete in reverse order.
     pub objects: Vec<ObjectRef>,
 }
 
@@ -115,8 +118,13 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
             K3kMode::Shared => VirtualClusterPolicyAllowedMode::Shared,
             K3kMode::Virtual => VirtualClusterPolicyAllowedMode::Virtual,
         }),
+        // The tenants' quota plus what K3K's own pods take (domain::overhead): the plan's
+        // promise holds and the servers, agents and CoreDNS always admit.
         quota: Some(VirtualClusterPolicyQuota {
-            hard: Some(int_or_strings(quota_quantities(&plan.quota))),
+            hard: Some(int_or_strings(host_quota_quantities(&HostQuota::of(
+                &plan.quota,
+                &Overhead::of(plan, settings.agent_nodes),
+            )))),
             ..VirtualClusterPolicyQuota::default()
         }),
         limit: Some(VirtualClusterPolicyLimit {
@@ -127,6 +135,9 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
                 ..VirtualClusterPolicyLimitLimits::default()
             }],
         }),
+        // Where tenant pods go: K3K's virtual kubelet gives every host pod this selector when
+        // the policy sets one (else the Cluster's `nodeSelector`, which kaas leaves unset so
+        // that K3K's servers and node agents stay on shared nodes; see [`cluster`]).
         default_node_selector: settings
             .is_dedicated()
             .then(|| names::node_pool_selector(ws.id)),
@@ -171,24 +182,25 @@ pub fn cluster(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> Cluster 
             storage_request_size: Some(IntOrString::String(format!("{}Gi", plan.storage_gib))),
             storage_class_name: None,
         }),
-        expose: Some(ClusterExpose {
-            node_port: Some(ClusterExposeNodePort {
-                // Unset: Kubernetes allocates a free NodePort; status is read back.
-                server_port: None,
-                // NB: unset would also expose etcd on a random NodePort of every node. K3K
-                // exposes a NodePort only when it is in 30000–32767, so 0 turns it off;
-                // the servers reach each other through the headless Service.
-                etcd_port: Some(0),
-            }),
-            ..ClusterExpose::default()
-        }),
+        // NB: no `expose`. K3K's Service is then a ClusterIP Service with 443 and etcd's
+        // 2379, which K3K's StatefulSet controller dials to remove an etcd member before it
+        // releases a server pod (multi-server clusters): with `expose.nodePort` kaas had to
+        // drop 2379 (or publish etcd on every node), and every server pod deletion hung.
+        // kaas exposes the API server alone with a Service of its own ([`api_service`]).
+        expose: None,
         tls_sa_ns: tls_sans(&settings.external_addresses),
-        // Server pods run on the workspace's own nodes; in shared mode K3K also forces this
-        // onto tenant pods. Must equal the policy's defaultNodeSelector (K3K reconciles the
-        // Cluster's placement from the policy).
-        node_selector: settings
-            .is_dedicated()
-            .then(|| names::node_pool_selector(ws.id)),
+        // NB: no `nodeSelector`, even with dedicated nodes. K3K gives it to the server pods
+        // and to the shared-mode node agent DaemonSet, which carries no tolerations: the
+        // DaemonSet controller never places it on a tainted dedicated node (namespace default
+        // tolerations are added to pods at admission, too late for that choice), so the
+        // workspace would get no virtual nodes. Servers and agents run on shared nodes;
+        // tenant pods are sent to the dedicated ones by the policy's defaultNodeSelector.
+        node_selector: None,
+        // K3K sets these as its pods' limits (requests follow), so the namespace's LimitRange
+        // never caps a k3s server at a tenant container's default and the quota can count
+        // them exactly (domain::overhead).
+        server_limit: Some(pod_limits(plan.server_resources)),
+        worker_limit: Some(pod_limits(plan.agent_resources)),
         ..ClusterSpec::default()
     };
     let mut c = Cluster::new(&names::cluster(ws.id), spec);
@@ -218,13 +230,57 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
             namespace: Some(names::namespace(ws.id)),
             name: names::cluster(ws.id),
         },
+        ObjectRef {
+            api_version: "v1",
+            kind: "Service",
+            namespace: Some(names::namespace(ws.id)),
+            name: names::API_SERVICE.to_string(),
+        },
     ];
     DesiredSet {
         namespace: namespace(ws, plan, settings),
         policy: policy(ws, plan, settings),
         cluster: cluster(ws, plan, settings),
+        api_service: api_service(ws.id),
         objects,
     }
+}
+
+/// The NodePort Service `kaas-api` through which tenants and kaas reach the virtual
+/// cluster's API server: K3K's server pods' 6443 and nothing else (etcd stays on K3K's
+/// ClusterIP Service). No `nodePort`: Kubernetes allocates one and keeps it on every
+/// later apply; the reconciler reads it back.
+pub fn api_service(ws: WorkspaceId) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(names::API_SERVICE.to_string()),
+            namespace: Some(names::namespace(ws)),
+            labels: Some(names::workspace_labels(ws)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("NodePort".into()),
+            selector: Some(names::k3k_server_pod_labels(&names::cluster(ws))),
+            ports: Some(vec![ServicePort {
+                name: Some("https".into()),
+                protocol: Some("TCP".into()),
+                port: 443,
+                target_port: Some(IntOrString::Int(names::K3S_SERVER_PORT)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// Limits of one of K3K's pods, as `serverLimit`/`workerLimit` hold them. NB: a CRD field,
+/// stored as written; canonical anyway, like everything kaas writes.
+fn pod_limits(r: PodResources) -> BTreeMap<String, IntOrString> {
+    int_or_strings(BTreeMap::from([
+        ("cpu".to_string(), quantity::cpu(r.cpu_millis)),
+        ("memory".to_string(), quantity::mebibytes(r.memory_mib)),
+    ]))
 }
 
 /// The K3s image tag for a workspace: the plan's override, else the configured default.
@@ -514,6 +570,28 @@ pub fn quota_quantities(q: &Quota) -> BTreeMap<String, String> {
     ])
 }
 
+/// The host ResourceQuota's `hard` entries of a workspace: the tenant quota plus K3K's own
+/// pods, with their (different) requests and limits.
+pub fn host_quota_quantities(q: &HostQuota) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("requests.cpu".into(), quantity::cpu(q.requests_cpu_millis)),
+        ("limits.cpu".into(), quantity::cpu(q.limits_cpu_millis)),
+        (
+            "requests.memory".into(),
+            quantity::mebibytes(q.requests_memory_mib),
+        ),
+        (
+            "limits.memory".into(),
+            quantity::mebibytes(q.limits_memory_mib),
+        ),
+        (
+            "requests.storage".into(),
+            quantity::gibibytes(q.requests_storage_gib),
+        ),
+        ("pods".into(), quantity::count(q.pods)),
+    ])
+}
+
 /// A LimitRange item's `default` (limits given to containers that set none).
 pub fn limit_defaults(l: &LimitDefaults) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -602,6 +680,7 @@ mod tests {
                 vec![]
             },
             all_dedicated_pools: vec!["ws-01hzy3v8k2m4n6p8q0r2s4t6v8".into(), other_pool()],
+            agent_nodes: 3,
         }
     }
 
@@ -817,11 +896,17 @@ mod tests {
     fn apply_bodies_carry_no_status_or_server_fields() {
         for (p, st) in cases() {
             let set = desired_objects(&workspace(), &p, &st);
+            let mut service = serde_json::to_value(&set.api_service).unwrap();
+            // k8s-openapi's typed Service carries no apiVersion/kind; kube adds them on apply.
+            service["apiVersion"] = "v1".into();
+            service["kind"] = "Service".into();
             let bodies = [
                 serde_json::to_value(&set.namespace).unwrap(),
                 serde_json::to_value(&set.policy).unwrap(),
                 serde_json::to_value(&set.cluster).unwrap(),
+                service,
             ];
+            assert_eq!(bodies.len(), set.objects.len());
             for (body, r) in bodies.iter().zip(&set.objects) {
                 assert!(body.get("status").is_none(), "{body}");
                 assert_eq!(body["apiVersion"], r.api_version);
@@ -884,20 +969,23 @@ mod tests {
             spec["persistence"],
             serde_json::json!({"type": "dynamic", "storageRequestSize": "10Gi"})
         );
-        assert_eq!(
-            spec["expose"],
-            serde_json::json!({"nodePort": {"etcdPort": 0}})
-        );
+        // No expose: K3K's Service stays ClusterIP and keeps etcd's 2379 for its own use.
+        assert!(spec.get("expose").is_none());
         assert_eq!(
             spec["tlsSANs"],
             serde_json::json!(["kaas.example.com", "10.0.0.5"])
         );
+        // Never a node selector, even with dedicated nodes: K3K would give it to the node
+        // agent DaemonSet, which cannot run on a tainted dedicated node.
+        assert!(spec.get("nodeSelector").is_none());
         assert_eq!(
-            spec["nodeSelector"],
-            serde_json::json!({"hexabase.ai/node-pool": "ws-01hzy3v8k2m4n6p8q0r2s4t6v8"})
+            spec["serverLimit"],
+            serde_json::json!({"cpu": "1", "memory": "2Gi"})
         );
-        let shared = serde_json::to_value(cluster(&ws, &plan("starter"), &settings(false)));
-        assert!(shared.unwrap()["spec"].get("nodeSelector").is_none());
+        assert_eq!(
+            spec["workerLimit"],
+            serde_json::json!({"cpu": "100m", "memory": "256Mi"})
+        );
 
         let mut vp = virtual_plan();
         vp.k3s_version = Some("v1.32.5-k3s1".into());
@@ -934,11 +1022,22 @@ mod tests {
         assert_eq!(
             spec["quota"]["hard"],
             serde_json::json!({
-                // Canonical, as a server stores them ("2000m" → "2", "4096Mi" → "4Gi").
-                "requests.cpu": "2", "limits.cpu": "2",
-                "requests.memory": "4Gi", "limits.memory": "4Gi",
-                "requests.storage": "10Gi", "pods": "50",
+                // The plan's 2 CPU, 4 GiB, 10 GiB and 50 pods for tenants, plus K3K's pods on
+                // 3 nodes: a server (500m, 1 GiB, 2 GiB volume), 3 node agents (100m,
+                // 256 MiB each) and CoreDNS (requests 100m/70 MiB; limits the LimitRange's
+                // 500m and its own 170 MiB). Canonical, as a server stores them.
+                "requests.cpu": "2900m", "limits.cpu": "3300m",
+                "requests.memory": "5958Mi", "limits.memory": "6058Mi",
+                "requests.storage": "12Gi", "pods": "55",
             })
+        );
+        let mut more_nodes = settings(false);
+        more_nodes.agent_nodes = 10;
+        let bigger = policy(&ws, &plan("starter"), &more_nodes);
+        assert_eq!(
+            bigger.spec.quota.unwrap().hard.unwrap()["pods"],
+            IntOrString::String("62".into()),
+            "one more agent pod per node"
         );
         assert_eq!(
             spec["limit"]["limits"],
@@ -953,10 +1052,14 @@ mod tests {
         assert_eq!(spec["disableNetworkPolicy"], false);
         assert!(spec.get("defaultNodeSelector").is_none());
 
+        // With dedicated nodes, the policy (not the Cluster) sends tenant pods there.
         let p = policy(&ws, &plan("premium"), &settings(true));
         let c = cluster(&ws, &plan("premium"), &settings(true));
-        assert_eq!(p.spec.default_node_selector, c.spec.node_selector);
-        assert!(p.spec.default_node_selector.is_some());
+        assert_eq!(
+            p.spec.default_node_selector,
+            Some(names::node_pool_selector(ws.id))
+        );
+        assert_eq!(c.spec.node_selector, None);
     }
 
     #[test]
@@ -1252,15 +1355,21 @@ mod tests {
     }
 
     #[test]
-    fn default_plans_leave_room_for_the_servers_volumes() {
-        // The host ResourceQuota also counts K3K's own server PVCs (and pods).
-        for p in default_plans() {
-            let needed = u64::from(p.servers) * u64::from(p.storage_gib);
-            assert!(
-                p.quota.storage_gib >= needed,
-                "{}: {needed} GiB of servers",
-                p.id
-            );
-        }
+    fn the_api_service_exposes_only_the_servers_api_port() {
+        let svc = serde_json::to_value(api_service(workspace().id)).unwrap();
+        assert_eq!(svc["metadata"]["name"], "kaas-api");
+        assert_eq!(
+            svc["metadata"]["namespace"],
+            "kaas-ws-01hzy3v8k2m4n6p8q0r2s4t6v8"
+        );
+        assert_eq!(svc["spec"]["type"], "NodePort");
+        assert_eq!(
+            svc["spec"]["selector"],
+            serde_json::json!({"cluster": "ws-01hzy3v8k2m4n6p8q0r2s4t6v8", "role": "server"})
+        );
+        assert_eq!(
+            svc["spec"]["ports"],
+            serde_json::json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}])
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod node_sync;
 pub mod nodes;
 pub mod quantity;
 pub mod reconciler;
+pub mod served_cert;
 pub mod tenant;
 pub mod tenant_sync;
 pub mod usage_sync;

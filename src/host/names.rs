@@ -95,6 +95,36 @@ pub fn node_pool_selector(ws: WorkspaceId) -> BTreeMap<String, String> {
     BTreeMap::from([(NODE_POOL_LABEL.to_string(), node_pool(ws))])
 }
 
+/// kaas's NodePort Service for a virtual cluster's API server, in the workspace namespace.
+pub const API_SERVICE: &str = "kaas-api";
+/// The port a k3s server's API listens on in its pod.
+pub const K3S_SERVER_PORT: i32 = 6443;
+
+/// The labels K3K puts on a cluster's server pods (`cluster=<name>`, `role=server`).
+pub fn k3k_server_pod_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cluster".to_string(), cluster.to_string()),
+        ("role".to_string(), "server".to_string()),
+    ])
+}
+
+/// K3K's Secrets holding the k3s servers' `config.yaml` (first server, then the others).
+pub fn k3k_server_config_secrets(cluster: &str) -> [String; 2] {
+    [
+        format!("k3k-{cluster}-init-server-config"),
+        format!("k3k-{cluster}-server-config"),
+    ]
+}
+/// Key of the k3s configuration in those Secrets.
+pub const K3K_SERVER_CONFIG_KEY: &str = "config.yaml";
+/// Cluster annotation kaas sets to make K3K reconcile (and rewrite missing config Secrets).
+pub const CONFIG_REFRESH_ANNOTATION: &str = "kaas.hexabase.ai/config-refreshed-at";
+
+/// `k3k-<cluster>-kubelet`: the DaemonSet of K3K's shared-mode node agents.
+pub fn k3k_kubelet_daemonset(cluster: &str) -> String {
+    format!("k3k-{cluster}-kubelet")
+}
+
 /// `k3k-<cluster>-server`: the StatefulSet K3K runs the k3s servers in.
 pub fn k3k_server_statefulset(cluster: &str) -> String {
     format!("k3k-{cluster}-server")

@@ -75,6 +75,27 @@ impl WatchedNodes {
     }
 }
 
+impl WatchedNodes {
+    /// How many nodes run K3K's shared-mode node agent (one pod each, counted in every
+    /// shared workspace's quota), once the watch has listed the nodes.
+    pub fn shared_agent_nodes(&self) -> Option<u32> {
+        let nodes = self.snapshot()?;
+        let count = nodes
+            .iter()
+            .filter(|n| {
+                let taints = n.spec.as_ref().and_then(|s| s.taints.as_ref());
+                crate::domain::overhead::node_runs_shared_agent(
+                    taints
+                        .into_iter()
+                        .flatten()
+                        .map(|t| (t.key.as_str(), t.effect.as_str())),
+                )
+            })
+            .count();
+        Some(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+}
+
 impl NodeInventory for WatchedNodes {
     fn nodes(&self) -> Option<Vec<HostNode>> {
         let guard = self.store.read().ok()?;
@@ -273,13 +294,20 @@ async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool, 
         tracing::info!(node = %name, workspace = %ws, "cordoned a released node");
     }
     // Evict the workspace's pods from the node (K3K shared mode runs them in its namespace).
+    // NB: not DaemonSet pods, as `kubectl drain --ignore-daemonsets`: they tolerate
+    // `unschedulable` and come straight back, so waiting for them would never end; they go
+    // with the label and taint. (K3K's own node agents never run on a dedicated node.)
     let pods: Api<Pod> = Api::namespaced(client.clone(), &names::namespace(ws));
-    let on_node = pods
+    let on_node: Vec<Pod> = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
         .await
-        .map_err(|e| err("listing pods", e))?;
-    if !on_node.items.is_empty() {
-        for p in &on_node.items {
+        .map_err(|e| err("listing pods", e))?
+        .items
+        .into_iter()
+        .filter(|p| !owned_by_daemonset(p))
+        .collect();
+    if !on_node.is_empty() {
+        for p in &on_node {
             let pod = p.metadata.name.clone().unwrap_or_default();
             match pods.evict(&pod, &EvictParams::default()).await {
                 Ok(_) => {
@@ -323,4 +351,12 @@ async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool, 
         .map_err(|e| err("removing the taint", e))?;
     tracing::info!(node = %name, workspace = %ws, "released a dedicated node");
     Ok(true)
+}
+
+fn owned_by_daemonset(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet" && o.controller == Some(true))
 }

@@ -7,13 +7,14 @@
 //! per-key exponential backoff; the last error is the workspace's message.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -23,10 +24,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::connection::HostConnection;
-use super::desired::{HostSettings, desired_objects};
+use super::desired::{HostSettings, desired_objects, immutable_changes};
 use super::k3k::{Cluster, VirtualClusterPolicy};
 use super::names;
-use crate::domain::{WorkspaceId, WorkspaceState};
+use crate::domain::{K3kMode, WorkspaceId, WorkspaceState};
 use crate::ops::reconcile::Observation;
 use crate::ops::{Change, Ops};
 
@@ -79,6 +80,11 @@ struct Memory {
     deleting_since: HashMap<WorkspaceId, Instant>,
     /// kaas's own client inside each virtual cluster, with when it was made.
     tenant_clients: HashMap<WorkspaceId, (Client, Instant)>,
+    /// The `tlsSANs` the served certificate was last seen to cover.
+    verified_sans: HashMap<WorkspaceId, Vec<String>>,
+    /// Server pods (uids) that were running when the served certificate was found to lack
+    /// an address: each is restarted once, one at a time.
+    san_rolls: HashMap<WorkspaceId, HashSet<String>>,
 }
 
 /// How long kaas reuses its in-cluster client (its certificate lives an hour).
@@ -129,6 +135,8 @@ pub struct Reconciler {
     memory: Mutex<Memory>,
     wake: Notify,
     stats: Mutex<ReconcileStats>,
+    /// The node-agent node count last seen (`u32::MAX` before the first node event).
+    agent_nodes_seen: AtomicU32,
 }
 
 /// A running reconciler; dropping it does not stop it — call [`ReconcilerHandle::stop`].
@@ -287,6 +295,7 @@ impl Reconciler {
             memory: Mutex::new(Memory::default()),
             wake: Notify::new(),
             stats: Mutex::new(ReconcileStats::default()),
+            agent_nodes_seen: AtomicU32::new(u32::MAX),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(inner.clone().run(stopped));
@@ -476,6 +485,13 @@ impl Reconciler {
                 for id in [from_label, from_record].into_iter().flatten() {
                     me_nodes.enqueue(id, Instant::now());
                 }
+                // Every shared workspace's quota counts the nodes that run node agents.
+                if let Some(count) = me_nodes.nodes.shared_agent_nodes() {
+                    let before = me_nodes.agent_nodes_seen.swap(count, Ordering::Relaxed);
+                    if before != count && before != u32::MAX {
+                        me_nodes.resync_all();
+                    }
+                }
             },
         );
         let me = self.clone();
@@ -555,12 +571,18 @@ impl Reconciler {
         snap: &crate::ops::reconcile::WorkspaceSnapshot,
     ) -> Result<Option<Duration>, String> {
         let ws = &snap.workspace;
+        // The quota counts one node agent per node that runs one: wait for the node list
+        // rather than apply a quota that the next pass changes again.
+        let Some(agent_nodes) = self.nodes.shared_agent_nodes() else {
+            return Ok(Some(Duration::from_millis(200)));
+        };
         let host_settings = HostSettings {
             dedicated_nodes: snap.dedicated_nodes.clone(),
             all_dedicated_pools: snap.all_pools.clone(),
+            agent_nodes,
             ..self.settings.host.clone()
         };
-        let desired = desired_objects(ws, &snap.plan, &host_settings);
+        let mut desired = desired_objects(ws, &snap.plan, &host_settings);
         let ns_name = names::namespace(ws.id);
         let cluster_name = names::cluster(ws.id);
         let err = |what: &str, e: kube::Error| format!("applying the {what}: {}", describe(&e));
@@ -579,9 +601,20 @@ impl Reconciler {
             .map_err(|e| err("virtual cluster policy", e))?;
         let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
         let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
+        // A field the API server refuses to change would make every apply fail (422): keep
+        // the cluster's value, apply the rest, and say what cannot be done.
+        let stuck = have
+            .as_ref()
+            .map(|c| keep_immutable_fields(&c.spec, &mut desired.cluster.spec))
+            .filter(|fields| !fields.is_empty());
         let (cluster, changed) = apply_cached(&clusters, &cluster_name, &desired.cluster, have)
             .await
             .map_err(|e| err("K3K cluster", e))?;
+        let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+        let (api_service, _) =
+            apply_if_changed(&services, names::API_SERVICE, &desired.api_service)
+                .await
+                .map_err(|e| err("API service", e))?;
 
         let now = Instant::now();
         let status = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
@@ -630,13 +663,38 @@ impl Reconciler {
             || self
                 .server_rolled_out(client, &ns_name, &cluster_name)
                 .await;
+        // K3K's Ready ignores its node agents; without one there is no node to run a pod on.
+        let agents = if snap.plan.k3k_mode == K3kMode::Shared {
+            shared_agents(client, &ns_name, &cluster_name).await
+        } else {
+            Agents::Ready
+        };
         let first = ws.applied_generation == 0;
-        let (state, message, applied) = match phase.as_deref() {
-            Some("Ready") if cond_ready && reacted && rolled_out && !changed => (
-                WorkspaceState::Ready,
-                "the virtual cluster is ready".to_string(),
-                Some(ws.generation),
-            ),
+        let (mut state, mut message, mut applied) = match phase.as_deref() {
+            Some("Ready") if cond_ready && reacted && rolled_out && !changed => match &agents {
+                Agents::Ready => (
+                    WorkspaceState::Ready,
+                    "the virtual cluster is ready".to_string(),
+                    Some(ws.generation),
+                ),
+                Agents::Nowhere => (
+                    WorkspaceState::Error,
+                    format!(
+                        "no host node can run K3K's node agent (DaemonSet {}): every node carries a taint it does not tolerate, such as a dedicated node's; keep at least one node shared",
+                        names::k3k_kubelet_daemonset(&cluster_name)
+                    ),
+                    None,
+                ),
+                Agents::Waiting(why) => (
+                    if first {
+                        WorkspaceState::Provisioning
+                    } else {
+                        WorkspaceState::Updating
+                    },
+                    why.clone(),
+                    None,
+                ),
+            },
             Some("Pending") => (
                 WorkspaceState::Error,
                 format!(
@@ -668,6 +726,15 @@ impl Reconciler {
                 None,
             ),
         };
+        if state == WorkspaceState::Ready {
+            let wanted = desired.cluster.spec.tls_sa_ns.clone().unwrap_or_default();
+            if let Some(rolling) = self
+                .check_served_names(client, ws.id, &api_service, &wanted)
+                .await?
+            {
+                (state, message, applied) = rolling;
+            }
+        }
         let node_pass =
             super::node_sync::sync(client, &self.nodes, ws.id, &snap.dedicated_nodes).await?;
         let (state, message) = if state == WorkspaceState::Ready && !node_pass.problems.is_empty() {
@@ -682,6 +749,16 @@ impl Reconciler {
             // Ready means tenants can use it: roles, projects and bindings are in place.
             self.sync_inside(client, snap).await?;
         }
+        // A plan the existing cluster cannot take outranks everything else: it will not
+        // resolve itself, and the operator must choose what to do.
+        let (state, message, applied) = match stuck {
+            Some(fields) => (
+                WorkspaceState::Error,
+                immutable_message(&fields, &snap.plan.id),
+                None,
+            ),
+            None => (state, message, applied),
+        };
         let obs = Observation {
             state,
             phase,
@@ -693,6 +770,195 @@ impl Reconciler {
             .map_err(|e| e.to_string())?;
         let busy = state != WorkspaceState::Ready || !node_pass.releasing.is_empty();
         Ok(busy.then_some(self.settings.poll_while_busy))
+    }
+
+    /// Makes sure the API server serves a certificate for every address in `wanted`.
+    /// `None`: it does. Otherwise the state to report while the servers are restarted, one
+    /// at a time, to read K3K's rewritten configuration (k3s reads `tls-san` only at start).
+    async fn check_served_names(
+        &self,
+        client: &Client,
+        id: WorkspaceId,
+        api_service: &Service,
+        wanted: &[String],
+    ) -> Result<Option<(WorkspaceState, String, Option<u64>)>, String> {
+        let verified = self
+            .memory
+            .lock()
+            .map_err(|_| "reconciler state poisoned")?
+            .verified_sans
+            .get(&id)
+            .is_some_and(|v| v == wanted);
+        if verified || wanted.is_empty() {
+            return Ok(None);
+        }
+        let (Some(address), Some(port)) = (
+            self.settings.host.external_addresses.first(),
+            super::tenant_sync::api_node_port(api_service),
+        ) else {
+            return Ok(None);
+        };
+        let served = match super::served_cert::served_names(address, port).await {
+            Ok(names) => names,
+            Err(e) => {
+                return Ok(Some((
+                    WorkspaceState::Updating,
+                    format!("checking the served certificate: {e}"),
+                    None,
+                )));
+            }
+        };
+        let missing: Vec<String> = super::served_cert::missing(&served, wanted)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if missing.is_empty() {
+            let mut mem = self
+                .memory
+                .lock()
+                .map_err(|_| "reconciler state poisoned")?;
+            mem.verified_sans.insert(id, wanted.to_vec());
+            mem.san_rolls.remove(&id);
+            return Ok(None);
+        }
+        let ns = names::namespace(id);
+        let cluster = names::cluster(id);
+        // NB: K3K writes the servers' config Secrets (where k3s reads `tls-san`) only when
+        // they do not exist: it creates them and ignores AlreadyExists, so a tlsSANs change
+        // never reaches them. Remove stale ones and poke the Cluster so that K3K reconciles
+        // and writes them anew; only then can a restarted server pick the names up.
+        if let Some(waiting) = self.refresh_server_config(client, id, &cluster, wanted).await? {
+            return Ok(Some((
+                WorkspaceState::Updating,
+                format!(
+                    "restarting the K3K servers so that they serve {}: {waiting}",
+                    missing.join(", ")
+                ),
+                None,
+            )));
+        }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let selector = names::k3k_server_pod_labels(&cluster)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("listing the K3K server pods: {}", describe(&e)))?
+            .items;
+        let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+        let old: HashSet<String> = {
+            let mut mem = self
+                .memory
+                .lock()
+                .map_err(|_| "reconciler state poisoned")?;
+            let roll = mem
+                .san_rolls
+                .entry(id)
+                .or_insert_with(|| servers.iter().map(uid).collect());
+            roll.retain(|u| servers.iter().any(|p| &uid(p) == u));
+            roll.clone()
+        };
+        let missing = missing.join(", ");
+        let all_ready = servers.iter().all(|p| {
+            p.metadata.deletion_timestamp.is_none() && pod_ready(p)
+        });
+        let waiting = |what: String| {
+            Ok(Some((
+                WorkspaceState::Updating,
+                format!("restarting the K3K servers so that they serve {missing}: {what}"),
+                None,
+            )))
+        };
+        if !all_ready {
+            return waiting("waiting for the restarted server to be ready".into());
+        }
+        let mut candidates: Vec<&Pod> = servers.iter().filter(|p| old.contains(&uid(p))).collect();
+        candidates.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        let Some(next) = candidates.first() else {
+            return Ok(Some((
+                WorkspaceState::Error,
+                format!(
+                    "every K3K server restarted, but the API server still serves a certificate without {missing}; check host.external_addresses and the Cluster's tlsSANs"
+                ),
+                None,
+            )));
+        };
+        let name = next.metadata.name.clone().unwrap_or_default();
+        match pods.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(format!("restarting server pod {name}: {}", describe(&e))),
+        }
+        tracing::info!(workspace = %id, pod = %name, missing = %missing, "restarting a K3K server to serve new addresses");
+        waiting(format!("restarted {name}"))
+    }
+
+    /// `None` when both of K3K's server config Secrets name every address in `wanted`;
+    /// otherwise what was done to get there (stale Secrets deleted, K3K asked to rewrite
+    /// them) or is awaited.
+    async fn refresh_server_config(
+        &self,
+        client: &Client,
+        id: WorkspaceId,
+        cluster: &str,
+        wanted: &[String],
+    ) -> Result<Option<String>, String> {
+        let ns = names::namespace(id);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let mut stale = Vec::new();
+        let mut absent = false;
+        for name in names::k3k_server_config_secrets(cluster) {
+            let secret = secrets
+                .get_opt(&name)
+                .await
+                .map_err(|e| format!("reading K3K's server configuration: {}", describe(&e)))?;
+            match secret {
+                None => absent = true,
+                Some(sec) => {
+                    let text = sec
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(names::K3K_SERVER_CONFIG_KEY))
+                        .map(|b| String::from_utf8_lossy(&b.0).to_string())
+                        .unwrap_or_default();
+                    let listed = super::served_cert::config_tls_sans(&text);
+                    if !super::served_cert::missing(&listed, wanted).is_empty() {
+                        stale.push(name);
+                    }
+                }
+            }
+        }
+        if stale.is_empty() && !absent {
+            return Ok(None);
+        }
+        for name in &stale {
+            match secrets.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "removing K3K's stale server configuration {name}: {}",
+                        describe(&e)
+                    ));
+                }
+            }
+        }
+        // Any change to the Cluster makes K3K reconcile it (it does not watch its Secrets).
+        let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns);
+        let poke = serde_json::json!({"metadata": {"annotations": {
+            names::CONFIG_REFRESH_ANNOTATION: jiff::Timestamp::now().to_string()
+        }}});
+        clusters
+            .patch(cluster, &PatchParams::default(), &Patch::Merge(&poke))
+            .await
+            .map_err(|e| format!("asking K3K to rewrite its configuration: {}", describe(&e)))?;
+        tracing::info!(workspace = %id, stale = ?stale, "asked K3K to rewrite the servers' configuration");
+        Ok(Some(
+            "waiting for K3K to write the servers' configuration with the new addresses".into(),
+        ))
     }
 
     async fn sync_inside(
@@ -818,7 +1084,8 @@ impl Reconciler {
                     mem.deleting_since.remove(&id);
                     mem.pending_change.remove(&id);
                     mem.tenant_clients.remove(&id);
-                    mem.tenant_clients.remove(&id);
+                    mem.verified_sans.remove(&id);
+                    mem.san_rolls.remove(&id);
                 }
             }
         }
@@ -875,6 +1142,78 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// What K3K's shared-mode node agents (DaemonSet `k3k-<n>-kubelet`) look like.
+enum Agents {
+    Ready,
+    /// The DaemonSet controller finds no node for them.
+    Nowhere,
+    Waiting(String),
+}
+
+async fn shared_agents(client: &Client, ns: &str, cluster: &str) -> Agents {
+    let name = names::k3k_kubelet_daemonset(cluster);
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    match sets.get_opt(&name).await {
+        Ok(Some(ds)) => {
+            let st = ds.status.unwrap_or_default();
+            let observed = st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
+            if observed && st.desired_number_scheduled == 0 {
+                Agents::Nowhere
+            } else if st.number_ready >= 1 {
+                Agents::Ready
+            } else {
+                Agents::Waiting(format!(
+                    "waiting for K3K's node agents ({name}: {} of {} ready)",
+                    st.number_ready, st.desired_number_scheduled
+                ))
+            }
+        }
+        Ok(None) => Agents::Waiting("waiting for K3K to start its node agents".into()),
+        Err(e) => Agents::Waiting(format!("reading {name}: {}", describe(&e))),
+    }
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Puts the observed values of the fields the API server will not change into `desired`;
+/// returns the names of those that differed.
+fn keep_immutable_fields(
+    observed: &super::k3k::cluster::ClusterSpec,
+    desired: &mut super::k3k::cluster::ClusterSpec,
+) -> Vec<&'static str> {
+    let fields = immutable_changes(observed, desired);
+    for f in &fields {
+        match *f {
+            "spec.mode" => desired.mode = observed.mode.clone(),
+            _ => {
+                if let (Some(d), Some(o)) = (desired.persistence.as_mut(), observed.persistence.as_ref()) {
+                    d.storage_request_size = o.storage_request_size.clone();
+                }
+            }
+        }
+    }
+    fields
+}
+
+fn immutable_message(fields: &[&str], plan: &str) -> String {
+    let what: Vec<&str> = fields
+        .iter()
+        .map(|f| match *f {
+            "spec.mode" => "its K3K mode",
+            _ => "its servers' storage size",
+        })
+        .collect();
+    format!(
+        "plan {plan:?} changes {} of the existing virtual cluster, which Kubernetes cannot change; everything else is applied. Move the workspace to a plan with the cluster's current values, or create a new workspace on {plan:?} and move the workloads",
+        what.join(" and ")
+    )
 }
 
 #[cfg(test)]

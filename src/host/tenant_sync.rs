@@ -31,7 +31,7 @@ pub struct VirtualClusterAccess {
     pub cluster_name: String,
 }
 
-/// Reads the bootstrap Secret and the NodePort Service K3K made for a workspace.
+/// Reads the bootstrap Secret K3K made for a workspace and kaas's NodePort API Service.
 pub async fn access(
     host: &Client,
     ws: WorkspaceId,
@@ -54,26 +54,28 @@ pub async fn access(
     let bootstrap = credentials::parse_bootstrap(&raw).map_err(|e| e.to_string())?;
     let services: Api<Service> = Api::namespaced(host.clone(), &ns);
     let svc = services
-        .get_opt(&names::k3k_service(&cluster))
+        .get_opt(names::API_SERVICE)
         .await
-        .map_err(|e| format!("reading the K3K service: {}", describe(&e)))?
-        .ok_or("K3K has not created the cluster's service yet")?;
-    let port = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| {
-            ports
-                .iter()
-                .find(|p| p.port == 443)
-                .and_then(|p| p.node_port)
-        })
-        .ok_or("the K3K service exposes no NodePort for port 443 (is expose.nodePort set?)")?;
+        .map_err(|e| format!("reading the API service: {}", describe(&e)))?
+        .ok_or("the virtual cluster's API service does not exist yet")?;
+    let port = api_node_port(&svc)
+        .ok_or("the virtual cluster's API service has no NodePort for port 443 yet")?;
     Ok(VirtualClusterAccess {
         bootstrap,
         server_url: format!("https://{}:{port}", bracket_ipv6(external_address)),
         cluster_name: cluster,
     })
+}
+
+/// The NodePort Kubernetes allocated to port 443 of kaas's API Service.
+pub fn api_node_port(svc: &Service) -> Option<u16> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())?
+        .iter()
+        .find(|p| p.port == 443)
+        .and_then(|p| p.node_port)
+        .and_then(|p| u16::try_from(p).ok())
 }
 
 fn bracket_ipv6(addr: &str) -> String {

@@ -79,6 +79,16 @@ impl Ops {
         self.nodes.get().and_then(|i| i.nodes())
     }
 
+    /// How many host nodes run K3K's shared-mode node agents (0 while the host is unknown).
+    pub fn shared_agent_nodes(&self) -> u32 {
+        let count = self.inventory().unwrap_or_default().iter().filter(|n| {
+            crate::domain::overhead::node_runs_shared_agent(
+                n.taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())),
+            )
+        }).count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
     /// Every host node with its owner (platform administrators).
     pub fn list_nodes(&self, actor: &Actor) -> OpsResult<Vec<NodeView>> {
         require_platform_admin(actor)?;
@@ -170,6 +180,22 @@ impl Ops {
                     a.workspace_id
                 )
             }));
+        }
+        if let Some(nodes) = self.inventory() {
+            // K3K's node agents (one per node, for every shared-mode workspace, dedicated or
+            // not) run only on nodes without a taint they do not tolerate.
+            let shared_left = nodes.iter().any(|n| {
+                n.name != node
+                    && !all.iter().any(|a| a.node == n.name)
+                    && crate::domain::overhead::node_runs_shared_agent(
+                        n.taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())),
+                    )
+            });
+            if !shared_left {
+                return Err(OpsError::Conflict(format!(
+                    "dedicating {node} would leave no shared node: K3K's node agents, which every workspace needs for its pods to be scheduled, run only on shared untainted nodes"
+                )));
+            }
         }
         let mine = all.iter().filter(|a| a.workspace_id == ws_id).count();
         if mine as u64 >= u64::from(plan.max_dedicated_nodes) {

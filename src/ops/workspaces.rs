@@ -40,6 +40,33 @@ pub struct WorkspaceView {
     pub members: u64,
     /// The caller's workspace role, if they have one.
     pub my_role: Option<WorkspaceRole>,
+    /// What the virtual cluster's own pods reserve on the host, on top of the plan's quota.
+    pub overhead: OverheadView,
+}
+
+/// K3K's own pods of a workspace and what they reserve (requests), which the host quota adds
+/// to the plan's tenant quota and the meter leaves out of tenant usage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverheadView {
+    pub servers: u32,
+    /// Node agents: one per shared host node in shared mode, the plan's agents in virtual mode.
+    pub agents: u32,
+    /// The virtual cluster's system pods that run on the host (CoreDNS, in shared mode).
+    pub system_pods: u32,
+    pub reserved: Quota,
+}
+
+impl OverheadView {
+    pub fn of(plan: &Plan, agent_nodes: u32) -> OverheadView {
+        let o = crate::domain::overhead::Overhead::of(plan, agent_nodes);
+        let shared = plan.k3k_mode == K3kMode::Shared;
+        OverheadView {
+            servers: plan.servers,
+            agents: if shared { agent_nodes } else { plan.agents },
+            system_pods: u32::from(shared),
+            reserved: o.requests(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -85,12 +112,14 @@ impl Ops {
         let projects = records::count_workspace_projects(r, ws.id)?;
         let members = records::count_workspace_members(r, ws.id)?;
         let my_role = records::get_workspace_member(r, ws.id, actor.user_id)?.map(|m| m.role);
+        let overhead = OverheadView::of(&plan, self.shared_agent_nodes());
         Ok(WorkspaceView {
             workspace: ws,
             plan,
             projects,
             members,
             my_role,
+            overhead,
         })
     }
 

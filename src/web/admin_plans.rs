@@ -17,7 +17,7 @@ use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
-use crate::domain::{K3kMode, LimitDefaults, Plan, Quota};
+use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
 use crate::ops::OpsError;
 use crate::ops::console::PlanUse;
 use crate::state::AppState;
@@ -157,6 +157,15 @@ pub struct PlanForm {
     max_dedicated_nodes: String,
     max_projects: String,
     max_members: String,
+    /// Blank: the default for a small cluster.
+    #[serde(rename = "server_resources.cpu_millis", default)]
+    server_cpu_millis: String,
+    #[serde(rename = "server_resources.memory_mib", default)]
+    server_memory_mib: String,
+    #[serde(rename = "agent_resources.cpu_millis", default)]
+    agent_cpu_millis: String,
+    #[serde(rename = "agent_resources.memory_mib", default)]
+    agent_memory_mib: String,
     #[serde(default)]
     k3s_version: String,
     #[serde(default)]
@@ -308,6 +317,24 @@ fn form_of(p: &Plan) -> FormState {
         .keep("max_dedicated_nodes", p.max_dedicated_nodes.to_string())
         .keep("max_projects", p.max_projects.to_string())
         .keep("max_members", p.max_members.to_string())
+        .keep("server_resources", "")
+        .keep(
+            "server_resources.cpu_millis",
+            p.server_resources.cpu_millis.to_string(),
+        )
+        .keep(
+            "server_resources.memory_mib",
+            p.server_resources.memory_mib.to_string(),
+        )
+        .keep("agent_resources", "")
+        .keep(
+            "agent_resources.cpu_millis",
+            p.agent_resources.cpu_millis.to_string(),
+        )
+        .keep(
+            "agent_resources.memory_mib",
+            p.agent_resources.memory_mib.to_string(),
+        )
         .keep("k3s_version", p.k3s_version.clone().unwrap_or_default())
         .keep("retired", if p.retired { "on" } else { "" });
     let c = &p.prices.currency;
@@ -366,6 +393,12 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         .keep("max_dedicated_nodes", &f.max_dedicated_nodes)
         .keep("max_projects", &f.max_projects)
         .keep("max_members", &f.max_members)
+        .keep("server_resources", "")
+        .keep("server_resources.cpu_millis", &f.server_cpu_millis)
+        .keep("server_resources.memory_mib", &f.server_memory_mib)
+        .keep("agent_resources", "")
+        .keep("agent_resources.cpu_millis", &f.agent_cpu_millis)
+        .keep("agent_resources.memory_mib", &f.agent_memory_mib)
         .keep("k3s_version", &f.k3s_version)
         .keep("retired", if f.retired.is_some() { "on" } else { "" });
     let mut form = keep_prices(
@@ -375,6 +408,38 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         f.prices.rates(),
     );
     let prices = parse_prices(&mut form, &f.prices);
+    // Blank resource fields take the defaults of a small cluster.
+    let mut or_default = |field: &'static str, raw: &str, default: u64| -> u64 {
+        if raw.trim().is_empty() {
+            default
+        } else {
+            number(&mut form, field, raw).unwrap_or(0)
+        }
+    };
+    let server_resources = PodResources {
+        cpu_millis: or_default(
+            "server_resources.cpu_millis",
+            &f.server_cpu_millis,
+            PodResources::SMALL_SERVER.cpu_millis,
+        ),
+        memory_mib: or_default(
+            "server_resources.memory_mib",
+            &f.server_memory_mib,
+            PodResources::SMALL_SERVER.memory_mib,
+        ),
+    };
+    let agent_resources = PodResources {
+        cpu_millis: or_default(
+            "agent_resources.cpu_millis",
+            &f.agent_cpu_millis,
+            PodResources::AGENT.cpu_millis,
+        ),
+        memory_mib: or_default(
+            "agent_resources.memory_mib",
+            &f.agent_memory_mib,
+            PodResources::AGENT.memory_mib,
+        ),
+    };
     let mut n = |field: &'static str, raw: &str| -> u64 {
         let v = number(&mut form, field, raw);
         if v.is_none() && raw.trim().is_empty() {
@@ -391,6 +456,8 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         servers: small(n("servers", &f.servers)),
         agents: small(n("agents", &f.agents)),
         storage_gib: small(n("storage_gib", &f.storage_gib)),
+        server_resources,
+        agent_resources,
         quota: Quota {
             cpu_millis: n("cpu", &f.cpu),
             memory_mib: n("memory", &f.memory),

@@ -97,7 +97,16 @@ async fn workspace_journey<H: TestHost>(h: &H) {
         )
         .await
         .expect("policy");
-    assert_eq!(vcp["spec"]["quota"]["hard"]["pods"], "50");
+    // The plan's 50 pods for tenants, plus K3K's own: its server, a node agent on every
+    // node without a taint (none is dedicated here) and CoreDNS.
+    let untainted = h
+        .list("", "nodes", None)
+        .await
+        .iter()
+        .filter(|n| n["spec"]["taints"].as_array().is_none_or(|t| t.is_empty()))
+        .count();
+    let pods = (50 + 1 + untainted + 1).to_string();
+    assert_eq!(vcp["spec"]["quota"]["hard"]["pods"], pods.as_str());
     let cluster = h
         .get("k3k.io", "clusters", Some(&ns_name), &format!("ws-{s}"))
         .await
@@ -115,7 +124,11 @@ async fn workspace_journey<H: TestHost>(h: &H) {
     // The quota the policy carries is applied to the namespace by K3K.
     let quotas = h.list("", "resourcequotas", Some(&ns_name)).await;
     assert_eq!(quotas.len(), 1, "{quotas:?}");
-    assert_eq!(quotas[0]["spec"]["hard"]["pods"], "50", "{quotas:?}");
+    assert_eq!(
+        quotas[0]["spec"]["hard"]["pods"],
+        pods.as_str(),
+        "{quotas:?}"
+    );
 
     // A project becomes a namespace inside the virtual cluster, with its quota; a member's
     // kubeconfig reaches it with the real kubectl, as the member it names.

@@ -105,6 +105,9 @@ fn start_shared() -> Result<Shared, String> {
         .arg(&kubeconfig)
         .arg("--nodes")
         .arg(NODES.to_string())
+        // Simulated nodes: large enough that the tests' workspaces (each with its servers'
+        // and node agents' reserved resources) never wait for room.
+        .args(["--node-cpu", "32", "--node-memory", "128Gi"])
         .args(["--listen", "127.0.0.1:0"])
         .arg("--pod-toleration-restriction")
         .arg("--exit-with-stdin")
