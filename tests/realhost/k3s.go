@@ -66,8 +66,9 @@ type VirtualClusters struct {
 	dir      string
 	sockets  string
 
-	mu      sync.Mutex
-	servers map[string]*virtualServer // namespace/cluster → running server
+	mu       sync.Mutex
+	servers  map[string]*virtualServer // namespace/cluster → running server
+	starting map[string]bool           // namespace/cluster → a server is being started
 }
 
 // K3s's ports in a server pod: the API server (supervisor included) and etcd's client port.
@@ -100,7 +101,7 @@ func newVirtualClusters(client kubernetes.Interface, volumes *Volumes, backends 
 	}
 	return &VirtualClusters{
 		client: client, volumes: volumes, backends: backends, dir: dir, sockets: sockets,
-		servers: map[string]*virtualServer{},
+		servers: map[string]*virtualServer{}, starting: map[string]bool{},
 	}, nil
 }
 
@@ -146,7 +147,15 @@ func (v *VirtualClusters) PodStarting(ctx context.Context, pod *corev1.Pod) erro
 	key := pod.Namespace + "/" + name
 	v.mu.Lock()
 	s, running := v.servers[key]
+	already := !running && v.starting[key]
+	if !running && !already {
+		v.starting[key] = true
+	}
 	v.mu.Unlock()
+	if already {
+		// One start at a time: a second would take over the datastore's socket of the first.
+		return fmt.Errorf("virtual cluster %s: a server is already starting", key)
+	}
 	if running {
 		// K3s in this pod starts from the config Secret as it is now.
 		cfg, err := v.config(ctx, pod)
@@ -168,6 +177,11 @@ func (v *VirtualClusters) PodStarting(ctx context.Context, pod *corev1.Pod) erro
 		return nil
 	}
 
+	defer func() {
+		v.mu.Lock()
+		delete(v.starting, key)
+		v.mu.Unlock()
+	}()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	s, err := v.start(runCtx, pod, name, done)
