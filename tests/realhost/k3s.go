@@ -401,11 +401,16 @@ func bootstrapHandler(token string, cas *clusterCAs) Wrap {
 // (after ctx ends, or at once when start fails before starting anything).
 func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name string, done chan struct{}) (_ *virtualServer, err error) {
 	var api *APIServer
+	// The datastore outlives the API server, whose shutdown still writes to it (it deletes its
+	// lease): stopped with ctx, the API server would wait 10 s for that write before it
+	// releases the ClusterIP, holding up the server of a recreated pod.
+	stopKine := func() {}
 	defer func() {
 		if err != nil && api == nil {
+			stopKine()
 			close(done)
 		} else if err != nil {
-			go func() { <-api.Stopped(); close(done) }()
+			go func() { <-api.Stopped(); stopKine(); close(done) }()
 		}
 	}()
 	cfg, err := v.config(ctx, pod)
@@ -434,7 +439,9 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 	}
 	socket := filepath.Join(v.sockets, string(pod.UID)[:8]+".sock")
 	_ = os.Remove(socket)
-	kineCfg, err := kineListen(ctx, socket, filepath.Join(db, "state.db"))
+	kineCtx, cancelKine := context.WithCancel(context.WithoutCancel(ctx))
+	stopKine = cancelKine
+	kineCfg, err := kineListen(kineCtx, socket, filepath.Join(db, "state.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -497,6 +504,7 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 		if etcd != nil {
 			etcd.Close()
 		}
+		stopKine()
 		close(done)
 	}()
 	return s, nil
