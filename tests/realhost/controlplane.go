@@ -25,7 +25,8 @@ import (
 
 // Ranges of the simulated host network. Service ClusterIPs come from a loopback range so that
 // the harness can listen on a ClusterIP itself (it plays K3s's server behind K3K's Service);
-// pod IPs are only recorded, never dialled.
+// pod IPs are never dialled: realhost's kube-proxy maps the few it serves to local addresses
+// (Backends, proxy.go).
 const (
 	serviceCIDR = "127.43.0.0/16"
 	podCIDR     = "10.42.0.0/16"

@@ -14,15 +14,26 @@
 //     K3K calls to read the CAs into the `k3k-<n>-bootstrap` Secret.
 //
 // The API is reachable where K3K's Service says: on its ClusterIP, port 443 (service ClusterIPs
-// are loopback addresses here), and on 127.0.0.1:<nodePort> through a TCP forwarder that plays
-// kube-proxy for that Service. What K3s also runs (containerd, the agent, CoreDNS, Traefik,
-// local-path, network policy) is not played, and virtual pods are not synced to the host: the
-// virtual kubelet (k3k-kubelet) does not run, so pods created inside a virtual cluster stay
-// Pending.
+// are loopback addresses here), with etcd's client port on ClusterIP:2379 when the Service
+// carries it. Each server pod's own addresses, <podIP>:6443 and <podIP>:2379, are registered in
+// Backends, so that realhost's kube-proxy (proxy.go) reaches them through any NodePort Service
+// whose endpoints they are — K3K's own with expose.nodePort, or one kaas makes.
+//
+// One API server stands for all server pods of a Cluster. K3s reads its config when it starts
+// and not after, so a changed tls-san takes effect only when a server pod (re)starts: every
+// server pod that starts reads the config Secret again and, if its tls-san differs from the
+// one the served certificate was issued for, re-issues that certificate (the API server
+// reloads the files). Until then the old certificate is served, as by a K3s that has not
+// restarted.
+//
+// What K3s also runs (containerd, the agent, CoreDNS, Traefik, local-path, network policy) is
+// not played, and virtual pods are not synced to the host: the virtual kubelet (k3k-kubelet)
+// does not run, so pods created inside a virtual cluster stay Pending.
 
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -36,7 +47,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,28 +60,68 @@ import (
 
 // VirtualClusters runs the K3s servers of K3K's Clusters.
 type VirtualClusters struct {
-	client  kubernetes.Interface
-	volumes *Volumes
-	dir     string
-	sockets string
+	client   kubernetes.Interface
+	volumes  *Volumes
+	backends *Backends
+	dir      string
+	sockets  string
 
-	mu      sync.Mutex
-	servers map[string]*virtualServer // namespace/cluster → running server
+	mu       sync.Mutex
+	servers  map[string]*virtualServer // namespace/cluster → running server
+	starting map[string]bool           // namespace/cluster → a server is being started
 }
+
+// K3s's ports in a server pod: the API server (supervisor included) and etcd's client port.
+const (
+	k3sAPIPort  = 6443
+	k3sETCDPort = 2379
+)
 
 type virtualServer struct {
-	pods   map[string]bool // UIDs of the server pods it stands for
+	pods   map[string]string // UID → pod IP of the server pods it stands for
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// Where it listens: the API server on apiAddr, etcd on etcdAddr ("" when not served).
+	apiAddr, etcdAddr string
+
+	// What the serving certificate is made from; certMu serialises re-issuing it.
+	certMu    sync.Mutex
+	clusterIP string
+	tlsDir    string
+	cas       *clusterCAs
+	tlsSAN    []string // the config's tls-san the served certificate was issued for
 }
 
-func newVirtualClusters(client kubernetes.Interface, volumes *Volumes, dir string) (*VirtualClusters, error) {
+func newVirtualClusters(client kubernetes.Interface, volumes *Volumes, backends *Backends, dir string) (*VirtualClusters, error) {
 	// Unix socket paths are limited to 108 bytes: keep kine's sockets in a short directory.
 	sockets, err := os.MkdirTemp("", "rh")
 	if err != nil {
 		return nil, err
 	}
-	return &VirtualClusters{client: client, volumes: volumes, dir: dir, sockets: sockets, servers: map[string]*virtualServer{}}, nil
+	return &VirtualClusters{
+		client: client, volumes: volumes, backends: backends, dir: dir, sockets: sockets,
+		servers: map[string]*virtualServer{}, starting: map[string]bool{},
+	}, nil
+}
+
+// register makes the pod's K3s ports reach the server in Backends.
+func (v *VirtualClusters) register(s *virtualServer, podIP string) {
+	if podIP == "" {
+		return
+	}
+	v.backends.Register(podIP, k3sAPIPort, s.apiAddr)
+	if s.etcdAddr != "" {
+		v.backends.Register(podIP, k3sETCDPort, s.etcdAddr)
+	}
+}
+
+func (v *VirtualClusters) unregister(podIP string) {
+	if podIP == "" {
+		return
+	}
+	v.backends.Unregister(podIP, k3sAPIPort)
+	v.backends.Unregister(podIP, k3sETCDPort)
 }
 
 // serverCluster names the K3K Cluster a pod is a server of, if it is one: K3K labels its
@@ -96,25 +146,57 @@ func (v *VirtualClusters) PodStarting(ctx context.Context, pod *corev1.Pod) erro
 	}
 	key := pod.Namespace + "/" + name
 	v.mu.Lock()
-	if s, running := v.servers[key]; running {
-		s.pods[string(pod.UID)] = true
+	s, running := v.servers[key]
+	already := !running && v.starting[key]
+	if !running && !already {
+		v.starting[key] = true
+	}
+	v.mu.Unlock()
+	if already {
+		// One start at a time: a second would take over the datastore's socket of the first.
+		return fmt.Errorf("virtual cluster %s: a server is already starting", key)
+	}
+	if running {
+		// K3s in this pod starts from the config Secret as it is now.
+		cfg, err := v.config(ctx, pod)
+		if err != nil {
+			return err
+		}
+		if err := s.serveSANs(ctx, cfg.TLSSAN); err != nil {
+			return fmt.Errorf("serving certificate: %w", err)
+		}
+		v.mu.Lock()
+		if v.servers[key] != s {
+			// Stopped meanwhile: the retry starts a new one.
+			v.mu.Unlock()
+			return fmt.Errorf("virtual cluster %s stopped while the pod started", key)
+		}
+		s.pods[string(pod.UID)] = pod.Status.PodIP
+		v.register(s, pod.Status.PodIP)
 		v.mu.Unlock()
 		return nil
 	}
-	v.mu.Unlock()
 
+	defer func() {
+		v.mu.Lock()
+		delete(v.starting, key)
+		v.mu.Unlock()
+	}()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	if err := v.start(runCtx, pod, name, done); err != nil {
+	s, err := v.start(runCtx, pod, name, done)
+	if err != nil {
 		// Whatever did start stops before the next try binds the same address.
 		cancel()
 		<-done
 		return err
 	}
+	s.pods, s.cancel, s.done = map[string]string{string(pod.UID): pod.Status.PodIP}, cancel, done
 	v.mu.Lock()
-	v.servers[key] = &virtualServer{pods: map[string]bool{string(pod.UID): true}, cancel: cancel, done: done}
+	v.servers[key] = s
+	v.register(s, pod.Status.PodIP)
 	v.mu.Unlock()
-	klog.Infof("virtual cluster %s: K3s server running for pod %s", key, pod.Name)
+	klog.Infof("virtual cluster %s: K3s server running for pod %s (%s)", key, pod.Name, pod.Status.PodIP)
 	return nil
 }
 
@@ -127,6 +209,9 @@ func (v *VirtualClusters) PodStopped(pod *corev1.Pod) {
 	v.mu.Lock()
 	s, running := v.servers[key]
 	if running {
+		if ip, ok := s.pods[string(pod.UID)]; ok {
+			v.unregister(ip)
+		}
 		delete(s.pods, string(pod.UID))
 		if len(s.pods) == 0 {
 			delete(v.servers, key)
@@ -314,55 +399,60 @@ func bootstrapHandler(token string, cas *clusterCAs) Wrap {
 
 // start runs the K3s server for pod; done is closed once everything it started has stopped
 // (after ctx ends, or at once when start fails before starting anything).
-func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name string, done chan struct{}) (err error) {
+func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name string, done chan struct{}) (_ *virtualServer, err error) {
 	var api *APIServer
+	// The datastore outlives the API server, whose shutdown still writes to it (it deletes its
+	// lease): stopped with ctx, the API server would wait 10 s for that write before it
+	// releases the ClusterIP, holding up the server of a recreated pod.
+	stopKine := func() {}
 	defer func() {
 		if err != nil && api == nil {
+			stopKine()
 			close(done)
 		} else if err != nil {
-			go func() { <-api.Stopped(); close(done) }()
+			go func() { <-api.Stopped(); stopKine(); close(done) }()
 		}
 	}()
 	cfg, err := v.config(ctx, pod)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	state, err := v.stateDir(ctx, pod)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	service, err := v.client.CoreV1().Services(pod.Namespace).Get(ctx, "k3k-"+name+"-service", metav1.GetOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	clusterIP := service.Spec.ClusterIP
 	if net.ParseIP(clusterIP) == nil {
-		return fmt.Errorf("service %s has no ClusterIP", service.Name)
+		return nil, fmt.Errorf("service %s has no ClusterIP", service.Name)
 	}
 	cas, err := loadOrCreateCAs(state)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db := filepath.Join(state, "server", "db")
 	if err := os.MkdirAll(db, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	socket := filepath.Join(v.sockets, string(pod.UID)[:8]+".sock")
 	_ = os.Remove(socket)
-	kineCfg, err := kineListen(ctx, socket, filepath.Join(db, "state.db"))
+	kineCtx, cancelKine := context.WithCancel(context.WithoutCancel(ctx))
+	stopKine = cancelKine
+	kineCfg, err := kineListen(kineCtx, socket, filepath.Join(db, "state.db"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	sans := append([]string{clusterIP, "127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.43.0.1"}, cfg.TLSSAN...)
-	serving, err := cas.Server.ServingCert("k3s", sans)
-	if err != nil {
-		return err
-	}
 	tls := filepath.Join(state, "server", "tls")
-	if err := writeFiles(tls, map[string][]byte{"serving-kube-apiserver.crt": serving.CertPEM, "serving-kube-apiserver.key": serving.KeyPEM}); err != nil {
-		return err
+	s := &virtualServer{
+		apiAddr:   net.JoinHostPort(clusterIP, "443"),
+		clusterIP: clusterIP, tlsDir: tls, cas: cas, tlsSAN: cfg.TLSSAN,
+	}
+	if _, err := s.writeServingCert(cfg.TLSSAN); err != nil {
+		return nil, err
 	}
 	serviceCIDR := cfg.ServiceCIDR
 	if serviceCIDR == "" {
@@ -370,52 +460,151 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 	}
 	listener, err := listenTCP(clusterIP, 443)
 	if err != nil {
-		return fmt.Errorf("listening on the ClusterIP %s:443: %w", clusterIP, err)
+		return nil, fmt.Errorf("listening on the ClusterIP %s:443: %w", clusterIP, err)
 	}
 	flags := k3sAPIServer{
 		Etcd: kineCfg, Address: clusterIP, TLSDir: tls,
-		CertFile: "serving-kube-apiserver.crt", KeyFile: "serving-kube-apiserver.key",
+		CertFile: servingCertFile, KeyFile: servingKeyFile,
 		ServiceCIDR: serviceCIDR, AdmissionPlugins: "NodeRestriction",
 	}.flags()
 	auditing, err := auditFlags(pod.Namespace + "_" + name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	api, err = startAPIServer(ctx, listener, append(flags, auditing...), bootstrapHandler(cfg.Token, cas))
 	if err != nil {
 		if api == nil {
 			listener.Close()
 		}
-		return fmt.Errorf("virtual cluster API server: %w", err)
+		return nil, fmt.Errorf("virtual cluster API server: %w", err)
 	}
 	kcmCert, err := cas.Client.ClientCert("system:kube-controller-manager")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kcmConfig := filepath.Join(state, "server", "cred", "controller.kubeconfig")
 	if err := os.MkdirAll(filepath.Dir(kcmConfig), 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeKubeconfig(kcmConfig, "https://"+net.JoinHostPort(clusterIP, "443"), cas.Server.CertPEM, kcmCert, "default"); err != nil {
-		return err
+	if err := writeKubeconfig(kcmConfig, "https://"+s.apiAddr, cas.Server.CertPEM, kcmCert, "default"); err != nil {
+		return nil, err
 	}
 	if err := startVirtualControllers(ctx, kcmConfig, tls, serviceCIDR); err != nil {
-		return err
+		return nil, err
 	}
-	forwarders := forwardNodePorts(ctx, service)
-	if l, err := serveETCD(ctx, service, socket, cas); err != nil {
-		return err
-	} else if l != nil {
-		forwarders = append(forwarders, l)
+	etcd, err := serveETCD(ctx, service, socket, cas)
+	if err != nil {
+		return nil, err
+	}
+	if etcd != nil {
+		s.etcdAddr = etcd.Addr().String()
 	}
 	go func() {
 		<-api.Stopped()
-		for _, l := range forwarders {
-			l.Close()
+		if etcd != nil {
+			etcd.Close()
 		}
+		stopKine()
 		close(done)
 	}()
+	return s, nil
+}
+
+// The serving certificate's files in the server's TLS directory, as K3s names them.
+const (
+	servingCertFile = "serving-kube-apiserver.crt"
+	servingKeyFile  = "serving-kube-apiserver.key"
+)
+
+// writeServingCert issues a serving certificate for K3s's own names and the config's tls-san,
+// as K3s does at start, and writes it where the API server reads it; it returns the leaf.
+func (s *virtualServer) writeServingCert(tlsSAN []string) ([]byte, error) {
+	sans := append([]string{s.clusterIP, "127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.43.0.1"}, tlsSAN...)
+	serving, err := s.cas.Server.ServingCert("k3s", sans)
+	if err != nil {
+		return nil, err
+	}
+	// The key first: the API server's reload skips a pair that does not match, and picks up
+	// the pair once the certificate follows.
+	if err := writeFiles(s.tlsDir, map[string][]byte{servingKeyFile: serving.KeyPEM}); err != nil {
+		return nil, err
+	}
+	if err := writeFiles(s.tlsDir, map[string][]byte{servingCertFile: serving.CertPEM}); err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(serving.CertPEM)
+	if block == nil {
+		return nil, fmt.Errorf("issued certificate does not decode")
+	}
+	return block.Bytes, nil
+}
+
+// serveSANs makes the running server serve a certificate for tlsSAN, when the one it serves
+// was issued for another list: it rewrites the files, and returns once the API server (which
+// watches them, as it does any --tls-cert-file) hands out the new certificate.
+func (s *virtualServer) serveSANs(ctx context.Context, tlsSAN []string) error {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	if sameSet(s.tlsSAN, tlsSAN) {
+		return nil
+	}
+	leaf, err := s.writeServingCert(tlsSAN)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		served, err := servedCertificate(ctx, s.apiAddr)
+		if err == nil && bytes.Equal(served, leaf) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the API server still serves its old certificate 30s after the new one was written (last error: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	klog.Infof("virtual API server on %s: serving certificate re-issued for tls-san %v (was %v)", s.apiAddr, tlsSAN, s.tlsSAN)
+	s.tlsSAN = tlsSAN
 	return nil
+}
+
+// servedCertificate is the DER of the leaf certificate a TLS server at addr presents.
+func servedCertificate(ctx context.Context, addr string) ([]byte, error) {
+	dialer := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("no certificate")
+	}
+	return certs[0].Raw, nil
+}
+
+// sameSet tells whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	count := map[string]int{}
+	for _, x := range a {
+		count[x]++
+	}
+	for _, x := range b {
+		count[x]--
+	}
+	for _, n := range count {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // startVirtualControllers runs the controllers K3s's embedded controller manager runs that a
@@ -435,39 +624,6 @@ func startVirtualControllers(ctx context.Context, kubeconfig, tls, serviceCIDR s
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--controllers=namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,clusterrole-aggregation-controller,root-ca-certificate-publisher-controller,resourcequota-controller,deployment-controller,replicaset-controller",
 	})
-}
-
-// forwardNodePorts plays kube-proxy for the Service's node ports: 127.0.0.1:<nodePort> to the
-// ClusterIP and port, bytes passed through untouched (TLS ends at the API server, which sees
-// the client's certificate).
-func forwardNodePorts(ctx context.Context, service *corev1.Service) []net.Listener {
-	var listeners []net.Listener
-	for _, port := range service.Spec.Ports {
-		if port.NodePort == 0 || port.Port != 443 {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port.NodePort))))
-		if err != nil {
-			klog.Errorf("node port %d of %s/%s: %v", port.NodePort, service.Namespace, service.Name, err)
-			continue
-		}
-		target := net.JoinHostPort(service.Spec.ClusterIP, strconv.Itoa(int(port.Port)))
-		listeners = append(listeners, l)
-		go func() {
-			<-ctx.Done()
-			l.Close()
-		}()
-		go func() {
-			for {
-				conn, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go pipe(conn, target)
-			}
-		}()
-	}
-	return listeners
 }
 
 // serveETCD plays the client port of K3s's embedded etcd on the ClusterIP, port 2379, when
@@ -520,27 +676,4 @@ func serveETCD(ctx context.Context, service *corev1.Service, socket string, cas 
 		}
 	}()
 	return l, nil
-}
-
-func pipe(conn net.Conn, target string) { pipeTo(conn, "tcp", target) }
-
-// pipeTo copies bytes both ways between conn and a new connection to target.
-func pipeTo(conn net.Conn, network, target string) {
-	defer conn.Close()
-	upstream, err := net.DialTimeout(network, target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer upstream.Close()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { _, _ = io.Copy(upstream, conn); closeWrite(upstream); wg.Done() }()
-	go func() { _, _ = io.Copy(conn, upstream); closeWrite(conn); wg.Done() }()
-	wg.Wait()
-}
-
-func closeWrite(c net.Conn) {
-	if t, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = t.CloseWrite()
-	}
 }

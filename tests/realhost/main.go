@@ -185,8 +185,16 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, ku
 	if err := installK3kChartObjects(ctx, client); err != nil {
 		return "", err
 	}
-	virtual, err := newVirtualClusters(kubeletClient, volumes, dir)
+	backends := newBackends()
+	virtual, err := newVirtualClusters(kubeletClient, volumes, backends, dir)
 	if err != nil {
+		return "", err
+	}
+	_, proxyClient, err := clientAs("realhost:kube-proxy")
+	if err != nil {
+		return "", err
+	}
+	if err := startKubeProxy(ctx, proxyClient, backends); err != nil {
 		return "", err
 	}
 	if _, err := startKubelets(ctx, kubeletClient, nodes, virtual); err != nil {

@@ -32,9 +32,11 @@ const kubeletVersion = "v1.35.4+k3s1"
 // PodHooks are told when a simulated kubelet starts and stops a pod: realhost uses them to run
 // what K3K's server pods would run (the virtual cluster's API server).
 type PodHooks interface {
-	// PodStarting runs before the pod is reported Running; an error keeps it Pending and is
-	// retried.
+	// PodStarting runs before the pod is reported Running, with pod.Status.PodIP already set
+	// to the address its sandbox got (as a kubelet sets up the pod's network before its
+	// containers start); an error keeps the pod Pending and is retried.
 	PodStarting(ctx context.Context, pod *corev1.Pod) error
+	// PodStopped follows every PodStarting that succeeded, once the pod stops.
 	PodStopped(pod *corev1.Pod)
 }
 
@@ -46,7 +48,10 @@ type Kubelets struct {
 
 	mu      sync.Mutex
 	nextIP  map[string]int
-	started map[string]bool // pod UID → reported Running
+	ips     map[string]string // pod UID → its IP, from the sandbox's start to the pod's end
+	inUse   map[string]bool   // pod IPs given out
+	hooked  map[string]bool   // pod UID → PodStarting succeeded
+	started map[string]bool   // pod UID → reported Running
 }
 
 type nodeSpec struct {
@@ -60,7 +65,10 @@ func nodeName(i int) string { return fmt.Sprintf("realhost-node-%d", i) }
 
 // startKubelets registers the nodes and starts their kubelets.
 func startKubelets(ctx context.Context, client kubernetes.Interface, spec nodeSpec, hooks PodHooks) (*Kubelets, error) {
-	k := &Kubelets{client: client, hooks: hooks, nextIP: map[string]int{}, started: map[string]bool{}}
+	k := &Kubelets{
+		client: client, hooks: hooks, nextIP: map[string]int{},
+		ips: map[string]string{}, inUse: map[string]bool{}, hooked: map[string]bool{}, started: map[string]bool{},
+	}
 	for i := 1; i <= spec.Count; i++ {
 		name := nodeName(i)
 		if err := k.register(ctx, i, name, spec); err != nil {
@@ -249,9 +257,15 @@ func (k *Kubelets) ours(node string) bool {
 }
 
 func (k *Kubelets) forget(pod *corev1.Pod) {
+	uid := string(pod.UID)
 	k.mu.Lock()
-	was := k.started[string(pod.UID)]
-	delete(k.started, string(pod.UID))
+	was := k.hooked[uid]
+	delete(k.hooked, uid)
+	delete(k.started, uid)
+	if ip, ok := k.ips[uid]; ok {
+		delete(k.inUse, ip)
+		delete(k.ips, uid)
+	}
 	k.mu.Unlock()
 	if was && k.hooks != nil {
 		k.hooks.PodStopped(pod)
@@ -279,14 +293,19 @@ func (k *Kubelets) sync(ctx context.Context, pod *corev1.Pod, queue chan<- *core
 	if pod.Status.Phase != corev1.PodPending && pod.Status.Phase != "" {
 		return
 	}
+	uid := string(pod.UID)
 	k.mu.Lock()
-	already := k.started[string(pod.UID)]
+	already, hooked := k.started[uid], k.hooked[uid]
 	k.mu.Unlock()
 	if already {
 		return
 	}
-	if k.hooks != nil {
-		if err := k.hooks.PodStarting(ctx, pod); err != nil {
+	ip := k.sandboxIP(pod)
+	if k.hooks != nil && !hooked {
+		starting := pod.DeepCopy()
+		starting.Status.PodIP = ip
+		starting.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+		if err := k.hooks.PodStarting(ctx, starting); err != nil {
 			klog.Warningf("starting pod %s/%s: %v (retrying)", pod.Namespace, pod.Name, err)
 			go func() {
 				select {
@@ -299,8 +318,11 @@ func (k *Kubelets) sync(ctx context.Context, pod *corev1.Pod, queue chan<- *core
 			}()
 			return
 		}
+		k.mu.Lock()
+		k.hooked[uid] = true
+		k.mu.Unlock()
 	}
-	if err := k.markRunning(ctx, pod); err != nil {
+	if err := k.markRunning(ctx, pod, ip); err != nil {
 		if ctx.Err() == nil && !apierrors.IsNotFound(err) {
 			klog.Warningf("pod %s/%s status: %v", pod.Namespace, pod.Name, err)
 			go func() { time.Sleep(time.Second); queue <- pod }()
@@ -308,24 +330,43 @@ func (k *Kubelets) sync(ctx context.Context, pod *corev1.Pod, queue chan<- *core
 		return
 	}
 	k.mu.Lock()
-	k.started[string(pod.UID)] = true
+	k.started[uid] = true
 	k.mu.Unlock()
 }
 
-func (k *Kubelets) podIP(node string) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.nextIP[node]++
+// sandboxIP is the pod's IP, the same for every try at starting it: the node's address for a
+// host-network pod, else the next free address of the node's pod CIDR (10.42.<i>.0/24), as
+// K3s's host-local IPAM gives them out.
+func (k *Kubelets) sandboxIP(pod *corev1.Pod) string {
 	index := 0
 	for i, n := range k.nodes {
-		if n == node {
+		if n == pod.Spec.NodeName {
 			index = i
 		}
 	}
-	return fmt.Sprintf("10.42.%d.%d", index, 1+k.nextIP[node]%250)
+	if pod.Spec.HostNetwork {
+		return fmt.Sprintf("127.0.1.%d", index+1)
+	}
+	uid := string(pod.UID)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ip, ok := k.ips[uid]; ok {
+		return ip
+	}
+	var ip string
+	for tries := 0; tries < 250; tries++ {
+		k.nextIP[pod.Spec.NodeName]++
+		ip = fmt.Sprintf("10.42.%d.%d", index, 1+k.nextIP[pod.Spec.NodeName]%250)
+		if !k.inUse[ip] {
+			break
+		}
+	}
+	k.inUse[ip] = true
+	k.ips[uid] = ip
+	return ip
 }
 
-func (k *Kubelets) markRunning(ctx context.Context, pod *corev1.Pod) error {
+func (k *Kubelets) markRunning(ctx context.Context, pod *corev1.Pod, ip string) error {
 	latest, err := k.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -334,14 +375,6 @@ func (k *Kubelets) markRunning(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	now := metav1.Now()
-	ip := k.podIP(latest.Spec.NodeName)
-	if latest.Spec.HostNetwork {
-		for i, n := range k.nodes {
-			if n == latest.Spec.NodeName {
-				ip = fmt.Sprintf("127.0.1.%d", i+1)
-			}
-		}
-	}
 	hostIP := ""
 	for i, n := range k.nodes {
 		if n == latest.Spec.NodeName {
