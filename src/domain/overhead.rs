@@ -90,9 +90,13 @@ pub struct HostQuota {
 impl HostQuota {
     pub fn of(tenant: &Quota, overhead: &Overhead) -> HostQuota {
         HostQuota {
-            requests_cpu_millis: tenant.cpu_millis.saturating_add(overhead.cpu_request_millis),
+            requests_cpu_millis: tenant
+                .cpu_millis
+                .saturating_add(overhead.cpu_request_millis),
             limits_cpu_millis: tenant.cpu_millis.saturating_add(overhead.cpu_limit_millis),
-            requests_memory_mib: tenant.memory_mib.saturating_add(overhead.memory_request_mib),
+            requests_memory_mib: tenant
+                .memory_mib
+                .saturating_add(overhead.memory_request_mib),
             limits_memory_mib: tenant.memory_mib.saturating_add(overhead.memory_limit_mib),
             requests_storage_gib: tenant.storage_gib.saturating_add(overhead.storage_gib),
             pods: tenant.pods.saturating_add(overhead.pods),

@@ -191,10 +191,7 @@ impl Plan {
             ("agent_resources", self.agent_resources, 64),
         ] {
             if r.cpu_millis < 50 || r.cpu_millis > 64_000 {
-                return Err(problem(
-                    field,
-                    "cpu_millis must be between 50 and 64000",
-                ));
+                return Err(problem(field, "cpu_millis must be between 50 and 64000"));
             }
             if r.memory_mib < min_mib || r.memory_mib > 262_144 {
                 return Err(problem(

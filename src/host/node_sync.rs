@@ -241,6 +241,7 @@ pub async fn sync(
                 .map_err(|e| err("tainting a dedicated node", e))?;
             tracing::info!(node = %name, workspace = %ws, "applied the dedicated-node taint");
         }
+        move_node_agents_off(client, name).await?;
         if !host_node(&node).ready {
             pass.problems
                 .push(format!("dedicated node {name} is NotReady"));
@@ -360,3 +361,44 @@ fn owned_by_daemonset(pod: &Pod) -> bool {
         .flatten()
         .any(|o| o.kind == "DaemonSet" && o.controller == Some(true))
 }
+
+/// Evicts K3K's shared-mode node agents (of every workspace) from a dedicated node. The
+/// taint is NoSchedule, which keeps new pods off but leaves running ones, and the DaemonSet
+/// controller keeps a daemon pod running on a node that became NoSchedule-tainted; once
+/// evicted it does not place one there again, because the agents tolerate no such taint.
+async fn move_node_agents_off(client: &Client, node: &str) -> Result<(), String> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let params = ListParams::default()
+        .labels(K3K_SHARED_AGENT_LABELS)
+        .fields(&format!("spec.nodeName={node}"));
+    let agents = pods
+        .list(&params)
+        .await
+        .map_err(|e| format!("listing K3K's node agents on {node}: {}", describe(&e)))?;
+    for p in agents.items.iter().filter(|p| owned_by_daemonset(p)) {
+        let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        if p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        match api.evict(name, &EvictParams::default()).await {
+            Ok(_) => {
+                tracing::info!(node = %node, pod = %name, "moved a K3K node agent off a dedicated node")
+            }
+            Err(e) if super::reconciler::is_not_found(&e) => {}
+            Err(e) => {
+                return Err(format!(
+                    "evicting K3K's node agent {ns}/{name} from {node}: {}",
+                    describe(&e)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The labels K3K puts on its shared-mode node agent pods (agent/shared.go).
+const K3K_SHARED_AGENT_LABELS: &str = "type=agent,mode=shared";

@@ -827,7 +827,10 @@ impl Reconciler {
         // they do not exist: it creates them and ignores AlreadyExists, so a tlsSANs change
         // never reaches them. Remove stale ones and poke the Cluster so that K3K reconciles
         // and writes them anew; only then can a restarted server pick the names up.
-        if let Some(waiting) = self.refresh_server_config(client, id, &cluster, wanted).await? {
+        if let Some(waiting) = self
+            .refresh_server_config(client, id, &cluster, wanted)
+            .await?
+        {
             return Ok(Some((
                 WorkspaceState::Updating,
                 format!(
@@ -862,9 +865,9 @@ impl Reconciler {
             roll.clone()
         };
         let missing = missing.join(", ");
-        let all_ready = servers.iter().all(|p| {
-            p.metadata.deletion_timestamp.is_none() && pod_ready(p)
-        });
+        let all_ready = servers
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p));
         let waiting = |what: String| {
             Ok(Some((
                 WorkspaceState::Updating,
@@ -1158,7 +1161,8 @@ async fn shared_agents(client: &Client, ns: &str, cluster: &str) -> Agents {
     match sets.get_opt(&name).await {
         Ok(Some(ds)) => {
             let st = ds.status.unwrap_or_default();
-            let observed = st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
+            let observed =
+                st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
             if observed && st.desired_number_scheduled == 0 {
                 Agents::Nowhere
             } else if st.number_ready >= 1 {
@@ -1193,7 +1197,9 @@ fn keep_immutable_fields(
         match *f {
             "spec.mode" => desired.mode = observed.mode.clone(),
             _ => {
-                if let (Some(d), Some(o)) = (desired.persistence.as_mut(), observed.persistence.as_ref()) {
+                if let (Some(d), Some(o)) =
+                    (desired.persistence.as_mut(), observed.persistence.as_ref())
+                {
                     d.storage_request_size = o.storage_request_size.clone();
                 }
             }

@@ -81,11 +81,16 @@ impl Ops {
 
     /// How many host nodes run K3K's shared-mode node agents (0 while the host is unknown).
     pub fn shared_agent_nodes(&self) -> u32 {
-        let count = self.inventory().unwrap_or_default().iter().filter(|n| {
-            crate::domain::overhead::node_runs_shared_agent(
-                n.taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())),
-            )
-        }).count();
+        let count = self
+            .inventory()
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| {
+                crate::domain::overhead::node_runs_shared_agent(
+                    n.taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())),
+                )
+            })
+            .count();
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
