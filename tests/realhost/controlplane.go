@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,9 +28,11 @@ import (
 // the harness can listen on a ClusterIP itself (it plays K3s's server behind K3K's Service);
 // pod IPs are never dialled: realhost's kube-proxy maps the few it serves to local addresses
 // (Backends, proxy.go).
+// Two realhosts on one machine need different ranges (--service-cidr, --node-port-range):
+// both listen on their ClusterIPs and node ports on loopback.
 const (
-	serviceCIDR = "127.43.0.0/16"
-	podCIDR     = "10.42.0.0/16"
+	defaultServiceCIDR = "127.43.0.0/16"
+	podCIDR            = "10.42.0.0/16"
 )
 
 // ControlPlane is the running host control plane.
@@ -68,6 +71,9 @@ type controlPlaneOptions struct {
 	Socket                   string
 	Port                     int
 	PodTolerationRestriction bool
+	// ServiceCIDR is a loopback range (see defaultServiceCIDR); NodePortRange "lo-hi".
+	ServiceCIDR   string
+	NodePortRange string
 }
 
 func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlane, error) {
@@ -92,7 +98,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 	}
 	serving, err := serverCA.ServingCert("kube-apiserver", []string{
 		"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-		"kubernetes.default.svc.cluster.local", "127.43.0.1",
+		"kubernetes.default.svc.cluster.local", firstIP(o.ServiceCIDR),
 	})
 	if err != nil {
 		return nil, err
@@ -130,7 +136,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 	}
 	flags := k3sAPIServer{
 		Etcd: etcd, Address: "127.0.0.1", TLSDir: tls, CertFile: "serving.crt", KeyFile: "serving.key",
-		ServiceCIDR: serviceCIDR, AdmissionPlugins: plugins, NodePortRange: "30000-32767",
+		ServiceCIDR: o.ServiceCIDR, AdmissionPlugins: plugins, NodePortRange: o.NodePortRange,
 	}.flags()
 	auditing, err := auditFlags("host")
 	if err != nil {
@@ -163,7 +169,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 		"--cluster-signing-cert-file=" + filepath.Join(tls, "client-ca.crt"),
 		"--cluster-signing-key-file=" + filepath.Join(tls, "client-ca.key"),
 		"--cluster-cidr=" + podCIDR,
-		"--service-cluster-ip-range=" + serviceCIDR,
+		"--service-cluster-ip-range=" + o.ServiceCIDR,
 		"--allocate-node-cidrs=false",
 		"--configure-cloud-routes=false",
 		"--controllers=*,tokencleaner",
@@ -284,4 +290,20 @@ func kubeconfig(server string, caPEM []byte, user Pair, namespace string) client
 		Contexts:       map[string]*clientcmdapi.Context{"realhost": {Cluster: "realhost", AuthInfo: "admin", Namespace: namespace}},
 		CurrentContext: "realhost",
 	}
+}
+
+// firstIP is the first address of a CIDR: the API server's own ClusterIP (kubernetes.default).
+func firstIP(cidr string) string {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return ""
+	}
+	ip := n.IP.To4()
+	if ip == nil {
+		return ""
+	}
+	out := make(net.IP, len(ip))
+	copy(out, ip)
+	out[3]++
+	return out.String()
 }

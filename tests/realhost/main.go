@@ -50,6 +50,8 @@ func main() {
 		logFile       = flag.String("log-file", "", "write the components' logs here instead of stderr")
 		auditDir      = flag.String("audit-dir", "", "write every API server's audit log of writes here (host.log, <namespace>_<cluster>.log), so tests can count what a client wrote")
 		verbosity     = flag.Int("v", 0, "log verbosity of the Kubernetes components")
+		serviceCIDR   = flag.String("service-cidr", defaultServiceCIDR, "ClusterIP range; must be loopback (127.0.0.0/8): realhost listens on ClusterIPs. Give a second realhost on the machine another one")
+		nodePortRange = flag.String("node-port-range", "30000-32767", "NodePort range (listened on 127.0.0.1); give a second realhost on the machine a range of its own")
 	)
 	flag.Parse()
 	if *kubeconfigOut == "" {
@@ -97,7 +99,7 @@ func main() {
 
 	started := time.Now()
 	audit = *auditDir
-	url, err := run(ctx, dir, crdDir, port, *tolerations, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
+	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -128,14 +130,14 @@ func setupLogging(file string, verbosity int) {
 	}
 }
 
-func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, kubeconfigOut string, nodes nodeSpec) (string, error) {
+func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, serviceCIDR, nodePortRange, kubeconfigOut string, nodes nodeSpec) (string, error) {
 	sockets, err := os.MkdirTemp("", "rh")
 	if err != nil {
 		return "", err
 	}
 	cp, err := startControlPlane(ctx, controlPlaneOptions{
 		Dir: filepath.Join(dir, "host"), Socket: filepath.Join(sockets, "kine.sock"), Port: port,
-		PodTolerationRestriction: tolerations,
+		PodTolerationRestriction: tolerations, ServiceCIDR: serviceCIDR, NodePortRange: nodePortRange,
 	})
 	if err != nil {
 		return "", err
