@@ -458,17 +458,23 @@ async fn organization_and_workspace_journey() {
         "project quotas vs plan"
     );
 
-    // Plan change and deletion (the name must be typed).
+    // Plan change (to a plan with the cluster's server storage; refusals are in `plans`)
+    // and deletion (the name must be typed).
+    let mut bigger = app.ops().get_plan(&shell(), "standard").unwrap();
+    bigger.id = "bigger".into();
+    bigger.display_name = "Bigger".into();
+    bigger.storage_gib = 2;
+    app.ops().create_plan(&shell(), bigger).unwrap();
     let r = submit(
         &app,
         &mut b,
         &format!("{ws_url}/plan"),
-        &[("plan", "standard")],
+        &[("plan", "bigger")],
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let r = get(&app, &mut b, location(&r)).await;
-    assert!(html(&r).contains("moves to plan Standard"));
+    assert!(html(&r).contains("moves to plan Bigger"));
     let r = submit(
         &app,
         &mut b,
