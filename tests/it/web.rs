@@ -14,6 +14,7 @@ use kaas::ops::{Actor, AuthVia, Origin};
 use crate::support::*;
 
 mod billing;
+mod plans;
 
 /// A browser's view of the console: its cookies and the CSRF token of its session.
 #[derive(Clone, Default)]
