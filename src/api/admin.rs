@@ -112,7 +112,8 @@ pub async fn create_plan(
     Ok((StatusCode::CREATED, Json(s.ops.create_plan(&a, plan)?)))
 }
 
-/// Replaces a plan; workspaces on it are updated.
+/// Replaces a plan; workspaces on it are updated. The K3K mode never changes, and the server
+/// storage (`storage_gib`) not while workspaces use the plan (422 on the field).
 #[utoipa::path(put, path = "/plans/{plan}", tag = "plans", request_body = Plan,
     params(("plan" = String, Path, description = "plan id")),
     responses((status = 200, body = Plan), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

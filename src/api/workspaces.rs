@@ -59,10 +59,12 @@ pub async fn get_workspace(
     Ok(Json(s.ops.get_workspace(&a, ws)?))
 }
 
-/// Moves the workspace to another plan.
+/// Moves the workspace to another plan: 422 on `plan` for a plan it can never take (retired,
+/// or another K3K mode or server storage than its cluster has), 409 while what it holds
+/// (projects, members, project quotas, dedicated nodes) does not fit in the plan.
 #[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", request_body = WorkspacePatch,
     params(("ws" = String, Path, description = "workspace id")),
-    responses((status = 200, body = WorkspaceView), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = WorkspaceView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn change_plan(
     State(s): State<AppState>,
     Authed(a): Authed,

@@ -146,11 +146,11 @@ mod tests {
         assert_eq!(o.cpu_limit_millis, 500 + 300 + p.limits.default_cpu_millis);
         assert_eq!(o.memory_request_mib, 1024 + 768 + 70);
         assert_eq!(o.memory_limit_mib, 1024 + 768 + 170);
-        assert_eq!(o.storage_gib, 2);
+        assert_eq!(o.storage_gib, 5);
         assert_eq!(o.pods, 1 + 3 + 1);
         let host = HostQuota::of(&p.quota, &o);
         assert_eq!(host.pods, p.quota.pods + 5);
-        assert_eq!(host.requests_storage_gib, p.quota.storage_gib + 2);
+        assert_eq!(host.requests_storage_gib, p.quota.storage_gib + 5);
     }
 
     #[test]

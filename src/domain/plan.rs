@@ -17,6 +17,15 @@ pub enum K3kMode {
     Virtual,
 }
 
+impl K3kMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            K3kMode::Shared => "shared",
+            K3kMode::Virtual => "virtual",
+        }
+    }
+}
+
 /// Resource amounts; also used as a project quota. Every field is a hard cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -269,6 +278,12 @@ pub fn looks_like_k3s_version(v: &str) -> bool {
         && build.chars().all(|c| c.is_ascii_digit())
 }
 
+/// Server storage of every default plan. NB: one size for all, because an existing virtual
+/// cluster cannot change it (see [`cluster_immutable_changes`]): with different sizes no
+/// workspace could move between the default plans, not even from starter to standard.
+/// 5 GiB holds a k3s datastore of a busy small cluster with room to spare.
+pub const DEFAULT_SERVER_STORAGE_GIB: u32 = 5;
+
 /// The plans a new database starts with. Operators edit or retire them as they like.
 pub fn default_plans() -> Vec<Plan> {
     let limits = |cpu, mem| LimitDefaults {
@@ -285,7 +300,7 @@ pub fn default_plans() -> Vec<Plan> {
             k3k_mode: K3kMode::Shared,
             servers: 1,
             agents: 0,
-            storage_gib: 2,
+            storage_gib: DEFAULT_SERVER_STORAGE_GIB,
             server_resources: PodResources::SMALL_SERVER,
             agent_resources: PodResources::AGENT,
             quota: Quota {
@@ -310,7 +325,7 @@ pub fn default_plans() -> Vec<Plan> {
             k3k_mode: K3kMode::Shared,
             servers: 1,
             agents: 0,
-            storage_gib: 5,
+            storage_gib: DEFAULT_SERVER_STORAGE_GIB,
             server_resources: PodResources {
                 cpu_millis: 1_000,
                 memory_mib: 2_048,
@@ -338,7 +353,7 @@ pub fn default_plans() -> Vec<Plan> {
             k3k_mode: K3kMode::Shared,
             servers: 3,
             agents: 0,
-            storage_gib: 10,
+            storage_gib: DEFAULT_SERVER_STORAGE_GIB,
             server_resources: PodResources {
                 cpu_millis: 1_000,
                 memory_mib: 2_048,
@@ -364,6 +379,139 @@ pub fn default_plans() -> Vec<Plan> {
         p.prices = default_prices(&p.id);
     }
     plans
+}
+
+/// A plan field whose value a workspace's existing virtual cluster cannot take from another
+/// plan: the K3K CRDs mark the Cluster fields they become immutable (CEL `self == oldSelf`),
+/// so the API server would refuse every reconcile pass. `host::desired::immutable_changes`
+/// names the same two fields on the Cluster itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImmutableChange {
+    /// `k3k_mode`, the Cluster's `spec.mode` (and the policy's `allowedMode`).
+    Mode { from: K3kMode, to: K3kMode },
+    /// `storage_gib`, the Cluster's `spec.persistence.storageRequestSize`: the size of each
+    /// server's volume, which Kubernetes does not resize.
+    ServerStorage { from_gib: u32, to_gib: u32 },
+}
+
+impl ImmutableChange {
+    /// The plan field, as named in the plan's JSON and on the plan form.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ImmutableChange::Mode { .. } => "k3k_mode",
+            ImmutableChange::ServerStorage { .. } => "storage_gib",
+        }
+    }
+
+    /// A few words for a list of plans to choose from.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ImmutableChange::Mode { .. } => "different K3K mode",
+            ImmutableChange::ServerStorage { .. } => "different server storage size",
+        }
+    }
+}
+
+/// What a workspace created on `from` could not keep if it moved to `to`; empty when its
+/// virtual cluster can take every value of `to`.
+pub fn cluster_immutable_changes(from: &Plan, to: &Plan) -> Vec<ImmutableChange> {
+    let mut changes = Vec::new();
+    if from.k3k_mode != to.k3k_mode {
+        changes.push(ImmutableChange::Mode {
+            from: from.k3k_mode,
+            to: to.k3k_mode,
+        });
+    }
+    if from.storage_gib != to.storage_gib {
+        changes.push(ImmutableChange::ServerStorage {
+            from_gib: from.storage_gib,
+            to_gib: to.storage_gib,
+        });
+    }
+    changes
+}
+
+/// Why a workspace on plan `current` cannot move to plan `target`, for the person who asked,
+/// with what to do instead; `None` when its virtual cluster can take `target`.
+pub fn plan_move_refusal(current: &Plan, target: &Plan) -> Option<String> {
+    let changes = cluster_immutable_changes(current, target);
+    // What the target offers, what the cluster has, and what to look for instead.
+    let mut offers = Vec::new();
+    let mut has = Vec::new();
+    let mut look_for = Vec::new();
+    for c in &changes {
+        match c {
+            ImmutableChange::Mode { from, to } => {
+                offers.push(format!("runs its clusters in {} mode", to.as_str()));
+                has.push(format!("in {} mode", from.as_str()));
+                look_for.push(format!("in {} mode", from.as_str()));
+            }
+            ImmutableChange::ServerStorage { from_gib, to_gib } => {
+                offers.push(format!("gives each K3K server {to_gib} GiB of storage"));
+                has.push(format!("with {from_gib} GiB"));
+                look_for.push(format!("with {from_gib} GiB of server storage"));
+            }
+        }
+    }
+    let cannot = match changes.as_slice() {
+        [] => return None,
+        [ImmutableChange::Mode { .. }] => "K3K cannot change a cluster's mode",
+        [ImmutableChange::ServerStorage { .. }] => "Kubernetes cannot resize it",
+        _ => "neither can change on an existing cluster",
+    };
+    Some(format!(
+        "plan {:?} {}, but this workspace's virtual cluster was created {} and {cannot}: \
+         choose a plan {}, or create a new workspace on {:?} and move the workloads",
+        target.id,
+        offers.join(" and "),
+        has.join(" "),
+        look_for.join(" "),
+        target.id,
+    ))
+}
+
+/// Why plan `old` cannot be edited into `new` while `workspaces` workspaces use it; `None`
+/// when the edit is allowed. The mode is fixed even on an unused plan: the plan form does not
+/// offer it once created, and a plan whose mode flips would strand the workspaces created
+/// on it before and after. The server storage may change while no workspace uses the plan.
+pub fn plan_edit_refusal(old: &Plan, new: &Plan, workspaces: usize) -> Option<PlanProblem> {
+    for change in cluster_immutable_changes(old, new) {
+        match change {
+            ImmutableChange::Mode { from, to } => {
+                return Some(problem(
+                    change.field(),
+                    format!(
+                        "a plan's K3K mode is fixed once it is created, because K3K cannot change \
+                         the mode of a workspace's existing virtual cluster: keep {} mode here, \
+                         and create a new plan in {} mode (retire this one to stop offering it)",
+                        from.as_str(),
+                        to.as_str()
+                    ),
+                ));
+            }
+            ImmutableChange::ServerStorage { from_gib, to_gib } if workspaces > 0 => {
+                let (who, whose) = if workspaces == 1 {
+                    ("1 workspace uses".to_string(), "its virtual cluster was")
+                } else {
+                    (
+                        format!("{workspaces} workspaces use"),
+                        "their virtual clusters were",
+                    )
+                };
+                return Some(problem(
+                    change.field(),
+                    format!(
+                        "{who} this plan, and {whose} created with {from_gib} GiB of server \
+                         storage, which Kubernetes cannot resize: keep {from_gib} GiB here, and \
+                         create a new plan with {to_gib} GiB for new workspaces (a workspace can \
+                         move only to a plan with the same server storage and K3K mode)"
+                    ),
+                ));
+            }
+            ImmutableChange::ServerStorage { .. } => {}
+        }
+    }
+    None
 }
 
 /// Checks that a set of project quotas (with one of them replaced or added) fits inside the
@@ -396,6 +544,28 @@ pub fn check_project_quotas_fit(
             };
             format!("{dim} {want} requested but only {avail} left in the workspace quota")
         })
+        .collect();
+    Err(parts.join("; "))
+}
+
+/// Checks that the quotas a workspace's projects hold fit in another workspace quota (a
+/// plan change, a plan edit); the error names each dimension with what the projects hold
+/// and what the quota gives.
+pub fn check_projects_fit_in(
+    workspace_quota: &Quota,
+    projects: impl IntoIterator<Item = Quota>,
+) -> Result<(), String> {
+    let mut held = Quota::default();
+    for q in projects {
+        held = held.checked_add(&q).ok_or("project quotas overflow")?;
+    }
+    let excess = held.excess_over(workspace_quota);
+    if excess.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<String> = excess
+        .iter()
+        .map(|(dim, held, cap)| format!("{dim} {held} held by projects, {cap} in the quota"))
         .collect();
     Err(parts.join("; "))
 }
@@ -438,6 +608,121 @@ mod tests {
         }
     }
 
+    fn plan(id: &str) -> Plan {
+        default_plans()
+            .into_iter()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("no default plan {id}"))
+    }
+
+    fn virtual_twin(p: &Plan) -> Plan {
+        Plan {
+            id: format!("{}-vm", p.id),
+            k3k_mode: K3kMode::Virtual,
+            ..p.clone()
+        }
+    }
+
+    #[test]
+    fn a_cluster_keeps_its_mode_and_server_storage() {
+        let starter = plan("starter");
+        assert!(cluster_immutable_changes(&starter, &starter).is_empty());
+        // Everything else a plan sets can change under a running cluster.
+        let roomier = Plan {
+            id: "roomier".into(),
+            servers: 3,
+            quota: plan("premium").quota,
+            max_projects: 50,
+            k3s_version: Some("v1.34.1-k3s1".into()),
+            ..starter.clone()
+        };
+        assert!(cluster_immutable_changes(&starter, &roomier).is_empty());
+        assert_eq!(plan_move_refusal(&starter, &roomier), None);
+
+        let standard = plan("standard");
+        let storage = cluster_immutable_changes(&starter, &standard);
+        assert_eq!(
+            storage,
+            [ImmutableChange::ServerStorage {
+                from_gib: 2,
+                to_gib: 5
+            }]
+        );
+        assert_eq!(storage[0].field(), "storage_gib");
+        assert_eq!(storage[0].label(), "different server storage size");
+
+        let both = cluster_immutable_changes(&starter, &virtual_twin(&standard));
+        let fields: Vec<&str> = both.iter().map(ImmutableChange::field).collect();
+        assert_eq!(fields, ["k3k_mode", "storage_gib"]);
+    }
+
+    #[test]
+    fn a_refused_move_says_why_and_what_to_do() {
+        let starter = plan("starter");
+        assert_eq!(
+            plan_move_refusal(&starter, &plan("standard")).unwrap(),
+            "plan \"standard\" gives each K3K server 5 GiB of storage, but this workspace's \
+             virtual cluster was created with 2 GiB and Kubernetes cannot resize it: choose a \
+             plan with 2 GiB of server storage, or create a new workspace on \"standard\" and \
+             move the workloads"
+        );
+        assert_eq!(
+            plan_move_refusal(&starter, &virtual_twin(&starter)).unwrap(),
+            "plan \"starter-vm\" runs its clusters in virtual mode, but this workspace's \
+             virtual cluster was created in shared mode and K3K cannot change a cluster's mode: \
+             choose a plan in shared mode, or create a new workspace on \"starter-vm\" and move \
+             the workloads"
+        );
+        assert_eq!(
+            plan_move_refusal(&starter, &virtual_twin(&plan("premium"))).unwrap(),
+            "plan \"premium-vm\" runs its clusters in virtual mode and gives each K3K server \
+             10 GiB of storage, but this workspace's virtual cluster was created in shared mode \
+             with 2 GiB and neither can change on an existing cluster: choose a plan in shared \
+             mode with 2 GiB of server storage, or create a new workspace on \"premium-vm\" and \
+             move the workloads"
+        );
+    }
+
+    #[test]
+    fn a_plan_keeps_its_mode_and_its_used_server_storage() {
+        let old = plan("standard");
+        let bigger = Plan {
+            storage_gib: 8,
+            ..old.clone()
+        };
+        // Unused: the storage may change; the mode never.
+        assert_eq!(plan_edit_refusal(&old, &bigger, 0), None);
+        let mode = plan_edit_refusal(&old, &virtual_twin(&old), 0).unwrap();
+        assert_eq!(mode.field, "k3k_mode");
+        assert!(
+            mode.message.contains("create a new plan in virtual mode"),
+            "{mode}"
+        );
+        // Used: the storage is fixed too, and the message counts the workspaces.
+        let one = plan_edit_refusal(&old, &bigger, 1).unwrap();
+        assert_eq!(one.field, "storage_gib");
+        assert!(
+            one.message.starts_with(
+                "1 workspace uses this plan, and its virtual cluster was created with 5 GiB"
+            ),
+            "{one}"
+        );
+        let three = plan_edit_refusal(&old, &bigger, 3).unwrap();
+        assert_eq!(
+            three.message,
+            "3 workspaces use this plan, and their virtual clusters were created with 5 GiB of \
+             server storage, which Kubernetes cannot resize: keep 5 GiB here, and create a new \
+             plan with 8 GiB for new workspaces (a workspace can move only to a plan with the \
+             same server storage and K3K mode)"
+        );
+        // Other edits of a used plan are not this rule's business.
+        let cheaper = Plan {
+            max_projects: 3,
+            ..old.clone()
+        };
+        assert_eq!(plan_edit_refusal(&old, &cheaper, 3), None);
+    }
+
     #[test]
     fn project_quotas_must_fit_and_say_what_is_left() {
         let ws = Quota {
@@ -468,5 +753,28 @@ mod tests {
             ..b
         };
         assert!(check_project_quotas_fit(&ws, [a], &c).is_ok());
+    }
+
+    #[test]
+    fn projects_must_fit_in_a_new_quota_and_say_by_how_much() {
+        let quota = |cpu_millis, pods| Quota {
+            cpu_millis,
+            memory_mib: 4096,
+            storage_gib: 10,
+            pods,
+        };
+        let project = |cpu_millis| Quota {
+            cpu_millis,
+            memory_mib: 1024,
+            storage_gib: 2,
+            pods: 10,
+        };
+        let projects = [project(1500), project(1000)];
+        assert!(check_projects_fit_in(&quota(2500, 20), projects).is_ok());
+        assert_eq!(
+            check_projects_fit_in(&quota(2000, 15), projects).unwrap_err(),
+            "cpu_millis 2500 held by projects, 2000 in the quota; \
+             pods 20 held by projects, 15 in the quota"
+        );
     }
 }

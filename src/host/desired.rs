@@ -967,7 +967,7 @@ mod tests {
         assert_eq!(spec["version"], "v1.33.1-k3s1");
         assert_eq!(
             spec["persistence"],
-            serde_json::json!({"type": "dynamic", "storageRequestSize": "10Gi"})
+            serde_json::json!({"type": "dynamic", "storageRequestSize": "5Gi"})
         );
         // No expose: K3K's Service stays ClusterIP and keeps etcd's 2379 for its own use.
         assert!(spec.get("expose").is_none());
@@ -1023,12 +1023,12 @@ mod tests {
             spec["quota"]["hard"],
             serde_json::json!({
                 // The plan's 2 CPU, 4 GiB, 10 GiB and 50 pods for tenants, plus K3K's pods on
-                // 3 nodes: a server (500m, 1 GiB, 2 GiB volume), 3 node agents (100m,
+                // 3 nodes: a server (500m, 1 GiB, 5 GiB volume), 3 node agents (100m,
                 // 256 MiB each) and CoreDNS (requests 100m/70 MiB; limits the LimitRange's
                 // 500m and its own 170 MiB). Canonical, as a server stores them.
                 "requests.cpu": "2900m", "limits.cpu": "3300m",
                 "requests.memory": "5958Mi", "limits.memory": "6058Mi",
-                "requests.storage": "12Gi", "pods": "55",
+                "requests.storage": "15Gi", "pods": "55",
             })
         );
         let mut more_nodes = settings(false);
@@ -1336,7 +1336,11 @@ mod tests {
         let ws = workspace();
         let old = cluster(&ws, &plan("starter"), &settings(false)).spec;
         assert!(immutable_changes(&old, &old).is_empty());
-        let bigger = cluster(&ws, &plan("standard"), &settings(false)).spec;
+        let bigger_plan = Plan {
+            storage_gib: 20,
+            ..plan("standard")
+        };
+        let bigger = cluster(&ws, &bigger_plan, &settings(false)).spec;
         assert_eq!(
             immutable_changes(&old, &bigger),
             ["spec.persistence.storageRequestSize"]
@@ -1344,7 +1348,7 @@ mod tests {
         let virt = cluster(
             &ws,
             &Plan {
-                storage_gib: 2,
+                storage_gib: plan("starter").storage_gib,
                 ..virtual_plan()
             },
             &settings(false),

@@ -1,10 +1,11 @@
 //! Plans: everyone signed in may read them (to choose one); platform administrators create,
-//! edit, retire and delete them. A plan in use cannot be deleted (retire it instead), and
-//! an edit that current workspaces' projects would not fit in is refused.
+//! edit, retire and delete them. A plan in use cannot be deleted (retire it instead); an
+//! edit that current workspaces' projects would not fit in is refused, and so is one their
+//! virtual clusters cannot take (the K3K mode, ever; the server storage, while in use).
 
 use super::authz::require_platform_admin;
 use super::{Actor, Ops, OpsError, OpsResult, invalid};
-use crate::domain::plan::{check_project_quotas_fit, default_plans};
+use crate::domain::plan::{check_projects_fit_in, default_plans, plan_edit_refusal};
 use crate::domain::*;
 use crate::store::records;
 
@@ -63,16 +64,14 @@ impl Ops {
         plan.validate().map_err(|p| invalid(p.field, p.message))?;
         let tx = self.store.write()?;
         let old = records::get_plan(&tx, id)?.ok_or(OpsError::NotFound("plan"))?;
-        if old.k3k_mode != plan.k3k_mode {
-            return Err(invalid(
-                "k3k_mode",
-                "a K3K cluster's mode cannot change; create a new plan",
-            ));
-        }
         let on_plan: Vec<Workspace> = records::all_workspaces(&tx)?
             .into_iter()
             .filter(|w| w.plan_id == id)
             .collect();
+        // 422 on the field, like the currency below: the value asked for cannot be had.
+        if let Some(p) = plan_edit_refusal(&old, &plan, on_plan.len()) {
+            return Err(invalid(p.field, p.message));
+        }
         if !on_plan.is_empty() && old.prices.currency != plan.prices.currency {
             return Err(invalid(
                 "prices.currency",
@@ -87,8 +86,11 @@ impl Ops {
         for ws in &on_plan {
             let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
             let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
-            check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
-                OpsError::Conflict(format!("workspace {} would not fit: {e}", ws.id))
+            check_projects_fit_in(&plan.quota, quotas).map_err(|e| {
+                OpsError::Conflict(format!(
+                    "the projects of workspace {} would not fit in the new quota ({e})",
+                    ws.id
+                ))
             })?;
             changes.push(super::Change::Workspace(ws.id));
         }

@@ -1,6 +1,7 @@
 //! Workspaces and their members. Creating one records it as `Pending` for the reconciler;
-//! a plan change is checked against what the workspace holds (projects, members, project
-//! quotas) and bumps the generation; deleting moves it to `Deleting`, and the reconciler
+//! a plan change is checked against what the workspace's virtual cluster cannot change (K3K
+//! mode, server storage) and what the workspace holds (projects, members, project quotas),
+//! and bumps the generation; deleting moves it to `Deleting`, and the reconciler
 //! removes the record once the host objects are gone.
 
 use jiff::Timestamp;
@@ -11,7 +12,7 @@ use super::authz::{org_for, workspace_for, workspace_standing};
 use super::users::conflict_as_409;
 use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
 use crate::domain::names::check_resource_name;
-use crate::domain::plan::check_project_quotas_fit;
+use crate::domain::plan::{check_projects_fit_in, plan_move_refusal};
 use crate::domain::policy::{self, Action};
 use crate::domain::*;
 use crate::store::{Reader, records};
@@ -249,6 +250,15 @@ impl Ops {
             ));
         }
         self.check_plan_currency(&tx, ws.org_id, &plan)?;
+        let current = plan_for(&tx, &ws.plan_id, "plan")?;
+        if let Some(why) = plan_move_refusal(&current, &plan) {
+            // NB: 422 on `plan`, where the limits below are 409. Those are about what the
+            // workspace holds now, and it can change (delete a project, release a node, then
+            // try again); this plan can never be right for this workspace's cluster, which is
+            // also how the API server answers a change to an immutable field. The field puts
+            // the reason next to the plan chooser in the console.
+            return Err(invalid("plan", why));
+        }
         let projects = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?;
         if projects.len() as u64 > u64::from(plan.max_projects) {
             return Err(OpsError::Conflict(format!(
@@ -276,9 +286,9 @@ impl Ops {
             )));
         }
         let quotas: Vec<Quota> = projects.iter().filter_map(|p| p.quota).collect();
-        check_project_quotas_fit(&plan.quota, quotas, &Quota::default()).map_err(|e| {
+        check_projects_fit_in(&plan.quota, quotas).map_err(|e| {
             OpsError::Conflict(format!(
-                "the projects' quotas do not fit in plan {:?}: {e}",
+                "the projects' quotas do not fit in plan {:?} ({e}): lower or remove project quotas first",
                 plan.id
             ))
         })?;

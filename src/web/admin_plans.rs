@@ -56,6 +56,8 @@ pub struct PlanEdit {
     pub editing: Option<String>,
     /// How many workspaces use the plan being edited (it may be deleted at 0).
     pub in_use: u64,
+    /// Said under the server storage field: fixed while workspaces use the plan.
+    pub storage_hint: &'static str,
     pub form: FormState,
     pub rates: &'static [RateField; 4],
 }
@@ -274,13 +276,6 @@ fn parse_prices(form: &mut FormState, f: &PriceForm) -> PlanPrices {
     prices
 }
 
-fn mode(m: K3kMode) -> &'static str {
-    match m {
-        K3kMode::Shared => "shared",
-        K3kMode::Virtual => "virtual",
-    }
-}
-
 fn form_of(p: &Plan) -> FormState {
     let q = &p.quota;
     let l = &p.limits;
@@ -288,7 +283,7 @@ fn form_of(p: &Plan) -> FormState {
         .keep("id", &p.id)
         .keep("display_name", &p.display_name)
         .keep("description", &p.description)
-        .keep("k3k_mode", mode(p.k3k_mode))
+        .keep("k3k_mode", p.k3k_mode.as_str())
         .keep("servers", p.servers.to_string())
         .keep("agents", p.agents.to_string())
         .keep("storage_gib", p.storage_gib.to_string())
@@ -370,7 +365,7 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         .keep("id", &f.id)
         .keep("display_name", &f.display_name)
         .keep("description", &f.description)
-        .keep("k3k_mode", mode(f.k3k_mode))
+        .keep("k3k_mode", f.k3k_mode.as_str())
         .keep("servers", &f.servers)
         .keep("agents", &f.agents)
         .keep("storage_gib", &f.storage_gib)
@@ -494,6 +489,11 @@ fn plan_page(who: &SignedIn, editing: Option<String>, in_use: u64, form: FormSta
     };
     PlanEdit {
         l: who.layout(title, "admin-plans"),
+        storage_hint: if in_use > 0 {
+            "Fixed while workspaces use this plan: Kubernetes cannot resize their servers' volumes."
+        } else {
+            ""
+        },
         editing,
         in_use,
         form,

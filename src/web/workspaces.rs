@@ -16,7 +16,8 @@ use super::flash::Flash;
 use super::projects::{QuotaForm, keep_quota, quota_fields};
 use super::view::{self, Bar, FormState, Layout};
 use super::{redirect, refused};
-use crate::domain::{UserId, WorkspaceId, WorkspaceRole};
+use crate::domain::plan::{ImmutableChange, cluster_immutable_changes};
+use crate::domain::{Plan, UserId, WorkspaceId, WorkspaceRole};
 use crate::ops::OpsError;
 use crate::ops::console::WorkspacePage;
 use crate::ops::kubeconfig::KubeconfigRequest;
@@ -32,7 +33,44 @@ pub struct WorkspaceView {
     pub p: WorkspacePage,
     pub quota_bars: Vec<Bar>,
     pub limit_bars: Vec<Bar>,
+    /// The plans offered in the change-plan form.
+    pub plan_choices: Vec<PlanChoice>,
     pub form: FormState,
+}
+
+/// A plan in the change-plan form.
+pub struct PlanChoice {
+    pub plan: Plan,
+    /// The workspace's plan now.
+    pub current: bool,
+    /// Why the workspace's virtual cluster cannot take this plan (shown, and the option
+    /// disabled); `ops` refuses the move anyway.
+    pub unavailable: Option<String>,
+}
+
+/// Whether the form should explain why some plans are not available.
+pub fn any_unavailable(choices: &[PlanChoice]) -> bool {
+    choices.iter().any(|c| c.unavailable.is_some())
+}
+
+/// Every plan the workspace could be on: those offered, and its own even when retired.
+fn plan_choices(p: &WorkspacePage) -> Vec<PlanChoice> {
+    let now = &p.ws.plan;
+    p.plans
+        .iter()
+        .filter(|pl| !pl.retired || pl.id == now.id)
+        .map(|pl| {
+            let labels: Vec<&str> = cluster_immutable_changes(now, pl)
+                .iter()
+                .map(ImmutableChange::label)
+                .collect();
+            PlanChoice {
+                plan: pl.clone(),
+                current: pl.id == now.id,
+                unavailable: (!labels.is_empty()).then(|| labels.join(", ")),
+            }
+        })
+        .collect()
 }
 
 fn ws_view(who: &SignedIn, mut p: WorkspacePage, form: FormState) -> WorkspaceView {
@@ -56,6 +94,7 @@ fn ws_view(who: &SignedIn, mut p: WorkspacePage, form: FormState) -> WorkspaceVi
         l: who.layout(p.ws.workspace.name.clone(), p.ws.workspace.org_id),
         quota_bars: view::quota_bars(&p.projects_quota, &plan.quota),
         limit_bars,
+        plan_choices: plan_choices(&p),
         p,
         form,
     }

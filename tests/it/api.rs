@@ -160,13 +160,24 @@ async fn tenancy_journey_through_the_api() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    // Plan change refused while the project's quota would not fit... premium fits.
+    // A plan change to more room; it keeps the K3K mode and server storage of the
+    // workspace's cluster (refusals are in `plans`).
+    let mut roomier = app
+        .call("GET", "/plans/premium", &bearer(&admin), None)
+        .await
+        .body;
+    roomier["id"] = json!("roomier");
+    roomier["storage_gib"] = json!(kaas::domain::plan::DEFAULT_SERVER_STORAGE_GIB);
+    let r = app
+        .call("POST", "/plans", &bearer(&admin), Some(roomier))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let r = app
         .call(
             "PATCH",
             &format!("/workspaces/{ws}"),
             &ada,
-            Some(json!({"plan": "premium"})),
+            Some(json!({"plan": "roomier"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);

@@ -253,23 +253,28 @@ async fn a_plan_change_rolls_out_the_new_quota() {
     let h = HostedApp::start().await;
     let (a, _, ws) = org_and_workspace(&h, "starter").await;
     h.wait_ws(&a, &ws, "Ready", |w| state(w) == "Ready").await;
+    // Standard's quota with starter's server storage, which the cluster keeps.
+    let mut bigger = h.app.ops().get_plan(&shell(), "standard").unwrap();
+    bigger.id = "bigger".into();
+    bigger.storage_gib = kaas::domain::plan::DEFAULT_SERVER_STORAGE_GIB;
+    h.app.ops().create_plan(&shell(), bigger).unwrap();
     let r = h
         .app
         .call(
             "PATCH",
             &format!("/workspaces/{ws}"),
             &a,
-            Some(json!({"plan": "standard"})),
+            Some(json!({"plan": "bigger"})),
         )
         .await;
-    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
     let ready = h
         .wait_ws(&a, &ws, "Ready on the new plan", |w| {
             state(w) == "Ready" && w.is_some_and(|w| w["applied_generation"] == 2)
         })
         .await
         .unwrap();
-    assert_eq!(ready["plan_id"], "standard");
+    assert_eq!(ready["plan_id"], "bigger");
     let vcp = h
         .get(
             "k3k.io",
@@ -278,7 +283,18 @@ async fn a_plan_change_rolls_out_the_new_quota() {
             &format!("kaas-ws-{}", short(&ws)),
         )
         .unwrap();
-    assert_eq!(vcp["spec"]["quota"]["hard"]["pods"], "200");
+    // Standard's 200 pods for tenants, plus K3K's own: a server, an agent per untainted
+    // node and CoreDNS.
+    let untainted = h
+        .list("", "nodes", None)
+        .await
+        .iter()
+        .filter(|n| n["spec"]["taints"].as_array().is_none_or(|t| t.is_empty()))
+        .count();
+    assert_eq!(
+        vcp["spec"]["quota"]["hard"]["pods"],
+        (200 + 1 + untainted + 1).to_string().as_str()
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod components;
 mod credentials;
 mod host;
 mod nodes;
+mod plans;
 mod realbox;
 mod realhost;
 mod ship;

@@ -114,6 +114,11 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     }
     let prem_short = prem.trim_start_matches("ws_").to_string();
     let pool = format!("ws-{prem_short}");
+    // Premium without dedicated nodes (a workspace keeps its cluster's server storage).
+    let mut lite = h.app.ops().get_plan(&shell(), "premium").unwrap();
+    lite.id = "premium-lite".into();
+    lite.max_dedicated_nodes = 0;
+    h.app.ops().create_plan(&shell(), lite).unwrap();
 
     // The inventory: three nodes, the first is the control plane.
     let mut listed = Value::Null;
@@ -300,7 +305,7 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
             "PATCH",
             &format!("/workspaces/{prem}"),
             &ada,
-            Some(json!({"plan": "standard"})),
+            Some(json!({"plan": "premium-lite"})),
         )
         .await;
     assert_eq!(r.status.as_u16(), 409);
@@ -354,7 +359,7 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
             "PATCH",
             &format!("/workspaces/{prem}"),
             &ada,
-            Some(json!({"plan": "standard"})),
+            Some(json!({"plan": "premium-lite"})),
         )
         .await;
     assert_eq!(

@@ -14,6 +14,7 @@ use kaas::ops::{Actor, AuthVia, Origin};
 use crate::support::*;
 
 mod billing;
+mod plans;
 
 /// A browser's view of the console: its cookies and the CSRF token of its session.
 #[derive(Clone, Default)]
@@ -458,17 +459,23 @@ async fn organization_and_workspace_journey() {
         "project quotas vs plan"
     );
 
-    // Plan change and deletion (the name must be typed).
+    // Plan change (to a plan with the cluster's server storage; refusals are in `plans`)
+    // and deletion (the name must be typed).
+    let mut bigger = app.ops().get_plan(&shell(), "standard").unwrap();
+    bigger.id = "bigger".into();
+    bigger.display_name = "Bigger".into();
+    bigger.storage_gib = kaas::domain::plan::DEFAULT_SERVER_STORAGE_GIB;
+    app.ops().create_plan(&shell(), bigger).unwrap();
     let r = submit(
         &app,
         &mut b,
         &format!("{ws_url}/plan"),
-        &[("plan", "standard")],
+        &[("plan", "bigger")],
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let r = get(&app, &mut b, location(&r)).await;
-    assert!(html(&r).contains("moves to plan Standard"));
+    assert!(html(&r).contains("moves to plan Bigger"));
     let r = submit(
         &app,
         &mut b,

@@ -425,7 +425,7 @@ async fn platform_administrators_void_with_a_reason() {
 }
 
 /// The inputs of a page's form as a browser would send them (checked boxes only).
-fn inputs(page: &str) -> Vec<(String, String)> {
+pub(super) fn inputs(page: &str) -> Vec<(String, String)> {
     let attr = |tag: &str, name: &str| {
         tag.split(&format!(" {name}=\""))
             .nth(1)
