@@ -38,8 +38,24 @@ struct Shared {
     log: PathBuf,
     stderr: PathBuf,
     /// Held open for the life of the test process: realhost runs `--exit-with-stdin`.
-    _stdin: ChildStdin,
-    _child: Child,
+    stdin: Option<ChildStdin>,
+    child: Child,
+}
+
+impl Drop for Shared {
+    /// Only private hosts are dropped: closing stdin makes realhost stop and clean up.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
@@ -85,6 +101,21 @@ fn remove_stale_dirs(parent: &Path) {
 }
 
 fn start_shared() -> Result<Shared, String> {
+    start_process(
+        &format!("realhost-{}", std::process::id()),
+        NODES,
+        &["--node-port-range", SHARED_NODE_PORTS],
+    )
+}
+
+/// The shared host's NodePorts; a private host takes [`PRIVATE_NODE_PORTS`], and another
+/// ClusterIP range, so the two never listen on the same loopback address.
+const SHARED_NODE_PORTS: &str = "30000-31499";
+const PRIVATE_NODE_PORTS: &str = "31500-32767";
+const PRIVATE_SERVICE_CIDR: &str = "127.44.0.0/16";
+
+/// Starts realhost with `nodes` nodes; `dir_name` under the test target's temp directory.
+fn start_process(dir_name: &str, nodes: usize, extra: &[&str]) -> Result<Shared, String> {
     let binary = Path::new(BINARY);
     if !binary.exists() {
         return Err(format!(
@@ -93,7 +124,7 @@ fn start_shared() -> Result<Shared, String> {
     }
     let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
     remove_stale_dirs(parent);
-    let dir = parent.join(format!("realhost-{}", std::process::id()));
+    let dir = parent.join(dir_name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let kubeconfig = dir.join("admin.kubeconfig");
     let log = dir.join("components.log");
@@ -104,7 +135,8 @@ fn start_shared() -> Result<Shared, String> {
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .arg("--nodes")
-        .arg(NODES.to_string())
+        .arg(nodes.to_string())
+        .args(extra)
         // Simulated nodes: large enough that the tests' workspaces (each with its servers'
         // and node agents' reserved resources) never wait for room.
         .args(["--node-cpu", "32", "--node-memory", "128Gi"])
@@ -145,8 +177,8 @@ fn start_shared() -> Result<Shared, String> {
                 kubeconfig,
                 log,
                 stderr,
-                _stdin: stdin,
-                _child: child,
+                stdin: Some(stdin),
+                child,
             });
         }
         Ok(Some(Ok(line))) => format!("it printed {line:?} instead of its URL"),
@@ -224,10 +256,46 @@ impl Drop for RealHost {
     }
 }
 
+/// A realhost of a test's own (another node count than the shared one's), stopped when
+/// dropped. One at a time: they share their ClusterIP and NodePort ranges.
+pub struct PrivateRealHost;
+
+static PRIVATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl PrivateRealHost {
+    /// Starts a realhost with `nodes` nodes and runs `f` against it.
+    pub async fn with<T>(nodes: usize, f: impl AsyncFnOnce(RealHost) -> T) -> T {
+        let _one_at_a_time = PRIVATE_LOCK.lock().await;
+        let dir = format!("realhost-{}-private-{nodes}", std::process::id());
+        let process = tokio::task::spawn_blocking(move || {
+            start_process(
+                &dir,
+                nodes,
+                &[
+                    "--node-port-range",
+                    PRIVATE_NODE_PORTS,
+                    "--service-cidr",
+                    PRIVATE_SERVICE_CIDR,
+                    "--node-cpu",
+                    "32",
+                    "--node-memory",
+                    "128Gi",
+                ],
+            )
+        })
+        .await
+        .expect("realhost start-up thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+        let host = RealHost::of(&process).await;
+        let out = f(host).await;
+        drop(process);
+        out
+    }
+}
+
 impl RealHost {
     /// Connects to the shared realhost, starting it on first use.
     pub async fn connect() -> RealHost {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let shared = match tokio::task::spawn_blocking(shared)
             .await
             .expect("realhost start-up thread")
@@ -235,6 +303,11 @@ impl RealHost {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
+        RealHost::of(shared).await
+    }
+
+    async fn of(shared: &Shared) -> RealHost {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(&shared.kubeconfig)
             .expect("realhost's admin kubeconfig reads");
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -348,7 +421,11 @@ pub struct RealHostedApp {
 
 impl RealHostedApp {
     pub async fn start() -> RealHostedApp {
-        let host = RealHost::connect().await;
+        RealHostedApp::on(RealHost::connect().await)
+    }
+
+    /// A kaas driving `host` (a [`PrivateRealHost`]'s, say).
+    pub fn on(host: RealHost) -> RealHostedApp {
         let mut app = TestApp::new();
         let settings = ReconcilerSettings {
             // A real API server per Cluster: poll less eagerly than on fakehost.
