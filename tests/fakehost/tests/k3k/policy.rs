@@ -2,25 +2,14 @@
 //! objects, follow policy edits, go away when the namespace is unbound, and the quota's
 //! `status.used` reflects the pods in the namespace.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::{WAIT, policies_resource, start};
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::support::{eventually, policies_resource, start};
 
 #[tokio::test]
 async fn policy_quota_and_limits_follow_the_policy() {

@@ -242,6 +242,18 @@ impl K3kHost {
     }
 }
 
+/// Polls `probe` until it yields something; panics after `WAIT` naming `what`.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn decode(secret: &Secret, key: &str) -> String {
     let data = secret.data.clone().expect("data");
     String::from_utf8(data.get(key).expect("key present").0.clone()).expect("utf-8")
