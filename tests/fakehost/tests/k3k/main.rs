@@ -4,6 +4,8 @@
 
 mod access;
 mod binary;
+mod exposure;
 mod lifecycle;
 mod policy;
+mod servers;
 mod support;
