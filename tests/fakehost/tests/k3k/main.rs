@@ -7,5 +7,6 @@ mod binary;
 mod exposure;
 mod lifecycle;
 mod policy;
+mod sans;
 mod servers;
 mod support;
