@@ -3,6 +3,7 @@
 //! kubectl against the virtual clusters with certificates minted from their bootstrap CAs.
 
 mod access;
+mod agents;
 mod binary;
 mod exposure;
 mod lifecycle;
