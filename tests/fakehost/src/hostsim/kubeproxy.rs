@@ -94,8 +94,10 @@ pub struct KubeProxy {
 }
 
 impl KubeProxy {
-    /// Brings the listeners in line with the Services and their endpoints.
-    pub fn sync(&mut self, engine: &Engine, containers: &dyn Containers) {
+    /// Brings the listeners in line with the Services and their endpoints; false when a
+    /// node port could not be bound (to be tried again soon).
+    pub fn sync(&mut self, engine: &Engine, containers: &dyn Containers) -> bool {
+        let mut complete = true;
         let mut wanted: BTreeMap<u16, Vec<SocketAddr>> = BTreeMap::new();
         for service in list(engine, &ResourceRef::core("services"), None) {
             if !matches!(text(&service, "/spec/type"), "NodePort" | "LoadBalancer") {
@@ -138,8 +140,9 @@ impl KubeProxy {
                         match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
                             Ok(listener) => listener,
                             Err(error) => {
-                                // Held by something else: tried again on the next pass.
+                                // Held by something else: tried again soon.
                                 tracing::debug!(%error, port, "node port");
+                                complete = false;
                                 continue;
                             }
                         };
@@ -153,6 +156,7 @@ impl KubeProxy {
                 }
             }
         }
+        complete
     }
 
     /// Closes every listener.

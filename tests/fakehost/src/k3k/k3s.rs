@@ -38,6 +38,8 @@ pub(super) struct K3s {
     datastores: HashMap<(String, String), Datastore>,
     /// Time from a server pod's K3s start to its readiness.
     pub delay: Duration,
+    /// When to try again a K3s start that failed (nothing else may wake the controller).
+    retry_at: Option<Instant>,
     git_version: String,
 }
 
@@ -84,6 +86,7 @@ impl K3s {
         Self {
             datastores: HashMap::new(),
             delay,
+            retry_at: None,
             git_version: format!("{host_version}+k3s1"),
         }
     }
@@ -92,6 +95,7 @@ impl K3s {
     /// not start (fakehost's injected provisioning fault).
     pub(super) fn sync(&mut self, engine: &Engine, failing: &BTreeSet<(String, String)>) {
         let have_clusters = engine.resource_type(&clusters()).is_some();
+        self.retry_at = None;
         let mut running: BTreeSet<(String, String, String)> = BTreeSet::new();
         for pod in hostsim::list(engine, &ResourceRef::core("pods"), None) {
             let Some(cluster) = server_cluster(&pod) else {
@@ -110,7 +114,10 @@ impl K3s {
                 Ok(()) => {
                     running.insert((ns, cluster, text(&pod, "/metadata/name").to_string()));
                 }
-                Err(error) => tracing::debug!(%error, "k3s server start"),
+                Err(error) => {
+                    tracing::debug!(%error, "k3s server start");
+                    self.retry_at = Some(Instant::now() + Duration::from_millis(200));
+                }
             }
         }
         let mut gone = Vec::new();
@@ -248,13 +255,16 @@ impl K3s {
             .is_some_and(|(store, uid)| store.started.contains_key(uid))
     }
 
-    /// When the next server's readiness probe will pass.
+    /// When a pass is due for a server's readiness probe. A probe that came due while a
+    /// pass ran (after its kubelet looked) stays due for a while, so the next pass sees it.
     pub(super) fn next_due(&self) -> Option<Instant> {
+        let grace = Duration::from_secs(1);
         self.datastores
             .values()
             .flat_map(|d| d.started.values())
             .map(|t| *t + self.delay)
-            .filter(|t| *t > Instant::now())
+            .filter(|t| *t + grace > Instant::now())
+            .chain(self.retry_at)
             .min()
     }
 

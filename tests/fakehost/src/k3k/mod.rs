@@ -239,10 +239,11 @@ async fn run(
         let poked = shared.poked.swap(false, Ordering::SeqCst);
         let due = wake.is_some_and(|t| t <= Instant::now());
         if current != seen || poked || due {
-            pass(&shared, &engine, &mut world);
+            let complete = pass(&shared, &engine, &mut world);
             // Another pass follows if this one wrote anything; an in-sync pass writes nothing.
             seen = current;
-            wake = world.k3s.next_due();
+            let retry = (!complete).then(|| Instant::now() + Duration::from_millis(200));
+            wake = world.k3s.next_due().into_iter().chain(retry).min();
         }
         tokio::select! {
             _ = tokio::time::sleep(options.poll_interval) => {}
@@ -263,7 +264,8 @@ struct World {
     host_version: String,
 }
 
-fn pass(shared: &Shared, engine: &Engine, world: &mut World) {
+/// One pass; false when something is left to retry soon.
+fn pass(shared: &Shared, engine: &Engine, world: &mut World) -> bool {
     // The ResourceQuota controller belongs to the host, not to k3k.
     if let Err(error) = policy::update_quota_status(engine) {
         tracing::debug!(%error, "resource quota status");
@@ -276,10 +278,11 @@ fn pass(shared: &Shared, engine: &Engine, world: &mut World) {
         k3k_pass(engine, world, &mut controls);
     }
     drop(controls);
-    world.proxy.sync(engine, &world.k3s);
+    let complete = world.proxy.sync(engine, &world.k3s);
     let mut published = lock(&shared.vclusters);
     published.clear();
     published.extend(world.k3s.running());
+    complete
 }
 
 /// K3K's own controllers: policies, Clusters, the server pods' etcd finalizer.
