@@ -10,6 +10,7 @@ pub mod engine;
 pub mod errors;
 pub mod faults;
 pub mod host;
+pub mod hostsim;
 pub mod http;
 pub mod kinds;
 pub mod managed;

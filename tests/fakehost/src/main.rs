@@ -25,11 +25,13 @@ struct Cli {
     /// --crds, the K3K CRDs kept in the fakehost crate.
     #[arg(long)]
     crds: Vec<PathBuf>,
-    /// Run the simulated K3K controller: Clusters get provisioned, and each Ready Cluster
-    /// gets a virtual cluster API server on 127.0.0.1:<nodePort>.
+    /// Run the simulated K3K controller (with the host's StatefulSet/DaemonSet controllers,
+    /// scheduler, kubelets and kube-proxy): Clusters get server pods, and each virtual
+    /// cluster is served on 127.0.0.1:<nodePort> of any NodePort Service selecting them.
     #[arg(long)]
     k3k: bool,
-    /// Time from Provisioning to Ready for a Cluster, in milliseconds.
+    /// Time a server pod's K3s takes to become ready (about a Cluster's Provisioning time),
+    /// in milliseconds.
     #[arg(long, default_value_t = 500)]
     k3k_delay_ms: u64,
     /// Enable the PodTolerationRestriction admission plugin, as the kaas installer does.

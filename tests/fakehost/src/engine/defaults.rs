@@ -1,20 +1,22 @@
-//! Defaults and admission-time mutations the real control plane applies on create, so
-//! clients see the same shapes: namespace finalizers and the metadata.name label, pod
-//! defaults plus DefaultTolerationSeconds, service IP/nodePort allocation, workload
-//! defaults, CRD status.
-
-use std::collections::BTreeSet;
+//! Defaults and admission-time mutations the real control plane applies, so clients see the
+//! same shapes: on create namespace finalizers and the metadata.name label, pod defaults plus
+//! DefaultTolerationSeconds, service IP/nodePort allocation (`services`), CRD status; on
+//! every write the workload defaults and a Service's allocated values.
 
 use serde_json::{Map, Value, json};
 
-use crate::kinds::{ResourceRef, ResourceType, crd};
+use super::services;
+use crate::kinds::{ResourceType, crd};
 use crate::store::StoreInner;
 
-fn object_mut<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+pub(super) fn object_mut<'a>(
+    value: &'a mut Value,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
     object_mut_in(value.as_object_mut()?, key)
 }
 
-fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub(super) fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key.to_string()).or_insert(value);
 }
 
@@ -41,7 +43,7 @@ pub fn on_create(store: &StoreInner, rt: &ResourceType, object: &mut Value, now:
             }
         }
         ("", "pods") => pod_defaults(object),
-        ("", "services") => service_defaults(store, object),
+        ("", "services") => services::on_create(store, object),
         ("", "secrets") => {
             if let Some(map) = object.as_object_mut() {
                 default_field(map, "type", json!("Opaque"));
@@ -52,6 +54,31 @@ pub fn on_create(store: &StoreInner, rt: &ResourceType, object: &mut Value, now:
                 status.insert("phase".into(), json!("Pending"));
             }
         }
+        ("apps" | "batch", _) => workload_defaults(rt, object),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let status = crd::accepted_status(object, now);
+            if let Some(map) = object.as_object_mut() {
+                map.insert("status".into(), status);
+            }
+            // kube-apiserver holds a CRD until its custom resources are gone.
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                let finalizers = metadata.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(list) = finalizers.as_array_mut() {
+                    let cleanup = json!(crate::engine::delete::CRD_CLEANUP_FINALIZER);
+                    if !list.contains(&cleanup) {
+                        list.push(cleanup);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Field defaults of the workload kinds (applied on every write, as the API server's
+/// defaulting runs on every decode).
+fn workload_defaults(rt: &ResourceType, object: &mut Value) {
+    match (rt.group.as_str(), rt.resource.as_str()) {
         ("apps", "deployments") => {
             if let Some(spec) = object_mut(object, "spec") {
                 default_field(spec, "replicas", json!(1));
@@ -98,23 +125,41 @@ pub fn on_create(store: &StoreInner, rt: &ResourceType, object: &mut Value, now:
                 default_field(spec, "failedJobsHistoryLimit", json!(1));
             }
         }
-        ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            let status = crd::accepted_status(object, now);
-            if let Some(map) = object.as_object_mut() {
-                map.insert("status".into(), status);
-            }
-            // kube-apiserver holds a CRD until its custom resources are gone.
-            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                let finalizers = metadata.entry("finalizers").or_insert_with(|| json!([]));
-                if let Some(list) = finalizers.as_array_mut() {
-                    let cleanup = json!(crate::engine::delete::CRD_CLEANUP_FINALIZER);
-                    if !list.contains(&cleanup) {
-                        list.push(cleanup);
-                    }
-                }
+        ("apps", "daemonsets") => {
+            if let Some(spec) = object_mut(object, "spec") {
+                default_field(spec, "revisionHistoryLimit", json!(10));
+                default_field(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
             }
         }
         _ => {}
+    }
+}
+
+/// Defaults kube-apiserver applies when an object is replaced or patched (`current` is the
+/// stored one): the workload field defaults again, and a Service's allocated values.
+pub fn on_update(store: &StoreInner, rt: &ResourceType, current: &Value, next: &mut Value) {
+    match (rt.group.as_str(), rt.resource.as_str()) {
+        ("", "services") => services::on_update(store, current, next),
+        ("apps" | "batch", _) => workload_defaults(rt, next),
+        _ => {}
+    }
+}
+
+/// Checks that need the store (a Service's nodePorts), after defaulting, on create
+/// (`current` None) and update.
+pub fn check(
+    store: &StoreInner,
+    rt: &ResourceType,
+    current: Option<&Value>,
+    object: &Value,
+) -> Result<(), crate::errors::ApiError> {
+    match (rt.group.as_str(), rt.resource.as_str()) {
+        ("", "services") => services::check_node_ports(store, current, object),
+        _ => Ok(()),
     }
 }
 
@@ -216,63 +261,5 @@ fn pod_defaults(object: &mut Value) {
     if let Some(status) = object_mut(object, "status") {
         status.insert("phase".into(), json!("Pending"));
         status.insert("qosClass".into(), json!("BestEffort"));
-    }
-}
-
-fn service_defaults(store: &StoreInner, object: &mut Value) {
-    let services = store.list(&ResourceRef::core("services"), None);
-    let used_ips: BTreeSet<String> = services
-        .iter()
-        .filter_map(|s| {
-            s.pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .collect();
-    let mut used_ports: BTreeSet<u64> = services
-        .iter()
-        .filter_map(|s| s.pointer("/spec/ports").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
-        .collect();
-    let Some(spec) = object_mut(object, "spec") else {
-        return;
-    };
-    default_field(spec, "type", json!("ClusterIP"));
-    default_field(spec, "sessionAffinity", json!("None"));
-    let service_type = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    if service_type != "ExternalName" && !spec.contains_key("clusterIP") {
-        // K3s' default service CIDR is 10.43.0.0/16; .0.1 is the kubernetes service.
-        let ip = (10u32..65_000)
-            .map(|n| format!("10.43.{}.{}", n / 256, n % 256))
-            .find(|ip| !used_ips.contains(ip))
-            .unwrap_or_else(|| "10.43.255.254".into());
-        spec.insert("clusterIP".into(), json!(ip));
-        spec.insert("clusterIPs".into(), json!([ip]));
-        spec.insert("ipFamilies".into(), json!(["IPv4"]));
-        spec.insert("ipFamilyPolicy".into(), json!("SingleStack"));
-    }
-    let needs_node_port = service_type == "NodePort" || service_type == "LoadBalancer";
-    if needs_node_port {
-        default_field(spec, "externalTrafficPolicy", json!("Cluster"));
-    }
-    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            default_field(port, "protocol", json!("TCP"));
-            if let Some(number) = port.get("port").cloned() {
-                default_field(port, "targetPort", number);
-            }
-            if needs_node_port && !port.contains_key("nodePort") {
-                let free = (30_000u64..=32_767)
-                    .find(|p| !used_ports.contains(p))
-                    .unwrap_or(32_767);
-                used_ports.insert(free);
-                port.insert("nodePort".into(), json!(free));
-            }
-        }
     }
 }

@@ -9,6 +9,7 @@ mod delete;
 mod list;
 mod patching;
 mod rbac_writes;
+mod services;
 mod validate;
 mod watch;
 mod write;

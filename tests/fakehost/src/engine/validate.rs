@@ -145,6 +145,22 @@ fn builtin_causes(rt: &ResourceType, object: &Value, causes: &mut Vec<Cause>) {
                 }
             }
         }
+        ("", "services") => {
+            let spec = object.get("spec");
+            let headless = spec
+                .and_then(|s| s.get("clusterIP"))
+                .and_then(Value::as_str)
+                == Some("None");
+            let external =
+                spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("ExternalName");
+            let no_ports = spec
+                .and_then(|s| s.get("ports"))
+                .and_then(Value::as_array)
+                .is_none_or(|p| p.is_empty());
+            if no_ports && !headless && !external {
+                causes.push(required("spec.ports", ""));
+            }
+        }
         ("", "configmaps") | ("", "secrets") => {
             for field in ["data", "stringData"] {
                 if let Some(data) = object.get(field).and_then(Value::as_object) {

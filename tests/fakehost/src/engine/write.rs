@@ -255,6 +255,7 @@ pub(super) fn prepare_new(
     }
     let namespace_object = check_namespace_usable(store, rt, namespace, &name)?;
     defaults::on_create(store, rt, &mut object, now);
+    defaults::check(store, rt, None, &object)?;
     admit(policies, rt, namespace_object.as_ref(), &mut object)?;
     validate::validate(policies, rt, &version, &mut object)?;
     if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
@@ -450,6 +451,8 @@ pub(super) fn finish_update(
         }
     }
     if !status_subresource {
+        defaults::on_update(store, rt, current, &mut next);
+        defaults::check(store, rt, Some(current), &next)?;
         let namespace_object = if rt.namespaced {
             store
                 .get(&ResourceRef::core("namespaces"), "", &namespace)

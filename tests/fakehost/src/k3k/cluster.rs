@@ -1,25 +1,26 @@
 //! One Cluster's reconcile, following k3k's `ClusterReconciler`: initial phase
 //! Provisioning, the `cluster.k3k.io/finalizer`, policy validation (Pending /
-//! ValidationFailed), status fields (hostVersion, CIDRs, tlsSANs, policyName), the owned
-//! host objects, then Provisioning → Ready after the simulated start-up delay (or Failed /
-//! ProvisioningFailed while a fault is injected, retried until cleared). Bootstrap and
-//! kubeconfig Secrets appear only once the server answers, as k3k fetches them from it.
+//! ValidationFailed), status fields (hostVersion, CIDRs, tlsSANs, policyName), then in K3K's
+//! order the Service, the config Secrets, the server StatefulSet, the shared-mode agent, and
+//! the bootstrap data read from the running K3s through the Service's ClusterIP (port 443):
+//! Ready once it answers, Provisioning while no server is ready behind it, Failed when it
+//! cannot be reached at all (or while a fault is injected). Every error of a step is the
+//! Cluster's Failed / ProvisioningFailed message, as K3K's `updateStatus` makes it.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use sha2::Digest as _;
-use tokio::net::{TcpListener, TcpSocket};
 
 use super::Controls;
-use super::objects::{self, ClusterCas, Exposure, ensure, ensure_status, text};
+use super::agent;
+use super::k3s::{K3s, Unreachable};
+use super::objects::{self, ensure, ensure_status, text};
+use super::server;
 use crate::engine::{Engine, PatchRequest, now_rfc3339};
 use crate::kinds::ResourceRef;
 use crate::patch::PatchType;
 use crate::pki::IssuedCert;
-use crate::vcluster::{VirtualCluster, VirtualClusterSpec, kubeconfig_yaml};
+use crate::vcluster::kubeconfig_yaml;
 
 pub const FINALIZER: &str = "cluster.k3k.io/finalizer";
 pub const POLICY_LABEL: &str = "policy.k3k.io/policy-name";
@@ -32,64 +33,19 @@ pub(super) fn clusters() -> ResourceRef {
 pub(super) struct ClusterState {
     pub namespace: String,
     pub name: String,
-    pub cas: ClusterCas,
-    token: String,
-    admin: Option<IssuedCert>,
-    /// The nodePort, bound on 127.0.0.1 but not listening until the server starts.
-    reserved: Option<TcpSocket>,
-    node_port: Option<u16>,
-    pub server: Option<VirtualCluster>,
-    observed_generation: i64,
-    pub provisioning_until: Option<Instant>,
-    failed: bool,
+    /// The admin certificate of the kubeconfig Secret, and the client CA that signed it.
+    admin: Option<(String, IssuedCert)>,
     fault_assigned: bool,
-    current_revision: String,
 }
 
 impl ClusterState {
-    pub(super) fn new(engine: &Engine, cluster: &Value) -> anyhow::Result<Self> {
-        let namespace = text(cluster, "/metadata/namespace").to_string();
-        let name = text(cluster, "/metadata/name").to_string();
-        // A bootstrap Secret from an earlier controller run keeps its CAs (kubeconfigs
-        // minted from them stay valid), as with `persistence: dynamic`.
-        let kept = engine
-            .get(
-                &ResourceRef::core("secrets"),
-                Some(&namespace),
-                &objects::secret_name(&name, "bootstrap"),
-            )
-            .ok()
-            .and_then(|s| ClusterCas::from_bootstrap_secret(&s));
-        let cas = match kept {
-            Some(cas) => cas,
-            None => ClusterCas::generate()?,
-        };
-        let token: String = (0..16)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
-        Ok(Self {
-            namespace,
-            name,
-            cas,
-            token,
+    pub(super) fn new(cluster: &Value) -> Self {
+        Self {
+            namespace: text(cluster, "/metadata/namespace").to_string(),
+            name: text(cluster, "/metadata/name").to_string(),
             admin: None,
-            reserved: None,
-            node_port: None,
-            server: None,
-            observed_generation: 0,
-            provisioning_until: None,
-            failed: false,
             fault_assigned: false,
-            current_revision: String::new(),
-        })
-    }
-
-    /// Stops the virtual cluster server and releases its port.
-    pub(super) fn tear_down(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop();
         }
-        self.reserved = None;
     }
 }
 
@@ -123,45 +79,37 @@ fn set_phase(
     );
 }
 
-fn reserve_node_port(
-    preferred: Option<u16>,
-    used: &BTreeSet<u64>,
-) -> anyhow::Result<(u16, TcpSocket)> {
-    let candidates: Vec<u16> = match preferred {
-        Some(port) => vec![port],
-        None => {
-            // Start at a random offset: several fake hosts may run in one process.
-            let offset = rand::random_range(0..2768u16);
-            (0..2768u16).map(|i| 30_000 + (offset + i) % 2768).collect()
-        }
-    };
-    for port in candidates {
-        if used.contains(&u64::from(port)) {
-            continue;
-        }
-        let socket = TcpSocket::new_v4()?;
-        if socket
-            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .is_ok()
-        {
-            return Ok((port, socket));
-        }
-    }
-    anyhow::bail!("provided port is already allocated")
+fn failed(status: &mut Map<String, Value>, cluster: &Value, message: &str) {
+    set_phase(
+        status,
+        cluster,
+        "Failed",
+        "False",
+        "ProvisioningFailed",
+        message,
+    );
 }
 
-fn used_node_ports(engine: &Engine, except_service: (&str, &str)) -> BTreeSet<u64> {
-    let services = engine
-        .list(&ResourceRef::core("services"), None, &Default::default())
-        .map(|l| l.items)
-        .unwrap_or_default();
-    services
-        .iter()
-        .filter(|s| (text(s, "/metadata/namespace"), text(s, "/metadata/name")) != except_service)
-        .filter_map(|s| s.pointer("/spec/ports").and_then(Value::as_array))
-        .flatten()
-        .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
-        .collect()
+/// `c.token`: the token Secret's token, made once.
+fn token(engine: &Engine, cluster: &Value) -> anyhow::Result<String> {
+    let ns = text(cluster, "/metadata/namespace");
+    let name = objects::secret_name(text(cluster, "/metadata/name"), "token");
+    if let Ok(secret) = engine.get(&ResourceRef::core("secrets"), Some(ns), &name) {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD.decode(text(&secret, "/data/token"))?;
+        return Ok(String::from_utf8(raw)?);
+    }
+    let token: String = (0..16)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    ensure(
+        engine,
+        &ResourceRef::core("secrets"),
+        ns,
+        objects::token_secret(cluster, &token),
+        &["data"],
+    )?;
+    Ok(token)
 }
 
 /// Runs one reconcile of a live (not deleting) Cluster.
@@ -170,6 +118,7 @@ pub(super) fn reconcile(
     cluster: &Value,
     state: &mut ClusterState,
     controls: &mut Controls,
+    k3s: &K3s,
     host_version: &str,
 ) -> anyhow::Result<()> {
     let (ns, name) = (state.namespace.clone(), state.name.clone());
@@ -191,7 +140,7 @@ pub(super) fn reconcile(
             "Cluster is being provisioned",
         );
         ensure_status(engine, &clusters(), &cluster, Value::Object(status))?;
-        cluster = engine.get(&clusters(), Some(&ns), &name)?;
+        return Ok(());
     }
     let finalizers: Vec<Value> = cluster
         .pointer("/metadata/finalizers")
@@ -217,13 +166,92 @@ pub(super) fn reconcile(
             &objects::write_options(),
         )?;
     }
+    if !state.fault_assigned {
+        state.fault_assigned = true;
+        if controls.fail_next > 0 {
+            controls.fail_next -= 1;
+            controls.failing.insert(key.clone());
+        }
+    }
 
     let mut status = cluster
         .get("status")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let namespace = engine.get(&ResourceRef::core("namespaces"), None, &ns)?;
+    if let Err(message) = steps(
+        engine,
+        &cluster,
+        state,
+        controls,
+        k3s,
+        host_version,
+        &mut status,
+    ) {
+        match message {
+            Outcome::Pending(message) => set_phase(
+                &mut status,
+                &cluster,
+                "Pending",
+                "False",
+                "ValidationFailed",
+                &message,
+            ),
+            Outcome::Provisioning(message) => set_phase(
+                &mut status,
+                &cluster,
+                "Provisioning",
+                "False",
+                "Provisioning",
+                &message,
+            ),
+            Outcome::Failed(message) => failed(&mut status, &cluster, &message),
+        }
+    } else {
+        set_phase(
+            &mut status,
+            &cluster,
+            "Ready",
+            "True",
+            "Provisioned",
+            "Cluster successfully provisioned",
+        );
+    }
+    ensure_status(engine, &clusters(), &cluster, Value::Object(status))?;
+    Ok(())
+}
+
+/// How a reconcile that did not get to the end leaves the Cluster.
+enum Outcome {
+    Pending(String),
+    Provisioning(String),
+    Failed(String),
+}
+
+impl From<crate::errors::ApiError> for Outcome {
+    fn from(error: crate::errors::ApiError) -> Self {
+        Outcome::Failed(error.message)
+    }
+}
+
+impl From<anyhow::Error> for Outcome {
+    fn from(error: anyhow::Error) -> Self {
+        Outcome::Failed(error.to_string())
+    }
+}
+
+/// `ClusterReconciler.reconcile` after the finalizer: every step in K3K's order.
+fn steps(
+    engine: &Engine,
+    cluster: &Value,
+    state: &mut ClusterState,
+    controls: &Controls,
+    k3s: &K3s,
+    host_version: &str,
+    status: &mut Map<String, Value>,
+) -> Result<(), Outcome> {
+    let (ns, name) = (state.namespace.as_str(), state.name.as_str());
+    let namespace = engine.get(&ResourceRef::core("namespaces"), None, ns)?;
     let policy_name = text(
         &namespace,
         &format!("/metadata/labels/{}", POLICY_LABEL.replace('/', "~1")),
@@ -234,74 +262,44 @@ pub(super) fn reconcile(
     } else {
         status.insert("policyName".into(), json!(policy_name));
     }
-    let mode = Some(text(&cluster, "/spec/mode"))
+    let mode = Some(text(cluster, "/spec/mode"))
         .filter(|m| !m.is_empty())
         .unwrap_or("shared")
         .to_string();
-    let mut invalid = controls
-        .invalid
-        .get(&key)
-        .map(|m| format!("cluster validation error: {m}"));
-    if name == "system" {
-        invalid = Some("cluster validation error: invalid cluster name \"system\"".into());
+    if let Some(message) = controls.invalid.get(&(ns.to_string(), name.to_string())) {
+        return Err(Outcome::Pending(format!(
+            "cluster validation error: {message}"
+        )));
     }
-    if invalid.is_none() && !policy_name.is_empty() {
-        match engine.get(
+    if !policy_name.is_empty() {
+        // k3k returns the lookup error: any error but validation means Failed.
+        let policy = engine.get(
             &ResourceRef::new("k3k.io", "virtualclusterpolicies"),
             None,
             &policy_name,
-        ) {
-            Ok(policy) => {
-                let allowed = Some(text(&policy, "/spec/allowedMode"))
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or("shared");
-                if allowed != mode {
-                    invalid = Some(format!(
-                        "cluster validation error: mode \"{mode}\" is not allowed by the policy \"{policy_name}\""
-                    ));
-                }
-            }
-            Err(e) => {
-                // k3k returns the lookup error: any error but validation means Failed.
-                set_phase(
-                    &mut status,
-                    &cluster,
-                    "Failed",
-                    "False",
-                    "ProvisioningFailed",
-                    &e.message,
-                );
-                return Ok(ensure_status(
-                    engine,
-                    &clusters(),
-                    &cluster,
-                    Value::Object(status),
-                )?);
-            }
+        )?;
+        // `validate` runs only for a Cluster under a policy.
+        if name == "system" {
+            return Err(Outcome::Pending(
+                "cluster validation error: invalid cluster name \"system\"".into(),
+            ));
         }
-    }
-    if let Some(message) = invalid {
-        set_phase(
-            &mut status,
-            &cluster,
-            "Pending",
-            "False",
-            "ValidationFailed",
-            &message,
-        );
-        return Ok(ensure_status(
-            engine,
-            &clusters(),
-            &cluster,
-            Value::Object(status),
-        )?);
+        let allowed = Some(text(&policy, "/spec/allowedMode"))
+            .filter(|m| !m.is_empty())
+            .unwrap_or("shared");
+        if allowed != mode {
+            return Err(Outcome::Pending(format!(
+                "cluster validation error: mode \"{mode}\" is not allowed by the policy \"{policy_name}\""
+            )));
+        }
     }
 
     if !status.contains_key("hostVersion") {
         status.insert("hostVersion".into(), json!(host_version));
     }
+    let token = token(engine, cluster)?;
     let spec_or = |field: &str, default: &str| {
-        Some(text(&cluster, &format!("/spec/{field}")).to_string())
+        Some(text(cluster, &format!("/spec/{field}")).to_string())
             .filter(|v| !v.is_empty())
             .unwrap_or(default.to_string())
     };
@@ -329,99 +327,10 @@ pub(super) fn reconcile(
         )),
     );
 
-    let node_port = cluster
-        .pointer("/spec/expose/nodePort")
-        .filter(|v| v.is_object())
-        .cloned();
-    let mut exposure = Exposure {
-        service_type: "ClusterIP",
-        server_node_port: None,
-        etcd_node_port: None,
-    };
-    if cluster
-        .pointer("/spec/expose/loadBalancer")
-        .is_some_and(Value::is_object)
-    {
-        exposure.service_type = "LoadBalancer";
-    }
-    let service_name = objects::service_name(&name);
-    if let Some(node_port) = &node_port {
-        exposure.service_type = "NodePort";
-        let wanted = node_port
-            .get("serverPort")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok());
-        let used = used_node_ports(engine, (&ns, &service_name));
-        if state.node_port.is_none() || (wanted.is_some() && wanted != state.node_port) {
-            if let Some(server) = state.server.take() {
-                server.stop();
-            }
-            match reserve_node_port(wanted, &used) {
-                Ok((port, socket)) => {
-                    state.node_port = Some(port);
-                    state.reserved = Some(socket);
-                }
-                Err(e) => {
-                    set_phase(
-                        &mut status,
-                        &cluster,
-                        "Failed",
-                        "False",
-                        "ProvisioningFailed",
-                        &format!("Service \"{service_name}\" is invalid: {e}"),
-                    );
-                    return Ok(ensure_status(
-                        engine,
-                        &clusters(),
-                        &cluster,
-                        Value::Object(status),
-                    )?);
-                }
-            }
-        }
-        exposure.server_node_port = state.node_port;
-        let etcd = node_port
-            .get("etcdPort")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok());
-        exposure.etcd_node_port = etcd.or_else(|| {
-            let existing = engine
-                .get(&ResourceRef::core("services"), Some(&ns), &service_name)
-                .ok();
-            let kept = existing
-                .as_ref()
-                .and_then(|s| s.pointer("/spec/ports/1/nodePort"))
-                .and_then(Value::as_u64)
-                .and_then(|p| u16::try_from(p).ok());
-            kept.or_else(|| {
-                (30_000u16..=32_767)
-                    .rev()
-                    .find(|p| !used.contains(&u64::from(*p)) && Some(*p) != state.node_port)
-            })
-        });
-    }
-    let service = ensure(
-        engine,
-        &ResourceRef::core("services"),
-        &ns,
-        objects::service(&cluster, &exposure),
-        &[],
-    )?;
+    let services = ResourceRef::core("services");
+    let service = objects::replace_spec(engine, &services, ns, server::service(cluster))?;
     let service_ip = text(&service, "/spec/clusterIP").to_string();
-    ensure(
-        engine,
-        &ResourceRef::core("services"),
-        &ns,
-        objects::headless_service(&cluster),
-        &[],
-    )?;
-    ensure(
-        engine,
-        &ResourceRef::core("secrets"),
-        &ns,
-        objects::token_secret(&cluster, &state.token),
-        &["data"],
-    )?;
+    let service_name = objects::service_name(name);
     let mut sans: BTreeSet<String> = cluster
         .pointer("/spec/tlsSANs")
         .and_then(Value::as_array)
@@ -436,164 +345,92 @@ pub(super) fn reconcile(
     ]);
     let sans: Vec<String> = sans.into_iter().filter(|s| !s.is_empty()).collect();
     status.insert("tlsSANs".into(), json!(sans));
-
-    let spec = cluster.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let spec_hash: String = sha2::Sha256::digest(spec.to_string().as_bytes())
-        .iter()
-        .take(5)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let servers = cluster
-        .pointer("/spec/servers")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let version = Some(text(&cluster, "/spec/version").to_string())
+    // The config Secrets are created once and never updated: a later tlsSANs change does
+    // not reach them (K3K v1.1.0's createClusterConfigs ignores AlreadyExists).
+    let with_status = {
+        let mut c = cluster.clone();
+        c["status"] = Value::Object(status.clone());
+        c
+    };
+    for init in [true, false] {
+        objects::create_once(
+            engine,
+            &ResourceRef::core("secrets"),
+            ns,
+            server::config_secret(&with_status, init, &service_ip, &token, &sans),
+        )?;
+    }
+    objects::create_once(engine, &services, ns, server::headless_service(cluster))?;
+    let version = Some(text(cluster, "/spec/version").to_string())
         .filter(|v| !v.is_empty())
         .unwrap_or(format!("{host_version}-k3s1"));
-    let statefulsets = ResourceRef::new("apps", "statefulsets");
-    let sts = ensure(
+    objects::replace_spec(
         engine,
-        &statefulsets,
-        &ns,
-        objects::stateful_set(
-            &cluster,
-            servers,
-            &format!("rancher/k3s:{version}"),
-            &spec_hash,
-        ),
-        &[],
+        &ResourceRef::new("apps", "statefulsets"),
+        ns,
+        server::stateful_set(cluster, &format!("rancher/k3s:{version}")),
     )?;
-    let revision = format!("{}-{spec_hash}", objects::server_name(&name));
+    if shared {
+        agent::ensure(engine, cluster, &service_ip, &token, host_version)?;
+    }
 
-    let now = Instant::now();
-    let generation = cluster
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    if generation != state.observed_generation {
-        state.observed_generation = generation;
-        state.provisioning_until = Some(now + controls.delay);
-        if !state.fault_assigned && controls.fail_next > 0 {
-            controls.fail_next -= 1;
-            controls.failing.insert(key.clone());
+    if controls
+        .failing
+        .contains(&(ns.to_string(), name.to_string()))
+    {
+        return Err(Outcome::Failed(
+            "failed to provision the k3s server: fakehost injected fault".into(),
+        ));
+    }
+    let cas = match k3s.bootstrap(engine, &service, name) {
+        Ok(cas) => cas,
+        Err(Unreachable::NotReady) => {
+            return Err(Outcome::Provisioning(
+                "failed to request bootstrap secret: server not ready".into(),
+            ));
         }
-        state.fault_assigned = true;
-    }
-    if state.failed && !controls.failing.contains(&key) {
-        // The fault is gone: k3k's next retry provisions again.
-        state.failed = false;
-        state.provisioning_until = Some(now + controls.delay);
-    }
-    let provisioning = state.provisioning_until.is_some_and(|until| now < until);
-    let ready = if provisioning {
-        set_phase(
-            &mut status,
-            &cluster,
-            "Provisioning",
-            "False",
-            "Provisioning",
-            "Cluster is being provisioned",
-        );
-        false
-    } else if controls.failing.contains(&key) {
-        state.failed = true;
-        set_phase(
-            &mut status,
-            &cluster,
-            "Failed",
-            "False",
-            "ProvisioningFailed",
-            "failed to provision the k3s server: fakehost injected fault",
-        );
-        false
-    } else {
-        state.provisioning_until = None;
-        let server = start_server(state, &sans, &version.replacen("-k3s", "+k3s", 1))?;
-        let admin = match &state.admin {
-            Some(admin) => admin.clone(),
-            None => {
-                let admin = state.cas.client.issue_client_cert(
+        Err(Unreachable::NoPort(why)) => {
+            return Err(Outcome::Failed(format!(
+                "failed to request bootstrap secret: {why}"
+            )));
+        }
+    };
+    ensure(
+        engine,
+        &ResourceRef::core("secrets"),
+        ns,
+        objects::bootstrap_secret(cluster, cas),
+        &["data"],
+    )?;
+    let client_ca = cas.client.cert_pem().to_string();
+    let admin = match &state.admin {
+        Some((ca, admin)) if *ca == client_ca => admin.clone(),
+        _ => {
+            let admin = cas
+                .client
+                .issue_client_cert(
                     "system:admin",
                     &["system:masters".to_string()],
                     std::time::Duration::from_secs(365 * 86_400),
-                )?;
-                state.admin = Some(admin.clone());
-                admin
-            }
-        };
-        let kubeconfig = kubeconfig_yaml(
-            &format!("https://{service_ip}:443"),
-            state.cas.server.cert_pem(),
-            &admin.cert_pem,
-            &admin.key_pem,
-            "default",
-        );
-        ensure(
-            engine,
-            &ResourceRef::core("secrets"),
-            &ns,
-            objects::bootstrap_secret(&cluster, &state.cas),
-            &["data"],
-        )?;
-        ensure(
-            engine,
-            &ResourceRef::core("secrets"),
-            &ns,
-            objects::kubeconfig_secret(&cluster, &kubeconfig),
-            &["data"],
-        )?;
-        server.update_sans(&sans)?;
-        set_phase(
-            &mut status,
-            &cluster,
-            "Ready",
-            "True",
-            "Provisioned",
-            "Cluster successfully provisioned",
-        );
-        true
-    };
-    let previous = if state.current_revision.is_empty() {
-        revision.clone()
-    } else {
-        state.current_revision.clone()
-    };
-    ensure_status(
-        engine,
-        &statefulsets,
-        &sts,
-        objects::stateful_set_status(&sts, servers, ready, &revision, &previous),
-    )?;
-    if ready {
-        state.current_revision = revision;
-    }
-    ensure_status(engine, &clusters(), &cluster, Value::Object(status))?;
-    Ok(())
-}
-
-fn start_server(
-    state: &mut ClusterState,
-    sans: &[String],
-    git_version: &str,
-) -> anyhow::Result<VirtualCluster> {
-    if let Some(server) = &state.server {
-        return Ok(server.clone());
-    }
-    let listener = match state.reserved.take() {
-        Some(socket) => socket.listen(1024)?,
-        None => {
-            let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-            std_listener.set_nonblocking(true)?;
-            TcpListener::from_std(std_listener)?
+                )
+                .map_err(|e| Outcome::Failed(e.to_string()))?;
+            state.admin = Some((client_ca, admin.clone()));
+            admin
         }
     };
-    let spec = VirtualClusterSpec {
-        server_ca: state.cas.server.clone(),
-        client_ca: state.cas.client.clone(),
-        sans: sans.to_vec(),
-        git_version: git_version.to_string(),
-    };
-    let server = VirtualCluster::start(listener, spec)?;
-    state.server = Some(server.clone());
-    Ok(server)
+    let kubeconfig = kubeconfig_yaml(
+        &format!("https://{service_ip}:443"),
+        cas.server.cert_pem(),
+        &admin.cert_pem,
+        &admin.key_pem,
+        "default",
+    );
+    ensure(
+        engine,
+        &ResourceRef::core("secrets"),
+        ns,
+        objects::kubeconfig_secret(cluster, &kubeconfig),
+        &["data"],
+    )?;
+    Ok(())
 }

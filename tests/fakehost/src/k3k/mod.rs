@@ -1,19 +1,27 @@
-//! k3k: the simulated K3K controller. It runs in-process against a host `Engine`, waits for
-//! the `clusters.k3k.io` CRD, and reconciles every Cluster and VirtualClusterPolicy on the
-//! host the way rancher/k3k does (see `cluster` and `policy`), starting one simulated
-//! virtual cluster API server (`crate::vcluster`) per Ready Cluster on its nodePort.
+//! k3k: the simulated K3K controller (v1.1.0). It runs in-process against a host `Engine`,
+//! waits for the `clusters.k3k.io` CRD, and reconciles every Cluster, its server pods and
+//! every VirtualClusterPolicy on the host the way rancher/k3k does (see `cluster`, `server`,
+//! `agent`, `statefulset` and `policy`). The same task runs what K3K relies on from the host
+//! (`crate::hostsim`: StatefulSet and DaemonSet controllers, scheduler, kubelets, kube-proxy)
+//! and what runs in K3K's server pods (`k3s`: one virtual cluster, `crate::vcluster`, per
+//! Cluster, served by a K3s server per running server pod and reachable through any NodePort
+//! or LoadBalancer Service that selects them).
 //!
-//! Controls on the handle: controller down (deletions hang on the finalizer, exactly as when
-//! k3k is not running), injected provisioning failures and validation failures, the
-//! provisioning delay.
+//! Controls on the handle: controller down (deletions hang on the finalizers, exactly as
+//! when k3k is not running; the host's own parts keep running), injected provisioning
+//! failures and validation failures, the K3s start-up delay.
 
 // Every `Engine` call returns the engine's `ApiError` unboxed; this controller passes it on.
 #![allow(clippy::result_large_err)]
 
+mod agent;
 mod cluster;
+mod k3s;
 pub mod objects;
 mod policy;
 mod quantity;
+mod server;
+mod statefulset;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +34,11 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, ListOptions, PatchRequest};
 use crate::host::FakeHost;
+use crate::hostsim::{self, kubeproxy::KubeProxy};
 use crate::patch::PatchType;
 use crate::vcluster::VirtualCluster;
 use cluster::{ClusterState, FINALIZER, clusters};
+use k3s::K3s;
 use objects::text;
 
 pub use cluster::POLICY_LABEL;
@@ -37,7 +47,8 @@ pub use policy::{MANAGED_BY, MANAGED_BY_LABEL, policy_object_name};
 /// How the simulated controller behaves.
 #[derive(Clone, Debug)]
 pub struct K3kOptions {
-    /// Time from Provisioning to Ready (after creation and after every spec change).
+    /// Time a K3K server pod's K3s takes from start to ready (its readiness probe), so a new
+    /// Cluster is Provisioning about that long.
     pub provision_delay: Duration,
     /// The host's `gitVersion` (for `status.hostVersion` and the default k3s version).
     pub host_git_version: String,
@@ -169,14 +180,14 @@ impl K3kController {
         self.with_controls(|c| c.delay = delay);
     }
 
-    /// The virtual cluster server of a Ready Cluster.
+    /// The virtual cluster of a Cluster while at least one of its K3s servers runs.
     pub fn vcluster(&self, namespace: &str, name: &str) -> Option<VirtualCluster> {
         lock(&self.shared.vclusters)
             .get(&key(namespace, name))
             .cloned()
     }
 
-    /// Waits up to `timeout` for the Cluster's virtual cluster server to be running.
+    /// Waits up to `timeout` for a K3s server of the Cluster to be running.
     pub async fn wait_for_vcluster(
         &self,
         namespace: &str,
@@ -215,45 +226,67 @@ async fn run(
         let raw = options.host_git_version.as_str();
         raw.split(['+', '-']).next().unwrap_or(raw).to_string()
     };
-    let mut states: HashMap<String, ClusterState> = HashMap::new();
+    let mut world = World {
+        states: HashMap::new(),
+        k3s: K3s::new(options.provision_delay, &host_version),
+        proxy: KubeProxy::default(),
+        host_version,
+    };
     let mut seen = u64::MAX;
+    let mut wake: Option<Instant> = None;
     loop {
         let current = engine.resource_version();
         let poked = shared.poked.swap(false, Ordering::SeqCst);
-        let now = Instant::now();
-        let due = states
-            .values()
-            .any(|s| s.provisioning_until.is_some_and(|t| t <= now));
+        let due = wake.is_some_and(|t| t <= Instant::now());
         if current != seen || poked || due {
-            pass(&shared, &engine, &mut states, &host_version);
+            let complete = pass(&shared, &engine, &mut world);
             // Another pass follows if this one wrote anything; an in-sync pass writes nothing.
             seen = current;
+            let retry = (!complete).then(|| Instant::now() + Duration::from_millis(200));
+            wake = world.k3s.next_due().into_iter().chain(retry).min();
         }
         tokio::select! {
             _ = tokio::time::sleep(options.poll_interval) => {}
             _ = stop.changed() => break,
         }
     }
-    for state in states.values_mut() {
-        state.tear_down();
-    }
+    world.proxy.shutdown();
+    world.k3s.shutdown();
     lock(&shared.vclusters).clear();
 }
 
-fn pass(
-    shared: &Shared,
-    engine: &Engine,
-    states: &mut HashMap<String, ClusterState>,
-    host_version: &str,
-) {
+/// What the task keeps between passes.
+struct World {
+    /// K3K's memory of each Cluster, by uid.
+    states: HashMap<String, ClusterState>,
+    k3s: K3s,
+    proxy: KubeProxy,
+    host_version: String,
+}
+
+/// One pass; false when something is left to retry soon.
+fn pass(shared: &Shared, engine: &Engine, world: &mut World) -> bool {
     // The ResourceQuota controller belongs to the host, not to k3k.
     if let Err(error) = policy::update_quota_status(engine) {
         tracing::debug!(%error, "resource quota status");
     }
     let mut controls = lock(&shared.controls);
-    if controls.down || engine.resource_type(&clusters()).is_none() {
-        return;
+    world.k3s.delay = controls.delay;
+    hostsim::pass(engine, &world.k3s);
+    world.k3s.sync(engine, &controls.failing);
+    if !controls.down && engine.resource_type(&clusters()).is_some() {
+        k3k_pass(engine, world, &mut controls);
     }
+    drop(controls);
+    let complete = world.proxy.sync(engine, &world.k3s);
+    let mut published = lock(&shared.vclusters);
+    published.clear();
+    published.extend(world.k3s.running());
+    complete
+}
+
+/// K3K's own controllers: policies, Clusters, the server pods' etcd finalizer.
+fn k3k_pass(engine: &Engine, world: &mut World, controls: &mut Controls) {
     if let Err(error) = policy::reconcile(engine) {
         tracing::debug!(%error, "virtual cluster policies");
     }
@@ -265,51 +298,32 @@ fn pass(
         .iter()
         .map(|c| text(c, "/metadata/uid").to_string())
         .collect();
-    for gone in states
-        .keys()
-        .filter(|uid| !live.contains(*uid))
-        .cloned()
-        .collect::<Vec<_>>()
-    {
-        if let Some(mut state) = states.remove(&gone) {
-            state.tear_down();
-        }
-    }
+    world.states.retain(|uid, _| live.contains(uid));
     for cluster in all {
         let uid = text(&cluster, "/metadata/uid").to_string();
         if cluster.pointer("/metadata/deletionTimestamp").is_some() {
-            if let Some(mut state) = states.remove(&uid) {
-                state.tear_down();
-            }
+            world.states.remove(&uid);
             if let Err(error) = remove_finalizer(engine, &cluster) {
                 tracing::debug!(%error, "removing the k3k finalizer");
             }
             continue;
         }
-        let state = match states.entry(uid) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                match ClusterState::new(engine, &cluster) {
-                    Ok(state) => entry.insert(state),
-                    Err(error) => {
-                        tracing::warn!(%error, "k3k cluster state");
-                        continue;
-                    }
-                }
-            }
-        };
-        if let Err(error) = cluster::reconcile(engine, &cluster, state, &mut controls, host_version)
-        {
+        let state = world
+            .states
+            .entry(uid)
+            .or_insert_with(|| ClusterState::new(&cluster));
+        if let Err(error) = cluster::reconcile(
+            engine,
+            &cluster,
+            state,
+            controls,
+            &world.k3s,
+            &world.host_version,
+        ) {
             tracing::debug!(%error, "k3k cluster reconcile");
         }
     }
-    let mut published = lock(&shared.vclusters);
-    published.clear();
-    for state in states.values() {
-        if let Some(server) = &state.server {
-            published.insert(key(&state.namespace, &state.name), server.clone());
-        }
-    }
+    statefulset::reconcile(engine, &world.k3s);
 }
 
 fn remove_finalizer(engine: &Engine, cluster: &Value) -> anyhow::Result<()> {

@@ -1,17 +1,15 @@
-//! The host objects K3K creates for a Cluster `<n>` (names from k3k's
-//! `SafeConcatNameWithPrefix`): Services `k3k-<n>-service` (443→6443 plus etcd 2379) and
-//! `k3k-<n>-service-headless`, Secrets `k3k-<n>-token`, `k3k-<n>-bootstrap`,
-//! `k3k-<n>-kubeconfig`, and StatefulSet `k3k-<n>-server`, all controlled by the Cluster;
-//! plus the create-or-update helpers the controller writes them with (no write when in sync).
+//! Names K3K derives for a Cluster `<n>` (k3k's `SafeConcatNameWithPrefix`), its Secrets
+//! `k3k-<n>-token`, `k3k-<n>-bootstrap` and `k3k-<n>-kubeconfig` (controlled by the
+//! Cluster), the CAs, and the write helpers the controller uses the way K3K's calls behave
+//! (create-or-update, spec replaced wholesale, create once, status update).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Engine, PatchRequest, WriteOptions};
+use crate::engine::{Engine, WriteOptions};
 use crate::errors::ApiError;
 use crate::kinds::ResourceRef;
-use crate::patch::PatchType;
 use crate::pki::Ca;
 
 pub(super) const MANAGER: &str = "k3k-cluster-controller";
@@ -67,10 +65,6 @@ pub fn secret_name(cluster: &str, suffix: &str) -> String {
 pub(super) fn owner_reference(owner: &Value, kind: &str) -> Value {
     json!({"apiVersion": "k3k.io/v1beta1", "kind": kind, "name": text(owner, "/metadata/name"),
            "uid": text(owner, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true})
-}
-
-fn server_labels(cluster: &str) -> Value {
-    json!({"cluster": cluster, "role": "server"})
 }
 
 /// Whether everything in `desired` is already in `existing` (arrays element-wise), so
@@ -151,7 +145,8 @@ pub(super) fn ensure(
     engine.update(resource, Some(namespace), updated, &write_options())
 }
 
-/// Replaces `.status` through the status subresource when it differs.
+/// Replaces `.status` through the status subresource when it differs (`Status().Update`
+/// with the object's resourceVersion: a stale object is a conflict, retried next pass).
 pub(super) fn ensure_status(
     engine: &Engine,
     resource: &ResourceRef,
@@ -161,76 +156,63 @@ pub(super) fn ensure_status(
     if object.get("status") == Some(&status) {
         return Ok(());
     }
-    let mut patch = Map::new();
-    // Merge patch: keys no longer wanted are removed with null.
-    if let (Some(old), Some(new)) = (
-        object.get("status").and_then(Value::as_object),
-        status.as_object(),
-    ) {
-        for key in old.keys().filter(|k| !new.contains_key(*k)) {
-            patch.insert(key.clone(), Value::Null);
-        }
-    }
-    if let Some(new) = status.as_object() {
-        patch.extend(new.clone());
-    }
-    let body = serde_json::to_vec(&json!({"status": patch}))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut updated = object.clone();
+    updated["status"] = status;
     let ns = object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str);
-    let request = PatchRequest {
-        patch_type: PatchType::Merge,
-        body: &body,
-        status_subresource: true,
-    };
-    engine.patch(
-        resource,
-        ns,
-        text(object, "/metadata/name"),
-        &request,
-        &write_options(),
-    )?;
+    engine.update_status(resource, ns, updated, &write_options())?;
     Ok(())
 }
 
-/// Where the virtual cluster's API server is exposed.
-pub(super) struct Exposure {
-    pub service_type: &'static str,
-    pub server_node_port: Option<u16>,
-    pub etcd_node_port: Option<u16>,
+/// `controllerutil.CreateOrUpdate` setting the whole `spec` (and the Cluster as
+/// controller): created as `desired`, or updated with K3K's spec in place of the stored one
+/// (fields it leaves out are defaulted or, for a Service, kept as allocated by the API
+/// server; anything else someone changed is lost). No write when nothing changes.
+pub(super) fn replace_spec(
+    engine: &Engine,
+    resource: &ResourceRef,
+    namespace: &str,
+    desired: Value,
+) -> Result<Value, ApiError> {
+    let name = text(&desired, "/metadata/name").to_string();
+    let existing = match engine.get(resource, Some(namespace), &name) {
+        Ok(existing) => existing,
+        Err(e) if e.code == 404 => {
+            return engine.create(resource, Some(namespace), desired, &write_options());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut updated = existing.clone();
+    updated["spec"] = desired.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let owner = desired.pointer("/metadata/ownerReferences/0").cloned();
+    if let Some(owner) = owner {
+        let mut refs: Vec<Value> = existing
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        refs.retain(|r| r.get("uid") != owner.get("uid"));
+        refs.push(owner);
+        updated["metadata"]["ownerReferences"] = json!(refs);
+    }
+    engine.update(resource, Some(namespace), updated, &write_options())
 }
 
-pub(super) fn service(cluster: &Value, exposure: &Exposure) -> Value {
-    let name = text(cluster, "/metadata/name");
-    let mut server_port =
-        json!({"name": "k3s-server-port", "protocol": "TCP", "port": 443, "targetPort": 6443});
-    let mut etcd_port =
-        json!({"name": "k3s-etcd-port", "protocol": "TCP", "port": 2379, "targetPort": 2379});
-    if let Some(port) = exposure.server_node_port {
-        server_port["nodePort"] = json!(port);
+/// Creates `desired` unless an object of that name exists (K3K's Create that ignores
+/// AlreadyExists); returns what is stored.
+pub(super) fn create_once(
+    engine: &Engine,
+    resource: &ResourceRef,
+    namespace: &str,
+    desired: Value,
+) -> Result<Value, ApiError> {
+    match engine.create(resource, Some(namespace), desired.clone(), &write_options()) {
+        Err(e) if e.code == 409 => {
+            engine.get(resource, Some(namespace), text(&desired, "/metadata/name"))
+        }
+        other => other,
     }
-    if let Some(port) = exposure.etcd_node_port {
-        etcd_port["nodePort"] = json!(port);
-    }
-    let mut metadata = json!({"name": service_name(name), "ownerReferences": [owner_reference(cluster, "Cluster")]});
-    if let Some(annotations) = cluster
-        .pointer("/spec/expose/annotations")
-        .filter(|a| a.is_object())
-    {
-        metadata["annotations"] = annotations.clone();
-    }
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata,
-           "spec": {"type": exposure.service_type, "selector": server_labels(name), "ports": [server_port, etcd_port]}})
-}
-
-pub(super) fn headless_service(cluster: &Value) -> Value {
-    let name = text(cluster, "/metadata/name");
-    json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": safe_concat_name(&["k3k", name, "service", "headless"]), "ownerReferences": [owner_reference(cluster, "Cluster")]},
-           "spec": {"type": "ClusterIP", "clusterIP": "None", "selector": server_labels(name),
-                    "ports": [{"name": "k3s-server-port", "protocol": "TCP", "port": 443, "targetPort": 6443},
-                              {"name": "k3s-etcd-port", "protocol": "TCP", "port": 2379, "targetPort": 2379}]}})
 }
 
 fn secret(cluster: &Value, suffix: &str, data: &[(&str, &str)]) -> Value {
@@ -265,36 +247,6 @@ pub(super) fn bootstrap_secret(cluster: &Value, cas: &ClusterCas) -> Value {
 
 pub(super) fn kubeconfig_secret(cluster: &Value, kubeconfig: &str) -> Value {
     secret(cluster, "kubeconfig", &[("kubeconfig.yaml", kubeconfig)])
-}
-
-/// The server StatefulSet; `spec_hash` in the pod template makes a spec change a rollout.
-pub(super) fn stateful_set(cluster: &Value, replicas: i64, image: &str, spec_hash: &str) -> Value {
-    let name = text(cluster, "/metadata/name");
-    json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
-           "metadata": {"name": server_name(name), "labels": server_labels(name), "ownerReferences": [owner_reference(cluster, "Cluster")]},
-           "spec": {"replicas": replicas, "serviceName": safe_concat_name(&["k3k", name, "service", "headless"]),
-                    "selector": {"matchLabels": server_labels(name)},
-                    "template": {"metadata": {"labels": server_labels(name), "annotations": {"k3k.io/spec-hash": spec_hash}},
-                                 "spec": {"containers": [{"name": "k3s-server", "image": image,
-                                                          "args": ["server", "--config", "/opt/rancher/k3s/config.yaml"]}]}}}})
-}
-
-/// The StatefulSet controller's view: all replicas updated and ready once provisioned.
-pub(super) fn stateful_set_status(
-    sts: &Value,
-    replicas: i64,
-    ready: bool,
-    revision: &str,
-    previous_revision: &str,
-) -> Value {
-    let generation = sts
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
-    let ready_count = if ready { replicas } else { 0 };
-    json!({"observedGeneration": generation, "replicas": replicas, "readyReplicas": ready_count,
-           "availableReplicas": ready_count, "currentReplicas": if ready { replicas } else { 0 }, "updatedReplicas": ready_count,
-           "currentRevision": if ready { revision } else { previous_revision }, "updateRevision": revision, "collisionCount": 0})
 }
 
 /// One Cluster's certificate authorities (kept for the Cluster's lifetime, as with

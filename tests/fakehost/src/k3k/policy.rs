@@ -2,7 +2,11 @@
 //! labelled `policy.k3k.io/policy-name=<vcp>` gets the policy's `quota` as ResourceQuota and
 //! its `limit` as LimitRange, both named `k3k-<vcp>` (`SafeConcatNameWithPrefix`), labelled
 //! `app.kubernetes.io/managed-by=k3k-policy-controller` and `policy.k3k.io/policy-name`, and
-//! controlled by the policy; managed objects of any other (or no) policy are removed.
+//! controlled by the policy; managed objects of any other (or no) policy are removed; and
+//! every Cluster in a bound namespace gets the policy in `status.policy` (`reconcileClusters`:
+//! name, defaultPriorityClass — always written, "" when unset —, defaultNodeSelector,
+//! sync, defaultServerAffinity, defaultAgentAffinity, securityContext, runtimeClassName,
+//! hostUsers), cleared again when the namespace is unbound or its policy is gone.
 //!
 //! Also the host's ResourceQuota controller (kube-controller-manager, not k3k, so it runs
 //! even when the k3k controller is down): `status.hard` from the spec and `status.used` from
@@ -38,6 +42,61 @@ pub fn policy_object_name(vcp: &str) -> String {
     objects::safe_concat_name(&["k3k", vcp])
 }
 
+/// `AppliedPolicy` as `reconcileClusters` builds it from a VirtualClusterPolicy.
+fn applied(policy: &Value) -> Value {
+    let spec = policy.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut applied = json!({
+        "name": text(policy, "/metadata/name"),
+        "priorityClass": text(&spec, "/defaultPriorityClass"),
+    });
+    for (from, to) in [
+        ("defaultNodeSelector", "nodeSelector"),
+        ("sync", "sync"),
+        ("defaultServerAffinity", "serverAffinity"),
+        ("defaultAgentAffinity", "agentAffinity"),
+        ("securityContext", "securityContext"),
+        ("runtimeClassName", "runtimeClassName"),
+        ("hostUsers", "hostUsers"),
+    ] {
+        let value = spec.get(from).filter(|v| !v.is_null());
+        let empty_map = value
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.is_empty());
+        if let Some(value) = value
+            && !(to == "nodeSelector" && empty_map)
+        {
+            applied[to] = value.clone();
+        }
+    }
+    applied
+}
+
+/// `status.policy` of every Cluster in `ns`: the bound policy's, or none.
+fn reconcile_clusters(engine: &Engine, ns: &str, policy: Option<&Value>) -> anyhow::Result<()> {
+    let clusters = ResourceRef::new("k3k.io", "clusters");
+    if engine.resource_type(&clusters).is_none() {
+        return Ok(());
+    }
+    for cluster in list(engine, &clusters, Some(ns)) {
+        let mut status = cluster
+            .get("status")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        match policy {
+            Some(policy) => {
+                status.insert("policy".into(), applied(policy));
+            }
+            None if status.contains_key("policy") => {
+                status.remove("policy");
+            }
+            None => continue,
+        }
+        ensure_status(engine, &clusters, &cluster, Value::Object(status))?;
+    }
+    Ok(())
+}
+
 pub(super) fn reconcile(engine: &Engine) -> anyhow::Result<()> {
     let policies = ResourceRef::new("k3k.io", "virtualclusterpolicies");
     if engine.resource_type(&policies).is_none() {
@@ -50,6 +109,9 @@ pub(super) fn reconcile(engine: &Engine) -> anyhow::Result<()> {
         let ns = text(&namespace, "/metadata/name");
         let bound = label(&namespace, POLICY_LABEL).filter(|p| !p.is_empty());
         let policy = bound.and_then(|p| engine.get(&policies, None, p).ok());
+        if let Err(error) = reconcile_clusters(engine, ns, policy.as_ref()) {
+            tracing::debug!(%error, "cluster status.policy");
+        }
         for (resource, field) in [
             (ResourceRef::core("resourcequotas"), "quota"),
             (ResourceRef::core("limitranges"), "limit"),

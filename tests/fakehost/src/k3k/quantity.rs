@@ -1,5 +1,6 @@
 //! Kubernetes resource quantities (`500m`, `2`, `1Gi`, `1.5G`), just enough to sum pod
-//! requests/limits into a ResourceQuota's `status.used` the way the quota controller does.
+//! requests/limits into a ResourceQuota's `status.used` the way the quota controller does,
+//! and to write a quantity back in the canonical form a Go `resource.Quantity` takes.
 
 /// A quantity in thousandths of its base unit (millicores, millibytes), so CPU and memory
 /// sums are exact for the forms Kubernetes users write.
@@ -59,6 +60,35 @@ pub fn format_milli(milli: i128, binary: bool) -> String {
     whole.to_string()
 }
 
+/// The canonical form Go's `resource.Quantity` gives a quantity it parsed (`1000m` → `1`,
+/// `1024Mi` → `1Gi`, `1.5Gi` → `1536Mi`, `0.5` → `500m`); text that is no quantity is kept.
+pub fn canonical(text: &str) -> String {
+    let Some(milli) = parse_milli(text) else {
+        return text.to_string();
+    };
+    let binary = text.trim().ends_with('i');
+    if milli % 1000 != 0 || milli == 0 {
+        return format_milli(milli, false);
+    }
+    if binary {
+        return format_milli(milli, true);
+    }
+    let whole = milli / 1000;
+    for (suffix, size) in [
+        ("E", 1_000_000_000_000_000_000_i128),
+        ("P", 1_000_000_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("G", 1_000_000_000),
+        ("M", 1_000_000),
+        ("k", 1_000),
+    ] {
+        if whole % size == 0 {
+            return format!("{}{suffix}", whole / size);
+        }
+    }
+    whole.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +103,17 @@ mod tests {
         assert_eq!(format_milli(1500, false), "1500m");
         assert_eq!(format_milli(2000, false), "2");
         assert_eq!(format_milli(1000 * 3 * (1 << 20), true), "3Mi");
+        for (written, stored) in [
+            ("1000m", "1"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("0.5", "500m"),
+            ("2G", "2G"),
+            ("2000M", "2G"),
+            ("1500000", "1500k"),
+            ("512Mi", "512Mi"),
+        ] {
+            assert_eq!(canonical(written), stored, "{written}");
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! vcluster: the simulated API server of one K3K virtual cluster — its own `Engine` (fresh
-//! store, built-in kinds, the namespaces and bootstrap RBAC of a new K3s), served over HTTPS
-//! with a certificate from the cluster's serverCA, authenticating client certificates signed
-//! by its clientCA (CN = user, O = groups) and authorizing every request with RBAC, plus the
-//! few in-cluster controllers a tenant notices (default ServiceAccounts, Deployments → Pods).
+//! vcluster: the simulated API of one K3K virtual cluster — its own `Engine` (fresh store,
+//! built-in kinds, the namespaces and bootstrap RBAC of a new K3s) and the few in-cluster
+//! controllers a tenant notices (default ServiceAccounts, Deployments → Pods), served by one
+//! K3s server per running server pod: HTTPS with a certificate from the cluster's serverCA
+//! for the SANs in force when that server started, authenticating client certificates signed
+//! by its clientCA (CN = user, O = groups) and authorizing every request with RBAC.
 
 // Every `Engine` call returns the engine's `ApiError` unboxed; these handlers pass it on.
 #![allow(clippy::result_large_err)]
@@ -10,6 +11,7 @@
 mod serve;
 mod workloads;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,17 +34,17 @@ use crate::seams::{AcceptAll, Policies};
 
 pub use crate::policies::RbacAuthorizer;
 
-/// What a virtual cluster server needs from its K3K Cluster.
+/// What a virtual cluster's K3s datastore starts from.
 pub struct VirtualClusterSpec {
     pub server_ca: Arc<Ca>,
     pub client_ca: Arc<Ca>,
-    /// Names and addresses for the serving certificate besides 127.0.0.1 and localhost.
-    pub sans: Vec<String>,
     /// `gitVersion` reported by `/version`, e.g. `v1.33.1+k3s1`.
     pub git_version: String,
 }
 
-/// A running virtual cluster API server. Cheap to clone; `stop` ends it.
+/// One K3K virtual cluster: its datastore, API and in-cluster controllers (what persists on
+/// the server pods' volume), served by one K3s server per running server pod, each on its
+/// own loopback port (the pod's 6443) with its own serving certificate. Cheap to clone.
 #[derive(Clone)]
 pub struct VirtualCluster {
     inner: Arc<Inner>,
@@ -50,31 +52,45 @@ pub struct VirtualCluster {
 
 struct Inner {
     engine: Engine,
-    addr: SocketAddr,
     server_ca: Arc<Ca>,
     client_ca: Arc<Ca>,
-    tls: serve::SharedTls,
-    sans: Mutex<Vec<String>>,
+    router: axum::Router,
+    servers: Mutex<BTreeMap<String, Server>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-fn serving_sans(extra: &[String]) -> Vec<String> {
-    let mut sans = vec![
-        "127.0.0.1".to_string(),
-        "localhost".to_string(),
-        "kubernetes".into(),
-        "kubernetes.default".into(),
-        "kubernetes.default.svc".into(),
-    ];
-    for san in extra {
-        if !san.is_empty() && !sans.contains(san) {
-            sans.push(san.clone());
-        }
-    }
-    sans
+/// A running K3s server: the pod it runs in, where it listens, the SANs of its certificate.
+struct Server {
+    pod_uid: String,
+    addr: SocketAddr,
+    sans: Vec<String>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
+/// The names a K3s server's serving certificate carries besides `tls-san`: K3s' own
+/// (loopback, the in-cluster `kubernetes` names and Service IP) and the address K3K's
+/// Service gives it, as realhost's servers have them.
+fn serving_sans(service_ip: &str, tls_san: &[String]) -> Vec<String> {
+    let mut sans: Vec<String> = [
+        service_ip,
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.43.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sans.extend(tls_san.iter().cloned());
+    let mut seen = std::collections::BTreeSet::new();
+    sans.retain(|s| !s.is_empty() && seen.insert(s.clone()));
+    sans
+}
 /// A fresh K3s store: system namespaces, the `kubernetes` Service and bootstrap RBAC.
 fn seeded_engine() -> anyhow::Result<Engine> {
     let policies = Policies {
@@ -123,14 +139,10 @@ fn seeded_engine() -> anyhow::Result<Engine> {
 }
 
 impl VirtualCluster {
-    /// Seeds a new store and serves it on `listener` (which must already be listening).
+    /// Seeds a new datastore and starts the in-cluster controllers; no server runs yet.
     /// Must be called inside a Tokio runtime.
-    pub fn start(listener: TcpListener, spec: VirtualClusterSpec) -> anyhow::Result<Self> {
-        let addr = listener.local_addr()?;
+    pub fn new(spec: VirtualClusterSpec) -> anyhow::Result<Self> {
         let engine = seeded_engine().context("seeding the virtual cluster")?;
-        let sans = serving_sans(&spec.sans);
-        let (cert, key) = spec.server_ca.issue_server_cert(&sans)?;
-        let tls = Arc::new(std::sync::RwLock::new(serve::server_config(&cert, &key)?));
         let state = AppState {
             engine: engine.clone(),
             faults: Faults::default(),
@@ -140,16 +152,7 @@ impl VirtualCluster {
                 default_watch_timeout: Duration::from_secs(30 * 60),
             }),
         };
-        let app = router(state);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let client_ca_pem: Arc<str> = Arc::from(spec.client_ca.cert_pem());
-        let server = tokio::spawn(serve::serve(
-            listener,
-            tls.clone(),
-            client_ca_pem,
-            app,
-            shutdown_rx.clone(),
-        ));
         let controllers = tokio::spawn(workloads::run(
             engine.clone(),
             spec.server_ca.cert_pem().to_string(),
@@ -158,15 +161,88 @@ impl VirtualCluster {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                addr,
                 server_ca: spec.server_ca,
                 client_ca: spec.client_ca,
-                tls,
-                sans: Mutex::new(sans),
+                router: router(state),
+                servers: Mutex::new(BTreeMap::new()),
                 shutdown,
-                tasks: Mutex::new(vec![server, controllers]),
+                tasks: Mutex::new(vec![controllers]),
             }),
         })
+    }
+
+    /// Starts the K3s server of pod `pod` (uid `pod_uid`) on a new loopback port, with a
+    /// certificate for the SANs K3s reads at start: its own, `service_ip` and `tls_san`. A
+    /// server already running for that pod is kept as it is (K3s reads `tls-san` only at
+    /// start); one left by an earlier pod of that name is replaced.
+    pub fn start_server(
+        &self,
+        pod: &str,
+        pod_uid: &str,
+        service_ip: &str,
+        tls_san: &[String],
+    ) -> anyhow::Result<SocketAddr> {
+        let mut servers = lock(&self.inner.servers);
+        if let Some(server) = servers.get(pod) {
+            if server.pod_uid == pod_uid {
+                return Ok(server.addr);
+            }
+            server.halt();
+        }
+        let sans = serving_sans(service_ip, tls_san);
+        let (cert, key) = self.inner.server_ca.issue_server_cert(&sans)?;
+        let tls = serve::server_config(&cert, &key)?;
+        let std_listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(
+            listener,
+            tls,
+            Arc::from(self.inner.client_ca.cert_pem()),
+            self.inner.router.clone(),
+            stop_rx,
+        ));
+        servers.insert(
+            pod.to_string(),
+            Server {
+                pod_uid: pod_uid.to_string(),
+                addr,
+                sans,
+                stop,
+                task,
+            },
+        );
+        Ok(addr)
+    }
+
+    /// Stops the K3s server of pod `pod` (its connections end with it).
+    pub fn stop_server(&self, pod: &str) {
+        if let Some(server) = lock(&self.inner.servers).remove(pod) {
+            server.halt();
+        }
+    }
+
+    /// Where the K3s server of pod `pod` with uid `pod_uid` listens, if it runs.
+    pub fn server_addr(&self, pod: &str, pod_uid: &str) -> Option<SocketAddr> {
+        lock(&self.inner.servers)
+            .get(pod)
+            .filter(|s| s.pod_uid == pod_uid)
+            .map(|s| s.addr)
+    }
+
+    /// The pods whose K3s server runs, with their uids.
+    pub fn server_pods(&self) -> Vec<(String, String)> {
+        lock(&self.inner.servers)
+            .iter()
+            .map(|(pod, s)| (pod.clone(), s.pod_uid.clone()))
+            .collect()
+    }
+
+    /// The SANs of the certificate the server of pod `pod` serves.
+    pub fn server_sans(&self, pod: &str) -> Option<Vec<String>> {
+        lock(&self.inner.servers).get(pod).map(|s| s.sans.clone())
     }
 
     /// The virtual cluster's own API semantics, in process and without authorization.
@@ -174,13 +250,15 @@ impl VirtualCluster {
         &self.inner.engine
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.inner.addr
+    /// Where the first running server (by pod name) listens: the pod's own port, not a
+    /// node port.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        lock(&self.inner.servers).values().next().map(|s| s.addr)
     }
 
-    /// `https://127.0.0.1:<port>`: with a NodePort Service, the port is the nodePort.
-    pub fn url(&self) -> String {
-        format!("https://{}", self.inner.addr)
+    /// `https://127.0.0.1:<port>` of the first running server.
+    pub fn url(&self) -> Option<String> {
+        self.addr().map(|addr| format!("https://{addr}"))
     }
 
     pub fn server_ca_pem(&self) -> &str {
@@ -191,12 +269,12 @@ impl VirtualCluster {
         self.inner.client_ca.cert_pem()
     }
 
-    /// The SANs of the current serving certificate.
+    /// The SANs of the first running server's certificate.
     pub fn sans(&self) -> Vec<String> {
-        self.inner
-            .sans
-            .lock()
-            .map(|s| s.clone())
+        lock(&self.inner.servers)
+            .values()
+            .next()
+            .map(|s| s.sans.clone())
             .unwrap_or_default()
     }
 
@@ -215,9 +293,12 @@ impl VirtualCluster {
 
     /// A kubeconfig for `user`/`groups` pointing at `url()` with the serverCA as trust root.
     pub fn kubeconfig_for(&self, user: &str, groups: &[String]) -> anyhow::Result<String> {
+        let url = self
+            .url()
+            .ok_or_else(|| anyhow::anyhow!("no server of the virtual cluster runs"))?;
         let cert = self.issue_client_cert(user, groups, Duration::from_secs(86_400))?;
         Ok(kubeconfig_yaml(
-            &self.url(),
+            &url,
             self.server_ca_pem(),
             &cert.cert_pem,
             &cert.key_pem,
@@ -230,38 +311,33 @@ impl VirtualCluster {
         self.kubeconfig_for("system:admin", &["system:masters".to_string()])
     }
 
-    /// Re-issues the serving certificate when the SANs change (spec.tlsSANs edited).
-    pub fn update_sans(&self, extra: &[String]) -> anyhow::Result<()> {
-        let sans = serving_sans(extra);
-        let Ok(mut current) = self.inner.sans.lock() else {
-            return Ok(());
-        };
-        if *current == sans {
-            return Ok(());
-        }
-        let (cert, key) = self.inner.server_ca.issue_server_cert(&sans)?;
-        let config = serve::server_config(&cert, &key)?;
-        match self.inner.tls.write() {
-            Ok(mut guard) => *guard = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
-        *current = sans;
-        Ok(())
-    }
-
-    /// Stops serving (the port is released) and the in-cluster controllers.
+    /// Stops every server and the in-cluster controllers (the datastore is gone with it).
     pub fn stop(&self) {
         self.inner.shutdown.send_replace(true);
-        if let Ok(mut tasks) = self.inner.tasks.lock() {
-            for task in tasks.drain(..) {
-                task.abort();
-            }
+        for (_, server) in std::mem::take(&mut *lock(&self.inner.servers)) {
+            server.halt();
+        }
+        for task in lock(&self.inner.tasks).drain(..) {
+            task.abort();
         }
     }
 
     pub fn is_stopped(&self) -> bool {
         *self.inner.shutdown.borrow()
     }
+}
+
+impl Server {
+    fn halt(&self) {
+        self.stop.send_replace(true);
+        self.task.abort();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A kubeconfig with embedded credentials, named `default` like K3s' own.

@@ -1,9 +1,10 @@
-//! The HTTPS listener of a virtual cluster. Like kube-apiserver (and unlike the host's
-//! listener, which lets rustls verify chains), the TLS layer accepts any client certificate
-//! and the authenticator decides afterwards: a certificate the cluster's client CA did not
+//! The HTTPS listener of one K3s server of a virtual cluster (its certificate is fixed for
+//! the server's life, as K3s reads `tls-san` only at start). Like kube-apiserver (and unlike
+//! the host's listener, which lets rustls verify chains), the TLS layer accepts any client
+//! certificate and the authenticator decides afterwards: a certificate the cluster's client CA did not
 //! sign, or an expired one, is answered 401 Unauthorized rather than a handshake failure.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use http::Request;
@@ -110,12 +111,9 @@ pub(super) fn server_config(
     Ok(Arc::new(config))
 }
 
-/// The serving config can be swapped (new tlsSANs after a spec change) while serving.
-pub(super) type SharedTls = Arc<RwLock<Arc<rustls::ServerConfig>>>;
-
 pub(super) async fn serve(
     listener: TcpListener,
-    tls: SharedTls,
+    tls: Arc<rustls::ServerConfig>,
     client_ca_pem: Arc<str>,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
@@ -126,11 +124,7 @@ pub(super) async fn serve(
             accepted = listener.accept() => {
                 let Ok((tcp, _peer)) = accepted else { continue };
                 let _ = tcp.set_nodelay(true);
-                let config = match tls.read() {
-                    Ok(guard) => guard.clone(),
-                    Err(poisoned) => poisoned.into_inner().clone(),
-                };
-                let acceptor = TlsAcceptor::from(config);
+                let acceptor = TlsAcceptor::from(tls.clone());
                 let router = router.clone();
                 let client_ca_pem = client_ca_pem.clone();
                 connections.spawn(async move {

@@ -8,6 +8,7 @@ mod imperative;
 mod kubectl;
 mod policy;
 mod rest;
+mod services;
 mod ssa;
 mod support;
 mod watch;

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{K3kHost, b64, condition, decode, policies_resource, start};
+use crate::support::{K3kHost, b64, condition, decode, eventually, policies_resource, start};
 
 fn spec() -> Value {
     json!({"mode": "shared", "servers": 1, "version": "v1.33.1-k3s1", "tlsSANs": ["kaas.example.test"], "expose": {"nodePort": {}}})
@@ -49,9 +50,25 @@ async fn cluster_provisions_then_becomes_ready_with_k3k_objects() {
         t.secret("ws-a", "k3k-c1-bootstrap").await.is_none(),
         "bootstrap secret only once the server is up"
     );
-    assert!(t.secret("ws-a", "k3k-c1-token").await.is_some());
-    let sts = stateful_set(&t, "ws-a", "c1").await;
-    assert_eq!(sts.status.as_ref().and_then(|s| s.ready_replicas), Some(0));
+    eventually("the token Secret", async || {
+        t.secret("ws-a", "k3k-c1-token").await
+    })
+    .await;
+    // The server pod runs, but K3s is not ready yet: no replica is.
+    let sts = eventually("the server StatefulSet", async || {
+        Api::<StatefulSet>::namespaced(t.client.clone(), "ws-a")
+            .get_opt("k3k-c1-server")
+            .await
+            .expect("get")
+    })
+    .await;
+    assert_eq!(
+        sts.status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+        0
+    );
 
     let ready = t.wait_phase("ws-a", "c1", "Ready").await;
     assert_eq!(
@@ -153,13 +170,18 @@ async fn cluster_provisions_then_becomes_ready_with_k3k_objects() {
         (identity.user.as_str(), identity.groups),
         ("system:admin", vec!["system:masters".to_string()])
     );
-    let sts = stateful_set(&t, "ws-a", "c1").await;
-    assert_eq!(sts.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+    // The StatefulSet controller reports the ready pod on its own schedule.
+    eventually("a ready replica", async || {
+        let sts = stateful_set(&t, "ws-a", "c1").await;
+        (sts.status?.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    assert!(t.k3k.vcluster("ws-a", "c1").is_some());
     assert!(
-        t.k3k
-            .vcluster("ws-a", "c1")
-            .is_some_and(|v| v.addr().port() == port),
-        "the virtual cluster listens on the nodePort"
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok(),
+        "the virtual cluster is served on the nodePort"
     );
 
     // In sync, the controller writes nothing (no watch churn for kaas' reflectors).
@@ -169,6 +191,10 @@ async fn cluster_provisions_then_becomes_ready_with_k3k_objects() {
     assert_eq!(t.host.engine().resource_version(), settled);
 }
 
+/// A change of the server pods' template (here the server count, which changes K3K's startup
+/// command) rolls the StatefulSet: new pods one at a time, then the old pod-0 replaced. The
+/// Cluster stays Ready all along — K3K's Ready is its bootstrap request answering through the
+/// Service, and some server always answers (it used to turn Provisioning again here).
 #[tokio::test]
 async fn spec_change_rolls_the_server_out_again() {
     let t = start(Duration::from_millis(300)).await;
@@ -177,39 +203,55 @@ async fn spec_change_rolls_the_server_out_again() {
     t.wait_phase("ws-b", "c2", "Ready").await;
     let before = stateful_set(&t, "ws-b", "c2").await;
     let bootstrap_before = t.bootstrap("ws-b", "c2").await;
+    let pods = Api::<Pod>::namespaced(t.client.clone(), "ws-b");
+    let first = pods.get("k3k-c2-server-0").await.expect("server pod 0");
 
     let patch = json!({"spec": {"servers": 3}});
     t.clusters("ws-b")
         .patch("c2", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patched");
-    let again = t.wait_phase("ws-b", "c2", "Provisioning").await;
-    assert_eq!(condition(&again, "reason"), "Provisioning");
-    let rolling = stateful_set(&t, "ws-b", "c2").await;
+    let rolling = eventually("a rollout in progress", async || {
+        let sts = stateful_set(&t, "ws-b", "c2").await;
+        let status = sts.status.clone()?;
+        (status.current_revision != status.update_revision).then_some(sts)
+    })
+    .await;
     assert!(
         rolling.metadata.generation > before.metadata.generation,
         "the StatefulSet template changed"
     );
-    let rolling_status = rolling.status.expect("status");
+    assert_eq!(rolling.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    let cluster = t.clusters("ws-b").get("c2").await.expect("cluster");
     assert_eq!(
-        (
-            rolling.spec.as_ref().and_then(|s| s.replicas),
-            rolling_status.ready_replicas
-        ),
-        (Some(3), Some(0))
-    );
-    assert_ne!(
-        rolling_status.current_revision, rolling_status.update_revision,
-        "a rollout is in progress"
+        cluster.data.pointer("/status/phase"),
+        Some(&json!("Ready")),
+        "a server answers during the rollout"
     );
 
-    t.wait_phase("ws-b", "c2", "Ready").await;
-    let done = stateful_set(&t, "ws-b", "c2").await.status.expect("status");
-    assert_eq!(
-        (done.ready_replicas, done.updated_replicas),
-        (Some(3), Some(3))
+    let done = eventually("the rollout to finish", async || {
+        let status = stateful_set(&t, "ws-b", "c2").await.status?;
+        (status.ready_replicas == Some(3)
+            && status.updated_replicas == Some(3)
+            && status.current_revision == status.update_revision)
+            .then_some(status)
+    })
+    .await;
+    let revision = done.update_revision.clone().expect("revision");
+    for i in 0..3 {
+        let pod = pods
+            .get(&format!("k3k-c2-server-{i}"))
+            .await
+            .expect("server pod");
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("controller-revision-hash"), Some(&revision));
+    }
+    let replaced = pods.get("k3k-c2-server-0").await.expect("server pod 0");
+    assert_ne!(
+        replaced.metadata.uid, first.metadata.uid,
+        "pod 0 was rolled"
     );
-    assert_eq!(done.current_revision, done.update_revision);
+    t.wait_phase("ws-b", "c2", "Ready").await;
     assert_eq!(
         t.bootstrap("ws-b", "c2").await,
         bootstrap_before,

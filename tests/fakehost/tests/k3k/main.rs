@@ -3,7 +3,11 @@
 //! kubectl against the virtual clusters with certificates minted from their bootstrap CAs.
 
 mod access;
+mod agents;
 mod binary;
+mod exposure;
 mod lifecycle;
 mod policy;
+mod sans;
+mod servers;
 mod support;

@@ -1,26 +1,16 @@
 //! VirtualClusterPolicy: quota and limit land in every bound namespace as `k3k-<policy>`
 //! objects, follow policy edits, go away when the namespace is unbound, and the quota's
-//! `status.used` reflects the pods in the namespace.
+//! `status.used` reflects the pods in the namespace; the policy's defaults are copied into
+//! `status.policy` of the namespace's Clusters, where K3K's pods take their affinity from.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{WAIT, policies_resource, start};
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::support::{eventually, policies_resource, start};
 
 #[tokio::test]
 async fn policy_quota_and_limits_follow_the_policy() {
@@ -134,4 +124,106 @@ async fn policy_quota_and_limits_follow_the_policy() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn clusters_carry_the_policy_in_their_status() {
+    let t = start(Duration::from_millis(20)).await;
+    let policies = Api::<DynamicObject>::all_with(t.client.clone(), &policies_resource());
+    let server_affinity = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]}}});
+    let agent_affinity = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}});
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy", "metadata": {"name": "plan-pinned"},
+        "spec": {"defaultNodeSelector": {"pool": "tenant"}, "defaultPriorityClass": "tenant-low",
+                 "defaultServerAffinity": server_affinity, "defaultAgentAffinity": agent_affinity},
+    }))
+    .expect("policy");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy created");
+    let bare: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy", "metadata": {"name": "plan-bare"}, "spec": {}}))
+    .expect("policy");
+    policies
+        .create(&PostParams::default(), &bare)
+        .await
+        .expect("policy created");
+    t.namespace("ws-pp", json!({"policy.k3k.io/policy-name": "plan-pinned"}))
+        .await;
+    let own = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "Exists"}]}]}}});
+    t.cluster(
+        "ws-pp",
+        "c",
+        json!({"mode": "shared", "serverAffinity": own, "agentAffinity": own}),
+    )
+    .await;
+    let cluster = t
+        .wait_cluster("ws-pp", "c", "given the policy", |c| {
+            c.pointer("/status/policy").is_some()
+        })
+        .await;
+    // The policy's sync (defaulted by its CRD) is copied as it is stored.
+    let stored = policies.get("plan-pinned").await.expect("policy");
+    let mut applied = cluster["status"]["policy"].clone();
+    assert_eq!(applied["sync"], stored.data["spec"]["sync"]);
+    applied.as_object_mut().expect("object").remove("sync");
+    assert_eq!(
+        applied,
+        json!({"name": "plan-pinned", "priorityClass": "tenant-low", "nodeSelector": {"pool": "tenant"},
+               "serverAffinity": server_affinity, "agentAffinity": agent_affinity})
+    );
+    t.wait_phase("ws-pp", "c", "Ready").await;
+    // The policy's affinities win over the Cluster's own; its nodeSelector is for tenant
+    // pods only, not K3K's.
+    let pod = eventually("the server pod", async || {
+        Api::<Pod>::namespaced(t.client.clone(), "ws-pp")
+            .get_opt("k3k-c-server-0")
+            .await
+            .expect("get")
+    })
+    .await;
+    let pod = serde_json::to_value(pod).expect("json");
+    assert_eq!(pod["spec"]["affinity"], server_affinity);
+    assert!(pod["spec"].get("nodeSelector").is_none());
+    let ds = eventually("the agent DaemonSet", async || {
+        Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(t.client.clone(), "ws-pp")
+            .get_opt("k3k-c-kubelet")
+            .await
+            .expect("get")
+    })
+    .await;
+    let ds = serde_json::to_value(ds).expect("json");
+    assert_eq!(ds["spec"]["template"]["spec"]["affinity"], agent_affinity);
+
+    // Another policy: its (empty) defaults, priorityClass written as "".
+    let namespaces = Api::<Namespace>::all(t.client.clone());
+    let rebind = json!({"metadata": {"labels": {"policy.k3k.io/policy-name": "plan-bare"}}});
+    namespaces
+        .patch("ws-pp", &PatchParams::default(), &Patch::Merge(&rebind))
+        .await
+        .expect("rebound");
+    let cluster = t
+        .wait_cluster("ws-pp", "c", "given the other policy", |c| {
+            c.pointer("/status/policy/name") == Some(&json!("plan-bare"))
+        })
+        .await;
+    let mut applied = cluster["status"]["policy"].clone();
+    applied.as_object_mut().expect("object").remove("sync");
+    assert_eq!(applied, json!({"name": "plan-bare", "priorityClass": ""}));
+    // Unbound: no policy in the status any more.
+    let unbind = json!({"metadata": {"labels": {"policy.k3k.io/policy-name": null}}});
+    namespaces
+        .patch("ws-pp", &PatchParams::default(), &Patch::Merge(&unbind))
+        .await
+        .expect("unbound");
+    let cluster: Value = t
+        .wait_cluster("ws-pp", "c", "without a policy", |c| {
+            c.pointer("/status/policy").is_none()
+        })
+        .await;
+    assert!(cluster.pointer("/status/policyName").is_none());
 }

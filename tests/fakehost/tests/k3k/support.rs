@@ -64,11 +64,16 @@ pub async fn client_for(kubeconfig_yaml: &str) -> Client {
 }
 
 pub async fn start(delay: Duration) -> K3kHost {
+    start_with(delay, FakeHostOptions::default()).await
+}
+
+/// A host from `options` (plus the K3K CRDs and their schema) with the controller.
+pub async fn start_with(delay: Duration, options: FakeHostOptions) -> K3kHost {
     install_crypto();
     let options = FakeHostOptions {
         manifests: vec![PathBuf::from(K3K_CRDS)],
         validator: Some(Arc::new(CrdSchema)),
-        ..FakeHostOptions::default()
+        ..options
     };
     let host = FakeHost::start(options).await.expect("fake host starts");
     let k3k = K3kController::for_host(
@@ -212,6 +217,19 @@ impl K3kHost {
         groups: &[&str],
     ) -> PathBuf {
         let port = self.node_port(namespace, cluster).await;
+        self.tenant_kubeconfig_at(namespace, cluster, port, user, groups)
+            .await
+    }
+
+    /// `tenant_kubeconfig` for `https://127.0.0.1:<port>`.
+    pub async fn tenant_kubeconfig_at(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        port: u16,
+        user: &str,
+        groups: &[&str],
+    ) -> PathBuf {
         let bootstrap = self.bootstrap(namespace, cluster).await;
         let content = |key: &str| {
             bootstrap
@@ -233,13 +251,86 @@ impl K3kHost {
             &cert.key_pem,
             user,
         );
-        let path = self
-            .dir
-            .path()
-            .join(format!("{cluster}-{}.kubeconfig", user.replace(':', "-")));
+        let path = self.dir.path().join(format!(
+            "{cluster}-{port}-{}.kubeconfig",
+            user.replace(':', "-")
+        ));
         std::fs::write(&path, yaml).expect("kubeconfig written");
         path
     }
+}
+
+/// Polls `probe` until it yields something; panics after `WAIT` naming `what`.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a TLS client trusting only `ca_pem` accepts the certificate served on
+/// `127.0.0.1:<port>` for the name `name` (what a client verifying the server sees).
+pub async fn serves_name(port: u16, ca_pem: &str, name: &str) -> Result<(), String> {
+    install_crypto();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+    connector
+        .connect(server_name, tcp)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A Service of someone else's (as kaas makes `kaas-api`): NodePort, selecting the Cluster's
+/// server pods, 443 → 6443. Returns its allocated nodePort.
+pub async fn api_service(t: &K3kHost, namespace: &str, name: &str, cluster: &str) -> u16 {
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"type": "NodePort", "selector": {"cluster": cluster, "role": "server"},
+                 "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+    }))
+    .expect("service");
+    let created = Api::<Service>::namespaced(t.client.clone(), namespace)
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("service created");
+    let port = created.spec.and_then(|s| s.ports).unwrap_or_default()[0]
+        .node_port
+        .expect("nodePort allocated");
+    u16::try_from(port).expect("port fits")
+}
+
+/// Whether the virtual cluster answers an admin request on `127.0.0.1:<port>`.
+pub async fn answers(t: &K3kHost, namespace: &str, cluster: &str, port: u16) -> bool {
+    let path = t
+        .tenant_kubeconfig_at(namespace, cluster, port, "admin", &["system:masters"])
+        .await;
+    let yaml = std::fs::read_to_string(path).expect("kubeconfig");
+    let client = client_for(&yaml).await;
+    let api = Api::<Namespace>::all(client);
+    let params = kube::api::ListParams::default();
+    let request = api.list(&params);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), request).await,
+        Ok(Ok(_))
+    )
 }
 
 pub fn decode(secret: &Secret, key: &str) -> String {
