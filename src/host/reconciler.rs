@@ -44,6 +44,10 @@ pub struct ReconcilerSettings {
     /// While a workspace is not Ready, look again this often even without a watch event.
     pub poll_while_busy: Duration,
     pub max_backoff: Duration,
+    /// After a Cluster change, how long to give K3K to start rolling it out before a Ready
+    /// Cluster with a rolled-out StatefulSet counts as done (K3K has no observedGeneration,
+    /// and real K3K stays Ready while it rolls servers one at a time).
+    pub change_grace: Duration,
 }
 
 impl Default for ReconcilerSettings {
@@ -55,6 +59,7 @@ impl Default for ReconcilerSettings {
             stuck_after: Duration::from_secs(60),
             poll_while_busy: Duration::from_secs(5),
             max_backoff: Duration::from_secs(60),
+            change_grace: Duration::from_secs(30),
         }
     }
 }
@@ -638,7 +643,7 @@ impl Reconciler {
                 // reacted (left Ready) or a grace period passed with nothing to roll out.
                 Some(since)
                     if phase.as_deref() == Some("Ready")
-                        && now.duration_since(*since) < Duration::from_secs(30) =>
+                        && now.duration_since(*since) < self.settings.change_grace =>
                 {
                     false
                 }

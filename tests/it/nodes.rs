@@ -319,12 +319,13 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     );
 
     // Release: the workspace's pod on the node is evicted, label and taint go, node schedulable.
-    let mut on_node = created.clone();
+    // (A pod bound to the node at creation: a bound pod's nodeName cannot change.)
+    let mut on_node = pod("on-node", json!([]));
     on_node["spec"]["nodeName"] = json!("fakehost-node-2");
     let upd = h
         .host
         .engine()
-        .update(&pods, Some(&ns_name), on_node, &Default::default());
+        .create(&pods, Some(&ns_name), on_node, &Default::default());
     assert!(upd.is_ok(), "{upd:?}");
     let r = h
         .app
@@ -344,7 +345,7 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     })
     .await;
     assert!(
-        h.get("", "pods", Some(&ns_name), "mine").is_none(),
+        h.get("", "pods", Some(&ns_name), "on-node").is_none(),
         "the workspace's pod was evicted"
     );
     assert!(taint_keys(&node(&h, "fakehost-node-2")).contains(&"gpu=true:NoSchedule".to_string()));

@@ -308,6 +308,8 @@ pub fn reconciler_settings() -> ReconcilerSettings {
         stuck_after: Duration::from_millis(500),
         poll_while_busy: Duration::from_millis(100),
         max_backoff: Duration::from_millis(500),
+        // A simulated or loopback K3K reacts within milliseconds.
+        change_grace: Duration::from_secs(3),
         ..Default::default()
     }
 }

@@ -176,6 +176,9 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*ControlPlan
 		// Quicker than the defaults, so that tests see node failures within seconds.
 		"--node-monitor-period=2s",
 		"--node-monitor-grace-period=20s",
+		// K3K may create pods before its ResourceQuota has a status; the quota controller
+		// counts those at its next full sync (5 min by default). Sooner, for the meter tests.
+		"--resource-quota-sync-period=10s",
 	}); err != nil {
 		return nil, err
 	}
