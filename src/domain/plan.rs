@@ -639,13 +639,19 @@ mod tests {
         assert!(cluster_immutable_changes(&starter, &roomier).is_empty());
         assert_eq!(plan_move_refusal(&starter, &roomier), None);
 
-        let standard = plan("standard");
+        // The default plans share one size, so their workspaces can move between them.
+        assert!(cluster_immutable_changes(&starter, &plan("standard")).is_empty());
+        assert!(cluster_immutable_changes(&starter, &plan("premium")).is_empty());
+        let standard = Plan {
+            storage_gib: 20,
+            ..plan("standard")
+        };
         let storage = cluster_immutable_changes(&starter, &standard);
         assert_eq!(
             storage,
             [ImmutableChange::ServerStorage {
-                from_gib: 2,
-                to_gib: 5
+                from_gib: 5,
+                to_gib: 20
             }]
         );
         assert_eq!(storage[0].field(), "storage_gib");
@@ -659,11 +665,15 @@ mod tests {
     #[test]
     fn a_refused_move_says_why_and_what_to_do() {
         let starter = plan("starter");
+        let big = |id: &str| Plan {
+            storage_gib: 20,
+            ..plan(id)
+        };
         assert_eq!(
-            plan_move_refusal(&starter, &plan("standard")).unwrap(),
-            "plan \"standard\" gives each K3K server 5 GiB of storage, but this workspace's \
-             virtual cluster was created with 2 GiB and Kubernetes cannot resize it: choose a \
-             plan with 2 GiB of server storage, or create a new workspace on \"standard\" and \
+            plan_move_refusal(&starter, &big("standard")).unwrap(),
+            "plan \"standard\" gives each K3K server 20 GiB of storage, but this workspace's \
+             virtual cluster was created with 5 GiB and Kubernetes cannot resize it: choose a \
+             plan with 5 GiB of server storage, or create a new workspace on \"standard\" and \
              move the workloads"
         );
         assert_eq!(
@@ -674,11 +684,11 @@ mod tests {
              the workloads"
         );
         assert_eq!(
-            plan_move_refusal(&starter, &virtual_twin(&plan("premium"))).unwrap(),
+            plan_move_refusal(&starter, &virtual_twin(&big("premium"))).unwrap(),
             "plan \"premium-vm\" runs its clusters in virtual mode and gives each K3K server \
-             10 GiB of storage, but this workspace's virtual cluster was created in shared mode \
-             with 2 GiB and neither can change on an existing cluster: choose a plan in shared \
-             mode with 2 GiB of server storage, or create a new workspace on \"premium-vm\" and \
+             20 GiB of storage, but this workspace's virtual cluster was created in shared mode \
+             with 5 GiB and neither can change on an existing cluster: choose a plan in shared \
+             mode with 5 GiB of server storage, or create a new workspace on \"premium-vm\" and \
              move the workloads"
         );
     }
