@@ -346,7 +346,15 @@ async fn the_real_k3k_controller_builds_a_workspace_cluster() {
         .get("", "services", Some(&ns), &format!("k3k-{name}-service"))
         .await
         .expect("service");
-    assert_eq!(service["spec"]["type"], "NodePort", "{}", service["spec"]);
+    // No `expose`: K3K's Service stays inside the host, with etcd's port for its own use;
+    // kaas's own NodePort Service exposes the API server.
+    assert_eq!(service["spec"]["type"], "ClusterIP", "{}", service["spec"]);
+    let api = h
+        .host
+        .get("", "services", Some(&ns), "kaas-api")
+        .await
+        .expect("kaas's API service");
+    assert_eq!(api["spec"]["type"], "NodePort", "{}", api["spec"]);
     let sts = h
         .host
         .get(

@@ -47,16 +47,25 @@ async fn a_move_the_cluster_cannot_take_is_marked_and_refused_next_to_the_plan_f
         ),
         "{page}"
     );
-    for unavailable in ["big-disk"] {
-        let option = page
-            .split(&format!("<option value=\"{unavailable}\""))
+    // The default plans share one storage size: only the 20 GiB plan is out of reach.
+    let option = |value: &str| -> String {
+        page.split(&format!("<option value=\"{value}\""))
             .nth(1)
             .and_then(|r| r.split("</option>").next())
-            .unwrap_or("");
+            .unwrap_or("")
+            .to_string()
+    };
+    let big = option("big-disk");
+    assert!(
+        big.starts_with(" disabled>")
+            && big.ends_with("(not available: different server storage size)"),
+        "big-disk: {big}"
+    );
+    for available in ["standard", "premium"] {
         assert!(
-            option.starts_with(" disabled>")
-                && option.ends_with("(not available: different server storage size)"),
-            "{unavailable}: {option}"
+            option(available).starts_with('>'),
+            "{available}: {}",
+            option(available)
         );
     }
     assert!(

@@ -236,6 +236,21 @@ fn pod_defaults(object: &mut Value) {
                     json!("/dev/termination-log"),
                 );
                 default_field(container, "terminationMessagePolicy", json!("File"));
+                // As the API server's pod defaulting: a resource with a limit and no request
+                // is requested at its limit (what quota and schedulers then count).
+                if let Some(resources) = container
+                    .get_mut("resources")
+                    .and_then(Value::as_object_mut)
+                    && let Some(limits) =
+                        resources.get("limits").and_then(Value::as_object).cloned()
+                {
+                    let requests = resources.entry("requests").or_insert_with(|| json!({}));
+                    if let Some(requests) = requests.as_object_mut() {
+                        for (name, value) in limits {
+                            requests.entry(name).or_insert(value);
+                        }
+                    }
+                }
             }
         }
         // DefaultTolerationSeconds runs before PodTolerationRestriction in kube-apiserver, so

@@ -88,10 +88,11 @@ async fn server_pods_follow_k3k_server_go() {
     );
     assert_eq!(p["spec"]["affinity"], affinity);
     assert_eq!(p["spec"]["priorityClassName"], "system-cluster-critical");
-    // K3K writes the limits back from Go quantities: canonical.
+    // K3K writes the limits back from Go quantities: canonical. The API server then
+    // requests them too (a limit without a request is requested at the limit).
     assert_eq!(
         p["spec"]["containers"][0]["resources"],
-        json!({"limits": {"cpu": "1", "memory": "1Gi"}})
+        json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}})
     );
     // K3K's StatefulSet controller puts its finalizer on every server pod.
     assert_eq!(p["metadata"]["finalizers"], json!([FINALIZER]));
