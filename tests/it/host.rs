@@ -573,7 +573,6 @@ async fn readyz_reports_the_host_connection_on_realhost() {
 }
 
 #[tokio::test]
-#[ignore = "realhost: kaas expects a 403 for a whitelist refusal, real kube-apiserver answers 500, so PodTolerationRestriction stays unconfirmed (null); issue 14"]
 async fn a_host_enforcing_the_admission_plugin_is_reported_on_realhost() {
     let h = RealHostedApp::start().await;
     readyz_host(&h, "the host connected", |host| host["connected"] == true).await;
