@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::objects::{owner_reference, safe_concat_name, text, write_options};
-use super::server::{canonical_resources, from_policy_or_spec};
+use super::server::{apply_resources, from_policy_or_spec};
 use crate::engine::Engine;
 use crate::errors::ApiError;
 use crate::kinds::ResourceRef;
@@ -92,26 +92,13 @@ fn pod_spec(cluster: &Value) -> Value {
     if let Some(host_users) = from_policy_or_spec(cluster, "hostUsers", "hostUsers") {
         spec["hostUsers"] = host_users;
     }
-    if let Some(limit) = cluster
-        .pointer("/spec/workerLimit")
-        .filter(|v| v.is_object())
-    {
-        container["resources"] = json!({"limits": canonical_resources(limit)});
-    }
-    if let Some(resources) = cluster
-        .pointer("/spec/workerResources")
-        .filter(|v| v.is_object())
-    {
-        // WorkerResources take precedence: pod-level resources, none on the container.
-        container["resources"] = json!({});
-        let mut pod_level = resources.clone();
-        for key in ["limits", "requests"] {
-            if let Some(list) = resources.get(key) {
-                pod_level[key] = canonical_resources(list);
-            }
-        }
-        spec["resources"] = pod_level;
-    }
+    apply_resources(
+        cluster,
+        "workerLimit",
+        "workerResources",
+        &mut container,
+        &mut spec,
+    );
     spec["containers"] = json!([container]);
     spec
 }

@@ -137,6 +137,36 @@ pub fn config_secret(
 }
 
 /// A ResourceList as K3K writes it back after reading it into Go quantities.
+/// K3K's `<x>Limit` (container limits) and `<x>Resources` (pod-level resources, which take
+/// precedence and leave the container without any), as server.go and agent/shared.go set them.
+pub fn apply_resources(
+    cluster: &Value,
+    limit_field: &str,
+    resources_field: &str,
+    container: &mut Value,
+    spec: &mut Value,
+) {
+    if let Some(limit) = cluster
+        .pointer(&format!("/spec/{limit_field}"))
+        .filter(|v| v.is_object())
+    {
+        container["resources"] = json!({"limits": canonical_resources(limit)});
+    }
+    if let Some(resources) = cluster
+        .pointer(&format!("/spec/{resources_field}"))
+        .filter(|v| v.is_object())
+    {
+        container["resources"] = json!({});
+        let mut pod_level = resources.clone();
+        for key in ["limits", "requests"] {
+            if let Some(list) = resources.get(key) {
+                pod_level[key] = canonical_resources(list);
+            }
+        }
+        spec["resources"] = pod_level;
+    }
+}
+
 pub fn canonical_resources(list: &Value) -> Value {
     let Some(map) = list.as_object() else {
         return list.clone();
@@ -238,26 +268,13 @@ fn pod_spec(cluster: &Value, image: &str, servers: i64, persistent: bool) -> Val
         container["securityContext"] = context;
     }
     let mut spec = json!({"volumes": volumes});
-    if let Some(limit) = cluster
-        .pointer("/spec/serverLimit")
-        .filter(|v| v.is_object())
-    {
-        container["resources"] = json!({"limits": canonical_resources(limit)});
-    }
-    if let Some(resources) = cluster
-        .pointer("/spec/serverResources")
-        .filter(|v| v.is_object())
-    {
-        // ServerResources take precedence: pod-level resources, none on the container.
-        container["resources"] = json!({});
-        let mut pod_level = resources.clone();
-        for key in ["limits", "requests"] {
-            if let Some(list) = resources.get(key) {
-                pod_level[key] = canonical_resources(list);
-            }
-        }
-        spec["resources"] = pod_level;
-    }
+    apply_resources(
+        cluster,
+        "serverLimit",
+        "serverResources",
+        &mut container,
+        &mut spec,
+    );
     spec["containers"] = json!([container]);
     if let Some(affinity) = from_policy_or_spec(cluster, "serverAffinity", "serverAffinity") {
         spec["affinity"] = affinity;
