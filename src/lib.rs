@@ -8,7 +8,6 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod control;
 pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
