@@ -8,7 +8,7 @@ use fakehost::{ResourceRef, WriteOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{start, start_with_k3k};
+use crate::api::support::{start, start_with_k3k};
 
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
