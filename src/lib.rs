@@ -12,6 +12,7 @@ pub mod control;
 pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
+pub mod http;
 pub mod ops;
 pub mod state;
 pub mod store;

@@ -6,7 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::console::PlanUse;
 use crate::state::AppState;
@@ -520,7 +521,7 @@ pub async fn new_page(Admin(who): Admin) -> PlanEdit {
 pub async fn edit_page(
     State(s): State<AppState>,
     Admin(who): Admin,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
 ) -> WebResult<PlanEdit> {
     let u = s.ops.console_plan(&who.actor, &id)?;
     Ok(plan_page(
@@ -558,7 +559,7 @@ pub async fn create(
 
 pub async fn update(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
     AdminPost(who, f): AdminPost<PlanForm>,
 ) -> WebResult<Response> {
     let (mut plan, form) = parse(f);
@@ -589,7 +590,7 @@ pub async fn update(
 /// reason (retiring is the way out for those).
 pub async fn delete(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
     AdminPost(who, _): AdminPost<NoFields>,
 ) -> WebResult<Response> {
     match s.ops.delete_plan(&who.actor, &id) {

@@ -142,6 +142,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/host", get(admin::host))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(flash::layer))
+        // How the shared extractors (typed path ids) refuse here: the HTML error page.
+        .layer(axum::Extension(crate::http::Surface(error::refusal)))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
