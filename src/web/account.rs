@@ -153,7 +153,7 @@ pub async fn create_token(
     let input = NewToken {
         name: f.name,
         scope: f.scope,
-        expires_in_days: days.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        expires_in_days: days,
     };
     match s.ops.create_token(&who.actor, input) {
         Ok(t) => Ok(TokenCreated {

@@ -78,10 +78,8 @@ pub async fn set_limits(
         .keep("max_workspaces", &f.max_workspaces)
         .keep("max_members", &f.max_members);
     let limits = OrgLimits {
-        max_workspaces: number(&mut form, "max_workspaces", &f.max_workspaces)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-        max_members: number(&mut form, "max_members", &f.max_members)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        max_workspaces: number(&mut form, "max_workspaces", &f.max_workspaces),
+        max_members: number(&mut form, "max_members", &f.max_members),
     };
     let result = if form.has_errors() {
         Err(None)

@@ -23,7 +23,7 @@ use super::error::{WebError, WebResult};
 use super::extract::{Post, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
-use super::{redirect, refused};
+use super::{redirect, refused, refused_as};
 use crate::domain::billing::invoice::invoice_number;
 use crate::domain::billing::{Invoice, InvoiceStatus};
 use crate::domain::{InvoiceId, OrgId};
@@ -208,13 +208,9 @@ pub async fn usage(
     }
     let records = match s.ops.usage_records(&who.actor, org, from, until) {
         Ok(r) => r,
-        Err(OpsError::Invalid { field, message }) => {
-            // The export's `until` is the day after `to`.
-            let (field, message) = match field {
-                "until" => ("to", message.replace("after from", "on or after From")),
-                f => (f, message),
-            };
-            let (status, form) = refused(OpsError::Invalid { field, message }, form)?;
+        Err(e @ OpsError::Invalid { .. }) => {
+            // The export's `until` is the day after `to`: the end of the period asked for.
+            let (status, form) = refused_as(e, form, &[("until", "to")])?;
             return usage_again(&s, &who, org, status, form);
         }
         Err(e) => return Err(e.into()),
@@ -458,17 +454,7 @@ pub async fn save_account(
         )),
         Err(e) => {
             // The percentage field stands for `tax_rate_bp`.
-            let e = match e {
-                OpsError::Invalid {
-                    field: "tax_rate_bp",
-                    message,
-                } => OpsError::Invalid {
-                    field: "tax_rate",
-                    message,
-                },
-                other => other,
-            };
-            let (status, form) = refused(e, form)?;
+            let (status, form) = refused_as(e, form, &[("tax_rate_bp", "tax_rate")])?;
             let p = s.ops.console_billing_account(&who.actor, org)?;
             Ok((status, account_view(&who, p, form)).into_response())
         }

@@ -303,13 +303,15 @@ pub async fn kubeconfig(
         Err(e @ (OpsError::NotFound(_) | OpsError::Unauthenticated(_) | OpsError::Store(_))) => {
             Err(e.into())
         }
-        Err(OpsError::Invalid { message, .. }) => Ok(redirect(
+        // The only field of the form: ops's message completes its name, as in the API's
+        // `lifetime_hours: must be …`.
+        Err(OpsError::Invalid {
+            field: "lifetime_hours",
+            message,
+        }) => Ok(redirect(
             &s,
             &back,
-            Flash::error(format!(
-                "Certificate lifetime {}.",
-                message.trim_end_matches('.')
-            )),
+            Flash::error(format!("Certificate lifetime {message}.")),
         )),
         Err(e) => Ok(redirect(
             &s,
