@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authed, Body};
-use crate::http::{ClientOrigin, Id, session_clear_cookie, session_set_cookie};
 use crate::domain::{SessionId, TokenId};
+use crate::http::{ClientOrigin, Id, session_clear_cookie, session_set_cookie};
 use crate::ops::auth::{LoginInput, PasswordChange, SessionView};
 use crate::ops::setup::SetupInput;
 use crate::ops::tokens::{CreatedToken, NewToken, TokenView};

@@ -12,10 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
-use crate::http::Id;
 use crate::domain::billing::usage::UsageRecord;
 use crate::domain::billing::{BillingAccount, Invoice, Period};
 use crate::domain::{InvoiceId, OrgId};
+use crate::http::Id;
 use crate::ops::billing::{AccountInput, BillingOverview, InvoiceSummary, invoice_csv, usage_csv};
 use crate::state::AppState;
 

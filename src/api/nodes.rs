@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body};
-use crate::http::Id;
 use crate::domain::{NodeAssignment, WorkspaceId};
+use crate::http::Id;
 use crate::ops::nodes::{NewAssignment, NodeView};
 use crate::state::AppState;
 

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::ListParams;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, MaybeAuthed, Q};
-use crate::http::{ClientOrigin, Id};
 use crate::domain::{InvitationId, OrgId, OrgLimits, UserId};
+use crate::http::{ClientOrigin, Id};
 use crate::ops::Page;
 use crate::ops::invitations::{
     AcceptInvitation, CreatedInvitation, InvitationInfo, InvitationView, NewInvitation,

@@ -48,8 +48,14 @@ mod tests {
     #[test]
     fn the_named_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; kaas_session=s3"));
-        h.append(header::COOKIE, HeaderValue::from_static("kaas_session=later"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; kaas_session=s3"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("kaas_session=later"),
+        );
         assert_eq!(read_cookie(&h, "kaas_session"), Some("s3"));
         assert_eq!(read_cookie(&h, "a"), Some("1"));
         assert_eq!(read_cookie(&h, "kaas"), None);

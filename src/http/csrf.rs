@@ -100,7 +100,10 @@ mod tests {
         }
         let bad = [
             vec![("sec-fetch-site", "cross-site")],
-            vec![("sec-fetch-site", "same-site"), ("origin", "http://kaas.test")],
+            vec![
+                ("sec-fetch-site", "same-site"),
+                ("origin", "http://kaas.test"),
+            ],
             vec![("origin", "http://evil.test"), ("host", "kaas.test")],
             vec![("origin", "http://kaas.test")],
         ];

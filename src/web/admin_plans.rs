@@ -453,10 +453,26 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
             pods: required(&mut form, "pods", &f.pods),
         },
         limits: LimitDefaults {
-            default_cpu_millis: required(&mut form, "limits.default_cpu_millis", &f.default_cpu_millis),
-            default_memory_mib: required(&mut form, "limits.default_memory_mib", &f.default_memory_mib),
-            default_request_cpu_millis: required(&mut form, "limits.default_request_cpu_millis", &f.default_request_cpu_millis),
-            default_request_memory_mib: required(&mut form, "limits.default_request_memory_mib", &f.default_request_memory_mib),
+            default_cpu_millis: required(
+                &mut form,
+                "limits.default_cpu_millis",
+                &f.default_cpu_millis,
+            ),
+            default_memory_mib: required(
+                &mut form,
+                "limits.default_memory_mib",
+                &f.default_memory_mib,
+            ),
+            default_request_cpu_millis: required(
+                &mut form,
+                "limits.default_request_cpu_millis",
+                &f.default_request_cpu_millis,
+            ),
+            default_request_memory_mib: required(
+                &mut form,
+                "limits.default_request_memory_mib",
+                &f.default_request_memory_mib,
+            ),
         },
         max_dedicated_nodes: required(&mut form, "max_dedicated_nodes", &f.max_dedicated_nodes),
         max_projects: required(&mut form, "max_projects", &f.max_projects),

@@ -17,10 +17,10 @@ use super::flash::Flash;
 use super::view::{Bare, FormState};
 use super::{redirect, refused};
 use crate::http::{session_clear_cookie, session_set_cookie};
+use crate::ops::OpsError;
 use crate::ops::auth::{LoggedIn, LoginInput};
 use crate::ops::invitations::{AcceptInvitation, InvitationInfo};
 use crate::ops::setup::SetupInput;
-use crate::ops::OpsError;
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]

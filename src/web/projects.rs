@@ -272,8 +272,7 @@ pub async fn remove_member(
     Id((id, user)): Id<(ProjectId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    s.ops
-        .remove_project_member(&who.actor, id, user)?;
+    s.ops.remove_project_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/projects/{id}#members"),

@@ -192,8 +192,7 @@ pub async fn remove_member(
     Id((id, user)): Id<(WorkspaceId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    s.ops
-        .remove_workspace_member(&who.actor, id, user)?;
+    s.ops.remove_workspace_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/workspaces/{id}#members"),
