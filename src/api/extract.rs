@@ -215,7 +215,6 @@ pub fn refusal(r: Refusal) -> axum::response::Response {
             "not_found",
             format!("not found ({detail})"),
         ),
-        Refusal::Csrf(f) => csrf_refused(f),
     }
     .into_response()
 }

@@ -3,7 +3,9 @@
 //! here knows what an error looks like on either surface: an extractor that refuses a
 //! request describes why as a [`Refusal`], and each surface's router says once, with a
 //! [`Surface`] layer, how a refusal is shown there (the API's JSON error body, the console's
-//! HTML page).
+//! HTML page). The CSRF checks run inside each surface's authenticating extractors (the
+//! token travels with that surface's credentials: a header, a form field), which turn a
+//! [`CsrfFault`] into their own 403.
 
 pub mod cookie;
 pub mod csrf;
@@ -25,9 +27,6 @@ pub enum Refusal {
     /// The path names nothing this server has, e.g. a malformed id (404). The detail says
     /// which part of the path, for the API's message.
     NotFound(String),
-    /// A state-changing request without this session's CSRF token, or sent from another
-    /// site (403).
-    Csrf(CsrfFault),
 }
 
 /// How one surface shows a [`Refusal`]. Installed on a router with
@@ -44,7 +43,6 @@ pub fn refuse(parts: &Parts, r: Refusal) -> Response {
             tracing::error!(?r, "no Surface layer on this route; answering plain text");
             let status = match r {
                 Refusal::NotFound(_) => StatusCode::NOT_FOUND,
-                Refusal::Csrf(_) => StatusCode::FORBIDDEN,
             };
             status.into_response()
         }

@@ -15,7 +15,7 @@ use super::error::WebResult;
 use super::extract::{Admin, AdminPost, NoFields, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
-use super::{Whole, number, redirect, refused};
+use super::{number, redirect, refused, required};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
 use crate::http::Id;
@@ -483,15 +483,6 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
         revision: 0,
     };
     (plan, form)
-}
-
-/// A number the plan cannot do without; blank is an error next to the field.
-fn required<N: Whole + Default>(form: &mut FormState, field: &'static str, raw: &str) -> N {
-    let v = number(form, field, raw);
-    if v.is_none() && raw.trim().is_empty() {
-        form.error(field, "Required");
-    }
-    v.unwrap_or_default()
 }
 
 fn plan_page(who: &SignedIn, editing: Option<String>, in_use: u64, form: FormState) -> PlanEdit {

@@ -175,13 +175,11 @@ pub fn capitalise(m: &str) -> String {
 }
 
 /// How the console shows the shared extractors' refusals (its [`crate::http::Surface`]):
-/// a malformed id is a page that does not exist, a CSRF fault the expired-form page.
+/// a malformed id is a page that does not exist.
 pub fn refusal(r: Refusal) -> Response {
     match r {
-        Refusal::NotFound(_) => WebError::NotFound,
-        Refusal::Csrf(_) => WebError::Csrf,
+        Refusal::NotFound(_) => WebError::NotFound.into_response(),
     }
-    .into_response()
 }
 
 /// Any path the console (and the API) does not have.

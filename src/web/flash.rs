@@ -137,10 +137,9 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
             .is_some_and(|v| v.starts_with("text/html"));
     if let Some((name, secure, _)) = found
         && shown
+        && let Some(v) = set_cookie(name, "", 0, secure)
     {
-        if let Some(v) = set_cookie(name, "", 0, secure) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+        res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
 }

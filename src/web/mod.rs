@@ -237,3 +237,13 @@ pub fn number<N: Whole>(form: &mut FormState, field: &'static str, raw: &str) ->
         }
     }
 }
+
+/// [`number`] for a field that must be filled: blank is an error next to it too. The value
+/// returned with an error is never used (the form is shown again).
+pub fn required<N: Whole + Default>(form: &mut FormState, field: &'static str, raw: &str) -> N {
+    let v = number(form, field, raw);
+    if v.is_none() && raw.trim().is_empty() {
+        form.error(field, "Required");
+    }
+    v.unwrap_or_default()
+}
