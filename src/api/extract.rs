@@ -1,7 +1,8 @@
 //! Request extractors with the API's error shape: JSON bodies (content type checked, size
 //! limited, unknown fields and type errors named by field), queries and the caller's
-//! identity; and how the shared extractors' refusals (`crate::http`: path ids, CSRF) look
-//! in the API. Cookies, the client's origin and typed path ids come from `crate::http`.
+//! identity (with the CSRF header on cookie calls that change something); and how the shared
+//! extractors' refusals look in the API. Cookies, the client's origin, typed path ids and
+//! the CSRF checks come from `crate::http`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
