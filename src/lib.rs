@@ -11,6 +11,7 @@ pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
+pub mod http;
 pub mod ops;
 pub mod state;
 pub mod store;

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::view::Bare;
+use crate::http::Refusal;
 use crate::ops::OpsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +171,14 @@ pub fn capitalise(m: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// How the console shows the shared extractors' refusals (its [`crate::http::Surface`]):
+/// a malformed id is a page that does not exist.
+pub fn refusal(r: Refusal) -> Response {
+    match r {
+        Refusal::NotFound(_) => WebError::NotFound.into_response(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::support::*;
 
 mod billing;
 mod plans;
+mod plumbing;
 
 /// A browser's view of the console: its cookies and the CSRF token of its session.
 #[derive(Clone, Default)]

@@ -22,7 +22,7 @@ impl Ops {
     ) -> OpsResult<Vec<UsageRecord>> {
         let (f, u) = (from.as_second(), until.as_second());
         if u <= f {
-            return Err(invalid("until", "must be after from"));
+            return Err(invalid("until", "the period must end after it starts"));
         }
         if u - f > 366 * DAY {
             return Err(invalid("until", "export at most 366 days at a time"));
