@@ -120,9 +120,9 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     lite.max_dedicated_nodes = 0;
     h.app.ops().create_plan(&shell(), lite).unwrap();
 
-    // The inventory: three nodes, the first is the control plane.
+    // The inventory: three nodes, the first is the control plane (kaas lists what its
+    // node watch has seen, so wait for all three).
     let mut listed = Value::Null;
-    until("the node inventory", || true).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while listed.as_array().is_none_or(|a| a.len() != 3) {
         listed = h.app.call("GET", "/nodes", &root, None).await.body;
