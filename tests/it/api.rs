@@ -160,8 +160,43 @@ async fn tenancy_journey_through_the_api() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
+    // A plan change the project's quota (1.5 CPU) would not fit in is refused and changes
+    // nothing (every other refusal is in `plans`).
+    let mut tight = app
+        .call("GET", "/plans/starter", &bearer(&admin), None)
+        .await
+        .body;
+    tight["id"] = json!("tight");
+    tight["quota"]["cpu_millis"] = json!(1000);
+    tight["limits"]["default_cpu_millis"] = json!(500);
+    let r = app
+        .call("POST", "/plans", &bearer(&admin), Some(tight))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{ws}"),
+            &ada,
+            Some(json!({"plan": "tight"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the projects' quotas do not fit in plan \"tight\""),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .call("GET", &format!("/workspaces/{ws}"), &ada, None)
+        .await;
+    assert_eq!((&r.body["plan_id"], &r.body["generation"]), (&json!("starter"), &json!(1)));
+
     // A plan change to more room; it keeps the K3K mode and server storage of the
-    // workspace's cluster (refusals are in `plans`).
+    // workspace's cluster.
     let mut roomier = app
         .call("GET", "/plans/premium", &bearer(&admin), None)
         .await
