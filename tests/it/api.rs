@@ -193,7 +193,10 @@ async fn tenancy_journey_through_the_api() {
     let r = app
         .call("GET", &format!("/workspaces/{ws}"), &ada, None)
         .await;
-    assert_eq!((&r.body["plan_id"], &r.body["generation"]), (&json!("starter"), &json!(1)));
+    assert_eq!(
+        (&r.body["plan_id"], &r.body["generation"]),
+        (&json!("starter"), &json!(1))
+    );
 
     // A plan change to more room; it keeps the K3K mode and server storage of the
     // workspace's cluster.

@@ -935,9 +935,12 @@ fn the_release_build_stays_static_small_and_versioned() {
     assert_eq!(dist["lto"].as_str(), Some("fat"), "{dist:?}");
     assert_eq!(dist["codegen-units"].as_integer(), Some(1), "{dist:?}");
     assert_eq!(dist["opt-level"].as_str(), Some("s"), "{dist:?}");
-    let script = std::fs::read_to_string(Path::new(REPO).join("packaging/build-release.sh"))
-        .unwrap();
-    assert!(script.contains("profile=dist\n"), "the script builds the dist profile");
+    let script =
+        std::fs::read_to_string(Path::new(REPO).join("packaging/build-release.sh")).unwrap();
+    assert!(
+        script.contains("profile=dist\n"),
+        "the script builds the dist profile"
+    );
 
     // Where packaging/build-release.sh puts it (the `dist` profile): the musl build, or the
     // static glibc build where no musl target can be installed; honouring CARGO_TARGET_DIR
