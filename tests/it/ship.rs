@@ -141,7 +141,7 @@ fn ready_is_sent_after_listening_with_the_control_socket_up_and_stopping_on_sigt
 // Backups
 // ---------------------------------------------------------------------------------------------
 
-async fn admin_token(server: &Server) -> String {
+pub(crate) async fn admin_token(server: &Server) -> String {
     let c = client();
     let link = server.setup_link.clone().expect("setup link");
     let token = link.split("token=").nth(1).unwrap().to_string();
