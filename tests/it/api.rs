@@ -1,5 +1,6 @@
-//! The JSON API through the router: the tenancy journey, sessions and tokens, and every kind
-//! of bad input answered precisely with nothing stored.
+//! The JSON API through the router: the tenancy journey, sessions and tokens, password
+//! changes, invitation expiry, and every kind of bad input answered precisely with nothing
+//! stored.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,6 +1,7 @@
 //! Workspaces on the host, end to end over real HTTPS against fakehost and its simulated
 //! K3K: provisioning to Ready, what lands on the host, zero writes when in sync, plan
-//! changes, drift repair, deletion (also with K3K down), faults and an absent host.
+//! changes, drift repair, deletion (also with K3K down), faults and an absent host; a
+//! project's quota and deletion inside the virtual cluster; a Cluster K3K refuses.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,8 @@
 //! Dedicated nodes and placement, end to end against fakehost with PodTolerationRestriction
 //! enabled: assignment labels and taints nodes (keeping other taints), the namespace carries
 //! the workspace's toleration; another workspace's pod asking for it is rejected by the
-//! host; release evicts and cleans; hand edits are repaired; plan rules refuse with reasons.
+//! host; release evicts and cleans; hand edits are repaired; plan rules refuse with reasons;
+//! a dedicated node NotReady or gone degrades its workspace, which keeps its other nodes.
 
 use std::time::{Duration, Instant};
 
