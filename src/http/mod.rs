@@ -1,5 +1,5 @@
 //! The HTTP plumbing the JSON API and the console share: cookies ([`cookie`]), where a
-//! request came from ([`origin`]), typed ids in paths ([`Id`]) and CSRF ([`csrf`]). Nothing
+//! request came from ([`origin`]), typed ids in paths ([`Id`]), CSRF ([`csrf`]) and safe redirect targets ([`redirect`]). Nothing
 //! here knows what an error looks like on either surface: an extractor that refuses a
 //! request describes why as a [`Refusal`], and each surface's router says once, with a
 //! [`Surface`] layer, how a refusal is shown there (the API's JSON error body, the console's
@@ -11,6 +11,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod ids;
 pub mod origin;
+pub mod redirect;
 
 use axum::http::StatusCode;
 use axum::http::request::Parts;

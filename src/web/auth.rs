@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::WebResult;
-use super::extract::{MaybeSignedIn, NoFields, OpenForm, Post, PublicForm, is_local_path};
+use super::extract::{MaybeSignedIn, NoFields, OpenForm, Post, PublicForm};
 use super::flash::Flash;
 use super::view::{Bare, FormState};
 use super::{redirect, refused};
+use crate::http::redirect::is_local_path;
 use crate::http::{session_clear_cookie, session_set_cookie};
 use crate::ops::OpsError;
 use crate::ops::auth::{LoggedIn, LoginInput};

@@ -76,7 +76,7 @@ pub struct ErrorPage {
 
 /// The sign-in URL that brings the user back to `next` (a local path only).
 pub fn login_url(next: Option<&str>) -> String {
-    match next.filter(|n| super::extract::is_local_path(n) && *n != "/") {
+    match next.filter(|n| crate::http::redirect::is_local_path(n) && *n != "/") {
         Some(n) => format!(
             "/login?{}",
             form_urlencoded::Serializer::new(String::new())

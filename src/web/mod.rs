@@ -39,11 +39,18 @@ use view::FormState;
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; form-action 'self'; \
                        frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+/// An embedded asset, or the console's 404 page.
+async fn static_file(
+    axum::extract::Path((v, file)): axum::extract::Path<(String, String)>,
+) -> Result<Response, WebError> {
+    assets::response(&v, &file).ok_or(WebError::NotFound)
+}
+
 /// The console's route table.
 pub fn router() -> Router<AppState> {
     Router::new()
         // Open: assets, and the pages before sign-in (their own secret is the credential).
-        .route("/static/{version}/{*file}", get(assets::serve))
+        .route("/static/{version}/{*file}", get(static_file))
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/invite", get(auth::invite_page).post(auth::accept_invite))
