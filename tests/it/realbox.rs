@@ -389,85 +389,100 @@ fn amount(v: &Value) -> f64 {
     kaas::host::usage_sync::parse_quantity(v.as_str().unwrap_or("0")).unwrap_or(0.0)
 }
 
-/// Point 4: on hosts of 1, 3 and 10 nodes, a workspace on each default plan becomes Ready
-/// with all of K3K's own pods running (its servers, a node agent per node) and CoreDNS's
-/// host pod admitted, and the quota still leaves the tenants everything the plan promises.
+// Point 4: on hosts of 1, 3 and 10 nodes, a workspace on each default plan becomes Ready
+// with all of K3K's own pods running (its servers, a node agent per node) and CoreDNS's
+// host pod admitted, and the quota still leaves the tenants everything the plan promises.
+// One test per host size, so that the three hosts (the longest tests of the suite) run
+// beside other tests rather than one after another.
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_plans_admit_k3ks_own_pods_on_1_3_and_10_node_hosts_on_realhost() {
-    for nodes in [10usize, 1, 3] {
-        crate::realhost::PrivateRealHost::with(nodes, async |host| {
-            let h = RealHostedApp::on(host);
-            let (a, org, starter) = org_and_workspace(&h, "starter").await;
-            let standard = create_workspace(&h, &a, &org, "std", "standard").await;
-            let premium = create_workspace(&h, &a, &org, "prem", "premium").await;
-            let plans = kaas::domain::plan::default_plans();
-            for (ws, plan) in [(&starter, "starter"), (&standard, "standard"), (&premium, "premium")] {
-                let plan = plans.iter().find(|p| p.id == plan).unwrap();
-                h.wait_ws(&a, ws, "Ready", |w| state(w) == "Ready").await;
-                let ns = format!("kaas-ws-{}", short(ws));
-                let cluster = cluster_of(&h, ws).await;
-                h.host
-                    .create("", "pods", Some(&ns), &coredns_pod(&cluster))
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("{nodes} nodes, {}: CoreDNS refused: {}", plan.id, crate::realhost::describe(&e))
-                    });
-                running(&h, &ns, "coredns-x-kube-system").await;
-                let mut pods = Vec::new();
-                h.until("K3K's servers and one agent per node running", async || {
-                    pods = h.list("", "pods", Some(&ns)).await;
-                    let running = |role: &str, value: &str| {
-                        pods.iter()
-                            .filter(|p| p["metadata"]["labels"][role] == value && p["status"]["phase"] == "Running")
-                            .count()
-                    };
-                    running("role", "server") == plan.servers as usize && running("type", "agent") == nodes
-                })
-                .await;
-                let quota = &h.list("", "resourcequotas", Some(&ns)).await[0];
-                let (hard, used) = (&quota["spec"]["hard"], &quota["status"]["used"]);
-                let q = &plan.quota;
-                for (key, promised) in [
-                    ("pods", q.pods as f64),
-                    ("requests.cpu", q.cpu_millis as f64 / 1000.0),
-                    ("limits.cpu", q.cpu_millis as f64 / 1000.0),
-                    ("requests.memory", q.memory_mib as f64 * 1_048_576.0),
-                    ("limits.memory", q.memory_mib as f64 * 1_048_576.0),
-                ] {
-                    let left = amount(&hard[key]) - amount(&used[key]);
-                    assert!(
-                        left + 1e-9 >= promised,
-                        "{nodes} nodes, {}: {key}: {left} left for tenants, {promised} promised: {quota}",
-                        plan.id
-                    );
+async fn the_default_plans_admit_k3ks_own_pods_on_a_10_node_host_on_realhost() {
+    default_plans_admit_k3ks_own_pods(10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_plans_admit_k3ks_own_pods_on_a_1_node_host_on_realhost() {
+    default_plans_admit_k3ks_own_pods(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_plans_admit_k3ks_own_pods_on_a_3_node_host_on_realhost() {
+    default_plans_admit_k3ks_own_pods(3).await;
+}
+
+async fn default_plans_admit_k3ks_own_pods(nodes: usize) {
+    crate::realhost::PrivateRealHost::with(nodes, async |host| {
+        let h = RealHostedApp::on(host);
+        let (a, org, starter) = org_and_workspace(&h, "starter").await;
+        let standard = create_workspace(&h, &a, &org, "std", "standard").await;
+        let premium = create_workspace(&h, &a, &org, "prem", "premium").await;
+        let plans = kaas::domain::plan::default_plans();
+        for (ws, plan) in [(&starter, "starter"), (&standard, "standard"), (&premium, "premium")] {
+            let plan = plans.iter().find(|p| p.id == plan).unwrap();
+            h.wait_ws(&a, ws, "Ready", |w| state(w) == "Ready").await;
+            let ns = format!("kaas-ws-{}", short(ws));
+            let cluster = cluster_of(&h, ws).await;
+            h.host
+                .create("", "pods", Some(&ns), &coredns_pod(&cluster))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{nodes} nodes, {}: CoreDNS refused: {}", plan.id, crate::realhost::describe(&e))
+                });
+            running(&h, &ns, "coredns-x-kube-system").await;
+            let mut pods = Vec::new();
+            h.until("K3K's servers and one agent per node running", async || {
+                pods = h.list("", "pods", Some(&ns)).await;
+                let running = |role: &str, value: &str| {
+                    pods.iter()
+                        .filter(|p| p["metadata"]["labels"][role] == value && p["status"]["phase"] == "Running")
+                        .count()
+                };
+                running("role", "server") == plan.servers as usize && running("type", "agent") == nodes
+            })
+            .await;
+            let quota = &h.list("", "resourcequotas", Some(&ns)).await[0];
+            let (hard, used) = (&quota["spec"]["hard"], &quota["status"]["used"]);
+            let q = &plan.quota;
+            for (key, promised) in [
+                ("pods", q.pods as f64),
+                ("requests.cpu", q.cpu_millis as f64 / 1000.0),
+                ("limits.cpu", q.cpu_millis as f64 / 1000.0),
+                ("requests.memory", q.memory_mib as f64 * 1_048_576.0),
+                ("limits.memory", q.memory_mib as f64 * 1_048_576.0),
+            ] {
+                let left = amount(&hard[key]) - amount(&used[key]);
+                assert!(
+                    left + 1e-9 >= promised,
+                    "{nodes} nodes, {}: {key}: {left} left for tenants, {promised} promised: {quota}",
+                    plan.id
+                );
+            }
+        }
+        // The meter records tenant usage: K3K's servers and agents are left out, so
+        // CoreDNS (100m, 70 MiB, one pod) is all the tenants of each workspace use.
+        for ws in [&starter, &standard, &premium] {
+            let id: kaas::domain::WorkspaceId = ws.parse().unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                h.app.ops().meter_tick().unwrap();
+                let seen = kaas::store::usage::meter_state(&h.app.ops().store.read().unwrap(), id)
+                    .unwrap()
+                    .and_then(|st| st.seen.used);
+                if seen.is_some_and(|u| (u.cpu_millis, u.memory_mib, u.pods) == (100, 70, 1)) {
+                    break;
                 }
-            }
-            // The meter records tenant usage: K3K's servers and agents are left out, so
-            // CoreDNS (100m, 70 MiB, one pod) is all the tenants of each workspace use.
-            for ws in [&starter, &standard, &premium] {
-                let id: kaas::domain::WorkspaceId = ws.parse().unwrap();
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    h.app.ops().meter_tick().unwrap();
-                    let seen = kaas::store::usage::meter_state(&h.app.ops().store.read().unwrap(), id)
-                        .unwrap()
-                        .and_then(|st| st.seen.used);
-                    if seen.is_some_and(|u| (u.cpu_millis, u.memory_mib, u.pods) == (100, 70, 1)) {
-                        break;
-                    }
-                    if std::time::Instant::now() > deadline {
-                        let ns = format!("kaas-ws-{}", short(ws));
-                        let quota = h.list("", "resourcequotas", Some(&ns)).await;
-                        let pods: Vec<String> = h.list("", "pods", Some(&ns)).await.iter().map(|p| format!("{} {} {}", p["metadata"]["name"], p["status"]["phase"], p["spec"]["containers"][0]["resources"])).collect();
-                        panic!("{nodes} nodes: the meter saw {seen:?}; quota {:?}; pods {pods:#?}", quota[0]["status"]);
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                if std::time::Instant::now() > deadline {
+                    let ns = format!("kaas-ws-{}", short(ws));
+                    let quota = h.list("", "resourcequotas", Some(&ns)).await;
+                    let pods: Vec<String> = h.list("", "pods", Some(&ns)).await.iter().map(|p| format!("{} {} {}", p["metadata"]["name"], p["status"]["phase"], p["spec"]["containers"][0]["resources"])).collect();
+                    panic!("{nodes} nodes: the meter saw {seen:?}; quota {:?}; pods {pods:#?}", quota[0]["status"]);
                 }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            for ws in [&starter, &standard, &premium] {
-                delete_workspace(&h, &a, ws).await;
-            }
-        })
-        .await;
-    }
+        }
+        for ws in [&starter, &standard, &premium] {
+            delete_workspace(&h, &a, ws).await;
+        }
+    })
+    .await;
 }

@@ -108,11 +108,16 @@ fn start_shared() -> Result<Shared, String> {
     )
 }
 
-/// The shared host's NodePorts; a private host takes [`PRIVATE_NODE_PORTS`], and another
-/// ClusterIP range, so the two never listen on the same loopback address.
+/// The shared host's NodePorts; each private host takes a slot of [`PRIVATE_SLOTS`], with
+/// NodePorts and a ClusterIP range of its own, so no two hosts listen on the same loopback
+/// address and port.
 const SHARED_NODE_PORTS: &str = "30000-31499";
-const PRIVATE_NODE_PORTS: &str = "31500-32767";
-const PRIVATE_SERVICE_CIDR: &str = "127.44.0.0/16";
+/// (NodePort range, ClusterIP range) of each private host running at the same time.
+const PRIVATE_SLOTS: [(&str, &str); 3] = [
+    ("31500-31899", "127.44.0.0/18"),
+    ("31900-32299", "127.44.64.0/18"),
+    ("32300-32767", "127.44.128.0/18"),
+];
 
 /// Starts realhost with `nodes` nodes; `dir_name` under the test target's temp directory.
 fn start_process(dir_name: &str, nodes: usize, extra: &[&str]) -> Result<Shared, String> {
@@ -257,25 +262,39 @@ impl Drop for RealHost {
 }
 
 /// A realhost of a test's own (another node count than the shared one's), stopped when
-/// dropped. One at a time: they share their ClusterIP and NodePort ranges.
+/// dropped. Up to three run at once, each in a slot of [`PRIVATE_SLOTS`].
 pub struct PrivateRealHost;
 
-static PRIVATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static PRIVATE_SLOT_LOCKS: [tokio::sync::Mutex<()>; PRIVATE_SLOTS.len()] =
+    [const { tokio::sync::Mutex::const_new(()) }; PRIVATE_SLOTS.len()];
+
+/// A free slot, held until the guard is dropped.
+async fn private_slot() -> (usize, tokio::sync::MutexGuard<'static, ()>) {
+    loop {
+        for (i, lock) in PRIVATE_SLOT_LOCKS.iter().enumerate() {
+            if let Ok(guard) = lock.try_lock() {
+                return (i, guard);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 impl PrivateRealHost {
     /// Starts a realhost with `nodes` nodes and runs `f` against it.
     pub async fn with<T>(nodes: usize, f: impl AsyncFnOnce(RealHost) -> T) -> T {
-        let _one_at_a_time = PRIVATE_LOCK.lock().await;
-        let dir = format!("realhost-{}-private-{nodes}", std::process::id());
+        let (slot, _held) = private_slot().await;
+        let (node_ports, service_cidr) = PRIVATE_SLOTS[slot];
+        let dir = format!("realhost-{}-private-{slot}-{nodes}", std::process::id());
         let process = tokio::task::spawn_blocking(move || {
             start_process(
                 &dir,
                 nodes,
                 &[
                     "--node-port-range",
-                    PRIVATE_NODE_PORTS,
+                    node_ports,
                     "--service-cidr",
-                    PRIVATE_SERVICE_CIDR,
+                    service_cidr,
                     "--node-cpu",
                     "32",
                     "--node-memory",
