@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::org_for;
+use super::members;
 use super::secrets::{digest, hash_password, new_secret};
 use super::users::conflict_as_409;
 use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
@@ -92,7 +93,7 @@ impl Ops {
             org_for(&tx, actor, org, Action::OrgOwnersManage)?;
         }
         if let Some(u) = records::user_by_email(&tx, &email)?
-            && records::get_membership(&tx, org, u.id)?.is_some()
+            && records::get_member(&tx, org, u.id)?.is_some()
         {
             return Err(OpsError::Conflict(format!("{email} is already a member")));
         }
@@ -234,15 +235,15 @@ impl Ops {
             }
             None => records::user_by_email(&tx, &inv.email)?.ok_or(OpsError::NotFound("user"))?,
         };
-        if records::get_membership(&tx, inv.org_id, user.id)?.is_none() {
-            records::put_membership(
+        if records::get_member(&tx, inv.org_id, user.id)?.is_none() {
+            members::put(
                 &tx,
-                &Membership {
-                    org_id: inv.org_id,
-                    user_id: user.id,
-                    role: inv.role,
-                    joined_at: self.now(),
-                },
+                inv.org_id,
+                inv.org_id,
+                user.id,
+                inv.role,
+                None,
+                self.now(),
             )?;
         }
         records::delete_invitation(&tx, &inv)?;
