@@ -10,6 +10,7 @@ use super::members::{self, ProjectMemberView};
 use super::users::conflict_as_409;
 use super::workspaces::plan_for;
 use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::membership::MemberLimit;
 use crate::domain::names::check_project_name;
 use crate::domain::plan::check_project_quotas_fit;
 use crate::domain::policy::{self, Action};
@@ -170,7 +171,8 @@ impl Ops {
         members::views(&r, records::list_members(&r, id, None, usize::MAX)?)
     }
 
-    /// Adds or changes a project member; they must belong to the organization.
+    /// Adds or changes a project member; they must belong to the organization, and a
+    /// newcomer must fit in the workspace plan's member limit, which holds per project.
     pub fn put_project_member(
         &self,
         actor: &Actor,
@@ -180,7 +182,25 @@ impl Ops {
     ) -> OpsResult<ProjectMemberView> {
         let tx = self.store.write()?;
         let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
-        let m = members::put(&tx, p.org_id, id, user, input.role, None, self.now())?;
+        let ws =
+            records::get_workspace(&tx, p.workspace_id)?.ok_or(OpsError::NotFound("workspace"))?;
+        let plan = plan_for(&tx, &ws.plan_id, "plan")?;
+        let limit = MemberLimit {
+            max: plan.max_members,
+            source: format!(
+                "plan {:?} allows {} members per project",
+                plan.id, plan.max_members
+            ),
+        };
+        let m = members::put(
+            &tx,
+            p.org_id,
+            id,
+            user,
+            input.role,
+            Some(&limit),
+            self.now(),
+        )?;
         let mut ev = self.event(actor, "project.member.put", &m.email, Some(p.org_id));
         ev.detail = format!("{} {}", p.id, input.role.as_str());
         records::append_audit(&tx, &ev)?;

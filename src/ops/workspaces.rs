@@ -267,6 +267,16 @@ impl Ops {
                 plan.id, plan.max_members
             )));
         }
+        // The same limit holds in each project (see `domain::membership`).
+        for p in &projects {
+            let n = records::count_members(&tx, p.id)?;
+            if n > u64::from(plan.max_members) {
+                return Err(OpsError::Conflict(format!(
+                    "plan {:?} allows {} members per project; project {} has {n}",
+                    plan.id, plan.max_members, p.name
+                )));
+            }
+        }
         let nodes = records::all_node_assignments(&tx)?
             .iter()
             .filter(|a| a.workspace_id == ws.id)
