@@ -15,7 +15,8 @@ use crate::ops::Page;
 use crate::ops::invitations::{
     AcceptInvitation, CreatedInvitation, InvitationInfo, InvitationView, NewInvitation,
 };
-use crate::ops::orgs::{MemberView, NewOrg, OrgPatch, OrgView, RoleChange};
+use crate::ops::members::OrgMemberView as MemberView;
+use crate::ops::orgs::{NewOrg, OrgPatch, OrgView, RoleChange};
 use crate::ops::users::UserView;
 use crate::state::AppState;
 

@@ -11,10 +11,9 @@ use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::http::Id;
 use crate::ops::Page;
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
-use crate::ops::projects::{NewProject, ProjectMemberView, ProjectPatch, ProjectRoleInput};
-use crate::ops::workspaces::{
-    NewWorkspace, WorkspaceMemberView, WorkspacePatch, WorkspaceRoleInput, WorkspaceView,
-};
+use crate::ops::members::{ProjectMemberView, WorkspaceMemberView};
+use crate::ops::projects::{NewProject, ProjectPatch, ProjectRoleInput};
+use crate::ops::workspaces::{NewWorkspace, WorkspacePatch, WorkspaceRoleInput, WorkspaceView};
 use crate::state::AppState;
 
 /// Workspaces of an organization that the caller can see.

@@ -4,6 +4,7 @@
 
 pub mod billing;
 pub mod ids;
+pub mod membership;
 pub mod model;
 pub mod names;
 pub mod overhead;

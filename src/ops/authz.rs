@@ -9,20 +9,20 @@ use crate::store::{Reader, records};
 
 pub fn org_standing(r: &impl Reader, actor: &Actor, org: OrgId) -> OpsResult<Standing> {
     let mut s = actor.base_standing();
-    s.org = records::get_membership(r, org, actor.user_id)?.map(|m| m.role);
+    s.org = records::get_member(r, org, actor.user_id)?.map(|m| m.role);
     Ok(s)
 }
 
 pub fn workspace_standing(r: &impl Reader, actor: &Actor, ws: &Workspace) -> OpsResult<Standing> {
     let mut s = org_standing(r, actor, ws.org_id)?;
-    s.workspace = records::get_workspace_member(r, ws.id, actor.user_id)?.map(|m| m.role);
+    s.workspace = records::get_member(r, ws.id, actor.user_id)?.map(|m| m.role);
     if s.project.is_none() {
         // A project member sees the workspace their project lives in.
-        for pid in records::user_project_ids(r, actor.user_id)? {
+        for pid in records::scopes_of_user::<ProjectId>(r, actor.user_id)? {
             if let Some(p) = records::get_project(r, pid)?
                 && p.workspace_id == ws.id
             {
-                let role = records::get_project_member(r, pid, actor.user_id)?.map(|m| m.role);
+                let role = records::get_member(r, pid, actor.user_id)?.map(|m| m.role);
                 s.project = s.project.max(role);
             }
         }
@@ -37,8 +37,8 @@ pub fn workspace_standing(r: &impl Reader, actor: &Actor, ws: &Workspace) -> Ops
 
 pub fn project_standing(r: &impl Reader, actor: &Actor, p: &Project) -> OpsResult<Standing> {
     let mut s = org_standing(r, actor, p.org_id)?;
-    s.workspace = records::get_workspace_member(r, p.workspace_id, actor.user_id)?.map(|m| m.role);
-    s.project = records::get_project_member(r, p.id, actor.user_id)?.map(|m| m.role);
+    s.workspace = records::get_member(r, p.workspace_id, actor.user_id)?.map(|m| m.role);
+    s.project = records::get_member(r, p.id, actor.user_id)?.map(|m| m.role);
     Ok(s)
 }
 

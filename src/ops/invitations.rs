@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::org_for;
+use super::members;
 use super::secrets::{digest, hash_password, new_secret};
 use super::users::conflict_as_409;
 use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
+use crate::domain::membership::MemberLimit;
 use crate::domain::names::{check_display_name, normalize_email};
 use crate::domain::password::check_password;
 use crate::domain::policy::Action;
@@ -92,7 +94,7 @@ impl Ops {
             org_for(&tx, actor, org, Action::OrgOwnersManage)?;
         }
         if let Some(u) = records::user_by_email(&tx, &email)?
-            && records::get_membership(&tx, org, u.id)?.is_some()
+            && records::get_member(&tx, org, u.id)?.is_some()
         {
             return Err(OpsError::Conflict(format!("{email} is already a member")));
         }
@@ -234,15 +236,24 @@ impl Ops {
             }
             None => records::user_by_email(&tx, &inv.email)?.ok_or(OpsError::NotFound("user"))?,
         };
-        if records::get_membership(&tx, inv.org_id, user.id)?.is_none() {
-            records::put_membership(
+        if records::get_member(&tx, inv.org_id, user.id)?.is_none() {
+            // The limit was checked when inviting, with pending invitations counted; it is
+            // checked again in case a platform administrator lowered it since.
+            let org =
+                records::get_org(&tx, inv.org_id)?.ok_or(OpsError::NotFound("organization"))?;
+            let usage = self.org_usage(&tx, &org)?;
+            let limit = MemberLimit {
+                max: usage.max_members,
+                source: format!("the organization allows {} members", usage.max_members),
+            };
+            members::put(
                 &tx,
-                &Membership {
-                    org_id: inv.org_id,
-                    user_id: user.id,
-                    role: inv.role,
-                    joined_at: self.now(),
-                },
+                inv.org_id,
+                inv.org_id,
+                user.id,
+                inv.role,
+                Some(&limit),
+                self.now(),
             )?;
         }
         records::delete_invitation(&tx, &inv)?;

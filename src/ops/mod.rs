@@ -11,6 +11,7 @@ pub mod billing_console;
 pub mod console;
 pub mod invitations;
 pub mod kubeconfig;
+pub mod members;
 pub mod meter;
 pub mod nodes;
 pub mod orgs;

@@ -2,13 +2,14 @@
 //! delete when empty, limits (platform administrators), member roles and removal. An
 //! organization always keeps at least one owner.
 
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::{org_for, require_platform_admin};
+use super::members::{self, OrgMemberView};
 use super::users::conflict_as_409;
 use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::membership::MemberRecord;
 use crate::domain::names::{check_display_name, check_resource_name};
 use crate::domain::policy::Action;
 use crate::domain::*;
@@ -47,15 +48,6 @@ pub struct OrgView {
     pub usage: OrgUsage,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MemberView {
-    pub user_id: UserId,
-    pub email: String,
-    pub name: String,
-    pub role: OrgRole,
-    pub joined_at: Timestamp,
-}
-
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
@@ -70,7 +62,7 @@ impl Ops {
                 .limits
                 .max_workspaces
                 .unwrap_or(self.settings.default_max_workspaces),
-            members: records::count_org_members(r, org.id)?,
+            members: records::count_members(r, org.id)?,
             max_members: org
                 .limits
                 .max_members
@@ -79,7 +71,7 @@ impl Ops {
     }
 
     fn org_view(&self, r: &impl Reader, actor: &Actor, org: Organization) -> OpsResult<OrgView> {
-        let my_role = records::get_membership(r, org.id, actor.user_id)?.map(|m| m.role);
+        let my_role = records::get_member(r, org.id, actor.user_id)?.map(|m| m.role);
         let usage = self.org_usage(r, &org)?;
         Ok(OrgView {
             org,
@@ -103,14 +95,9 @@ impl Ops {
         };
         let tx = self.store.write()?;
         records::insert_org(&tx, &org).map_err(conflict_as_409)?;
-        records::put_membership(
+        records::put_member(
             &tx,
-            &Membership {
-                org_id: org.id,
-                user_id: actor.user_id,
-                role: OrgRole::Owner,
-                joined_at: now,
-            },
+            &Membership::new(org.id, actor.user_id, OrgRole::Owner, now),
         )?;
         records::append_audit(&tx, &self.event(actor, "org.create", org.id, Some(org.id)))?;
         let view = self.org_view(&tx, actor, org)?;
@@ -130,7 +117,7 @@ impl Ops {
             records::list_orgs(&r, after, limit + 1)?
         } else {
             let mut mine = Vec::new();
-            for id in records::user_org_ids(&r, actor.user_id)? {
+            for id in records::scopes_of_user::<OrgId>(&r, actor.user_id)? {
                 if let Some(o) = records::get_org(&r, id)? {
                     mine.push(o);
                 }
@@ -218,68 +205,37 @@ impl Ops {
         org: OrgId,
         after: Option<UserId>,
         limit: usize,
-    ) -> OpsResult<Page<MemberView>> {
+    ) -> OpsResult<Page<OrgMemberView>> {
         let r = self.store.read()?;
         org_for(&r, actor, org, Action::OrgMembersRead)?;
-        let rows = records::list_org_members(&r, org, after, limit + 1)?;
-        let mut views = Vec::with_capacity(rows.len());
-        for m in rows {
-            if let Some(u) = records::get_user(&r, m.user_id)? {
-                views.push(MemberView {
-                    user_id: u.id,
-                    email: u.email,
-                    name: u.name,
-                    role: m.role,
-                    joined_at: m.joined_at,
-                });
-            }
-        }
-        Ok(page(views, limit, |v: &MemberView| v.user_id.to_string()))
+        let rows = records::list_members(&r, org, after, limit + 1)?;
+        let views = members::views(&r, rows)?;
+        Ok(page(views, limit, |v: &OrgMemberView| {
+            v.user_id.to_string()
+        }))
     }
 
-    fn owners_left_without(&self, r: &impl Reader, org: OrgId, user: UserId) -> OpsResult<usize> {
-        Ok(records::list_org_members(r, org, None, usize::MAX)?
-            .iter()
-            .filter(|m| m.role == OrgRole::Owner && m.user_id != user)
-            .count())
-    }
-
+    /// Changes a member's role; only owners make or unmake owners, and the last owner
+    /// stays one.
     pub fn change_member_role(
         &self,
         actor: &Actor,
         org: OrgId,
         user: UserId,
         change: RoleChange,
-    ) -> OpsResult<MemberView> {
+    ) -> OpsResult<OrgMemberView> {
         let tx = self.store.write()?;
         org_for(&tx, actor, org, Action::OrgMembersManage)?;
-        let mut m = records::get_membership(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
-        let touches_owner = m.role == OrgRole::Owner || change.role == OrgRole::Owner;
-        if touches_owner {
+        let m = records::get_member(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
+        if m.role == OrgRole::Owner || change.role == OrgRole::Owner {
             org_for(&tx, actor, org, Action::OrgOwnersManage)?;
         }
-        if m.role == OrgRole::Owner
-            && change.role != OrgRole::Owner
-            && self.owners_left_without(&tx, org, user)? == 0
-        {
-            return Err(OpsError::Conflict(
-                "an organization needs at least one owner; make someone else owner first".into(),
-            ));
-        }
-        m.role = change.role;
-        records::put_membership(&tx, &m)?;
-        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("member"))?;
-        let mut ev = self.event(actor, "org.member.role", &u.email, Some(org));
+        let view = members::change(&tx, org, user, change.role)?;
+        let mut ev = self.event(actor, "org.member.role", &view.email, Some(org));
         ev.detail = change.role.as_str().into();
         records::append_audit(&tx, &ev)?;
         self.commit(tx, &[])?;
-        Ok(MemberView {
-            user_id: u.id,
-            email: u.email,
-            name: u.name,
-            role: m.role,
-            joined_at: m.joined_at,
-        })
+        Ok(view)
     }
 
     /// Removes a member (or lets a member leave), with their workspace and project roles in
@@ -291,36 +247,28 @@ impl Ops {
         } else {
             org_for(&tx, actor, org, Action::OrgRead)?;
         }
-        let m = records::get_membership(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
-        if m.role == OrgRole::Owner {
-            if user != actor.user_id {
-                org_for(&tx, actor, org, Action::OrgOwnersManage)?;
-            }
-            if self.owners_left_without(&tx, org, user)? == 0 {
-                return Err(OpsError::Conflict(
-                    "an organization needs at least one owner; make someone else owner first"
-                        .into(),
-                ));
-            }
+        let m = records::get_member(&tx, org, user)?.ok_or(OpsError::NotFound("member"))?;
+        if m.role == OrgRole::Owner && user != actor.user_id {
+            org_for(&tx, actor, org, Action::OrgOwnersManage)?;
         }
+        members::remove(&tx, org, user)?;
         let mut changes = Vec::new();
-        for ws_id in records::user_workspace_ids(&tx, user)? {
+        for ws_id in records::scopes_of_user::<WorkspaceId>(&tx, user)? {
             if let Some(ws) = records::get_workspace(&tx, ws_id)?
                 && ws.org_id == org
             {
-                records::delete_workspace_member(&tx, ws_id, user)?;
+                records::delete_member(&tx, ws_id, user)?;
                 changes.push(super::Change::Members(ws_id));
             }
         }
-        for pid in records::user_project_ids(&tx, user)? {
+        for pid in records::scopes_of_user::<ProjectId>(&tx, user)? {
             if let Some(p) = records::get_project(&tx, pid)?
                 && p.org_id == org
             {
-                records::delete_project_member(&tx, pid, user)?;
+                records::delete_member(&tx, pid, user)?;
                 changes.push(super::Change::Members(p.workspace_id));
             }
         }
-        records::delete_membership(&tx, org, user)?;
         let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
         records::append_audit(
             &tx,

@@ -2,14 +2,15 @@
 //! quota must fit in what the workspace's plan leaves after the other projects' quotas;
 //! the plan caps how many projects a workspace has.
 
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::authz::{project_for, workspace_for, workspace_standing};
+use super::members::{self, ProjectMemberView};
 use super::users::conflict_as_409;
 use super::workspaces::plan_for;
 use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::membership::MemberLimit;
 use crate::domain::names::check_project_name;
 use crate::domain::plan::check_project_quotas_fit;
 use crate::domain::policy::{self, Action};
@@ -30,15 +31,6 @@ pub struct NewProject {
 pub struct ProjectPatch {
     /// The new quota; `null` removes the project's own quota.
     pub quota: Option<Quota>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ProjectMemberView {
-    pub user_id: UserId,
-    pub email: String,
-    pub name: String,
-    pub role: ProjectRole,
-    pub added_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -123,7 +115,7 @@ impl Ops {
             if out.len() > limit {
                 break;
             }
-            if sees_all || records::get_project_member(&r, p.id, actor.user_id)?.is_some() {
+            if sees_all || records::get_member(&r, p.id, actor.user_id)?.is_some() {
                 out.push(p);
             }
         }
@@ -176,21 +168,11 @@ impl Ops {
     ) -> OpsResult<Vec<ProjectMemberView>> {
         let r = self.store.read()?;
         project_for(&r, actor, id, Action::ProjectRead)?;
-        let mut out = Vec::new();
-        for m in records::list_project_members(&r, id)? {
-            if let Some(u) = records::get_user(&r, m.user_id)? {
-                out.push(ProjectMemberView {
-                    user_id: u.id,
-                    email: u.email,
-                    name: u.name,
-                    role: m.role,
-                    added_at: m.added_at,
-                });
-            }
-        }
-        Ok(out)
+        members::views(&r, records::list_members(&r, id, None, usize::MAX)?)
     }
 
+    /// Adds or changes a project member; they must belong to the organization, and a
+    /// newcomer must fit in the workspace plan's member limit, which holds per project.
     pub fn put_project_member(
         &self,
         actor: &Actor,
@@ -200,32 +182,30 @@ impl Ops {
     ) -> OpsResult<ProjectMemberView> {
         let tx = self.store.write()?;
         let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
-        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("user"))?;
-        if records::get_membership(&tx, p.org_id, user)?.is_none() {
-            return Err(invalid(
-                "user_id",
-                format!("{} is not a member of the organization", u.email),
-            ));
-        }
-        let existing = records::get_project_member(&tx, id, user)?;
-        let m = ProjectMember {
-            project_id: id,
-            user_id: user,
-            role: input.role,
-            added_at: existing.map_or(self.now(), |e| e.added_at),
+        let ws =
+            records::get_workspace(&tx, p.workspace_id)?.ok_or(OpsError::NotFound("workspace"))?;
+        let plan = plan_for(&tx, &ws.plan_id, "plan")?;
+        let limit = MemberLimit {
+            max: plan.max_members,
+            source: format!(
+                "plan {:?} allows {} members per project",
+                plan.id, plan.max_members
+            ),
         };
-        records::put_project_member(&tx, &m)?;
-        let mut ev = self.event(actor, "project.member.put", &u.email, Some(p.org_id));
+        let m = members::put(
+            &tx,
+            p.org_id,
+            id,
+            user,
+            input.role,
+            Some(&limit),
+            self.now(),
+        )?;
+        let mut ev = self.event(actor, "project.member.put", &m.email, Some(p.org_id));
         ev.detail = format!("{} {}", p.id, input.role.as_str());
         records::append_audit(&tx, &ev)?;
         self.commit(tx, &[Change::Members(p.workspace_id)])?;
-        Ok(ProjectMemberView {
-            user_id: u.id,
-            email: u.email,
-            name: u.name,
-            role: m.role,
-            added_at: m.added_at,
-        })
+        Ok(m)
     }
 
     pub fn remove_project_member(
@@ -236,8 +216,7 @@ impl Ops {
     ) -> OpsResult<()> {
         let tx = self.store.write()?;
         let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
-        records::get_project_member(&tx, id, user)?.ok_or(OpsError::NotFound("project member"))?;
-        records::delete_project_member(&tx, id, user)?;
+        members::remove(&tx, id, user)?;
         let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
         let mut ev = self.event(actor, "project.member.remove", label, Some(p.org_id));
         ev.detail = p.id.to_string();

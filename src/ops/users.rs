@@ -97,10 +97,10 @@ impl Ops {
         let r = self.store.read()?;
         let user = records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?;
         let mut organizations = Vec::new();
-        for org_id in records::user_org_ids(&r, user.id)? {
+        for org_id in records::scopes_of_user::<OrgId>(&r, user.id)? {
             let (Some(org), Some(m)) = (
                 records::get_org(&r, org_id)?,
-                records::get_membership(&r, org_id, user.id)?,
+                records::get_member(&r, org_id, user.id)?,
             ) else {
                 continue;
             };

@@ -4,13 +4,14 @@
 //! and bumps the generation; deleting moves it to `Deleting`, and the reconciler
 //! removes the record once the host objects are gone.
 
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::{org_for, workspace_for, workspace_standing};
+use super::members::{self, WorkspaceMemberView};
 use super::users::conflict_as_409;
 use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use crate::domain::membership::MemberLimit;
 use crate::domain::names::check_resource_name;
 use crate::domain::plan::{check_projects_fit_in, plan_move_refusal};
 use crate::domain::policy::{self, Action};
@@ -70,15 +71,6 @@ impl OverheadView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct WorkspaceMemberView {
-    pub user_id: UserId,
-    pub email: String,
-    pub name: String,
-    pub role: WorkspaceRole,
-    pub added_at: Timestamp,
-}
-
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceRoleInput {
@@ -111,8 +103,8 @@ impl Ops {
         plan: Plan,
     ) -> OpsResult<WorkspaceView> {
         let projects = records::count_workspace_projects(r, ws.id)?;
-        let members = records::count_workspace_members(r, ws.id)?;
-        let my_role = records::get_workspace_member(r, ws.id, actor.user_id)?.map(|m| m.role);
+        let members = records::count_members(r, ws.id)?;
+        let my_role = records::get_member(r, ws.id, actor.user_id)?.map(|m| m.role);
         let overhead = OverheadView::of(&plan, self.shared_agent_nodes());
         Ok(WorkspaceView {
             workspace: ws,
@@ -268,12 +260,22 @@ impl Ops {
                 projects.len()
             )));
         }
-        let members = records::list_workspace_members(&tx, ws.id)?.len();
-        if members as u64 > u64::from(plan.max_members) {
+        let members = records::count_members(&tx, ws.id)?;
+        if members > u64::from(plan.max_members) {
             return Err(OpsError::Conflict(format!(
                 "plan {:?} allows {} workspace members; the workspace has {members}",
                 plan.id, plan.max_members
             )));
+        }
+        // The same limit holds in each project (see `domain::membership`).
+        for p in &projects {
+            let n = records::count_members(&tx, p.id)?;
+            if n > u64::from(plan.max_members) {
+                return Err(OpsError::Conflict(format!(
+                    "plan {:?} allows {} members per project; project {} has {n}",
+                    plan.id, plan.max_members, p.name
+                )));
+            }
         }
         let nodes = records::all_node_assignments(&tx)?
             .iter()
@@ -333,22 +335,11 @@ impl Ops {
     ) -> OpsResult<Vec<WorkspaceMemberView>> {
         let r = self.store.read()?;
         workspace_for(&r, actor, id, Action::WorkspaceRead)?;
-        let mut out = Vec::new();
-        for m in records::list_workspace_members(&r, id)? {
-            if let Some(u) = records::get_user(&r, m.user_id)? {
-                out.push(WorkspaceMemberView {
-                    user_id: u.id,
-                    email: u.email,
-                    name: u.name,
-                    role: m.role,
-                    added_at: m.added_at,
-                });
-            }
-        }
-        Ok(out)
+        members::views(&r, records::list_members(&r, id, None, usize::MAX)?)
     }
 
-    /// Adds or changes a workspace member; they must belong to the organization.
+    /// Adds or changes a workspace member; they must belong to the organization, and a
+    /// newcomer must fit in the plan's member limit.
     pub fn put_workspace_member(
         &self,
         actor: &Actor,
@@ -358,42 +349,28 @@ impl Ops {
     ) -> OpsResult<WorkspaceMemberView> {
         let tx = self.store.write()?;
         let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
-        let u = records::get_user(&tx, user)?.ok_or(OpsError::NotFound("user"))?;
-        if records::get_membership(&tx, ws.org_id, user)?.is_none() {
-            return Err(invalid(
-                "user_id",
-                format!("{} is not a member of the organization", u.email),
-            ));
-        }
-        let existing = records::get_workspace_member(&tx, id, user)?;
-        if existing.is_none() {
-            let plan = plan_for(&tx, &ws.plan_id, "plan")?;
-            let n = records::list_workspace_members(&tx, id)?.len();
-            if n as u64 >= u64::from(plan.max_members) {
-                return Err(OpsError::Conflict(format!(
-                    "member limit reached: plan {:?} allows {} workspace members; {n} in use",
-                    plan.id, plan.max_members
-                )));
-            }
-        }
-        let m = WorkspaceMember {
-            workspace_id: id,
-            user_id: user,
-            role: input.role,
-            added_at: existing.map_or(self.now(), |e| e.added_at),
+        let plan = plan_for(&tx, &ws.plan_id, "plan")?;
+        let limit = MemberLimit {
+            max: plan.max_members,
+            source: format!(
+                "plan {:?} allows {} workspace members",
+                plan.id, plan.max_members
+            ),
         };
-        records::put_workspace_member(&tx, &m)?;
-        let mut ev = self.event(actor, "workspace.member.put", &u.email, Some(ws.org_id));
+        let m = members::put(
+            &tx,
+            ws.org_id,
+            id,
+            user,
+            input.role,
+            Some(&limit),
+            self.now(),
+        )?;
+        let mut ev = self.event(actor, "workspace.member.put", &m.email, Some(ws.org_id));
         ev.detail = format!("{} {}", ws.id, input.role.as_str());
         records::append_audit(&tx, &ev)?;
         self.commit(tx, &[Change::Members(id)])?;
-        Ok(WorkspaceMemberView {
-            user_id: u.id,
-            email: u.email,
-            name: u.name,
-            role: m.role,
-            added_at: m.added_at,
-        })
+        Ok(m)
     }
 
     pub fn remove_workspace_member(
@@ -404,9 +381,7 @@ impl Ops {
     ) -> OpsResult<()> {
         let tx = self.store.write()?;
         let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
-        records::get_workspace_member(&tx, id, user)?
-            .ok_or(OpsError::NotFound("workspace member"))?;
-        records::delete_workspace_member(&tx, id, user)?;
+        members::remove(&tx, id, user)?;
         let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
         let mut ev = self.event(actor, "workspace.member.remove", label, Some(ws.org_id));
         ev.detail = ws.id.to_string();

@@ -19,6 +19,7 @@ pub mod billing_view;
 pub mod error;
 pub mod extract;
 pub mod flash;
+pub mod members;
 pub mod orgs;
 pub mod projects;
 pub mod view;

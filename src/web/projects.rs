@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::error::WebResult;
 use super::extract::{NoFields, Post, SignedIn};
 use super::flash::Flash;
+use super::members::MembersCard;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::{ProjectId, ProjectRole, Quota, UserId};
@@ -27,7 +28,7 @@ pub struct ProjectView {
     pub l: Layout,
     pub p: ProjectPage,
     pub form: FormState,
-    pub roles: [ProjectRole; 3],
+    pub mc: MembersCard,
 }
 
 impl ProjectView {
@@ -71,16 +72,28 @@ impl ProjectView {
     }
 }
 
-fn project_view(who: &SignedIn, p: ProjectPage, form: FormState) -> ProjectView {
+fn project_view(who: &SignedIn, mut p: ProjectPage, form: FormState) -> ProjectView {
+    let can = p.can_manage_members;
+    let mc = MembersCard::new(
+        format!("/projects/{}", p.project.id),
+        format!("project {}", p.project.name),
+        &p.members,
+        std::mem::take(&mut p.candidates),
+        can,
+        format!(
+            "No project members yet.{}",
+            if can {
+                " Add organization members below as viewer, developer or admin."
+            } else {
+                ""
+            }
+        ),
+    );
     ProjectView {
         l: who.layout(p.project.name.clone(), p.project.org_id),
         p,
         form,
-        roles: [
-            ProjectRole::Viewer,
-            ProjectRole::Developer,
-            ProjectRole::Admin,
-        ],
+        mc,
     }
 }
 

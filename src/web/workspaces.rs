@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::error::{WebError, WebResult};
 use super::extract::{AdminPost, NoFields, Post, SignedIn};
 use super::flash::Flash;
+use super::members::MembersCard;
 use super::projects::{QuotaForm, keep_quota, quota_fields};
 use super::view::{self, Bar, FormState, Layout};
 use super::{redirect, refused};
@@ -37,6 +38,7 @@ pub struct WorkspaceView {
     /// The plans offered in the change-plan form.
     pub plan_choices: Vec<PlanChoice>,
     pub form: FormState,
+    pub mc: MembersCard,
 }
 
 /// A plan in the change-plan form.
@@ -91,7 +93,20 @@ fn ws_view(who: &SignedIn, mut p: WorkspacePage, form: FormState) -> WorkspaceVi
             view::count,
         ),
     ];
+    let can = p.can_manage_members;
+    let mc = MembersCard::new(
+        format!("/workspaces/{}", p.ws.workspace.id),
+        format!("workspace {}", p.ws.workspace.name),
+        &p.members,
+        std::mem::take(&mut p.candidates),
+        can,
+        format!(
+            "No workspace members. Organization admins can always manage it{}.",
+            if can { "; add people below" } else { "" }
+        ),
+    );
     WorkspaceView {
+        mc,
         l: who.layout(p.ws.workspace.name.clone(), p.ws.workspace.org_id),
         quota_bars: view::quota_bars(&p.projects_quota, &plan.quota),
         limit_bars,

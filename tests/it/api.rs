@@ -947,3 +947,239 @@ async fn an_expired_invitation_cannot_be_looked_up_or_accepted() {
     // The organization no longer lists it as pending.
     assert_eq!(pending(&app).await, 0);
 }
+
+/// Invites `email` into `org` (as `by`) and accepts with a new account; returns its id.
+async fn invited(app: &TestApp, by: &Auth, org: &str, email: &str) -> String {
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/invitations"),
+            by,
+            Some(json!({"email": email, "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let accept = json!({"token": r.body["token"], "name": "Someone", "password": PASSWORD});
+    let r = app
+        .call("POST", "/invitations/accept", &Auth::None, Some(accept))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+/// Creates plan `id`: the starter plan with room for `members` members.
+async fn starter_with_members(app: &TestApp, root: &Auth, id: &str, members: u32) {
+    let mut plan = app.call("GET", "/plans/starter", root, None).await.body;
+    plan["id"] = json!(id);
+    plan["display_name"] = json!(id);
+    plan["max_members"] = json!(members);
+    let r = app.call("POST", "/plans", root, Some(plan)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn project_members_fit_in_the_plans_member_limit_like_workspace_members() {
+    let app = TestApp::new();
+    let (_, root) = app.user("root@example.com", true).await;
+    let root = bearer(&root);
+    starter_with_members(&app, &root, "two-members", 2).await;
+    starter_with_members(&app, &root, "one-member", 1).await;
+    let (ada_id, ada) = app.user("ada@example.com", false).await;
+    let ada = bearer(&ada);
+    let r = app
+        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+        .await;
+    let org = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &ada,
+            Some(json!({"name": "prod", "plan": "two-members"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let ws = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/projects"),
+            &ada,
+            Some(json!({"name": "web"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let project = r.body["id"].as_str().unwrap().to_string();
+    let ada_id = ada_id.to_string();
+    let bob = invited(&app, &ada, &org, "bob@example.com").await;
+    let carol = invited(&app, &ada, &org, "carol@example.com").await;
+
+    for (scope, role) in [
+        (format!("/projects/{project}"), "developer"),
+        (format!("/workspaces/{ws}"), "workspace-viewer"),
+    ] {
+        let put = async |user: &str, role: &str| {
+            app.call(
+                "PUT",
+                &format!("{scope}/members/{user}"),
+                &ada,
+                Some(json!({ "role": role })),
+            )
+            .await
+        };
+        for user in [&ada_id, &bob] {
+            let r = put(user, role).await;
+            assert_eq!(r.status, StatusCode::OK, "{scope}: {:?}", r.body);
+        }
+        // A third is refused, naming the limit and the count, and nothing is stored.
+        let r = put(&carol, role).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "conflict"),
+            "{scope}: {:?}",
+            r.body
+        );
+        let what = if scope.starts_with("/projects") {
+            "members per project"
+        } else {
+            "workspace members"
+        };
+        assert_eq!(
+            r.body["error"]["message"],
+            format!("member limit reached: plan \"two-members\" allows 2 {what}; 2 in use"),
+        );
+        let r = app
+            .call("GET", &format!("{scope}/members"), &ada, None)
+            .await;
+        let ids: Vec<&str> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2, "{scope}: {ids:?}");
+        assert!(!ids.contains(&carol.as_str()), "{scope}: {ids:?}");
+        // Members already in change roles at the limit.
+        let r = put(&bob, role).await;
+        assert_eq!(r.status, StatusCode::OK, "{scope}: {:?}", r.body);
+    }
+
+    // The workspace's members leave; the project's two still do not fit in one-member.
+    for user in [&ada_id, &bob] {
+        let r = app
+            .call(
+                "DELETE",
+                &format!("/workspaces/{ws}/members/{user}"),
+                &ada,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    }
+    let to_one = json!({"plan": "one-member"});
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{ws}"),
+            &ada,
+            Some(to_one.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(
+        r.body["error"]["message"],
+        "plan \"one-member\" allows 1 members per project; project web has 2"
+    );
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/projects/{project}/members/{bob}"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = app
+        .call("PATCH", &format!("/workspaces/{ws}"), &ada, Some(to_one))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["plan_id"], "one-member");
+}
+
+#[tokio::test]
+async fn an_invitation_accepted_after_the_member_limit_was_lowered_is_refused() {
+    let app = TestApp::new();
+    let (_, root) = app.user("root@example.com", true).await;
+    let root = bearer(&root);
+    let (_, ada) = app.user("ada@example.com", false).await;
+    let ada = bearer(&ada);
+    let r = app
+        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+        .await;
+    let org = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/invitations"),
+            &ada,
+            Some(json!({"email": "bob@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let accept = json!({"token": r.body["token"], "name": "Bob", "password": PASSWORD});
+    let limit = async |n: u32| {
+        let r = app
+            .call(
+                "PUT",
+                &format!("/orgs/{org}/limits"),
+                &root,
+                Some(json!({"max_workspaces": null, "max_members": n})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    };
+    let members = async || {
+        let r = app
+            .call("GET", &format!("/orgs/{org}/members"), &ada, None)
+            .await;
+        r.body["items"].as_array().unwrap().len()
+    };
+
+    limit(1).await;
+    let r = app
+        .call(
+            "POST",
+            "/invitations/accept",
+            &Auth::None,
+            Some(accept.clone()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        r.body["error"]["message"],
+        "member limit reached: the organization allows 1 members; 1 in use"
+    );
+    assert_eq!(members().await, 1);
+    // Nothing was kept: no account, and the invitation still works once there is room.
+    let r = app
+        .call(
+            "POST",
+            "/auth/login",
+            &Auth::None,
+            Some(json!({"email": "bob@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    limit(2).await;
+    let r = app
+        .call("POST", "/invitations/accept", &Auth::None, Some(accept))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(members().await, 2);
+}

@@ -228,13 +228,13 @@ async fn fixture() -> Fixture {
         role,
         joined_at: now,
     };
-    records::put_membership(&tx, &member(ids["AD"], OrgRole::Admin)).unwrap();
+    records::put_member(&tx, &member(ids["AD"], OrgRole::Admin)).unwrap();
     for r in ["ME", "WA", "WV", "PJ", "PD", "PV"] {
-        records::put_membership(&tx, &member(ids[r], OrgRole::Member)).unwrap();
+        records::put_member(&tx, &member(ids[r], OrgRole::Member)).unwrap();
     }
-    records::put_membership(&tx, &member(victim, OrgRole::Member)).unwrap();
+    records::put_member(&tx, &member(victim, OrgRole::Member)).unwrap();
     for (r, role) in [("WA", WorkspaceRole::Admin), ("WV", WorkspaceRole::Viewer)] {
-        records::put_workspace_member(
+        records::put_member(
             &tx,
             &WorkspaceMember {
                 workspace_id: ws,
@@ -250,7 +250,7 @@ async fn fixture() -> Fixture {
         ("PD", ProjectRole::Developer),
         ("PV", ProjectRole::Viewer),
     ] {
-        records::put_project_member(
+        records::put_member(
             &tx,
             &ProjectMember {
                 project_id: project,

@@ -391,7 +391,7 @@ async fn billing_is_for_admins_and_owners_of_the_organization() {
         .store
         .write()
         .map(|tx| {
-            kaas::store::records::put_membership(
+            kaas::store::records::put_member(
                 &tx,
                 &kaas::domain::Membership {
                     org_id: org.parse().unwrap(),

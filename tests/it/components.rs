@@ -394,7 +394,7 @@ async fn escalation_journey<H: TestHost>(h: &H) {
             .expect("org id");
         let now = h.app().ops().now();
         let tx = h.app().ops().store.write().expect("write");
-        kaas::store::records::put_membership(
+        kaas::store::records::put_member(
             &tx,
             &kaas::domain::Membership {
                 org_id: org,

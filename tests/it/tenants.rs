@@ -64,7 +64,7 @@ async fn each_role_journey<H: TestHost>(h: &H) {
         let now = h.app().ops().now();
         let tx = h.app().ops().store.write().unwrap();
         for n in ["vic", "dev", "out"] {
-            records::put_membership(
+            records::put_member(
                 &tx,
                 &Membership {
                     org_id,

@@ -1805,3 +1805,88 @@ async fn every_control_is_labelled_on_every_page() {
     assert!(html(&r).contains("name=\"password\""), "{}", html(&r));
     assert_accessible("/setup", html(&r));
 }
+
+#[tokio::test]
+async fn project_members_share_the_workspace_card_and_the_plans_member_limit() {
+    let app = TestApp::new();
+    let mut plan = app.ops().get_plan(&shell(), "starter").unwrap();
+    plan.id = "two-members".into();
+    plan.display_name = "Two members".into();
+    plan.max_members = 2;
+    app.ops().create_plan(&shell(), plan).unwrap();
+    let (org, _) = org_with_workspace(&app, "ada@example.com", "acme").await;
+    let ada_a = owner(&app, "ada@example.com");
+    let ws = app
+        .ops()
+        .create_workspace(
+            &ada_a,
+            org,
+            NewWorkspace {
+                name: "small".into(),
+                plan: "two-members".into(),
+            },
+        )
+        .unwrap()
+        .workspace
+        .id;
+    let p = app
+        .ops()
+        .create_project(
+            &ada_a,
+            ws,
+            NewProject {
+                name: "web".into(),
+                quota: None,
+            },
+        )
+        .unwrap()
+        .id;
+    let bob = join(&app, org, &ada_a, "bob@example.com", OrgRole::Member).await;
+    let carol = join(&app, org, &ada_a, "carol@example.com", OrgRole::Member).await;
+    let mut ada = sign_in(&app, "ada@example.com").await;
+    let members = format!("/projects/{p}/members");
+
+    let r = get(&app, &mut ada, &format!("/projects/{p}")).await;
+    assert!(html(&r).contains("No project members yet. Add organization members below"));
+    for u in [ada_a.user_id, bob] {
+        let u = u.to_string();
+        let r = submit(
+            &app,
+            &mut ada,
+            &members,
+            &[("user", &u), ("role", "developer")],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    let r = get(&app, &mut ada, &format!("/projects/{p}")).await;
+    let page = html(&r);
+    // The workspace's card: a role form per member, preset, and a confirmed removal.
+    assert!(page.contains(&format!(
+        "<label class=\"sr-only\" for=\"role-{bob}\">Role of bob@example.com</label>"
+    )));
+    assert!(page.contains("<option value=\"developer\" selected>"));
+    assert!(page.contains(&format!("action=\"/projects/{p}/members/{bob}/remove\"")));
+    assert!(page.contains("Remove bob@example.com from project web?"));
+    assert!(page.contains(&format!("<option value=\"{carol}\">")));
+
+    // The plan has room for two: carol is refused, with the reason on the page.
+    let carol_s = carol.to_string();
+    let r = submit(
+        &app,
+        &mut ada,
+        &members,
+        &[("user", &carol_s), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        html(&r).contains("Member limit reached: plan")
+            && html(&r).contains("allows 2 members per project; 2 in use"),
+        "{}",
+        html(&r)
+    );
+    let listed = app.ops().list_project_members(&ada_a, p).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|m| m.user_id != carol));
+}

@@ -36,8 +36,8 @@ pub fn update_org(tx: &WriteTransaction, o: &Organization) -> Res<()> {
 /// Removes an organization with its memberships and invitations. The caller checks that no
 /// workspaces remain.
 pub fn delete_org(tx: &WriteTransaction, o: &Organization) -> Res<()> {
-    for m in list_org_members(tx, o.id, None, usize::MAX)? {
-        delete_membership(tx, o.id, m.user_id)?;
+    for m in list_members(tx, o.id, None, usize::MAX)? {
+        delete_member(tx, o.id, m.user_id)?;
     }
     for inv in list_org_invitations(tx, o.id)? {
         delete_invitation(tx, &inv)?;
@@ -146,8 +146,8 @@ pub fn delete_workspace(tx: &WriteTransaction, w: &Workspace) -> Res<()> {
     for p in list_workspace_projects(tx, w.id, None, usize::MAX)? {
         delete_project(tx, &p)?;
     }
-    for m in list_workspace_members(tx, w.id)? {
-        delete_workspace_member(tx, w.id, m.user_id)?;
+    for m in list_members(tx, w.id, None, usize::MAX)? {
+        delete_member(tx, w.id, m.user_id)?;
     }
     tx.open_table(WORKSPACES_BY_ORG_NAME)?
         .remove((w.org_id.0, w.name.as_str()))?;
@@ -203,8 +203,8 @@ pub fn update_project(tx: &WriteTransaction, p: &Project) -> Res<()> {
 }
 
 pub fn delete_project(tx: &WriteTransaction, p: &Project) -> Res<()> {
-    for m in list_project_members(tx, p.id)? {
-        delete_project_member(tx, p.id, m.user_id)?;
+    for m in list_members(tx, p.id, None, usize::MAX)? {
+        delete_member(tx, p.id, m.user_id)?;
     }
     tx.open_table(PROJECTS_BY_WS_NAME)?
         .remove((p.workspace_id.0, p.name.as_str()))?;

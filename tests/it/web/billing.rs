@@ -15,7 +15,7 @@ use super::*;
 
 fn join(app: &TestApp, org: OrgId, user: UserId, role: OrgRole) {
     let tx = app.ops().store.write().unwrap();
-    kaas::store::records::put_membership(
+    kaas::store::records::put_member(
         &tx,
         &Membership {
             org_id: org,
