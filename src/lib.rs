@@ -12,7 +12,9 @@ pub mod control;
 pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
+pub mod host;
 pub mod ops;
+pub mod reconcile;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -24,4 +26,3 @@ pub const VERSION: &str = match option_env!("KAAS_BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
-pub mod host;

@@ -1,0 +1,1 @@
+//! Test helpers: a mock API server for one reconcile pass.
