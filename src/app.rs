@@ -179,6 +179,7 @@ async fn metrics() -> impl IntoResponse {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // Install the recorder before the first request, so nothing goes uncounted.
     Metrics::global();
+    crate::reconcile::error::register_metrics();
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

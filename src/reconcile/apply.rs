@@ -255,3 +255,163 @@ fn immutable_message(fields: &[&str], plan: &str) -> String {
         what.join(" and ")
     )
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use http::{Method, StatusCode};
+    use k8s_openapi::api::core::v1::Node;
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::domain::{OrgId, Workspace, WorkspaceId};
+    use crate::host::tenant;
+    use crate::ops::{Ops, Settings};
+    use crate::reconcile::context::ReconcilerSettings;
+    use crate::reconcile::fixtures::{Objects, mock_client};
+    use crate::reconcile::node_sync::WatchedNodes;
+    use crate::store::{Store, records};
+
+    /// A workspace in `state`, confirmed at its generation, and the context of a pass over it
+    /// (one shared node, which runs K3K's node agent).
+    pub(crate) fn workspace(state: WorkspaceState) -> (Context, WorkspaceSnapshot) {
+        let ops = Ops::new(
+            Arc::new(Store::in_memory().unwrap()),
+            Arc::new(SystemClock),
+            Settings::default(),
+        );
+        ops.seed_plans().unwrap();
+        let now = ops.now();
+        let ws = Workspace {
+            id: WorkspaceId::generate(),
+            org_id: OrgId::generate(),
+            name: "payments".into(),
+            plan_id: "starter".into(),
+            state,
+            observed_phase: Some("Ready".into()),
+            message: "the virtual cluster is ready".into(),
+            generation: 2,
+            applied_generation: 2,
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = ops.store.write().unwrap();
+        records::insert_workspace(&tx, &ws).unwrap();
+        tx.commit().unwrap();
+        let snap = ops.reconcile_snapshot(ws.id).unwrap().unwrap();
+        let settings = ReconcilerSettings {
+            host: HostSettings {
+                external_addresses: vec!["127.0.0.1".into()],
+                k3s_version: "v1.33.1-k3s1".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "node-1"}})).unwrap();
+        let ctx = Context::new(Arc::new(ops), WatchedNodes::listed(vec![node]), settings);
+        (ctx, snap)
+    }
+
+    /// The host and the virtual cluster exactly as kaas made them, K3K Ready.
+    fn in_sync(ctx: &Context, snap: &WorkspaceSnapshot) -> Objects {
+        let settings = HostSettings {
+            agent_nodes: 1,
+            ..ctx.settings.host.clone()
+        };
+        let d = desired_objects(&snap.workspace, &snap.plan, &settings);
+        let id = snap.workspace.id;
+        let (ns, cluster) = (names::namespace(id), names::cluster(id));
+        let mut ready = d.cluster.clone();
+        ready.status = Some(
+            serde_json::from_value(json!({"phase": "Ready", "conditions": [{"type": "Ready",
+                "status": "True", "reason": "Ready", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+            .unwrap(),
+        );
+        let agents = json!({"metadata": {"name": names::k3k_kubelet_daemonset(&cluster), "generation": 1},
+            "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "numberReady": 1,
+                "currentNumberScheduled": 1, "numberMisscheduled": 0}});
+        let rbac = "/apis/rbac.authorization.k8s.io/v1";
+        Objects::default()
+            .with(format!("/api/v1/namespaces/{ns}"), &d.namespace)
+            .with(
+                format!("/apis/k3k.io/v1beta1/virtualclusterpolicies/{}", names::policy(id)),
+                &d.policy,
+            )
+            .with(
+                format!("/apis/k3k.io/v1beta1/namespaces/{ns}/clusters/{cluster}"),
+                &ready,
+            )
+            .with(
+                format!("/api/v1/namespaces/{ns}/services/{}", names::API_SERVICE),
+                &d.api_service,
+            )
+            .with(
+                format!(
+                    "/apis/apps/v1/namespaces/{ns}/daemonsets/{}",
+                    names::k3k_kubelet_daemonset(&cluster)
+                ),
+                &agents,
+            )
+            .with_list(
+                &format!("{rbac}/clusterroles"),
+                "ClusterRoleList",
+                &tenant::cluster_roles(),
+            )
+            .with_list(
+                &format!("{rbac}/clusterrolebindings"),
+                "ClusterRoleBindingList",
+                &tenant::cluster_role_bindings(id),
+            )
+            .with_list("/api/v1/namespaces", "NamespaceList", &Vec::<Namespace>::new())
+    }
+
+    #[tokio::test]
+    async fn a_pass_over_a_workspace_in_sync_writes_nothing() {
+        let (ctx, snap) = workspace(WorkspaceState::Ready);
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.serve(in_sync(&ctx, &snap));
+        let id = snap.workspace.id;
+        {
+            // Earlier passes checked the served certificate and connected inside (the
+            // virtual cluster answers on the same mock).
+            let mut mem = ctx.memory().unwrap();
+            let sans = vec!["127.0.0.1".to_string()];
+            mem.verified_sans.insert(id, sans);
+            mem.tenant_clients.insert(id, (client.clone(), Instant::now()));
+        }
+        let before = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
+
+        let requeue = apply(&ctx, &client, &snap).await.unwrap();
+
+        assert_eq!(seen.writes(), vec![], "an in-sync pass writes nothing");
+        assert!(seen.all().len() >= 8, "it did look: {:?}", seen.all());
+        assert_eq!(requeue, None, "a Ready workspace waits for the next event");
+        let after = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
+        assert_eq!(after, before, "nor does it write to redb");
+    }
+
+    #[tokio::test]
+    async fn a_pass_the_host_forbids_fails_as_a_misconfiguration() {
+        let (ctx, snap) = workspace(WorkspaceState::Ready);
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.refuse(
+            StatusCode::FORBIDDEN,
+            "namespaces is forbidden: User \"kaas\" cannot get resource \"namespaces\"",
+        );
+
+        let err = apply(&ctx, &client, &snap).await.unwrap_err();
+
+        assert_eq!(err.metric_label(), "forbidden");
+        assert_eq!(
+            err.to_string(),
+            "applying the namespace: HTTP 403: namespaces is forbidden: User \"kaas\" cannot get resource \"namespaces\""
+        );
+        let max = ctx.settings.max_backoff;
+        assert_eq!(err.backoff(1, max), max, "a person must fix it: no quick retries");
+        assert_eq!(seen.all().len(), 1, "the pass stops at the first refusal");
+        assert_eq!(seen.all()[0].0, Method::GET);
+    }
+}

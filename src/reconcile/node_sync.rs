@@ -64,6 +64,20 @@ impl WatchedNodes {
 }
 
 impl WatchedNodes {
+    /// A cache that has listed `nodes` and watches nothing (for tests of a pass).
+    #[cfg(test)]
+    pub fn listed(nodes: Vec<Node>) -> Arc<WatchedNodes> {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for n in nodes {
+            writer.apply_watcher_event(&watcher::Event::InitApply(n));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        Arc::new(WatchedNodes {
+            store: std::sync::RwLock::new(Some(reader)),
+        })
+    }
+
     /// The cached nodes, once the watch has listed them.
     fn snapshot(&self) -> Option<Vec<Arc<Node>>> {
         let guard = self.store.read().ok()?;

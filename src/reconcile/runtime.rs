@@ -105,7 +105,6 @@ impl Reconciler {
         quotas: Arc<WatchedQuotas>,
         settings: ReconcilerSettings,
     ) -> ReconcilerHandle {
-        super::error::register_metrics();
         let inner = Arc::new(Reconciler {
             ctx: Context::new(ops, nodes, settings),
             conn,

@@ -154,3 +154,62 @@ async fn run(ctx: &Context, client: &Client, id: WorkspaceId, step: Step) -> Res
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+    use crate::reconcile::apply::tests::workspace;
+    use crate::reconcile::fixtures::{Objects, mock_client};
+
+    #[test]
+    fn the_cluster_goes_first_and_the_record_last() {
+        assert_eq!(STEPS.first(), Some(&Step::Cluster));
+        assert_eq!(STEPS.last(), Some(&Step::Record));
+        let at = |s| STEPS.iter().position(|x| *x == s);
+        assert!(at(Step::Policy) < at(Step::Namespace));
+        assert!(at(Step::Namespace) < at(Step::Nodes));
+    }
+
+    #[tokio::test]
+    async fn a_workspace_the_host_never_saw_is_torn_down_in_one_pass() {
+        let (ctx, snap) = workspace(WorkspaceState::Deleting);
+        let id = snap.workspace.id;
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.serve(Objects::default());
+
+        let requeue = teardown(&ctx, &client, id).await.unwrap();
+
+        assert_eq!(requeue, None);
+        assert!(ctx.ops.reconcile_snapshot(id).unwrap().is_none(), "record removed");
+        // Every step tolerated a 404: the policy delete was the only write tried.
+        let writes = seen.writes();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].0, Method::DELETE);
+        assert!(writes[0].1.ends_with(&names::policy(id)), "{writes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_still_there_is_deleted_and_waited_for() {
+        let (ctx, snap) = workspace(WorkspaceState::Deleting);
+        let id = snap.workspace.id;
+        let (ns, name) = (names::namespace(id), names::cluster(id));
+        let cluster = serde_json::json!({"apiVersion": "k3k.io/v1beta1", "kind": "Cluster",
+            "metadata": {"name": name, "namespace": ns}, "spec": {}});
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.serve(Objects::default().with(
+            format!("/apis/k3k.io/v1beta1/namespaces/{ns}/clusters/{name}"),
+            &cluster,
+        ));
+
+        let requeue = teardown(&ctx, &client, id).await.unwrap();
+
+        assert!(requeue.is_some(), "looks again while K3K finalizes");
+        let ws = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
+        assert_eq!(ws.message, "deleting the virtual cluster (waiting for K3K)");
+        let writes = seen.writes();
+        assert_eq!(writes.len(), 1, "nothing after the Cluster is touched: {writes:?}");
+        assert_eq!(writes[0].0, Method::DELETE);
+    }
+}
