@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use kaas::clock::SystemClock;
 use kaas::domain::{OrgLimits, WorkspaceState};
 use kaas::host::desired::HostSettings;
-use kaas::reconcile::ReconcilerSettings;
-use kaas::reconcile::connection::HostConnection;
 use kaas::ops::orgs::NewOrg;
 use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::reconcile::ReconcilerSettings;
+use kaas::reconcile::connection::HostConnection;
 use kaas::store::{Store, records};
 
 fn ready_count(ops: &Ops) -> usize {

@@ -93,7 +93,11 @@ fn start_host(cfg: &Config, ops: &Arc<Ops>) -> ReconcilerHandle {
         Some(p) => tracing::info!(kubeconfig = %p.display(), "host cluster credentials"),
         None => tracing::info!("no host kubeconfig found; trying in-cluster credentials"),
     }
-    attach_host(ops, HostConnection::new(kubeconfig), reconciler_settings(cfg))
+    attach_host(
+        ops,
+        HostConnection::new(kubeconfig),
+        reconciler_settings(cfg),
+    )
 }
 
 /// Opens the database and seeds what a new one needs.

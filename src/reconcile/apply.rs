@@ -25,7 +25,11 @@ use crate::ops::reconcile::{Observation, WorkspaceSnapshot};
 const TENANT_CLIENT_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// One apply pass. `Ok(Some(d))` asks to look again after `d`.
-pub async fn apply(ctx: &Context, client: &Client, snap: &WorkspaceSnapshot) -> Result<Option<Duration>> {
+pub async fn apply(
+    ctx: &Context,
+    client: &Client,
+    snap: &WorkspaceSnapshot,
+) -> Result<Option<Duration>> {
     let ws = &snap.workspace;
     // The quota counts one node agent per node that runs one: wait for the node list
     // rather than apply a quota that the next pass changes again.
@@ -156,9 +160,11 @@ pub async fn apply(ctx: &Context, client: &Client, snap: &WorkspaceSnapshot) -> 
 /// anew when absent, old, or after a failure: the cluster may have new CAs).
 async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
     let id = snap.workspace.id;
-    let reuse = ctx.memory()?.tenant_clients.get(&id).and_then(|(c, at)| {
-        (at.elapsed() < TENANT_CLIENT_TTL).then(|| c.clone())
-    });
+    let reuse = ctx
+        .memory()?
+        .tenant_clients
+        .get(&id)
+        .and_then(|(c, at)| (at.elapsed() < TENANT_CLIENT_TTL).then(|| c.clone()));
     let client = match reuse {
         Some(c) => c,
         None => {
@@ -167,7 +173,9 @@ async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> 
             })?;
             let access = tenant_sync::access(host, id, address).await?;
             let c = tenant_sync::admin_client(&access).await?;
-            ctx.memory()?.tenant_clients.insert(id, (c.clone(), Instant::now()));
+            ctx.memory()?
+                .tenant_clients
+                .insert(id, (c.clone(), Instant::now()));
             c
         }
     };
@@ -337,7 +345,10 @@ pub(crate) mod tests {
         Objects::default()
             .with(format!("/api/v1/namespaces/{ns}"), &d.namespace)
             .with(
-                format!("/apis/k3k.io/v1beta1/virtualclusterpolicies/{}", names::policy(id)),
+                format!(
+                    "/apis/k3k.io/v1beta1/virtualclusterpolicies/{}",
+                    names::policy(id)
+                ),
                 &d.policy,
             )
             .with(
@@ -365,7 +376,11 @@ pub(crate) mod tests {
                 "ClusterRoleBindingList",
                 &tenant::cluster_role_bindings(id),
             )
-            .with_list("/api/v1/namespaces", "NamespaceList", &Vec::<Namespace>::new())
+            .with_list(
+                "/api/v1/namespaces",
+                "NamespaceList",
+                &Vec::<Namespace>::new(),
+            )
     }
 
     #[tokio::test]
@@ -380,7 +395,8 @@ pub(crate) mod tests {
             let mut mem = ctx.memory().unwrap();
             let sans = vec!["127.0.0.1".to_string()];
             mem.verified_sans.insert(id, sans);
-            mem.tenant_clients.insert(id, (client.clone(), Instant::now()));
+            mem.tenant_clients
+                .insert(id, (client.clone(), Instant::now()));
         }
         let before = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
 
@@ -410,7 +426,11 @@ pub(crate) mod tests {
             "applying the namespace: HTTP 403: namespaces is forbidden: User \"kaas\" cannot get resource \"namespaces\""
         );
         let max = ctx.settings.max_backoff;
-        assert_eq!(err.backoff(1, max), max, "a person must fix it: no quick retries");
+        assert_eq!(
+            err.backoff(1, max),
+            max,
+            "a person must fix it: no quick retries"
+        );
         assert_eq!(seen.all().len(), 1, "the pass stops at the first refusal");
         assert_eq!(seen.all()[0].0, Method::GET);
     }

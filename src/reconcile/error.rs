@@ -136,7 +136,9 @@ mod tests {
     use super::*;
 
     fn api(code: u16, message: &str) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status::failure(message, "Reason").with_code(code)))
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure(message, "Reason").with_code(code),
+        ))
     }
 
     #[test]
@@ -146,7 +148,11 @@ mod tests {
         assert_eq!(e.to_string(), "applying the namespace: HTTP 403: no RBAC");
         let cases = [
             (401, "x", "forbidden"),
-            (403, "unable to create new content in namespace p because it is being terminated", "conflict"),
+            (
+                403,
+                "unable to create new content in namespace p because it is being terminated",
+                "conflict",
+            ),
             (422, "x", "invalid"),
             (400, "x", "invalid"),
             (404, "x", "not_ready"),
@@ -156,7 +162,11 @@ mod tests {
             (429, "x", "unavailable"),
         ];
         for (code, message, kind) in cases {
-            assert_eq!(Error::kube("doing", api(code, message)).metric_label(), kind, "{code}");
+            assert_eq!(
+                Error::kube("doing", api(code, message)).metric_label(),
+                kind,
+                "{code}"
+            );
         }
     }
 
@@ -170,7 +180,10 @@ mod tests {
         assert_eq!(busy.backoff(1, max), Duration::from_millis(500));
         assert_eq!(busy.backoff(2, max), Duration::from_secs(1));
         assert_eq!(busy.backoff(30, max), max);
-        assert_eq!(Error::Conflict("x".into()).backoff(1, max), Duration::from_millis(500));
+        assert_eq!(
+            Error::Conflict("x".into()).backoff(1, max),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

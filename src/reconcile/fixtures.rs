@@ -74,15 +74,17 @@ impl ApiServerVerifier {
     /// gone. Any other write is answered with the object it sent, so that a pass that writes
     /// goes on and the test sees the write in [`Seen::writes`].
     pub fn serve(self, objects: Objects) -> (Seen, JoinHandle<()>) {
-        self.run(move |method, path, body| match (method, objects.0.get(path)) {
-            (&Method::GET | &Method::DELETE, Some(v)) => {
-                Response::new(Body::from(serde_json::to_vec(v).expect("json")))
-            }
-            (&Method::GET | &Method::DELETE, None) => {
-                status(StatusCode::NOT_FOUND, &format!("{path} not found"))
-            }
-            _ => Response::new(Body::from(body)),
-        })
+        self.run(
+            move |method, path, body| match (method, objects.0.get(path)) {
+                (&Method::GET | &Method::DELETE, Some(v)) => {
+                    Response::new(Body::from(serde_json::to_vec(v).expect("json")))
+                }
+                (&Method::GET | &Method::DELETE, None) => {
+                    status(StatusCode::NOT_FOUND, &format!("{path} not found"))
+                }
+                _ => Response::new(Body::from(body)),
+            },
+        )
     }
 
     /// Refuses every request with `code` and `message`.

@@ -231,12 +231,19 @@ mod tests {
         let nowhere = Agents::Nowhere;
         let v = observe(&seen(Some(&ready), &nowhere));
         assert_eq!(v.state, WorkspaceState::Error);
-        assert!(v.message.contains("DaemonSet k3k-c-kubelet"), "{}", v.message);
+        assert!(
+            v.message.contains("DaemonSet k3k-c-kubelet"),
+            "{}",
+            v.message
+        );
         let waiting = Agents::Waiting("waiting for K3K's node agents (x: 0 of 1 ready)".into());
         let v = observe(&seen(Some(&ready), &waiting));
         assert_eq!(
             (v.state, v.message.as_str()),
-            (WorkspaceState::Updating, "waiting for K3K's node agents (x: 0 of 1 ready)")
+            (
+                WorkspaceState::Updating,
+                "waiting for K3K's node agents (x: 0 of 1 ready)"
+            )
         );
         let mut s = seen(Some(&ready), &waiting);
         s.first = true;
@@ -289,7 +296,10 @@ mod tests {
         let v = observe(&s);
         assert_eq!(
             (v.state, v.message.as_str()),
-            (WorkspaceState::Provisioning, "K3K is provisioning the virtual cluster")
+            (
+                WorkspaceState::Provisioning,
+                "K3K is provisioning the virtual cluster"
+            )
         );
     }
 
@@ -299,12 +309,18 @@ mod tests {
         let grace = Duration::from_secs(30);
         let at = Some(Pending::Since(t0));
         // Still Ready within the grace: K3K may not have started yet.
-        assert_eq!(reacted(at, true, t0 + Duration::from_secs(5), grace), (false, at));
+        assert_eq!(
+            reacted(at, true, t0 + Duration::from_secs(5), grace),
+            (false, at)
+        );
         // Left Ready: remembered, not yet done.
         let left = reacted(at, false, t0 + Duration::from_secs(5), grace);
         assert_eq!(left, (false, Some(Pending::LeftReady)));
         // Back to Ready after leaving it: done at once.
-        assert_eq!(reacted(left.1, true, t0 + Duration::from_secs(6), grace), (true, None));
+        assert_eq!(
+            reacted(left.1, true, t0 + Duration::from_secs(6), grace),
+            (true, None)
+        );
         // Ready all along, grace passed: nothing to roll out.
         assert_eq!(reacted(at, true, t0 + grace, grace), (true, None));
         // Nothing pending: reacted.

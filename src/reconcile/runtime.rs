@@ -312,9 +312,9 @@ impl Reconciler {
         let cfg = watcher::Config::default().labels(&selector);
         self.quotas.start(client.clone());
         let me_nodes = self.clone();
-        self.ctx
-            .nodes
-            .start(client.clone(), move |node: &Node| me_nodes.node_changed(node));
+        self.ctx.nodes.start(client.clone(), move |node: &Node| {
+            me_nodes.node_changed(node)
+        });
         let me = self.clone();
         let (cl_read, cl_write) = reflector::store();
         let (vcp_read, vcp_write) = reflector::store();

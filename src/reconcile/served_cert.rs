@@ -82,7 +82,11 @@ pub async fn check_served_names(
     api_service: &Service,
     wanted: &[String],
 ) -> Result<Option<Verdict>> {
-    let verified = ctx.memory()?.verified_sans.get(&id).is_some_and(|v| v == wanted);
+    let verified = ctx
+        .memory()?
+        .verified_sans
+        .get(&id)
+        .is_some_and(|v| v == wanted);
     if verified || wanted.is_empty() {
         return Ok(None);
     }
@@ -94,7 +98,11 @@ pub async fn check_served_names(
     };
     let served = match served_names(address, port).await {
         Ok(names) => names,
-        Err(e) => return Ok(Some(updating(format!("checking the served certificate: {e}")))),
+        Err(e) => {
+            return Ok(Some(updating(format!(
+                "checking the served certificate: {e}"
+            ))));
+        }
     };
     let absent: Vec<String> = missing(&served, wanted)
         .into_iter()
@@ -207,7 +215,10 @@ async fn refresh_server_config(
         delete_if_present(&secrets, name, &DeleteParams::default())
             .await
             .map_err(|e| {
-                Error::kube(format!("removing K3K's stale server configuration {name}"), e)
+                Error::kube(
+                    format!("removing K3K's stale server configuration {name}"),
+                    e,
+                )
             })?;
     }
     // Any change to the Cluster makes K3K reconcile it (it does not watch its Secrets).
@@ -282,4 +293,3 @@ impl ServerCertVerifier for AcceptToRead {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
-

@@ -135,7 +135,10 @@ async fn run(ctx: &Context, client: &Client, id: WorkspaceId, step: Step) -> Res
                     .await
                     .map_err(|e| Error::kube("deleting the namespace", e))?;
             }
-            Ok(Progress::Waiting("deleting the host namespace".into(), shortly))
+            Ok(Progress::Waiting(
+                "deleting the host namespace".into(),
+                shortly,
+            ))
         }
         Step::Nodes => {
             let pass = node_sync::sync(client, &ctx.nodes, id, &[]).await?;
@@ -182,7 +185,10 @@ mod tests {
         let requeue = teardown(&ctx, &client, id).await.unwrap();
 
         assert_eq!(requeue, None);
-        assert!(ctx.ops.reconcile_snapshot(id).unwrap().is_none(), "record removed");
+        assert!(
+            ctx.ops.reconcile_snapshot(id).unwrap().is_none(),
+            "record removed"
+        );
         // Every step tolerated a 404: the policy delete was the only write tried.
         let writes = seen.writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
@@ -209,7 +215,11 @@ mod tests {
         let ws = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
         assert_eq!(ws.message, "deleting the virtual cluster (waiting for K3K)");
         let writes = seen.writes();
-        assert_eq!(writes.len(), 1, "nothing after the Cluster is touched: {writes:?}");
+        assert_eq!(
+            writes.len(),
+            1,
+            "nothing after the Cluster is touched: {writes:?}"
+        );
         assert_eq!(writes[0].0, Method::DELETE);
     }
 }

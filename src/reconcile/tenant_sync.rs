@@ -51,9 +51,7 @@ pub async fn access(
         .as_ref()
         .and_then(|d| d.get(names::K3K_BOOTSTRAP_KEY))
         .map(|ByteString(b)| b.clone())
-        .ok_or_else(|| {
-            Error::NotReady("the K3K bootstrap secret has no `bootstrap` key".into())
-        })?;
+        .ok_or_else(|| Error::NotReady("the K3K bootstrap secret has no `bootstrap` key".into()))?;
     let bootstrap =
         credentials::parse_bootstrap(&raw).map_err(|e| Error::Internal(e.to_string()))?;
     let services: Api<Service> = Api::namespaced(host.clone(), &ns);
@@ -184,9 +182,13 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
                     .map_err(ctx("project quotas"))?;
             }
             None => {
-                delete_if_present(&quotas, tenant::PROJECT_QUOTA_NAME, &DeleteParams::default())
-                    .await
-                    .map_err(ctx("project quotas"))?;
+                delete_if_present(
+                    &quotas,
+                    tenant::PROJECT_QUOTA_NAME,
+                    &DeleteParams::default(),
+                )
+                .await
+                .map_err(ctx("project quotas"))?;
             }
         }
         let limits: Api<LimitRange> = Api::namespaced(client.clone(), &project.name);
@@ -263,7 +265,9 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
                 .external_addresses
                 .first()
                 .ok_or("no external address configured (host.external_addresses)")?;
-            let access = access(&host, ws, address).await.map_err(|e| e.to_string())?;
+            let access = access(&host, ws, address)
+                .await
+                .map_err(|e| e.to_string())?;
             let (yaml, cert) = kubeconfig_for(&access, user, &groups, Timestamp::now(), lifetime)?;
             Ok(crate::ops::kubeconfig::MintedKubeconfig {
                 yaml,

@@ -13,9 +13,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
+use crate::domain::{Quota, WorkspaceId};
 use crate::host::names;
 use crate::host::quantity::parse_quantity;
-use crate::domain::{Quota, WorkspaceId};
 use crate::ops::meter::UsageSource;
 
 /// Label K3K puts on the objects its VirtualClusterPolicy controller makes in a namespace.
