@@ -60,10 +60,7 @@ pub async fn apply(
         .await
         .map_err(|e| Error::kube(applying("virtual cluster policy"), e))?;
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
-    let have = match caches {
-        Some(c) => cached(&c.clusters, &cluster_name, Some(&ns_name)),
-        None => None,
-    };
+    let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
     // A field the API server refuses to change would make every apply fail (422): keep
     // the cluster's value, apply the rest, and say what cannot be done.
     let stuck = have
