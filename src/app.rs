@@ -272,8 +272,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
     let setup_token = ops.prepare_setup()?;
     // Bound before READY, so `kaas backup` works as soon as systemd reports the service up.
-    let control = match crate::control::start(
-        crate::control::socket_path(&cfg.data.dir),
+    let control = match crate::backup::control::start(
+        crate::backup::control::socket_path(&cfg.data.dir),
         ops.store.clone(),
         cfg.backup_dir(),
     ) {

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authed, Body, P, Q};
+use super::extract::{Authed, Body, Q};
 use super::{ListParams, bad_cursor};
 use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
+use crate::http::Id;
 use crate::ops::Page;
 use crate::ops::host_status::HostStatus;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
@@ -51,7 +52,7 @@ pub async fn create_user(
 pub async fn get_user(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<UserId>,
+    Id(id): Id<UserId>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(s.ops.get_user(&a, id)?))
 }
@@ -63,7 +64,7 @@ pub async fn get_user(
 pub async fn update_user(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<UserId>,
+    Id(id): Id<UserId>,
     Body(input): Body<UserPatch>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(s.ops.update_user(&a, id, input)?))
@@ -76,7 +77,7 @@ pub async fn update_user(
 pub async fn reset_password(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<UserId>,
+    Id(id): Id<UserId>,
     Body(input): Body<PasswordReset>,
 ) -> ApiResult<StatusCode> {
     s.ops.reset_password(&a, id, input).await?;
@@ -97,7 +98,7 @@ pub async fn list_plans(
 pub async fn get_plan(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<String>,
+    Id(id): Id<String>,
 ) -> ApiResult<Json<Plan>> {
     Ok(Json(s.ops.get_plan(&a, &id)?))
 }
@@ -120,7 +121,7 @@ pub async fn create_plan(
 pub async fn update_plan(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<String>,
+    Id(id): Id<String>,
     Body(plan): Body<Plan>,
 ) -> ApiResult<Json<Plan>> {
     Ok(Json(s.ops.update_plan(&a, &id, plan)?))
@@ -131,7 +132,7 @@ pub async fn update_plan(
 pub async fn delete_plan(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<String>,
+    Id(id): Id<String>,
 ) -> ApiResult<StatusCode> {
     s.ops.delete_plan(&a, &id)?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,15 +3,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Authed, Body, ClientOrigin, P};
+use super::extract::{Authed, Body};
 use crate::domain::{SessionId, TokenId};
+use crate::http::{ClientOrigin, Id, session_clear_cookie, session_set_cookie};
 use crate::ops::auth::{LoginInput, PasswordChange, SessionView};
 use crate::ops::setup::SetupInput;
 use crate::ops::tokens::{CreatedToken, NewToken, TokenView};
@@ -24,15 +25,6 @@ pub struct LoginResult {
     /// Send as `X-CSRF-Token` with every state-changing request made with the cookie.
     pub csrf_token: String,
     pub expires_at: Timestamp,
-}
-
-pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        state.cookie_name()
-    ))
-    .ok()
 }
 
 /// Creates the first platform administrator with the token from the setup link.
@@ -64,7 +56,7 @@ pub async fn login(
         expires_at,
     })
     .into_response();
-    if let Some(c) = session_cookie(&s, &done.secret, max_age) {
+    if let Some(c) = session_set_cookie(&s, &done.secret, max_age) {
         res.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(res)
@@ -76,7 +68,7 @@ pub async fn login(
 pub async fn logout(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Response> {
     s.ops.logout(&a)?;
     let mut res = StatusCode::NO_CONTENT.into_response();
-    if let Some(c) = session_cookie(&s, "", 0) {
+    if let Some(c) = session_clear_cookie(&s) {
         res.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(res)
@@ -127,7 +119,7 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<SessionId>,
+    Id(id): Id<SessionId>,
 ) -> ApiResult<StatusCode> {
     s.ops.revoke_session(&a, id)?;
     Ok(StatusCode::NO_CONTENT)
@@ -160,7 +152,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<TokenId>,
+    Id(id): Id<TokenId>,
 ) -> ApiResult<StatusCode> {
     s.ops.revoke_token(&a, id)?;
     Ok(StatusCode::NO_CONTENT)

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Authed, Body, P, Q};
+use super::extract::{Authed, Body, Q};
 use crate::domain::billing::usage::UsageRecord;
 use crate::domain::billing::{BillingAccount, Invoice, Period};
 use crate::domain::{InvoiceId, OrgId};
+use crate::http::Id;
 use crate::ops::billing::{AccountInput, BillingOverview, InvoiceSummary, invoice_csv, usage_csv};
 use crate::state::AppState;
 
@@ -99,7 +100,7 @@ fn invoice_response(inv: Invoice, format: Option<Format>) -> Response {
 pub async fn overview(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<Json<BillingOverview>> {
     Ok(Json(s.ops.billing_overview(&a, org)?))
 }
@@ -110,7 +111,7 @@ pub async fn overview(
 pub async fn get_account(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<Json<BillingAccount>> {
     Ok(Json(s.ops.billing_account(&a, org)?))
 }
@@ -122,7 +123,7 @@ pub async fn get_account(
 pub async fn put_account(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Body(input): Body<AccountInput>,
 ) -> ApiResult<Json<BillingAccount>> {
     Ok(Json(s.ops.update_billing_account(&a, org, input)?))
@@ -134,7 +135,7 @@ pub async fn put_account(
 pub async fn list_invoices(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<Json<Vec<InvoiceSummary>>> {
     Ok(Json(s.ops.list_invoices(&a, org)?))
 }
@@ -145,7 +146,7 @@ pub async fn list_invoices(
 pub async fn draft_invoice(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Q(q): Q<DraftParams>,
 ) -> ApiResult<Response> {
     let period = match q.period {
@@ -171,7 +172,7 @@ pub async fn draft_invoice(
 pub async fn get_invoice(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<InvoiceId>,
+    Id(id): Id<InvoiceId>,
     Q(q): Q<FormatParams>,
 ) -> ApiResult<Response> {
     Ok(invoice_response(s.ops.get_invoice(&a, id)?, q.format))
@@ -185,7 +186,7 @@ pub async fn get_invoice(
 pub async fn void_invoice(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(id): P<InvoiceId>,
+    Id(id): Id<InvoiceId>,
     Body(input): Body<VoidInput>,
 ) -> ApiResult<Json<Invoice>> {
     Ok(Json(s.ops.void_invoice(&a, id, &input.reason)?))
@@ -197,7 +198,7 @@ pub async fn void_invoice(
 pub async fn usage(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Q(q): Q<UsageParams>,
 ) -> ApiResult<Response> {
     let records = s.ops.usage_records(&a, org, q.from, q.until)?;

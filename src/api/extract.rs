@@ -1,10 +1,10 @@
 //! Request extractors with the API's error shape: JSON bodies (content type checked, size
-//! limited, unknown fields and type errors named by field), queries, path ids, the caller's
-//! identity, and the client address.
+//! limited, unknown fields and type errors named by field), queries and the caller's
+//! identity (with the CSRF header on cookie calls that change something); and how the shared
+//! extractors' refusals look in the API. Cookies, the client's origin, typed path ids and
+//! the CSRF checks come from `crate::http`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::TokenScope;
-use crate::ops::{Actor, AuthVia, Ops, Origin};
+use crate::http::csrf::{self, CsrfFault};
+use crate::http::{Refusal, origin, read_cookie};
+use crate::ops::{Actor, AuthVia, Ops};
 
 /// A JSON body: `application/json` only; errors name the offending field.
 pub struct Body<T>(pub T);
@@ -124,65 +126,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
-/// Path parameters; a malformed id is simply not found.
-pub struct P<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(v)| P(v))
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("not found ({})", e.body_text()),
-                )
-            })
-    }
-}
-
-/// The client's address (the socket peer; kaas is not meant to sit behind a proxy).
-pub fn origin(parts: &Parts) -> Origin {
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    Origin { ip, user_agent }
-}
-
-pub struct ClientOrigin(pub Origin);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(ClientOrigin(origin(parts)))
-    }
-}
-
-/// Reads the session cookie's value.
-pub fn session_cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-pub const CSRF_HEADER: &str = "x-csrf-token";
-
 fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -214,7 +157,7 @@ pub fn authenticate(ops: &Ops, parts: &Parts, cookie_name: &str) -> Result<Actor
         }
         return Ok(actor);
     }
-    let secret = session_cookie(parts, cookie_name).ok_or_else(|| {
+    let secret = read_cookie(&parts.headers, cookie_name).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -223,25 +166,7 @@ pub fn authenticate(ops: &Ops, parts: &Parts, cookie_name: &str) -> Result<Actor
     })?;
     let (actor, session) = ops.authenticate_session(secret, &origin)?;
     if !is_safe(&parts.method) {
-        let presented = parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if presented.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf",
-                "missing X-CSRF-Token header",
-            ));
-        }
-        if !Ops::csrf_token_matches(&session, presented) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf",
-                "the X-CSRF-Token header does not match this session",
-            ));
-        }
+        csrf::check_token(&session, csrf::header_token(parts)).map_err(csrf_refused)?;
     }
     Ok(actor)
 }
@@ -263,10 +188,34 @@ impl FromRequestParts<AppState> for MaybeAuthed {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let has_credentials = parts.headers.contains_key(header::AUTHORIZATION)
-            || session_cookie(parts, state.cookie_name()).is_some();
+            || read_cookie(&parts.headers, state.cookie_name()).is_some();
         if !has_credentials {
             return Ok(MaybeAuthed(None));
         }
         authenticate(&state.ops, parts, state.cookie_name()).map(|a| MaybeAuthed(Some(a)))
     }
+}
+
+/// A CSRF fault as the API says it.
+fn csrf_refused(f: CsrfFault) -> ApiError {
+    let message = match f {
+        CsrfFault::Missing => "missing X-CSRF-Token header",
+        CsrfFault::Mismatch => "the X-CSRF-Token header does not match this session",
+        CsrfFault::CrossSite => "the request was sent from another site",
+    };
+    ApiError::new(StatusCode::FORBIDDEN, "csrf", message)
+}
+
+/// How the API shows the shared extractors' refusals (its [`crate::http::Surface`]).
+pub fn refusal(r: Refusal) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match r {
+        // A malformed id is simply not found.
+        Refusal::NotFound(detail) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("not found ({detail})"),
+        ),
+    }
+    .into_response()
 }

@@ -188,4 +188,6 @@ pub fn router() -> axum::Router<AppState> {
             }),
         )
         .fallback(error::no_such_route)
+        // How the shared extractors (typed path ids) refuse here: the JSON error body.
+        .layer(axum::Extension(crate::http::Surface(extract::refusal)))
 }

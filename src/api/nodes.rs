@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authed, Body, P};
+use super::extract::{Authed, Body};
 use crate::domain::{NodeAssignment, WorkspaceId};
+use crate::http::Id;
 use crate::ops::nodes::{NewAssignment, NodeView};
 use crate::state::AppState;
 
@@ -26,7 +27,7 @@ pub async fn list_nodes(
 pub async fn workspace_nodes(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
 ) -> ApiResult<Json<Vec<NodeAssignment>>> {
     Ok(Json(s.ops.workspace_nodes(&a, ws)?))
 }
@@ -38,7 +39,7 @@ pub async fn workspace_nodes(
 pub async fn assign_node(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
     Body(input): Body<NewAssignment>,
 ) -> ApiResult<(StatusCode, Json<NodeAssignment>)> {
     Ok((StatusCode::CREATED, Json(s.ops.assign_node(&a, ws, input)?)))
@@ -51,7 +52,7 @@ pub async fn assign_node(
 pub async fn release_node(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((ws, node)): P<(WorkspaceId, String)>,
+    Id((ws, node)): Id<(WorkspaceId, String)>,
 ) -> ApiResult<StatusCode> {
     s.ops.release_node(&a, ws, &node)?;
     Ok(StatusCode::NO_CONTENT)

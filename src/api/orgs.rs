@@ -8,8 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ListParams;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authed, Body, ClientOrigin, MaybeAuthed, P, Q};
+use super::extract::{Authed, Body, MaybeAuthed, Q};
 use crate::domain::{InvitationId, OrgId, OrgLimits, UserId};
+use crate::http::{ClientOrigin, Id};
 use crate::ops::Page;
 use crate::ops::invitations::{
     AcceptInvitation, CreatedInvitation, InvitationInfo, InvitationView, NewInvitation,
@@ -46,7 +47,7 @@ pub async fn create_org(
 pub async fn get_org(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<Json<OrgView>> {
     Ok(Json(s.ops.get_org(&a, org)?))
 }
@@ -57,7 +58,7 @@ pub async fn get_org(
 pub async fn update_org(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Body(input): Body<OrgPatch>,
 ) -> ApiResult<Json<OrgView>> {
     Ok(Json(s.ops.update_org(&a, org, input)?))
@@ -70,7 +71,7 @@ pub async fn update_org(
 pub async fn delete_org(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<StatusCode> {
     s.ops.delete_org(&a, org)?;
     Ok(StatusCode::NO_CONTENT)
@@ -83,7 +84,7 @@ pub async fn delete_org(
 pub async fn set_limits(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Body(input): Body<OrgLimits>,
 ) -> ApiResult<Json<OrgView>> {
     Ok(Json(s.ops.set_org_limits(&a, org, input)?))
@@ -94,7 +95,7 @@ pub async fn set_limits(
 pub async fn list_members(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Q(q): Q<ListParams>,
 ) -> ApiResult<Json<Page<MemberView>>> {
     let after = match q.cursor.as_deref() {
@@ -113,7 +114,7 @@ pub async fn list_members(
 pub async fn change_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((org, user)): P<(OrgId, UserId)>,
+    Id((org, user)): Id<(OrgId, UserId)>,
     Body(input): Body<RoleChange>,
 ) -> ApiResult<Json<MemberView>> {
     Ok(Json(s.ops.change_member_role(&a, org, user, input)?))
@@ -126,7 +127,7 @@ pub async fn change_member(
 pub async fn remove_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((org, user)): P<(OrgId, UserId)>,
+    Id((org, user)): Id<(OrgId, UserId)>,
 ) -> ApiResult<StatusCode> {
     s.ops.remove_member(&a, org, user)?;
     Ok(StatusCode::NO_CONTENT)
@@ -138,7 +139,7 @@ pub async fn remove_member(
 pub async fn list_invitations(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
 ) -> ApiResult<Json<Vec<InvitationView>>> {
     Ok(Json(s.ops.list_invitations(&a, org)?))
 }
@@ -150,7 +151,7 @@ pub async fn list_invitations(
 pub async fn invite(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Body(input): Body<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
     Ok((StatusCode::CREATED, Json(s.ops.invite(&a, org, input)?)))
@@ -162,7 +163,7 @@ pub async fn invite(
 pub async fn revoke_invitation(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((org, id)): P<(OrgId, InvitationId)>,
+    Id((org, id)): Id<(OrgId, InvitationId)>,
 ) -> ApiResult<StatusCode> {
     s.ops.revoke_invitation(&a, org, id)?;
     Ok(StatusCode::NO_CONTENT)

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 
 use super::ListParams;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authed, Body, P, Q};
+use super::extract::{Authed, Body, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
+use crate::http::Id;
 use crate::ops::Page;
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::projects::{NewProject, ProjectMemberView, ProjectPatch, ProjectRoleInput};
@@ -22,7 +23,7 @@ use crate::state::AppState;
 pub async fn list_workspaces(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Q(q): Q<ListParams>,
 ) -> ApiResult<Json<Page<WorkspaceView>>> {
     Ok(Json(s.ops.list_workspaces(
@@ -40,7 +41,7 @@ pub async fn list_workspaces(
 pub async fn create_workspace(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(org): P<OrgId>,
+    Id(org): Id<OrgId>,
     Body(input): Body<NewWorkspace>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
     Ok((
@@ -54,7 +55,7 @@ pub async fn create_workspace(
 pub async fn get_workspace(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
 ) -> ApiResult<Json<WorkspaceView>> {
     Ok(Json(s.ops.get_workspace(&a, ws)?))
 }
@@ -68,7 +69,7 @@ pub async fn get_workspace(
 pub async fn change_plan(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
     Body(input): Body<WorkspacePatch>,
 ) -> ApiResult<Json<WorkspaceView>> {
     Ok(Json(s.ops.change_plan(&a, ws, input)?))
@@ -80,7 +81,7 @@ pub async fn change_plan(
 pub async fn delete_workspace(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
     Ok((StatusCode::ACCEPTED, Json(s.ops.delete_workspace(&a, ws)?)))
 }
@@ -90,7 +91,7 @@ pub async fn delete_workspace(
 pub async fn list_workspace_members(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
 ) -> ApiResult<Json<Vec<WorkspaceMemberView>>> {
     Ok(Json(s.ops.list_workspace_members(&a, ws)?))
 }
@@ -102,7 +103,7 @@ pub async fn list_workspace_members(
 pub async fn put_workspace_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((ws, user)): P<(WorkspaceId, UserId)>,
+    Id((ws, user)): Id<(WorkspaceId, UserId)>,
     Body(input): Body<WorkspaceRoleInput>,
 ) -> ApiResult<Json<WorkspaceMemberView>> {
     Ok(Json(s.ops.put_workspace_member(&a, ws, user, input)?))
@@ -114,7 +115,7 @@ pub async fn put_workspace_member(
 pub async fn remove_workspace_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((ws, user)): P<(WorkspaceId, UserId)>,
+    Id((ws, user)): Id<(WorkspaceId, UserId)>,
 ) -> ApiResult<StatusCode> {
     s.ops.remove_workspace_member(&a, ws, user)?;
     Ok(StatusCode::NO_CONTENT)
@@ -125,7 +126,7 @@ pub async fn remove_workspace_member(
 pub async fn list_projects(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
     Q(q): Q<ListParams>,
 ) -> ApiResult<Json<Page<Project>>> {
     Ok(Json(s.ops.list_projects(
@@ -143,7 +144,7 @@ pub async fn list_projects(
 pub async fn create_project(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
     Body(input): Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     Ok((
@@ -157,7 +158,7 @@ pub async fn create_project(
 pub async fn get_project(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(p): P<ProjectId>,
+    Id(p): Id<ProjectId>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(s.ops.get_project(&a, p)?))
 }
@@ -169,7 +170,7 @@ pub async fn get_project(
 pub async fn update_project(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(p): P<ProjectId>,
+    Id(p): Id<ProjectId>,
     Body(input): Body<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(s.ops.update_project(&a, p, input)?))
@@ -180,7 +181,7 @@ pub async fn update_project(
 pub async fn delete_project(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(p): P<ProjectId>,
+    Id(p): Id<ProjectId>,
 ) -> ApiResult<StatusCode> {
     s.ops.delete_project(&a, p)?;
     Ok(StatusCode::NO_CONTENT)
@@ -191,7 +192,7 @@ pub async fn delete_project(
 pub async fn list_project_members(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(p): P<ProjectId>,
+    Id(p): Id<ProjectId>,
 ) -> ApiResult<Json<Vec<ProjectMemberView>>> {
     Ok(Json(s.ops.list_project_members(&a, p)?))
 }
@@ -202,7 +203,7 @@ pub async fn list_project_members(
 pub async fn put_project_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((p, user)): P<(ProjectId, UserId)>,
+    Id((p, user)): Id<(ProjectId, UserId)>,
     Body(input): Body<ProjectRoleInput>,
 ) -> ApiResult<Json<ProjectMemberView>> {
     Ok(Json(s.ops.put_project_member(&a, p, user, input)?))
@@ -214,7 +215,7 @@ pub async fn put_project_member(
 pub async fn remove_project_member(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P((p, user)): P<(ProjectId, UserId)>,
+    Id((p, user)): Id<(ProjectId, UserId)>,
 ) -> ApiResult<StatusCode> {
     s.ops.remove_project_member(&a, p, user)?;
     Ok(StatusCode::NO_CONTENT)
@@ -227,7 +228,7 @@ pub async fn remove_project_member(
 pub async fn issue_kubeconfig(
     State(s): State<AppState>,
     Authed(a): Authed,
-    P(ws): P<WorkspaceId>,
+    Id(ws): Id<WorkspaceId>,
     Body(input): Body<KubeconfigRequest>,
 ) -> ApiResult<Json<IssuedKubeconfig>> {
     Ok(Json(s.ops.issue_kubeconfig(&a, ws, input).await?))

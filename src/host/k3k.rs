@@ -8,8 +8,8 @@
 //!
 //! ```text
 //! cargo install kopium --version 0.24.1
-//! kopium -A --derive Default --derive PartialEq -f k3k.io_clusters.yaml             # -> mod cluster
-//! kopium -A --derive Default --derive PartialEq -f k3k.io_virtualclusterpolicies.yaml # -> mod policy
+//! kopium -A --schema disabled --derive Default --derive PartialEq -f k3k.io_clusters.yaml             # -> mod cluster
+//! kopium -A --schema disabled --derive Default --derive PartialEq -f k3k.io_virtualclusterpolicies.yaml # -> mod policy
 //! ```
 //!
 //! Each output goes verbatim (minus its `// ` header lines) into its module below.
@@ -28,7 +28,6 @@ pub mod cluster {
         pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
         pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         pub use kube::CustomResource;
-        pub use schemars::JsonSchema;
         pub use serde::{Deserialize, Serialize};
         pub use std::collections::BTreeMap;
     }
@@ -36,9 +35,7 @@ pub mod cluster {
     use self::prelude::*;
 
     /// Spec defines the desired state of the Cluster.
-    #[derive(
-        CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     #[kube(
         group = "k3k.io",
         version = "v1beta1",
@@ -46,6 +43,7 @@ pub mod cluster {
         plural = "clusters"
     )]
     #[kube(namespaced)]
+    #[kube(schema = "disabled")]
     #[kube(status = "ClusterStatus")]
     #[kube(derive = "Default")]
     #[kube(derive = "PartialEq")]
@@ -255,7 +253,7 @@ pub mod cluster {
     }
 
     /// Addon specifies a Secret containing YAML to be deployed on cluster startup.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAddons {
         /// SecretNamespace is the namespace of the Secret.
         #[serde(
@@ -271,7 +269,7 @@ pub mod cluster {
 
     /// AgentAffinity specifies the affinity rules for agent pods.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -297,7 +295,7 @@ pub mod cluster {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the affinity expressions specified by this field, but it may choose
@@ -332,7 +330,7 @@ pub mod cluster {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: ClusterAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -341,7 +339,7 @@ pub mod cluster {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -353,7 +351,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -372,7 +370,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -394,7 +392,7 @@ pub mod cluster {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -404,7 +402,7 @@ pub mod cluster {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -416,7 +414,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -435,7 +433,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -453,7 +451,7 @@ pub mod cluster {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the affinity expressions specified by this field, but it may choose
@@ -490,7 +488,7 @@ pub mod cluster {
     }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -501,7 +499,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -551,7 +549,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -565,7 +563,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -586,7 +584,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -600,7 +598,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -622,7 +620,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -672,7 +670,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -686,7 +684,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -707,7 +705,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -721,7 +719,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -738,7 +736,7 @@ pub mod cluster {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the anti-affinity expressions specified by this field, but it may choose
@@ -775,7 +773,7 @@ pub mod cluster {
     }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -786,7 +784,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -836,7 +834,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -850,7 +848,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -871,7 +869,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -885,7 +883,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -907,7 +905,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -957,7 +955,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -971,7 +969,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -992,7 +990,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -1006,7 +1004,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -1023,7 +1021,7 @@ pub mod cluster {
     }
 
     /// EnvVar represents an environment variable present in a Container.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvs {
         /// Name of the environment variable.
         /// May consist of any printable ASCII characters except '='.
@@ -1045,7 +1043,7 @@ pub mod cluster {
     }
 
     /// Source for the environment variable's value. Cannot be used if value is not empty.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFrom {
         /// Selects a key of a ConfigMap.
         #[serde(
@@ -1084,7 +1082,7 @@ pub mod cluster {
     }
 
     /// Selects a key of a ConfigMap.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFromConfigMapKeyRef {
         /// The key to select.
         pub key: String,
@@ -1102,7 +1100,7 @@ pub mod cluster {
 
     /// Selects a field of the pod: supports metadata.name, metadata.namespace, `metadata.labels['<KEY>']`, `metadata.annotations['<KEY>']`,
     /// spec.nodeName, spec.serviceAccountName, status.hostIP, status.podIP, status.podIPs.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFromFieldRef {
         /// Version of the schema the FieldPath is written in terms of, defaults to "v1".
         #[serde(
@@ -1118,7 +1116,7 @@ pub mod cluster {
 
     /// FileKeyRef selects a key of the env file.
     /// Requires the EnvFiles feature gate to be enabled.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFromFileKeyRef {
         /// The key within the env file. An invalid key will prevent the pod from starting.
         /// The keys defined within a source may consist of any printable ASCII characters except '='.
@@ -1143,7 +1141,7 @@ pub mod cluster {
 
     /// Selects a resource of the container: only resources limits and requests
     /// (limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu, requests.memory and requests.ephemeral-storage) are currently supported.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFromResourceFieldRef {
         /// Container name: required for volumes, optional for env vars
         #[serde(
@@ -1160,7 +1158,7 @@ pub mod cluster {
     }
 
     /// Selects a key of a secret in the pod's namespace
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterAgentEnvsValueFromSecretKeyRef {
         /// The key of the secret to select from.  Must be a valid secret key.
         pub key: String,
@@ -1177,7 +1175,7 @@ pub mod cluster {
     }
 
     /// CustomCAs specifies the cert/key pairs for custom CA certificates.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAs {
         /// Enabled toggles this feature on or off.
         pub enabled: bool,
@@ -1186,7 +1184,7 @@ pub mod cluster {
     }
 
     /// Sources defines the sources for all required custom CA certificates.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSources {
         /// ClientCA specifies the client-ca cert/key pair.
         #[serde(rename = "clientCA")]
@@ -1209,7 +1207,7 @@ pub mod cluster {
     }
 
     /// ClientCA specifies the client-ca cert/key pair.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesClientCa {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1219,7 +1217,7 @@ pub mod cluster {
     }
 
     /// ETCDPeerCA specifies the etcd-peer-ca cert/key pair.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesEtcdPeerCa {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1229,7 +1227,7 @@ pub mod cluster {
     }
 
     /// ETCDServerCA specifies the etcd-server-ca cert/key pair.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesEtcdServerCa {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1239,7 +1237,7 @@ pub mod cluster {
     }
 
     /// RequestHeaderCA specifies the request-header-ca cert/key pair.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesRequestHeaderCa {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1249,7 +1247,7 @@ pub mod cluster {
     }
 
     /// ServerCA specifies the server-ca cert/key pair.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesServerCa {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1259,7 +1257,7 @@ pub mod cluster {
     }
 
     /// ServiceAccountToken specifies the service-account-token key.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterCustomCAsSourcesServiceAccountToken {
         /// The secret must contain specific keys based on the credential type:
         /// - For TLS certificate pairs (e.g., ServerCA): `tls.crt` and `tls.key`.
@@ -1270,7 +1268,7 @@ pub mod cluster {
 
     /// Expose specifies options for exposing the API server.
     /// By default, it's only exposed as a ClusterIP.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterExpose {
         /// Annotations specifies annotations to add to the generated Service.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1291,7 +1289,7 @@ pub mod cluster {
     }
 
     /// Ingress specifies options for exposing the API server through an Ingress.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterExposeIngress {
         /// Annotations specifies annotations to add to the Ingress.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1306,7 +1304,7 @@ pub mod cluster {
     }
 
     /// LoadBalancer specifies options for exposing the API server through a LoadBalancer service.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterExposeLoadBalancer {
         /// ETCDPort is the port on which the ETCD service is exposed when type is LoadBalancer.
         /// If not specified, the default etcd 2379 port will be allocated.
@@ -1325,7 +1323,7 @@ pub mod cluster {
     }
 
     /// NodePort specifies options for exposing the API server through NodePort.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterExposeNodePort {
         /// ETCDPort is the port on each node on which the ETCD service is exposed when type is NodePort.
         /// If not specified, a random port between 30000-32767 will be allocated.
@@ -1344,7 +1342,7 @@ pub mod cluster {
     }
 
     /// Spec defines the desired state of the Cluster.
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     pub enum ClusterMode {
         #[serde(rename = "shared")]
         Shared,
@@ -1357,7 +1355,7 @@ pub mod cluster {
     /// Persistence specifies options for persisting etcd data.
     /// Defaults to dynamic persistence, which uses a PersistentVolumeClaim to provide data persistence.
     /// A default StorageClass is required for dynamic persistence.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPersistence {
         /// StorageClassName is the name of the StorageClass to use for the PVC.
         /// This field is only relevant in "dynamic" mode.
@@ -1382,7 +1380,7 @@ pub mod cluster {
 
     /// PodSecurityContext specifies custom PodSecurityContext to be added
     /// to the agent and server pods of the cluster in virtual or shared mode.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContext {
         /// appArmorProfile is the AppArmor options to use by the containers in this pod.
         /// Note that this field cannot be set when spec.os.name is windows.
@@ -1543,7 +1541,7 @@ pub mod cluster {
 
     /// appArmorProfile is the AppArmor options to use by the containers in this pod.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContextAppArmorProfile {
         /// localhostProfile indicates a profile loaded on the node that should be used.
         /// The profile must be preconfigured on the node to work.
@@ -1570,7 +1568,7 @@ pub mod cluster {
     /// both SecurityContext and PodSecurityContext, the value specified in SecurityContext
     /// takes precedence for that container.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContextSeLinuxOptions {
         /// Level is SELinux level label that applies to the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1588,7 +1586,7 @@ pub mod cluster {
 
     /// The seccomp options to use by the containers in this pod.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContextSeccompProfile {
         /// localhostProfile indicates a profile defined in a file on the node should be used.
         /// The profile must be preconfigured on the node to work.
@@ -1611,7 +1609,7 @@ pub mod cluster {
     }
 
     /// Sysctl defines a kernel parameter to be set
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContextSysctls {
         /// Name of a property to set
         pub name: String,
@@ -1623,7 +1621,7 @@ pub mod cluster {
     /// If unspecified, the options within a container's SecurityContext will be used.
     /// If set in both SecurityContext and PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is linux.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterPodSecurityContextWindowsOptions {
         /// GMSACredentialSpec is where the GMSA admission webhook
         /// (<https://github.com/kubernetes-sigs/windows-gmsa)> inlines the contents of the
@@ -1665,7 +1663,7 @@ pub mod cluster {
 
     /// SecretMount defines a secret to be mounted into server or agent pods,
     /// allowing for custom configurations, certificates, or other sensitive data.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecretMounts {
         /// defaultMode is Optional: mode bits used to set permissions on created files by default.
         /// Must be an octal value between 0000 and 0777 or a decimal value between 0 and 511.
@@ -1720,7 +1718,7 @@ pub mod cluster {
     }
 
     /// Maps a string key to a path within a volume.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecretMountsItems {
         /// key is the key to project.
         pub key: String,
@@ -1741,7 +1739,7 @@ pub mod cluster {
 
     /// SecretMount defines a secret to be mounted into server or agent pods,
     /// allowing for custom configurations, certificates, or other sensitive data.
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     pub enum ClusterSecretMountsRole {
         #[serde(rename = "server")]
         Server,
@@ -1754,7 +1752,7 @@ pub mod cluster {
     /// SecurityContext specifies custom container SecurityContext to be added
     /// to the agent and server containers of the cluster in virtual or shared mode.
     /// This option will override the SecurityContext set by default for virtual mode.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContext {
         /// AllowPrivilegeEscalation controls whether a process can gain more
         /// privileges than its parent process. This bool directly controls if
@@ -1870,7 +1868,7 @@ pub mod cluster {
     /// appArmorProfile is the AppArmor options to use by this container. If set, this profile
     /// overrides the pod's appArmorProfile.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContextAppArmorProfile {
         /// localhostProfile indicates a profile loaded on the node that should be used.
         /// The profile must be preconfigured on the node to work.
@@ -1894,7 +1892,7 @@ pub mod cluster {
     /// The capabilities to add/drop when running containers.
     /// Defaults to the default set of capabilities granted by the container runtime.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContextCapabilities {
         /// Added capabilities
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1909,7 +1907,7 @@ pub mod cluster {
     /// container.  May also be set in PodSecurityContext.  If set in both SecurityContext and
     /// PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContextSeLinuxOptions {
         /// Level is SELinux level label that applies to the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1929,7 +1927,7 @@ pub mod cluster {
     /// provided at both the pod & container level, the container options
     /// override the pod options.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContextSeccompProfile {
         /// localhostProfile indicates a profile defined in a file on the node should be used.
         /// The profile must be preconfigured on the node to work.
@@ -1955,7 +1953,7 @@ pub mod cluster {
     /// If unspecified, the options from the PodSecurityContext will be used.
     /// If set in both SecurityContext and PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is linux.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSecurityContextWindowsOptions {
         /// GMSACredentialSpec is where the GMSA admission webhook
         /// (<https://github.com/kubernetes-sigs/windows-gmsa)> inlines the contents of the
@@ -1997,7 +1995,7 @@ pub mod cluster {
 
     /// ServerAffinity specifies the affinity rules for server pods.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -2023,7 +2021,7 @@ pub mod cluster {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the affinity expressions specified by this field, but it may choose
@@ -2058,7 +2056,7 @@ pub mod cluster {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: ClusterServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -2067,7 +2065,7 @@ pub mod cluster {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2079,7 +2077,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -2098,7 +2096,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -2120,7 +2118,7 @@ pub mod cluster {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -2130,7 +2128,7 @@ pub mod cluster {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2142,7 +2140,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -2161,7 +2159,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -2179,7 +2177,7 @@ pub mod cluster {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the affinity expressions specified by this field, but it may choose
@@ -2216,7 +2214,7 @@ pub mod cluster {
     }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -2227,7 +2225,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -2277,7 +2275,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2291,7 +2289,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2312,7 +2310,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2326,7 +2324,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2348,7 +2346,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -2398,7 +2396,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2412,7 +2410,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2433,7 +2431,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2447,7 +2445,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2464,7 +2462,7 @@ pub mod cluster {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinity {
         /// The scheduler will prefer to schedule pods to nodes that satisfy
         /// the anti-affinity expressions specified by this field, but it may choose
@@ -2503,7 +2501,7 @@ pub mod cluster {
     }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -2514,7 +2512,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -2564,7 +2562,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2578,7 +2576,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2599,7 +2597,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2613,7 +2611,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2635,7 +2633,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -2685,7 +2683,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2699,7 +2697,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2720,7 +2718,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -2734,7 +2732,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -2751,7 +2749,7 @@ pub mod cluster {
     }
 
     /// EnvVar represents an environment variable present in a Container.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvs {
         /// Name of the environment variable.
         /// May consist of any printable ASCII characters except '='.
@@ -2773,7 +2771,7 @@ pub mod cluster {
     }
 
     /// Source for the environment variable's value. Cannot be used if value is not empty.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFrom {
         /// Selects a key of a ConfigMap.
         #[serde(
@@ -2812,7 +2810,7 @@ pub mod cluster {
     }
 
     /// Selects a key of a ConfigMap.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFromConfigMapKeyRef {
         /// The key to select.
         pub key: String,
@@ -2830,7 +2828,7 @@ pub mod cluster {
 
     /// Selects a field of the pod: supports metadata.name, metadata.namespace, `metadata.labels['<KEY>']`, `metadata.annotations['<KEY>']`,
     /// spec.nodeName, spec.serviceAccountName, status.hostIP, status.podIP, status.podIPs.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFromFieldRef {
         /// Version of the schema the FieldPath is written in terms of, defaults to "v1".
         #[serde(
@@ -2846,7 +2844,7 @@ pub mod cluster {
 
     /// FileKeyRef selects a key of the env file.
     /// Requires the EnvFiles feature gate to be enabled.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFromFileKeyRef {
         /// The key within the env file. An invalid key will prevent the pod from starting.
         /// The keys defined within a source may consist of any printable ASCII characters except '='.
@@ -2871,7 +2869,7 @@ pub mod cluster {
 
     /// Selects a resource of the container: only resources limits and requests
     /// (limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu, requests.memory and requests.ephemeral-storage) are currently supported.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFromResourceFieldRef {
         /// Container name: required for volumes, optional for env vars
         #[serde(
@@ -2888,7 +2886,7 @@ pub mod cluster {
     }
 
     /// Selects a key of a secret in the pod's namespace
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerEnvsValueFromSecretKeyRef {
         /// The key of the secret to select from.  Must be a valid secret key.
         pub key: String,
@@ -2905,7 +2903,7 @@ pub mod cluster {
     }
 
     /// ServerResources specifies resources limits and requests for server nodes.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerResources {
         /// Claims lists the names of resources, defined in spec.resourceClaims,
         /// that are used by this container.
@@ -2929,7 +2927,7 @@ pub mod cluster {
     }
 
     /// ResourceClaim references one entry in PodSpec.ResourceClaims.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterServerResourcesClaims {
         /// Name must match the name of one entry in pod.spec.resourceClaims of
         /// the Pod where this field is used. It makes that resource available
@@ -2943,7 +2941,7 @@ pub mod cluster {
     }
 
     /// Sync specifies the resources types that will be synced from virtual cluster to host cluster.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSync {
         /// ConfigMaps resources sync configuration.
         #[serde(
@@ -2985,7 +2983,7 @@ pub mod cluster {
     }
 
     /// ConfigMaps resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncConfigMaps {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -2996,7 +2994,7 @@ pub mod cluster {
     }
 
     /// Ingresses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncIngresses {
         /// DisableTLSSecretTranslation is an on/off switch for translating TLS secrets
         /// from virtual cluster to host cluster
@@ -3015,7 +3013,7 @@ pub mod cluster {
     }
 
     /// PersistentVolumeClaims resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncPersistentVolumeClaims {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -3026,7 +3024,7 @@ pub mod cluster {
     }
 
     /// PriorityClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncPriorityClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -3037,7 +3035,7 @@ pub mod cluster {
     }
 
     /// Secrets resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncSecrets {
         /// Enabled is an on/off switch for syncing resources.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3049,7 +3047,7 @@ pub mod cluster {
     }
 
     /// Services resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncServices {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -3060,7 +3058,7 @@ pub mod cluster {
     }
 
     /// StorageClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterSyncStorageClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -3072,7 +3070,7 @@ pub mod cluster {
 
     /// TokenSecretRef is a Secret reference containing the token used by worker nodes to join the cluster.
     /// The Secret must have a "token" field in its data.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterTokenSecretRef {
         /// name is unique within a namespace to reference a secret resource.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -3083,7 +3081,7 @@ pub mod cluster {
     }
 
     /// WorkerResources specifies resources limits and requests for worker nodes.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterWorkerResources {
         /// Claims lists the names of resources, defined in spec.resourceClaims,
         /// that are used by this container.
@@ -3107,7 +3105,7 @@ pub mod cluster {
     }
 
     /// ResourceClaim references one entry in PodSpec.ResourceClaims.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterWorkerResourcesClaims {
         /// Name must match the name of one entry in pod.spec.resourceClaims of
         /// the Pod where this field is used. It makes that resource available
@@ -3121,7 +3119,7 @@ pub mod cluster {
     }
 
     /// Status reflects the observed state of the Cluster.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatus {
         /// ClusterCIDR is the CIDR range for pod IPs.
         #[serde(
@@ -3181,7 +3179,7 @@ pub mod cluster {
     }
 
     /// Status reflects the observed state of the Cluster.
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     pub enum ClusterStatusPhase {
         Pending,
         Provisioning,
@@ -3193,7 +3191,7 @@ pub mod cluster {
 
     /// policy represents the status of the policy applied to this cluster.
     /// This field is set by the VirtualClusterPolicy controller.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicy {
         /// agentAffinity is the affinity rules for agent pods enforced by the active VirtualClusterPolicy.
         /// This includes both node affinity and pod affinity/anti-affinity rules.
@@ -3264,7 +3262,7 @@ pub mod cluster {
 
     /// agentAffinity is the affinity rules for agent pods enforced by the active VirtualClusterPolicy.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -3290,7 +3288,7 @@ pub mod cluster {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -3314,7 +3312,7 @@ pub mod cluster {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: ClusterStatusPolicyAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -3323,7 +3321,7 @@ pub mod cluster {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3335,7 +3333,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -3354,7 +3352,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -3376,7 +3374,7 @@ pub mod cluster {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -3386,7 +3384,7 @@ pub mod cluster {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3398,7 +3396,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -3417,7 +3415,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -3435,7 +3433,7 @@ pub mod cluster {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -3460,7 +3458,7 @@ pub mod cluster {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -3471,7 +3469,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -3521,7 +3519,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3535,7 +3533,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3556,7 +3554,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3570,7 +3568,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3592,7 +3590,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -3642,7 +3640,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3656,7 +3654,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3677,7 +3675,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3691,7 +3689,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3708,7 +3706,7 @@ pub mod cluster {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the anti-affinity expressions specified by this field, but it may choose
@@ -3733,7 +3731,7 @@ pub mod cluster {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -3744,7 +3742,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -3794,7 +3792,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3808,7 +3806,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3829,7 +3827,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3843,7 +3841,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3865,7 +3863,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -3915,7 +3913,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3929,7 +3927,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3950,7 +3948,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -3964,7 +3962,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -3982,7 +3980,7 @@ pub mod cluster {
 
     /// PodSecurityContext specifies custom SecurityContext to be added
     /// to the agent and server pods of the cluster in virtual or shared mode.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContext {
         /// appArmorProfile is the AppArmor options to use by the containers in this pod.
         /// Note that this field cannot be set when spec.os.name is windows.
@@ -4143,7 +4141,7 @@ pub mod cluster {
 
     /// appArmorProfile is the AppArmor options to use by the containers in this pod.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContextAppArmorProfile {
         /// localhostProfile indicates a profile loaded on the node that should be used.
         /// The profile must be preconfigured on the node to work.
@@ -4170,7 +4168,7 @@ pub mod cluster {
     /// both SecurityContext and PodSecurityContext, the value specified in SecurityContext
     /// takes precedence for that container.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContextSeLinuxOptions {
         /// Level is SELinux level label that applies to the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -4188,7 +4186,7 @@ pub mod cluster {
 
     /// The seccomp options to use by the containers in this pod.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContextSeccompProfile {
         /// localhostProfile indicates a profile defined in a file on the node should be used.
         /// The profile must be preconfigured on the node to work.
@@ -4211,7 +4209,7 @@ pub mod cluster {
     }
 
     /// Sysctl defines a kernel parameter to be set
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContextSysctls {
         /// Name of a property to set
         pub name: String,
@@ -4223,7 +4221,7 @@ pub mod cluster {
     /// If unspecified, the options within a container's SecurityContext will be used.
     /// If set in both SecurityContext and PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is linux.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyPodSecurityContextWindowsOptions {
         /// GMSACredentialSpec is where the GMSA admission webhook
         /// (<https://github.com/kubernetes-sigs/windows-gmsa)> inlines the contents of the
@@ -4265,7 +4263,7 @@ pub mod cluster {
 
     /// SecurityContext specifies custom container SecurityContext to be added
     /// to the agent and server containers of the cluster in virtual or shared mode.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContext {
         /// AllowPrivilegeEscalation controls whether a process can gain more
         /// privileges than its parent process. This bool directly controls if
@@ -4381,7 +4379,7 @@ pub mod cluster {
     /// appArmorProfile is the AppArmor options to use by this container. If set, this profile
     /// overrides the pod's appArmorProfile.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContextAppArmorProfile {
         /// localhostProfile indicates a profile loaded on the node that should be used.
         /// The profile must be preconfigured on the node to work.
@@ -4405,7 +4403,7 @@ pub mod cluster {
     /// The capabilities to add/drop when running containers.
     /// Defaults to the default set of capabilities granted by the container runtime.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContextCapabilities {
         /// Added capabilities
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -4420,7 +4418,7 @@ pub mod cluster {
     /// container.  May also be set in PodSecurityContext.  If set in both SecurityContext and
     /// PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContextSeLinuxOptions {
         /// Level is SELinux level label that applies to the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -4440,7 +4438,7 @@ pub mod cluster {
     /// provided at both the pod & container level, the container options
     /// override the pod options.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContextSeccompProfile {
         /// localhostProfile indicates a profile defined in a file on the node should be used.
         /// The profile must be preconfigured on the node to work.
@@ -4466,7 +4464,7 @@ pub mod cluster {
     /// If unspecified, the options from the PodSecurityContext will be used.
     /// If set in both SecurityContext and PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is linux.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySecurityContextWindowsOptions {
         /// GMSACredentialSpec is where the GMSA admission webhook
         /// (<https://github.com/kubernetes-sigs/windows-gmsa)> inlines the contents of the
@@ -4508,7 +4506,7 @@ pub mod cluster {
 
     /// serverAffinity is the affinity rules for server pods enforced by the active VirtualClusterPolicy.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -4534,7 +4532,7 @@ pub mod cluster {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -4558,7 +4556,7 @@ pub mod cluster {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: ClusterStatusPolicyServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -4567,7 +4565,7 @@ pub mod cluster {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4579,7 +4577,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -4598,7 +4596,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -4620,7 +4618,7 @@ pub mod cluster {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -4630,7 +4628,7 @@ pub mod cluster {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4642,7 +4640,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -4661,7 +4659,7 @@ pub mod cluster {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -4679,7 +4677,7 @@ pub mod cluster {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -4704,7 +4702,7 @@ pub mod cluster {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -4715,7 +4713,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -4765,7 +4763,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4779,7 +4777,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -4800,7 +4798,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4814,7 +4812,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -4836,7 +4834,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -4886,7 +4884,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4900,7 +4898,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -4921,7 +4919,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -4935,7 +4933,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -4952,7 +4950,7 @@ pub mod cluster {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the anti-affinity expressions specified by this field, but it may choose
@@ -4977,7 +4975,7 @@ pub mod cluster {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -4988,7 +4986,7 @@ pub mod cluster {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -5038,7 +5036,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5052,7 +5050,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5073,7 +5071,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5087,7 +5085,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5109,7 +5107,7 @@ pub mod cluster {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -5159,7 +5157,7 @@ pub mod cluster {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5173,7 +5171,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5194,7 +5192,7 @@ pub mod cluster {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5208,7 +5206,7 @@ pub mod cluster {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicyServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5225,7 +5223,7 @@ pub mod cluster {
     }
 
     /// sync is the SyncConfig enforced by the active VirtualClusterPolicy.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySync {
         /// ConfigMaps resources sync configuration.
         #[serde(
@@ -5267,7 +5265,7 @@ pub mod cluster {
     }
 
     /// ConfigMaps resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncConfigMaps {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -5278,7 +5276,7 @@ pub mod cluster {
     }
 
     /// Ingresses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncIngresses {
         /// DisableTLSSecretTranslation is an on/off switch for translating TLS secrets
         /// from virtual cluster to host cluster
@@ -5297,7 +5295,7 @@ pub mod cluster {
     }
 
     /// PersistentVolumeClaims resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncPersistentVolumeClaims {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -5308,7 +5306,7 @@ pub mod cluster {
     }
 
     /// PriorityClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncPriorityClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -5319,7 +5317,7 @@ pub mod cluster {
     }
 
     /// Secrets resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncSecrets {
         /// Enabled is an on/off switch for syncing resources.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -5331,7 +5329,7 @@ pub mod cluster {
     }
 
     /// Services resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncServices {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -5342,7 +5340,7 @@ pub mod cluster {
     }
 
     /// StorageClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct ClusterStatusPolicySyncStorageClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -5361,7 +5359,6 @@ pub mod policy {
         pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
         pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         pub use kube::CustomResource;
-        pub use schemars::JsonSchema;
         pub use serde::{Deserialize, Serialize};
         pub use std::collections::BTreeMap;
     }
@@ -5369,9 +5366,7 @@ pub mod policy {
     use self::prelude::*;
 
     /// Spec defines the desired state of the VirtualClusterPolicy.
-    #[derive(
-        CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     #[kube(
         group = "k3k.io",
         version = "v1beta1",
@@ -5379,6 +5374,7 @@ pub mod policy {
         plural = "virtualclusterpolicies"
     )]
     #[kube(status = "VirtualClusterPolicyStatus")]
+    #[kube(schema = "disabled")]
     #[kube(derive = "Default")]
     #[kube(derive = "PartialEq")]
     pub struct VirtualClusterPolicySpec {
@@ -5468,7 +5464,7 @@ pub mod policy {
     }
 
     /// Spec defines the desired state of the VirtualClusterPolicy.
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     pub enum VirtualClusterPolicyAllowedMode {
         #[serde(rename = "shared")]
         Shared,
@@ -5480,7 +5476,7 @@ pub mod policy {
 
     /// DefaultAgentAffinity specifies the affinity rules applied to agent pods of all clusters in the target Namespace.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -5506,7 +5502,7 @@ pub mod policy {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -5530,7 +5526,7 @@ pub mod policy {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: VirtualClusterPolicyDefaultAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -5539,7 +5535,7 @@ pub mod policy {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5551,7 +5547,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -5570,7 +5566,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -5592,7 +5588,7 @@ pub mod policy {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -5602,7 +5598,7 @@ pub mod policy {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5614,7 +5610,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -5633,7 +5629,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -5651,7 +5647,7 @@ pub mod policy {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -5676,7 +5672,7 @@ pub mod policy {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -5687,7 +5683,7 @@ pub mod policy {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -5737,7 +5733,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5751,7 +5747,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5772,7 +5768,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5786,7 +5782,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5808,7 +5804,7 @@ pub mod policy {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -5858,7 +5854,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5872,7 +5868,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5893,7 +5889,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -5907,7 +5903,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -5924,7 +5920,7 @@ pub mod policy {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the anti-affinity expressions specified by this field, but it may choose
@@ -5949,7 +5945,7 @@ pub mod policy {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -5960,7 +5956,7 @@ pub mod policy {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6010,7 +6006,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6024,7 +6020,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6045,7 +6041,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6059,7 +6055,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6081,7 +6077,7 @@ pub mod policy {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6131,7 +6127,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6145,7 +6141,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6166,7 +6162,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6180,7 +6176,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultAgentAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6198,7 +6194,7 @@ pub mod policy {
 
     /// DefaultServerAffinity specifies the affinity rules applied to server pods of all clusters in the target Namespace.
     /// This includes both node affinity and pod affinity/anti-affinity rules.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinity {
         /// Describes node affinity scheduling rules for the pod.
         #[serde(
@@ -6224,7 +6220,7 @@ pub mod policy {
     }
 
     /// Describes node affinity scheduling rules for the pod.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -6248,7 +6244,7 @@ pub mod policy {
 
     /// An empty preferred scheduling term matches all objects with implicit weight 0
     /// (i.e. it's a no-op). A null preferred scheduling term matches no objects (i.e. is also a no-op).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// A node selector term, associated with the corresponding weight.
     pub preference: VirtualClusterPolicyDefaultServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference,
@@ -6257,7 +6253,7 @@ pub mod policy {
 }
 
     /// A node selector term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreference {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6269,7 +6265,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -6288,7 +6284,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityPreferredDuringSchedulingIgnoredDuringExecutionPreferenceMatchFields
     {
         /// The label key that the selector applies to.
@@ -6310,7 +6306,7 @@ pub mod policy {
     /// If the affinity requirements specified by this field cease to be met
     /// at some point during pod execution (e.g. due to an update), the system
     /// may or may not try to eventually evict the pod from its node.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// Required. A list of node selector terms. The terms are ORed.
     #[serde(rename = "nodeSelectorTerms")]
@@ -6320,7 +6316,7 @@ pub mod policy {
     /// A null or empty node selector term matches no objects. The requirements of
     /// them are ANDed.
     /// The TopologySelectorTerm type implements a subset of the NodeSelectorTerm.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTerms {
     /// A list of node selector requirements by node's labels.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6332,7 +6328,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchExpressions
     {
         /// The label key that the selector applies to.
@@ -6351,7 +6347,7 @@ pub mod policy {
 
     /// A node selector requirement is a selector that contains values, a key, and an operator
     /// that relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityNodeAffinityRequiredDuringSchedulingIgnoredDuringExecutionNodeSelectorTermsMatchFields
     {
         /// The label key that the selector applies to.
@@ -6369,7 +6365,7 @@ pub mod policy {
     }
 
     /// Describes pod affinity scheduling rules (e.g. co-locate this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the affinity expressions specified by this field, but it may choose
@@ -6394,7 +6390,7 @@ pub mod policy {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -6405,7 +6401,7 @@ pub mod policy {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6455,7 +6451,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6469,7 +6465,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6490,7 +6486,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6504,7 +6500,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6526,7 +6522,7 @@ pub mod policy {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6576,7 +6572,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6590,7 +6586,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6611,7 +6607,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6625,7 +6621,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6642,7 +6638,7 @@ pub mod policy {
     }
 
     /// Describes pod anti-affinity scheduling rules (e.g. avoid putting this pod in the same node, zone, etc. as some other pod(s)).
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinity {
     /// The scheduler will prefer to schedule pods to nodes that satisfy
     /// the anti-affinity expressions specified by this field, but it may choose
@@ -6667,7 +6663,7 @@ pub mod policy {
 }
 
     /// The weights of all of the matched WeightedPodAffinityTerm fields are added per-node to find the most preferred node(s)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecution {
     /// Required. A pod affinity term, associated with the corresponding weight.
     #[serde(rename = "podAffinityTerm")]
@@ -6678,7 +6674,7 @@ pub mod policy {
 }
 
     /// Required. A pod affinity term, associated with the corresponding weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTerm {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6728,7 +6724,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6742,7 +6738,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6763,7 +6759,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6777,7 +6773,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityPreferredDuringSchedulingIgnoredDuringExecutionPodAffinityTermNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6799,7 +6795,7 @@ pub mod policy {
     /// where co-located is defined as running on a node whose value of
     /// the label with key <topologyKey> matches that of any node on which
     /// a pod of the set of pods is running
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecution {
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
@@ -6849,7 +6845,7 @@ pub mod policy {
 
     /// A label query over a set of resources, in this case pods.
     /// If it's null, this PodAffinityTerm matches with no Pods.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6863,7 +6859,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionLabelSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6884,7 +6880,7 @@ pub mod policy {
     /// and the ones listed in the namespaces field.
     /// null selector and null or empty namespaces list means "this pod's namespace".
     /// An empty selector ({}) matches all namespaces.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelector {
     /// matchExpressions is a list of label selector requirements. The requirements are ANDed.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "matchExpressions")]
@@ -6898,7 +6894,7 @@ pub mod policy {
 
     /// A label selector requirement is a selector that contains values, a key, and an operator that
     /// relates the key and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyDefaultServerAffinityPodAntiAffinityRequiredDuringSchedulingIgnoredDuringExecutionNamespaceSelectorMatchExpressions
     {
         /// key is the label key that the selector applies to.
@@ -6916,14 +6912,14 @@ pub mod policy {
 
     /// Limit specifies the LimitRange that will be applied to all pods within the VirtualClusterPolicy
     /// to set defaults and constraints (min/max)
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyLimit {
         /// Limits is the list of LimitRangeItem objects that are enforced.
         pub limits: Vec<VirtualClusterPolicyLimitLimits>,
     }
 
     /// LimitRangeItem defines a min/max usage limit for any resource that matches on kind.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyLimitLimits {
         /// Default resource requirement limit value by resource name if resource limit is omitted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -6954,7 +6950,7 @@ pub mod policy {
     }
 
     /// Spec defines the desired state of the VirtualClusterPolicy.
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     pub enum VirtualClusterPolicyPodSecurityAdmissionLevel {
         #[serde(rename = "privileged")]
         Privileged,
@@ -6965,7 +6961,7 @@ pub mod policy {
     }
 
     /// Quota specifies the resource limits for clusters within a clusterpolicy.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyQuota {
         /// hard is the set of desired hard limits for each named resource.
         /// More info: <https://kubernetes.io/docs/concepts/policy/resource-quotas/>
@@ -6989,7 +6985,7 @@ pub mod policy {
     /// scopeSelector is also a collection of filters like scopes that must match each object tracked by a quota
     /// but expressed using ScopeSelectorOperator in combination with possible values.
     /// For a resource to match, both scopes AND scopeSelector (if specified in spec), must be matched.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyQuotaScopeSelector {
         /// A list of scope selector requirements by scope of the resources.
         #[serde(
@@ -7002,7 +6998,7 @@ pub mod policy {
 
     /// A scoped-resource selector requirement is a selector that contains values, a scope name, and an operator
     /// that relates the scope name and values.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyQuotaScopeSelectorMatchExpressions {
         /// Represents a scope's relationship to a set of values.
         /// Valid operators are In, NotIn, Exists, DoesNotExist.
@@ -7020,7 +7016,7 @@ pub mod policy {
 
     /// RuntimeClassName specifies alternative runtime class for the
     /// agent and server pods of the cluster in virtual or shared mode.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContext {
         /// AllowPrivilegeEscalation controls whether a process can gain more
         /// privileges than its parent process. This bool directly controls if
@@ -7136,7 +7132,7 @@ pub mod policy {
     /// appArmorProfile is the AppArmor options to use by this container. If set, this profile
     /// overrides the pod's appArmorProfile.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContextAppArmorProfile {
         /// localhostProfile indicates a profile loaded on the node that should be used.
         /// The profile must be preconfigured on the node to work.
@@ -7160,7 +7156,7 @@ pub mod policy {
     /// The capabilities to add/drop when running containers.
     /// Defaults to the default set of capabilities granted by the container runtime.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContextCapabilities {
         /// Added capabilities
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -7175,7 +7171,7 @@ pub mod policy {
     /// container.  May also be set in PodSecurityContext.  If set in both SecurityContext and
     /// PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContextSeLinuxOptions {
         /// Level is SELinux level label that applies to the container.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -7195,7 +7191,7 @@ pub mod policy {
     /// provided at both the pod & container level, the container options
     /// override the pod options.
     /// Note that this field cannot be set when spec.os.name is windows.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContextSeccompProfile {
         /// localhostProfile indicates a profile defined in a file on the node should be used.
         /// The profile must be preconfigured on the node to work.
@@ -7221,7 +7217,7 @@ pub mod policy {
     /// If unspecified, the options from the PodSecurityContext will be used.
     /// If set in both SecurityContext and PodSecurityContext, the value specified in SecurityContext takes precedence.
     /// Note that this field cannot be set when spec.os.name is linux.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySecurityContextWindowsOptions {
         /// GMSACredentialSpec is where the GMSA admission webhook
         /// (<https://github.com/kubernetes-sigs/windows-gmsa)> inlines the contents of the
@@ -7262,7 +7258,7 @@ pub mod policy {
     }
 
     /// Sync specifies the resources types that will be synced from virtual cluster to host cluster.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySync {
         /// ConfigMaps resources sync configuration.
         #[serde(
@@ -7304,7 +7300,7 @@ pub mod policy {
     }
 
     /// ConfigMaps resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncConfigMaps {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -7315,7 +7311,7 @@ pub mod policy {
     }
 
     /// Ingresses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncIngresses {
         /// DisableTLSSecretTranslation is an on/off switch for translating TLS secrets
         /// from virtual cluster to host cluster
@@ -7334,7 +7330,7 @@ pub mod policy {
     }
 
     /// PersistentVolumeClaims resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncPersistentVolumeClaims {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -7345,7 +7341,7 @@ pub mod policy {
     }
 
     /// PriorityClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncPriorityClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -7356,7 +7352,7 @@ pub mod policy {
     }
 
     /// Secrets resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncSecrets {
         /// Enabled is an on/off switch for syncing resources.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -7368,7 +7364,7 @@ pub mod policy {
     }
 
     /// Services resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncServices {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -7379,7 +7375,7 @@ pub mod policy {
     }
 
     /// StorageClasses resources sync configuration.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicySyncStorageClasses {
         /// Enabled is an on/off switch for syncing resources.
         pub enabled: bool,
@@ -7390,7 +7386,7 @@ pub mod policy {
     }
 
     /// Status reflects the observed state of the VirtualClusterPolicy.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
     pub struct VirtualClusterPolicyStatus {
         /// Conditions are the individual conditions for the cluster set.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,17 +3,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::{WebError, WebResult};
+use super::error::WebResult;
 use super::extract::{NoFields, Post, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{redirect, refused};
 use crate::domain::{SessionId, TokenId, TokenScope};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::auth::PasswordChange;
 use crate::ops::console::AccountPage;
@@ -104,10 +105,9 @@ pub async fn password(
 
 pub async fn revoke_session(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<SessionId>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let id = id.parse::<SessionId>().map_err(|_| WebError::NotFound)?;
     s.ops.revoke_session(&who.actor, id)?;
     if crate::ops::AuthVia::Session(id) == who.actor.via {
         return Ok(redirect(&s, "/login", Flash::ok("You have signed out.")));
@@ -153,7 +153,7 @@ pub async fn create_token(
     let input = NewToken {
         name: f.name,
         scope: f.scope,
-        expires_in_days: days.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        expires_in_days: days,
     };
     match s.ops.create_token(&who.actor, input) {
         Ok(t) => Ok(TokenCreated {
@@ -167,10 +167,9 @@ pub async fn create_token(
 
 pub async fn revoke_token(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<TokenId>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let id = id.parse::<TokenId>().map_err(|_| WebError::NotFound)?;
     s.ops.revoke_token(&who.actor, id)?;
     Ok(redirect(
         &s,

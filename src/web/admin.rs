@@ -6,7 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::{OrgId, OrgLimits, UserId};
+use crate::http::Id;
 use crate::ops::console::NodeRow;
 use crate::ops::host_status::HostStatus;
 use crate::ops::orgs::OrgView;
@@ -69,19 +70,16 @@ pub struct LimitsForm {
 
 pub async fn set_limits(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     AdminPost(who, f): AdminPost<LimitsForm>,
 ) -> WebResult<Response> {
-    let org = org.parse::<OrgId>().map_err(|_| WebError::NotFound)?;
     let mut form = FormState::new("limits")
         .keep("org", org.to_string())
         .keep("max_workspaces", &f.max_workspaces)
         .keep("max_members", &f.max_members);
     let limits = OrgLimits {
-        max_workspaces: number(&mut form, "max_workspaces", &f.max_workspaces)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-        max_members: number(&mut form, "max_members", &f.max_members)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        max_workspaces: number(&mut form, "max_workspaces", &f.max_workspaces),
+        max_members: number(&mut form, "max_members", &f.max_members),
     };
     let result = if form.has_errors() {
         Err(None)
@@ -180,10 +178,9 @@ pub struct UserActionForm {
 /// One form per button: `disable`, `enable`, `grant_admin`, `remove_admin`.
 pub async fn update_user(
     State(s): State<AppState>,
-    Path(user): Path<String>,
+    Id(id): Id<UserId>,
     AdminPost(who, f): AdminPost<UserActionForm>,
 ) -> WebResult<Response> {
-    let id = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
     let (patch, done) = match f.action.as_str() {
         "disable" => (
             UserPatch {
@@ -239,10 +236,9 @@ pub struct NameForm {
 /// Corrects a user's name (as shown to others in member lists and the audit log).
 pub async fn rename_user(
     State(s): State<AppState>,
-    Path(user): Path<String>,
+    Id(id): Id<UserId>,
     AdminPost(who, f): AdminPost<NameForm>,
 ) -> WebResult<Response> {
-    let id = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
     let form = FormState::new("rename")
         .keep("user", id.to_string())
         .keep("name", &f.name);
@@ -267,10 +263,9 @@ pub struct ResetForm {
 
 pub async fn reset_password(
     State(s): State<AppState>,
-    Path(user): Path<String>,
+    Id(id): Id<UserId>,
     AdminPost(who, f): AdminPost<ResetForm>,
 ) -> WebResult<Response> {
-    let id = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
     let form = FormState::new("reset")
         .keep("user", id.to_string())
         .secret("password");

@@ -6,7 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,9 +15,10 @@ use super::error::WebResult;
 use super::extract::{Admin, AdminPost, NoFields, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
-use super::{number, redirect, refused};
+use super::{number, redirect, refused, required};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::console::PlanUse;
 use crate::state::AppState;
@@ -435,45 +436,47 @@ fn parse(f: PlanForm) -> (Plan, FormState) {
             PodResources::AGENT.memory_mib,
         ),
     };
-    let mut n = |field: &'static str, raw: &str| -> u64 {
-        let v = number(&mut form, field, raw);
-        if v.is_none() && raw.trim().is_empty() {
-            form.error(field, "Required");
-        }
-        v.unwrap_or(0)
-    };
-    let small = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     let plan = Plan {
         id: f.id.trim().to_string(),
         display_name: f.display_name.trim().to_string(),
         description: f.description.trim().to_string(),
         k3k_mode: f.k3k_mode,
-        servers: small(n("servers", &f.servers)),
-        agents: small(n("agents", &f.agents)),
-        storage_gib: small(n("storage_gib", &f.storage_gib)),
+        servers: required(&mut form, "servers", &f.servers),
+        agents: required(&mut form, "agents", &f.agents),
+        storage_gib: required(&mut form, "storage_gib", &f.storage_gib),
         server_resources,
         agent_resources,
         quota: Quota {
-            cpu_millis: n("cpu", &f.cpu),
-            memory_mib: n("memory", &f.memory),
-            storage_gib: n("storage", &f.storage),
-            pods: n("pods", &f.pods),
+            cpu_millis: required(&mut form, "cpu", &f.cpu),
+            memory_mib: required(&mut form, "memory", &f.memory),
+            storage_gib: required(&mut form, "storage", &f.storage),
+            pods: required(&mut form, "pods", &f.pods),
         },
         limits: LimitDefaults {
-            default_cpu_millis: n("limits.default_cpu_millis", &f.default_cpu_millis),
-            default_memory_mib: n("limits.default_memory_mib", &f.default_memory_mib),
-            default_request_cpu_millis: n(
+            default_cpu_millis: required(
+                &mut form,
+                "limits.default_cpu_millis",
+                &f.default_cpu_millis,
+            ),
+            default_memory_mib: required(
+                &mut form,
+                "limits.default_memory_mib",
+                &f.default_memory_mib,
+            ),
+            default_request_cpu_millis: required(
+                &mut form,
                 "limits.default_request_cpu_millis",
                 &f.default_request_cpu_millis,
             ),
-            default_request_memory_mib: n(
+            default_request_memory_mib: required(
+                &mut form,
                 "limits.default_request_memory_mib",
                 &f.default_request_memory_mib,
             ),
         },
-        max_dedicated_nodes: small(n("max_dedicated_nodes", &f.max_dedicated_nodes)),
-        max_projects: small(n("max_projects", &f.max_projects)),
-        max_members: small(n("max_members", &f.max_members)),
+        max_dedicated_nodes: required(&mut form, "max_dedicated_nodes", &f.max_dedicated_nodes),
+        max_projects: required(&mut form, "max_projects", &f.max_projects),
+        max_members: required(&mut form, "max_members", &f.max_members),
         k3s_version: Some(f.k3s_version.trim().to_string()).filter(|v| !v.is_empty()),
         retired: f.retired.is_some(),
         prices,
@@ -520,7 +523,7 @@ pub async fn new_page(Admin(who): Admin) -> PlanEdit {
 pub async fn edit_page(
     State(s): State<AppState>,
     Admin(who): Admin,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
 ) -> WebResult<PlanEdit> {
     let u = s.ops.console_plan(&who.actor, &id)?;
     Ok(plan_page(
@@ -558,7 +561,7 @@ pub async fn create(
 
 pub async fn update(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
     AdminPost(who, f): AdminPost<PlanForm>,
 ) -> WebResult<Response> {
     let (mut plan, form) = parse(f);
@@ -589,7 +592,7 @@ pub async fn update(
 /// reason (retiring is the way out for those).
 pub async fn delete(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<String>,
     AdminPost(who, _): AdminPost<NoFields>,
 ) -> WebResult<Response> {
     match s.ops.delete_plan(&who.actor, &id) {

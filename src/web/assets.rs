@@ -4,13 +4,10 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use rust_embed::Embed;
 use sha2::{Digest, Sha256};
-
-use super::error::WebError;
 
 #[derive(Embed)]
 #[folder = "static/"]
@@ -33,13 +30,15 @@ pub fn version() -> &'static str {
     })
 }
 
-pub async fn serve(Path((v, file)): Path<(String, String)>) -> Result<Response, WebError> {
+/// The response for `/static/<v>/<file>`, or `None` when there is no such file in this
+/// build (the router answers that with the console's 404 page).
+pub fn response(v: &str, file: &str) -> Option<Response> {
     // NB: an old version's URL is not answered with new content that would then be
     // cached for a year under the old name.
     if v != version() {
-        return Err(WebError::NotFound);
+        return None;
     }
-    let f = Assets::get(&file).ok_or(WebError::NotFound)?;
+    let f = Assets::get(file)?;
     let mime = f.metadata.mimetype();
     let mut res = f.data.into_owned().into_response();
     let h = res.headers_mut();
@@ -50,5 +49,5 @@ pub async fn serve(Path((v, file)): Path<(String, String)>) -> Result<Response, 
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    Ok(res)
+    Some(res)
 }

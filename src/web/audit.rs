@@ -5,7 +5,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use super::extract::{Admin, SignedIn};
 use super::refused;
 use super::view::{FormState, Layout};
 use crate::domain::{AuditEvent, AuditId, OrgId, Organization};
+use crate::http::Id;
 use crate::ops::console::AuditSearch;
 use crate::state::AppState;
 use crate::store::records::AuditFilter;
@@ -168,9 +169,8 @@ pub async fn admin(
 pub async fn org(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let org = org.parse::<OrgId>().map_err(|_| WebError::NotFound)?;
     render(&s, &who, Some(org), &q)
 }

@@ -11,16 +11,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::error::{WebError, WebResult};
-use super::extract::{MaybeSignedIn, NoFields, Post, PublicForm, is_local_path};
+use super::error::WebResult;
+use super::extract::{MaybeSignedIn, NoFields, OpenForm, Post, PublicForm};
 use super::flash::Flash;
 use super::view::{Bare, FormState};
 use super::{redirect, refused};
-use crate::api::auth::session_cookie;
+use crate::http::redirect::is_local_path;
+use crate::http::{session_clear_cookie, session_set_cookie};
+use crate::ops::OpsError;
 use crate::ops::auth::{LoggedIn, LoginInput};
 use crate::ops::invitations::{AcceptInvitation, InvitationInfo};
 use crate::ops::setup::SetupInput;
-use crate::ops::{Ops, OpsError};
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -48,7 +49,7 @@ fn gone(heading: &str, text: &str, link_href: &'static str, link_text: &'static 
 fn signed_in_redirect(s: &AppState, done: &LoggedIn, to: &str, flash: Flash) -> Response {
     let mut res = redirect(s, to, flash);
     let max_age = s.ops.settings.session_absolute_timeout.as_secs();
-    if let Some(c) = session_cookie(s, &done.secret, max_age) {
+    if let Some(c) = session_set_cookie(s, &done.secret, max_age) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
@@ -222,7 +223,7 @@ pub async fn logout(
 ) -> WebResult<Response> {
     s.ops.logout(&who.actor)?;
     let mut res = redirect(&s, "/login", Flash::ok("You have signed out."));
-    if let Some(c) = session_cookie(&s, "", 0) {
+    if let Some(c) = session_clear_cookie(&s) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
@@ -285,20 +286,13 @@ pub struct InviteForm {
     name: Option<String>,
     #[serde(default)]
     password: Option<String>,
-    #[serde(default, rename = "_csrf")]
-    csrf: String,
 }
 
 pub async fn accept_invite(
     State(s): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    PublicForm(o, f): PublicForm<InviteForm>,
+    OpenForm(who, o, f): OpenForm<InviteForm>,
 ) -> WebResult<Response> {
     if let Some(w) = &who {
-        // Signed in, so this is a session form like any other: it needs the CSRF token.
-        if !Ops::csrf_token_matches(&w.session, &f.csrf) {
-            return Err(WebError::Csrf);
-        }
         return match s
             .ops
             .accept_invitation_signed_in(&w.actor, &f.token, &o)

@@ -7,7 +7,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -23,18 +23,15 @@ use super::error::{WebError, WebResult};
 use super::extract::{Post, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
-use super::{redirect, refused};
+use super::{redirect, refused, refused_as};
 use crate::domain::billing::invoice::invoice_number;
 use crate::domain::billing::{Invoice, InvoiceStatus};
 use crate::domain::{InvoiceId, OrgId};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::billing::{AccountInput, invoice_csv, usage_csv};
 use crate::ops::billing_console::{AccountPage, BillingPage, InvoicePage};
 use crate::state::AppState;
-
-fn org_id(raw: &str) -> WebResult<OrgId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
 
 fn query<T: DeserializeOwned>(q: Option<String>) -> WebResult<T> {
     serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
@@ -133,9 +130,9 @@ fn billing_view(who: &SignedIn, p: BillingPage, form: FormState) -> BillingView 
 pub async fn overview(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
 ) -> WebResult<BillingView> {
-    let p = s.ops.console_billing(&who.actor, org_id(&org)?)?;
+    let p = s.ops.console_billing(&who.actor, org)?;
     let form = usage_defaults(p.now);
     Ok(billing_view(&who, p, form))
 }
@@ -187,10 +184,9 @@ fn usage_again(
 pub async fn usage(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     RawQuery(q): RawQuery,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let q: UsageQuery = query(q)?;
     let mut form = FormState::new("usage")
         .keep("from", &q.from)
@@ -212,13 +208,9 @@ pub async fn usage(
     }
     let records = match s.ops.usage_records(&who.actor, org, from, until) {
         Ok(r) => r,
-        Err(OpsError::Invalid { field, message }) => {
-            // The export's `until` is the day after `to`.
-            let (field, message) = match field {
-                "until" => ("to", message.replace("after from", "on or after From")),
-                f => (f, message),
-            };
-            let (status, form) = refused(OpsError::Invalid { field, message }, form)?;
+        Err(e @ OpsError::Invalid { .. }) => {
+            // The export's `until` is the day after `to`: the end of the period asked for.
+            let (status, form) = refused_as(e, form, &[("until", "to")])?;
             return usage_again(&s, &who, org, status, form);
         }
         Err(e) => return Err(e.into()),
@@ -279,16 +271,12 @@ fn invoice_view(who: &SignedIn, p: InvoicePage, form: FormState) -> InvoiceView 
     }
 }
 
-fn invoice_id(raw: &str) -> WebResult<InvoiceId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
-
 pub async fn invoice(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<InvoiceId>,
 ) -> WebResult<InvoiceView> {
-    let p = s.ops.console_invoice(&who.actor, invoice_id(&id)?)?;
+    let p = s.ops.console_invoice(&who.actor, id)?;
     Ok(invoice_view(
         &who,
         p,
@@ -299,31 +287,31 @@ pub async fn invoice(
 pub async fn invoice_download(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<InvoiceId>,
     RawQuery(q): RawQuery,
 ) -> WebResult<Response> {
     let q: FormatQuery = query(q)?;
-    let inv = s.ops.get_invoice(&who.actor, invoice_id(&id)?)?;
+    let inv = s.ops.get_invoice(&who.actor, id)?;
     export_invoice(&inv, &q.format)
 }
 
 pub async fn draft(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
 ) -> WebResult<InvoiceView> {
-    let p = s.ops.console_draft(&who.actor, org_id(&org)?)?;
+    let p = s.ops.console_draft(&who.actor, org)?;
     Ok(invoice_view(&who, p, FormState::new("")))
 }
 
 pub async fn draft_download(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     RawQuery(q): RawQuery,
 ) -> WebResult<Response> {
     let q: FormatQuery = query(q)?;
-    let p = s.ops.console_draft(&who.actor, org_id(&org)?)?;
+    let p = s.ops.console_draft(&who.actor, org)?;
     export_invoice(&p.invoice, &q.format)
 }
 
@@ -335,10 +323,9 @@ pub struct VoidForm {
 
 pub async fn void(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<InvoiceId>,
     Post(who, f): Post<VoidForm>,
 ) -> WebResult<Response> {
-    let id = invoice_id(&id)?;
     let form = FormState::new("void").keep("reason", &f.reason);
     match s.ops.void_invoice(&who.actor, id, &f.reason) {
         Ok(inv) => Ok(redirect(
@@ -404,9 +391,9 @@ fn account_view(who: &SignedIn, p: AccountPage, form: FormState) -> AccountView 
 pub async fn account(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
 ) -> WebResult<AccountView> {
-    let p = s.ops.console_billing_account(&who.actor, org_id(&org)?)?;
+    let p = s.ops.console_billing_account(&who.actor, org)?;
     let form = account_form(&p);
     Ok(account_view(&who, p, form))
 }
@@ -430,10 +417,9 @@ pub struct AccountForm {
 
 pub async fn save_account(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Post(who, f): Post<AccountForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let mut form = FormState::new("account")
         .keep("name", &f.name)
         .keep("email", &f.email)
@@ -468,17 +454,7 @@ pub async fn save_account(
         )),
         Err(e) => {
             // The percentage field stands for `tax_rate_bp`.
-            let e = match e {
-                OpsError::Invalid {
-                    field: "tax_rate_bp",
-                    message,
-                } => OpsError::Invalid {
-                    field: "tax_rate",
-                    message,
-                },
-                other => other,
-            };
-            let (status, form) = refused(e, form)?;
+            let (status, form) = refused_as(e, form, &[("tax_rate_bp", "tax_rate")])?;
             let p = s.ops.console_billing_account(&who.actor, org)?;
             Ok((status, account_view(&who, p, form)).into_response())
         }

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::view::Bare;
+use crate::http::Refusal;
 use crate::ops::OpsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,7 @@ pub struct ErrorPage {
 
 /// The sign-in URL that brings the user back to `next` (a local path only).
 pub fn login_url(next: Option<&str>) -> String {
-    match next.filter(|n| super::extract::is_local_path(n) && *n != "/") {
+    match next.filter(|n| crate::http::redirect::is_local_path(n) && *n != "/") {
         Some(n) => format!(
             "/login?{}",
             form_urlencoded::Serializer::new(String::new())
@@ -170,6 +171,14 @@ pub fn capitalise(m: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// How the console shows the shared extractors' refusals (its [`crate::http::Surface`]):
+/// a malformed id is a page that does not exist.
+pub fn refusal(r: Refusal) -> Response {
+    match r {
+        Refusal::NotFound(_) => WebError::NotFound.into_response(),
     }
 }
 

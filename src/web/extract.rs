@@ -3,8 +3,10 @@
 //! pages' existence is not advertised); [`Post`] and [`AdminPost`] are the only way to get a
 //! form body together with the caller, and both refuse a form without this session's CSRF
 //! token; [`PublicForm`] is a form sent before sign-in (setup, login, invitation), checked
-//! to come from this site. Only the session cookie signs in to the console: API tokens are
-//! for the API.
+//! to come from this site; [`OpenForm`] is a form anyone may send (accepting an invitation),
+//! with the CSRF token required when the sender is signed in. Only the session cookie signs
+//! in to the console: API tokens are for the API. The CSRF checks themselves, cookies and
+//! the client's origin are the shared ones in `crate::http`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -14,21 +16,11 @@ use serde::de::DeserializeOwned;
 use super::error::WebError;
 use super::flash::Flash;
 use super::view::Layout;
-use crate::api::extract::{origin, session_cookie};
 use crate::domain::Session;
+use crate::http::{csrf, origin, read_cookie};
 use crate::ops::users::MeView;
-use crate::ops::{Actor, Ops, OpsError};
+use crate::ops::{Actor, OpsError, Origin};
 use crate::state::AppState;
-
-/// A path on this site (`/x`, not `//host` or `/\host`, no scheme, no control characters),
-/// safe to redirect to after sign-in.
-pub fn is_local_path(p: &str) -> bool {
-    p.starts_with('/')
-        && !p.starts_with("//")
-        && !p.starts_with("/\\")
-        && !p.chars().any(|c| c.is_control() || c == '\\')
-        && p.len() <= 2000
-}
 
 /// The signed-in user of a console request.
 pub struct SignedIn {
@@ -59,7 +51,7 @@ fn signed_in(parts: &Parts, state: &AppState) -> Result<SignedIn, WebError> {
     let next = (parts.method == Method::GET)
         .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()))
         .flatten();
-    let secret = session_cookie(parts, state.cookie_name())
+    let secret = read_cookie(&parts.headers, state.cookie_name())
         .ok_or(WebError::SignIn { next: next.clone() })?;
     let (actor, session) = match state.ops.authenticate_session(secret, &origin(parts)) {
         Ok(v) => v,
@@ -110,29 +102,9 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// Refuses a state-changing request that a browser says came from another site. Browsers
-/// send `Sec-Fetch-Site` on every request, and it decides; older ones send only `Origin`,
-/// which must then name this host. (NB: under `Referrer-Policy: no-referrer` a form post's
-/// `Origin` is the string `null`, so that value proves nothing either way.) Tools that send
-/// neither pass: they cannot ride a victim's cookies anyway.
+/// A form must come from this site (see `http::csrf::same_site`).
 fn same_site(parts: &Parts) -> Result<(), WebError> {
-    let h = &parts.headers;
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return match site {
-            "same-origin" | "none" => Ok(()),
-            _ => Err(WebError::Csrf),
-        };
-    }
-    if let Some(o) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && o != "null"
-    {
-        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-        let o_host = o.split_once("://").map(|(_, rest)| rest);
-        if host.is_none() || o_host != host {
-            return Err(WebError::Csrf);
-        }
-    }
-    Ok(())
+    csrf::same_site(parts).map_err(|_| WebError::Csrf)
 }
 
 async fn form_body<T: DeserializeOwned>(
@@ -150,13 +122,13 @@ async fn form_body<T: DeserializeOwned>(
     let bytes = axum::body::Bytes::from_request(req, state)
         .await
         .map_err(|e| WebError::BadRequest(format!("could not read the form: {e}")))?;
-    let csrf = form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == "_csrf")
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == csrf::CSRF_FIELD)
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     let value = serde_urlencoded::from_bytes(&bytes)
         .map_err(|e| WebError::BadRequest(format!("the form is incomplete: {e}")))?;
-    Ok((value, csrf))
+    Ok((value, token))
 }
 
 /// A form posted by the signed-in user, with this session's CSRF token in `_csrf`.
@@ -168,10 +140,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Post<T> {
         let (parts, body) = req.into_parts();
         same_site(&parts)?;
         let who = signed_in(&parts, state)?;
-        let (value, csrf) = form_body(Request::from_parts(parts, body), state).await?;
-        if csrf.is_empty() || !Ops::csrf_token_matches(&who.session, &csrf) {
-            return Err(WebError::Csrf);
-        }
+        let (value, token) = form_body(Request::from_parts(parts, body), state).await?;
+        csrf::check_token(&who.session, &token).map_err(|_| WebError::Csrf)?;
         Ok(Post(who, value))
     }
 }
@@ -192,7 +162,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminPost<T> {
 
 /// A form sent before sign-in; its own secret (setup or invitation token, or the password)
 /// is the credential, and it must come from this site.
-pub struct PublicForm<T>(pub crate::ops::Origin, pub T);
+pub struct PublicForm<T>(pub Origin, pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for PublicForm<T> {
     type Rejection = WebError;
@@ -205,28 +175,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PublicForm<T> {
     }
 }
 
+/// A form anyone may send: from a visitor, a [`PublicForm`]; from a signed-in user (a stale
+/// cookie counts as none), also a session form like any [`Post`], so it needs the CSRF token.
+pub struct OpenForm<T>(pub Option<SignedIn>, pub Origin, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OpenForm<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, WebError> {
+        let (parts, body) = req.into_parts();
+        let who = match signed_in(&parts, state) {
+            Ok(s) => Some(s),
+            Err(WebError::SignIn { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        same_site(&parts)?;
+        let o = origin(&parts);
+        let (value, token) = form_body(Request::from_parts(parts, body), state).await?;
+        if let Some(w) = &who {
+            csrf::check_token(&w.session, &token).map_err(|_| WebError::Csrf)?;
+        }
+        Ok(OpenForm(who, o, value))
+    }
+}
+
 /// A form with no fields but the CSRF token (revoke, remove, sign out).
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
-
-#[cfg(test)]
-mod tests {
-    use super::is_local_path;
-
-    #[test]
-    fn only_local_paths_are_followed_after_sign_in() {
-        assert!(is_local_path("/orgs/org_x?tab=1"));
-        for bad in [
-            "//evil.example",
-            "https://evil.example",
-            "/\\evil",
-            "evil",
-            "/a\nb",
-        ] {
-            assert!(!is_local_path(bad), "{bad}");
-        }
-    }
-}
 
 /// A deletion's confirmation: the object's name, typed by the user (checked without JS).
 #[derive(serde::Deserialize)]

@@ -15,6 +15,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 
+use crate::http::cookie::{read_cookie, set_cookie};
+
 const NAME: &str = "kaas_flash";
 const SECURE_NAME: &str = "__Host-kaas_flash";
 
@@ -57,15 +59,8 @@ impl Flash {
         };
         let payload = format!("{kind}.{}", B64.encode(self.message.as_bytes()));
         let value = format!("{payload}.{}", B64.encode(mac(payload.as_bytes())));
-        let (name, sec) = if secure {
-            (SECURE_NAME, "; Secure")
-        } else {
-            (NAME, "")
-        };
-        HeaderValue::from_str(&format!(
-            "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60{sec}"
-        ))
-        .ok()
+        let name = if secure { SECURE_NAME } else { NAME };
+        set_cookie(name, &value, 60, secure)
     }
 
     fn parse(value: &str) -> Option<Flash> {
@@ -123,23 +118,12 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// Middleware: moves a valid flash cookie into the request's extensions, and clears the
 /// cookie once an HTML page (not a redirect) has been answered.
 pub async fn layer(mut req: Request, next: Next) -> Response {
     let found = [(SECURE_NAME, true), (NAME, false)]
         .into_iter()
-        .find_map(|(n, secure)| cookie_value(req.headers(), n).map(|v| (n, secure, v)))
+        .find_map(|(n, secure)| read_cookie(req.headers(), n).map(|v| (n, secure, v)))
         .map(|(n, secure, v)| (n, secure, Flash::parse(v)));
     if let Some((_, _, Some(f))) = &found {
         req.extensions_mut().insert(f.clone());
@@ -153,13 +137,9 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
             .is_some_and(|v| v.starts_with("text/html"));
     if let Some((name, secure, _)) = found
         && shown
+        && let Some(v) = set_cookie(name, "", 0, secure)
     {
-        let sec = if secure { "; Secure" } else { "" };
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{sec}"
-        )) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+        res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
 }

@@ -39,11 +39,18 @@ use view::FormState;
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; form-action 'self'; \
                        frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+/// An embedded asset, or the console's 404 page.
+async fn static_file(
+    axum::extract::Path((v, file)): axum::extract::Path<(String, String)>,
+) -> Result<Response, WebError> {
+    assets::response(&v, &file).ok_or(WebError::NotFound)
+}
+
 /// The console's route table.
 pub fn router() -> Router<AppState> {
     Router::new()
         // Open: assets, and the pages before sign-in (their own secret is the credential).
-        .route("/static/{version}/{*file}", get(assets::serve))
+        .route("/static/{version}/{*file}", get(static_file))
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/invite", get(auth::invite_page).post(auth::accept_invite))
@@ -142,6 +149,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/host", get(admin::host))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(flash::layer))
+        // How the shared extractors (typed path ids) refuse here: the HTML error page.
+        .layer(axum::Extension(crate::http::Surface(error::refusal)))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -160,9 +169,24 @@ pub fn redirect(s: &AppState, to: &str, flash: Flash) -> Response {
 /// Turns a refusal of a submitted form into the form shown again with the error next to its
 /// field (or on top of the form) and the status that says why. Failures that are not about
 /// the form (not found, a server fault) become error pages.
-pub fn refused(e: OpsError, mut form: FormState) -> Result<(StatusCode, FormState), WebError> {
+pub fn refused(e: OpsError, form: FormState) -> Result<(StatusCode, FormState), WebError> {
+    refused_as(e, form, &[])
+}
+
+/// [`refused`] for a form whose fields are not named as the use case's input: `fields` maps
+/// an input field to the form field that stands for it (`tax_rate_bp` is typed as the
+/// percentage `tax_rate`). The error is shown as `ops` said it, by its kind and field.
+pub fn refused_as(
+    e: OpsError,
+    mut form: FormState,
+    fields: &[(&str, &'static str)],
+) -> Result<(StatusCode, FormState), WebError> {
     let status = match e {
         OpsError::Invalid { field, message } => {
+            let field = fields
+                .iter()
+                .find(|(input, _)| *input == field)
+                .map_or(field, |(_, shown)| shown);
             form.error(field, error::capitalise(&message));
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -187,17 +211,46 @@ pub fn refused(e: OpsError, mut form: FormState) -> Result<(StatusCode, FormStat
     Ok((status, form))
 }
 
-/// Parses an optional whole number typed in a form; an error names the field.
-pub fn number(form: &mut FormState, field: &'static str, raw: &str) -> Option<u64> {
+/// A whole-number type a form field fills (`u32` counts, `u64` quantities).
+pub trait Whole: std::str::FromStr<Err = std::num::ParseIntError> + std::fmt::Display {
+    const MAX: Self;
+}
+
+impl Whole for u32 {
+    const MAX: u32 = u32::MAX;
+}
+
+impl Whole for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
+/// Parses an optional whole number typed in a form. Something that is not one, or one too
+/// large for what the field counts, is an error next to the field (never clamped: a number
+/// the user did not type must not be stored).
+pub fn number<N: Whole>(form: &mut FormState, field: &'static str, raw: &str) -> Option<N> {
     let t = raw.trim();
     if t.is_empty() {
         return None;
     }
-    match t.replace('_', "").parse::<u64>() {
+    match t.replace('_', "").parse::<N>() {
         Ok(n) => Some(n),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            form.error(field, format!("Enter a whole number up to {}", N::MAX));
+            None
+        }
         Err(_) => {
             form.error(field, "Enter a whole number");
             None
         }
     }
+}
+
+/// [`number`] for a field that must be filled: blank is an error next to it too. The value
+/// returned with an error is never used (the form is shown again).
+pub fn required<N: Whole + Default>(form: &mut FormState, field: &'static str, raw: &str) -> N {
+    let v = number(form, field, raw);
+    if v.is_none() && raw.trim().is_empty() {
+        form.error(field, "Required");
+    }
+    v.unwrap_or_default()
 }

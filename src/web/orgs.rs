@@ -7,16 +7,17 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::error::{WebError, WebResult};
+use super::error::WebResult;
 use super::extract::{NoFields, Post, SignedIn};
 use super::flash::Flash;
 use super::view::{self, Bar, FormState, Layout};
 use super::{redirect, refused};
 use crate::domain::{InvitationId, OrgId, OrgRole, UserId, WorkspaceId};
+use crate::http::Id;
 use crate::ops::console::{Dashboard, OrgPage};
 use crate::ops::invitations::{CreatedInvitation, NewInvitation};
 use crate::ops::orgs::{NewOrg, OrgPatch, RoleChange};
@@ -127,15 +128,10 @@ fn org_again(
 pub async fn show(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
 ) -> WebResult<OrgView> {
-    let org = org.parse::<OrgId>().map_err(|_| WebError::NotFound)?;
     let p = s.ops.console_org(&who.actor, org)?;
     Ok(org_view(&who, p, FormState::new("")))
-}
-
-fn org_id(raw: &str) -> WebResult<OrgId> {
-    raw.parse().map_err(|_| WebError::NotFound)
 }
 
 #[derive(Deserialize)]
@@ -147,10 +143,9 @@ pub struct WorkspaceForm {
 
 pub async fn create_workspace(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Post(who, f): Post<WorkspaceForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let form = FormState::new("ws")
         .keep("name", &f.name)
         .keep("plan", &f.plan);
@@ -178,11 +173,9 @@ pub struct RoleForm {
 
 pub async fn change_role(
     State(s): State<AppState>,
-    Path((org, user)): Path<(String, String)>,
+    Id((org, user)): Id<(OrgId, UserId)>,
     Post(who, f): Post<RoleForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
-    let user = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
     match s
         .ops
         .change_member_role(&who.actor, org, user, RoleChange { role: f.role })
@@ -198,11 +191,9 @@ pub async fn change_role(
 
 pub async fn remove_member(
     State(s): State<AppState>,
-    Path((org, user)): Path<(String, String)>,
+    Id((org, user)): Id<(OrgId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
-    let user = user.parse::<UserId>().map_err(|_| WebError::NotFound)?;
     let leaving = user == who.actor.user_id;
     match s.ops.remove_member(&who.actor, org, user) {
         Ok(()) if leaving => Ok(redirect(&s, "/", Flash::ok("You left the organization."))),
@@ -235,10 +226,9 @@ pub struct InviteForm {
 /// to post-redirect-get; reloading asks before re-sending, and would make a new link.)
 pub async fn invite(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Post(who, f): Post<InviteForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let form = FormState::new("invite")
         .keep("email", &f.email)
         .keep("role", f.role.as_str());
@@ -267,11 +257,9 @@ pub async fn invite(
 
 pub async fn revoke_invitation(
     State(s): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
+    Id((org, id)): Id<(OrgId, InvitationId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
-    let id = id.parse::<InvitationId>().map_err(|_| WebError::NotFound)?;
     s.ops.revoke_invitation(&who.actor, org, id)?;
     Ok(redirect(
         &s,
@@ -290,10 +278,9 @@ pub struct RenameForm {
 /// the audit log, stays).
 pub async fn rename(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Post(who, f): Post<RenameForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let form = FormState::new("rename").keep("display_name", &f.display_name);
     let patch = OrgPatch {
         display_name: f.display_name,
@@ -314,10 +301,9 @@ pub async fn rename(
 /// Deletes an organization that holds no workspaces; its name must be typed.
 pub async fn delete(
     State(s): State<AppState>,
-    Path(org): Path<String>,
+    Id(org): Id<OrgId>,
     Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
-    let org = org_id(&org)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);
     match s.ops.console_delete_org(&who.actor, org, f.confirm.trim()) {
         Ok(()) => Ok(redirect(

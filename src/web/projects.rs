@@ -4,18 +4,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::error::{WebError, WebResult};
+use super::error::WebResult;
 use super::extract::{NoFields, Post, SignedIn};
 use super::flash::Flash;
 use super::view::{FormState, Layout};
-use super::workspaces::user_id;
 use super::{number, redirect, refused};
-use crate::domain::{ProjectId, ProjectRole, Quota};
+use crate::domain::{ProjectId, ProjectRole, Quota, UserId};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::console::ProjectPage;
 use crate::ops::projects::{ProjectPatch, ProjectRoleInput};
@@ -84,10 +84,6 @@ fn project_view(who: &SignedIn, p: ProjectPage, form: FormState) -> ProjectView 
     }
 }
 
-fn project_id(raw: &str) -> WebResult<ProjectId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
-
 /// Shows the project page again with a refused form on it (`None`: the form's own checks
 /// failed, already noted on it).
 fn again(
@@ -108,9 +104,9 @@ fn again(
 pub async fn show(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
 ) -> WebResult<ProjectView> {
-    let p = s.ops.console_project(&who.actor, project_id(&id)?)?;
+    let p = s.ops.console_project(&who.actor, id)?;
     Ok(project_view(&who, p, FormState::new("")))
 }
 
@@ -182,10 +178,9 @@ impl QuotaForm {
 /// Sets the project's quota, or removes it when all four fields are left empty.
 pub async fn update_quota(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     Post(who, f): Post<QuotaForm>,
 ) -> WebResult<Response> {
-    let id = project_id(&id)?;
     let typed = f.typed();
     let mut form = keep_quota(FormState::new("quota"), typed);
     let Ok(quota) = quota_fields(&mut form, typed) else {
@@ -214,10 +209,9 @@ pub async fn update_quota(
 /// Deletes the project (its namespace and what runs in it); the name must be typed.
 pub async fn delete(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
-    let id = project_id(&id)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);
     match s
         .ops
@@ -245,10 +239,9 @@ pub struct MemberForm {
 /// Adds a project member, or changes one's role (the same use case).
 pub async fn put_member(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     Post(who, f): Post<MemberForm>,
 ) -> WebResult<Response> {
-    let id = project_id(&id)?;
     let form = FormState::new("member").keep("user_id", &f.user);
     let result = match f.user.parse() {
         Ok(user) => {
@@ -276,12 +269,10 @@ pub async fn put_member(
 
 pub async fn remove_member(
     State(s): State<AppState>,
-    Path((id, user)): Path<(String, String)>,
+    Id((id, user)): Id<(ProjectId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let id = project_id(&id)?;
-    s.ops
-        .remove_project_member(&who.actor, id, user_id(&user)?)?;
+    s.ops.remove_project_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/projects/{id}#members"),

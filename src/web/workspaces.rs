@@ -5,7 +5,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::view::{self, Bar, FormState, Layout};
 use super::{redirect, refused};
 use crate::domain::plan::{ImmutableChange, cluster_immutable_changes};
 use crate::domain::{Plan, UserId, WorkspaceId, WorkspaceRole};
+use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::console::WorkspacePage;
 use crate::ops::kubeconfig::KubeconfigRequest;
@@ -100,14 +101,6 @@ fn ws_view(who: &SignedIn, mut p: WorkspacePage, form: FormState) -> WorkspaceVi
     }
 }
 
-fn ws_id(raw: &str) -> WebResult<WorkspaceId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
-
-pub(super) fn user_id(raw: &str) -> WebResult<UserId> {
-    raw.parse().map_err(|_| WebError::NotFound)
-}
-
 fn ws_again(
     s: &AppState,
     who: &SignedIn,
@@ -126,9 +119,9 @@ fn ws_again(
 pub async fn show(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
 ) -> WebResult<WorkspaceView> {
-    let p = s.ops.console_workspace(&who.actor, ws_id(&id)?)?;
+    let p = s.ops.console_workspace(&who.actor, id)?;
     Ok(ws_view(&who, p, FormState::new("")))
 }
 
@@ -141,10 +134,9 @@ pub struct ProjectForm {
 
 pub async fn create_project(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     Post(who, f): Post<ProjectForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let typed = f.quota.typed();
     let mut form = keep_quota(FormState::new("project").keep("name", &f.name), typed);
     let Ok(quota) = quota_fields(&mut form, typed) else {
@@ -174,10 +166,9 @@ pub struct MemberForm {
 /// Adds a workspace member, or changes one's role (the same use case).
 pub async fn put_member(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     Post(who, f): Post<MemberForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let mut form = FormState::new("member").keep("user_id", &f.user);
     let Ok(user) = f.user.parse::<UserId>() else {
         form.error("user_id", "Choose a member of the organization");
@@ -198,12 +189,10 @@ pub async fn put_member(
 
 pub async fn remove_member(
     State(s): State<AppState>,
-    Path((id, user)): Path<(String, String)>,
+    Id((id, user)): Id<(WorkspaceId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
-    s.ops
-        .remove_workspace_member(&who.actor, id, user_id(&user)?)?;
+    s.ops.remove_workspace_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/workspaces/{id}#members"),
@@ -218,10 +207,9 @@ pub struct PlanForm {
 
 pub async fn change_plan(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     Post(who, f): Post<PlanForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let form = FormState::new("plan").keep("plan", &f.plan);
     match s
         .ops
@@ -242,10 +230,9 @@ pub async fn change_plan(
 /// Deleting asks for the workspace's name, typed: a form that can be checked without JS.
 pub async fn delete(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     Post(who, f): Post<super::extract::DeleteForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let form = FormState::new("delete").keep("confirm", &f.confirm);
     match s
         .ops
@@ -273,10 +260,9 @@ pub struct KubeconfigForm {
 /// a flash on the workspace page.
 pub async fn kubeconfig(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     Post(who, f): Post<KubeconfigForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let back = format!("/workspaces/{id}#kubeconfig");
     let lifetime_hours = match f.lifetime_hours.trim() {
         "" => None,
@@ -316,13 +302,15 @@ pub async fn kubeconfig(
         Err(e @ (OpsError::NotFound(_) | OpsError::Unauthenticated(_) | OpsError::Store(_))) => {
             Err(e.into())
         }
-        Err(OpsError::Invalid { message, .. }) => Ok(redirect(
+        // The only field of the form: ops's message completes its name, as in the API's
+        // `lifetime_hours: must be …`.
+        Err(OpsError::Invalid {
+            field: "lifetime_hours",
+            message,
+        }) => Ok(redirect(
             &s,
             &back,
-            Flash::error(format!(
-                "Certificate lifetime {}.",
-                message.trim_end_matches('.')
-            )),
+            Flash::error(format!("Certificate lifetime {message}.")),
         )),
         Err(e) => Ok(redirect(
             &s,
@@ -341,10 +329,9 @@ pub struct AssignForm {
 /// Dedicates a host node to the workspace (platform administrators).
 pub async fn assign_node(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Id(id): Id<WorkspaceId>,
     AdminPost(who, f): AdminPost<AssignForm>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     let form = FormState::new("nodes").keep("node", &f.node);
     match s.ops.assign_node(
         &who.actor,
@@ -368,10 +355,9 @@ pub async fn assign_node(
 /// Ends a node's dedication; the reconciler evicts the workspace's pods from it.
 pub async fn release_node(
     State(s): State<AppState>,
-    Path((id, node)): Path<(String, String)>,
+    Id((id, node)): Id<(WorkspaceId, String)>,
     AdminPost(who, _): AdminPost<NoFields>,
 ) -> WebResult<Response> {
-    let id = ws_id(&id)?;
     s.ops.release_node(&who.actor, id, &node)?;
     Ok(redirect(
         &s,

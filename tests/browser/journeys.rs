@@ -345,6 +345,9 @@ impl Journey<'_> {
         )
         .await;
 
+        // K3K is held until the page has shown the workspace Deleting (its Cluster keeps
+        // K3K's finalizer meanwhile), so the row cannot be gone before it is looked at.
+        self.host.k3k.set_down(true);
         s.fill("#delete-confirm", "prod").await;
         s.submit("Delete prod permanently").await;
         s.expect_text(
@@ -354,27 +357,30 @@ impl Journey<'_> {
         .await;
         s.expect_text("h1", "Acme Inc").await;
         let row = "#workspaces tbody .badge";
-        if let Some(b) = s.find_all(row).await.first() {
-            let state = s.text(b).await;
-            assert!(state == "Deleting", "the workspace shows {state}");
-            self.shots.take(s, "workspace-deleting").await;
-            // Without a reload the row says when it is gone.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let b = s.find_all(row).await;
-                let state = match b.first() {
-                    Some(b) => s.text(b).await,
-                    None => String::new(),
-                };
-                if state == "Deleted" {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the row never said Deleted: {state}"
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
+        let badges = s.find_all(row).await;
+        let state = match badges.first() {
+            Some(b) => s.text(b).await,
+            None => "no row".to_string(),
+        };
+        assert_eq!(state, "Deleting", "the organization page after the delete");
+        self.shots.take(s, "workspace-deleting").await;
+        self.host.k3k.set_down(false);
+        // Without a reload the row says when it is gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let b = s.find_all(row).await;
+            let state = match b.first() {
+                Some(b) => s.text(b).await,
+                None => "no row".to_string(),
+            };
+            if state == "Deleted" {
+                break;
             }
+            assert!(
+                state == "Deleting" && Instant::now() < deadline,
+                "the row should stay Deleting until it says Deleted, but it shows {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         // After a reload the row is gone.
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -15,7 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 /// The fake host and its K3K controller; both stop when dropped with the runtime.
 pub struct Host {
     pub host: fakehost::FakeHost,
-    pub _k3k: fakehost::k3k::K3kController,
+    pub k3k: fakehost::k3k::K3kController,
     pub kubeconfig: PathBuf,
 }
 
@@ -43,7 +43,7 @@ impl Host {
         host.write_kubeconfig(&kubeconfig).expect("host kubeconfig");
         Host {
             host,
-            _k3k: k3k,
+            k3k,
             kubeconfig,
         }
     }

@@ -1,5 +1,6 @@
-//! The JSON API through the router: the tenancy journey, sessions and tokens, and every kind
-//! of bad input answered precisely with nothing stored.
+//! The JSON API through the router: the tenancy journey, sessions and tokens, password
+//! changes, invitation expiry, and every kind of bad input answered precisely with nothing
+//! stored.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -160,8 +161,46 @@ async fn tenancy_journey_through_the_api() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
+    // A plan change the project's quota (1.5 CPU) would not fit in is refused and changes
+    // nothing (every other refusal is in `plans`).
+    let mut tight = app
+        .call("GET", "/plans/starter", &bearer(&admin), None)
+        .await
+        .body;
+    tight["id"] = json!("tight");
+    tight["quota"]["cpu_millis"] = json!(1000);
+    tight["limits"]["default_cpu_millis"] = json!(500);
+    let r = app
+        .call("POST", "/plans", &bearer(&admin), Some(tight))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/workspaces/{ws}"),
+            &ada,
+            Some(json!({"plan": "tight"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the projects' quotas do not fit in plan \"tight\""),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .call("GET", &format!("/workspaces/{ws}"), &ada, None)
+        .await;
+    assert_eq!(
+        (&r.body["plan_id"], &r.body["generation"]),
+        (&json!("starter"), &json!(1))
+    );
+
     // A plan change to more room; it keeps the K3K mode and server storage of the
-    // workspace's cluster (refusals are in `plans`).
+    // workspace's cluster.
     let mut roomier = app
         .call("GET", "/plans/premium", &bearer(&admin), None)
         .await
@@ -776,4 +815,146 @@ async fn health_and_metrics() {
         let series = format!("kaas_reconcile_errors_total{{kind=\"{kind}\"}}");
         assert!(text.contains(&series), "{series} missing: {text}");
     }
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions_and_keeps_this_one() {
+    let app = TestApp::new();
+    app.user("a@example.com", false).await;
+    let here = app.login("a@example.com").await;
+    let elsewhere = app.login("a@example.com").await;
+    let new_password = "a brand new passphrase";
+
+    // The current password must be right; a refusal changes nothing.
+    let r = app
+        .call(
+            "POST",
+            "/me/password",
+            &here,
+            Some(json!({"current_password": "not it at all", "new_password": new_password})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.field(), "current_password");
+    assert_eq!(
+        app.call("GET", "/me", &elsewhere, None).await.status,
+        StatusCode::OK
+    );
+
+    let r = app
+        .call(
+            "POST",
+            "/me/password",
+            &here,
+            Some(json!({"current_password": PASSWORD, "new_password": new_password})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    // This session goes on (writes too); the other one is signed out.
+    assert_eq!(
+        app.call("GET", "/me", &here, None).await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .call("POST", "/orgs", &here, Some(json!({"name": "still-here"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = app.call("GET", "/me", &elsewhere, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    let r = app.call("GET", "/me/sessions", &here, None).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{:?}", r.body);
+    // The old password no longer signs in; the new one does.
+    let login = |password: &str| json!({"email": "a@example.com", "password": password});
+    let r = app
+        .call("POST", "/auth/login", &Auth::None, Some(login(PASSWORD)))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    let r = app
+        .call(
+            "POST",
+            "/auth/login",
+            &Auth::None,
+            Some(login(new_password)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn an_expired_invitation_cannot_be_looked_up_or_accepted() {
+    let app = TestApp::new();
+    let (_, ada) = app.user("ada@example.com", false).await;
+    let ada = bearer(&ada);
+    let r = app
+        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+        .await;
+    let org = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/invitations"),
+            &ada,
+            Some(json!({"email": "bob@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_string();
+    let expires: jiff::Timestamp = r.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        expires,
+        app.ops().now() + SignedDuration::from_hours(7 * 24),
+        "a week, the default"
+    );
+    let pending = async |app: &TestApp| {
+        let r = app
+            .call("GET", &format!("/orgs/{org}/invitations"), &ada, None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body.as_array().unwrap().len()
+    };
+    let lookup = json!({"token": token});
+    let accept = json!({"token": token, "name": "Bob", "password": PASSWORD});
+
+    // A minute before it expires it still works...
+    app.clock.set(expires - SignedDuration::from_mins(1));
+    let r = app
+        .call(
+            "POST",
+            "/invitations/lookup",
+            &Auth::None,
+            Some(lookup.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(pending(&app).await, 1);
+    // ...and from the moment it expires it does not, for anyone, with a clear reason.
+    app.clock.set(expires);
+    for (path, body) in [
+        ("/invitations/lookup", lookup),
+        ("/invitations/accept", accept),
+    ] {
+        let r = app.call("POST", path, &Auth::None, Some(body)).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}: {:?}",
+            r.body
+        );
+        assert_eq!(
+            r.body["error"]["message"],
+            "invitation (the link was used, revoked or has expired) not found",
+            "{path}"
+        );
+    }
+    assert!(
+        app.ops()
+            .user_id_by_email("bob@example.com")
+            .unwrap()
+            .is_none()
+    );
+    // The organization no longer lists it as pending.
+    assert_eq!(pending(&app).await, 0);
 }

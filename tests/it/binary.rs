@@ -20,11 +20,17 @@ pub struct Server {
 impl Server {
     /// Starts `kaas serve` on a free loopback port and waits until it says it listens.
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// [`Server::start`] with settings from `KAAS_*` environment variables.
+    pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("KAAS_LOG", "warn")
             .env_remove("KAAS_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,6 +1,7 @@
 //! Workspaces on the host, end to end over real HTTPS against fakehost and its simulated
 //! K3K: provisioning to Ready, what lands on the host, zero writes when in sync, plan
-//! changes, drift repair, deletion (also with K3K down), faults and an absent host.
+//! changes, drift repair, deletion (also with K3K down), faults and an absent host; a
+//! project's quota and deletion inside the virtual cluster; a Cluster K3K refuses.
 
 use std::time::{Duration, Instant};
 
@@ -483,6 +484,153 @@ async fn errors_from_the_host_and_from_k3k_are_retried_and_shown() {
         state(w) == "Ready"
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_quota_change_and_deletion_reach_the_virtual_cluster() {
+    let h = HostedApp::start().await;
+    let (a, _, ws) = org_and_workspace(&h, "starter").await;
+    h.wait_ws(&a, &ws, "Ready", |w| state(w) == "Ready").await;
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/projects"),
+            &a,
+            Some(json!({"name": "web", "quota": {"cpu_millis": 1000, "memory_mib": 1024, "storage_gib": 5, "pods": 10}})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{:?}", r.body);
+    let project = r.body["id"].as_str().unwrap().to_string();
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/kubeconfig"),
+            &a,
+            Some(json!({"lifetime_hours": 1})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("ada.kubeconfig");
+    std::fs::write(&kc, r.body["kubeconfig"].as_str().unwrap()).unwrap();
+    // What the owner's kubectl shows of the project's ResourceQuota: its pods and CPU.
+    let quota = async || {
+        kubectl(
+            &kc,
+            &[
+                "get",
+                "resourcequota",
+                "-n",
+                "web",
+                "-o",
+                "jsonpath={.items[*].spec.hard.pods} {.items[*].spec.hard.requests\\.cpu}",
+            ],
+        )
+        .await
+    };
+    h.until("the project's quota in the virtual cluster", async || {
+        quota().await == (true, "10 1".to_string())
+    })
+    .await;
+
+    // A smaller quota replaces it; no quota of its own removes it.
+    let r = h
+        .app
+        .call(
+            "PATCH",
+            &format!("/projects/{project}"),
+            &a,
+            Some(json!({"quota": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 1, "pods": 4}})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    h.until("the new quota in the virtual cluster", async || {
+        quota().await == (true, "4 500m".to_string())
+    })
+    .await;
+    let r = h
+        .app
+        .call(
+            "PATCH",
+            &format!("/projects/{project}"),
+            &a,
+            Some(json!({"quota": null})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    h.until("the project's quota removed", async || {
+        quota().await == (true, String::new())
+    })
+    .await;
+
+    // Deleting the project removes its namespace inside the virtual cluster.
+    let r = h
+        .app
+        .call("DELETE", &format!("/projects/{project}"), &a, None)
+        .await;
+    assert_eq!(r.status.as_u16(), 204, "{:?}", r.body);
+    let s = short(&ws);
+    let vc = h
+        .k3k
+        .vcluster(&format!("kaas-ws-{s}"), &format!("ws-{s}"))
+        .expect("the virtual cluster runs");
+    h.until("the project's namespace gone", async || {
+        vc.engine()
+            .get(&fakehost::ResourceRef::core("namespaces"), None, "web")
+            .is_err()
+    })
+    .await;
+    // Nothing of it is left to the owner's kubectl (its role binding went with it).
+    let (ok, out) = kubectl(&kc, &["get", "resourcequota", "-n", "web"]).await;
+    assert!(!ok && out.contains("forbidden"), "{out}");
+}
+
+#[tokio::test]
+async fn a_cluster_spec_k3k_refuses_shows_error_with_k3ks_reason_until_it_accepts() {
+    let h = HostedApp::start().await;
+    // K3K is held until it has been told to refuse the workspace's Cluster, whose name kaas
+    // derives from the workspace id.
+    h.hold_k3k(true).await;
+    let (a, _, ws) = org_and_workspace(&h, "starter").await;
+    let s = short(&ws);
+    let (ns, cluster) = (format!("kaas-ws-{s}"), format!("ws-{s}"));
+    h.k3k
+        .set_invalid(&ns, &cluster, Some("spec.tlsSANs: not allowed here"));
+    h.hold_k3k(false).await;
+    let refused = h
+        .wait_ws(&a, &ws, "Error from K3K's validation", |w| {
+            state(w) == "Error"
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["message"],
+        "K3K refused the cluster: cluster validation error: spec.tlsSANs: not allowed here",
+        "{refused}"
+    );
+    assert_eq!(refused["observed_phase"], "Pending", "{refused}");
+    assert_eq!(refused["applied_generation"], 0, "{refused}");
+    // No kubeconfig for a cluster that does not exist.
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/workspaces/{ws}/kubeconfig"),
+            &a,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{:?}", r.body);
+
+    // K3K accepts it again (a fixed policy, say): kaas, still watching, sees it Ready.
+    h.k3k.set_invalid(&ns, &cluster, None);
+    let ready = h
+        .wait_ws(&a, &ws, "Ready once K3K accepts", |w| state(w) == "Ready")
+        .await
+        .unwrap();
+    assert_eq!(ready["applied_generation"], 1, "{ready}");
 }
 
 #[tokio::test]

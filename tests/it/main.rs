@@ -11,6 +11,7 @@ mod nodes;
 mod plans;
 mod realbox;
 mod realhost;
+mod running;
 mod ship;
 mod support;
 mod tenants;

@@ -1,7 +1,8 @@
 //! Dedicated nodes and placement, end to end against fakehost with PodTolerationRestriction
 //! enabled: assignment labels and taints nodes (keeping other taints), the namespace carries
 //! the workspace's toleration; another workspace's pod asking for it is rejected by the
-//! host; release evicts and cleans; hand edits are repaired; plan rules refuse with reasons.
+//! host; release evicts and cleans; hand edits are repaired; plan rules refuse with reasons;
+//! a dedicated node NotReady or gone degrades its workspace, which keeps its other nodes.
 
 use std::time::{Duration, Instant};
 
@@ -120,9 +121,9 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
     lite.max_dedicated_nodes = 0;
     h.app.ops().create_plan(&shell(), lite).unwrap();
 
-    // The inventory: three nodes, the first is the control plane.
+    // The inventory: three nodes, the first is the control plane (kaas lists what its
+    // node watch has seen, so wait for all three).
     let mut listed = Value::Null;
-    until("the node inventory", || true).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while listed.as_array().is_none_or(|a| a.len() != 3) {
         listed = h.app.call("GET", "/nodes", &root, None).await.body;
@@ -369,6 +370,153 @@ async fn dedicated_nodes_are_isolated_released_and_repaired() {
         "downgrade works once released: {}",
         r.body
     );
+}
+
+/// Sets a node's Ready condition the way its kubelet (or the node controller) would.
+fn set_node_ready(h: &HostedApp, name: &str, ready: bool) {
+    let mut n = node(h, name);
+    for c in n["status"]["conditions"].as_array_mut().unwrap() {
+        if c["type"] == "Ready" {
+            c["status"] = json!(if ready { "True" } else { "False" });
+            c["reason"] = json!(if ready {
+                "KubeletReady"
+            } else {
+                "NodeStatusUnknown"
+            });
+        }
+    }
+    h.host
+        .engine()
+        .update_status(&ResourceRef::core("nodes"), None, n, &Default::default())
+        .expect("node status updated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_node_going_not_ready_or_away_degrades_its_workspace_which_keeps_the_rest() {
+    let h = HostedApp::start_with_nodes(true, 4).await;
+    let (_, admin) = h.app.user("root@example.com", true).await;
+    let root = bearer(&admin);
+    let (_, t) = h.app.user("ada@example.com", false).await;
+    let ada = bearer(&t);
+    let org = h
+        .app
+        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .app
+        .call(
+            "POST",
+            &format!("/orgs/{org}/workspaces"),
+            &ada,
+            Some(json!({"name": "prem", "plan": "premium"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+    let ws = r.body["id"].as_str().unwrap().to_string();
+    let pool = format!("ws-{}", ws.trim_start_matches("ws_"));
+    let ready = |w: Option<&Value>| w.is_some_and(|w| w["state"] == "Ready");
+    h.wait_ws(&ada, &ws, "Ready", ready).await;
+    // Nodes 2 and 3 are dedicated (node 1 stays shared for K3K's node agents).
+    for n in ["fakehost-node-2", "fakehost-node-3"] {
+        let r = h
+            .app
+            .call(
+                "POST",
+                &format!("/workspaces/{ws}/nodes"),
+                &root,
+                Some(json!({"node": n})),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 201, "{n}: {}", r.body);
+    }
+    let dedicated = |n: &Value| taint_keys(n).contains(&format!("dedicated={pool}:NoSchedule"));
+    until("both nodes dedicated", || {
+        dedicated(&node(&h, "fakehost-node-2")) && dedicated(&node(&h, "fakehost-node-3"))
+    })
+    .await;
+    h.wait_ws(&ada, &ws, "Ready with its nodes", ready).await;
+    let assigned = async || -> Vec<String> {
+        let r = h
+            .app
+            .call("GET", &format!("/workspaces/{ws}/nodes"), &ada, None)
+            .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        let mut names: Vec<String> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["node"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(assigned().await, ["fakehost-node-2", "fakehost-node-3"]);
+
+    // Node 3 goes NotReady: the workspace says so, the inventory shows it, nothing is released.
+    set_node_ready(&h, "fakehost-node-3", false);
+    let degraded = h
+        .wait_ws(&ada, &ws, "degraded by the NotReady node", |w| {
+            w.is_some_and(|w| w["state"] == "Error")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        degraded["message"], "degraded: dedicated node fakehost-node-3 is NotReady",
+        "{degraded}"
+    );
+    let inventory = h.app.call("GET", "/nodes", &root, None).await.body;
+    let entry = |name: &str| {
+        inventory
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry("fakehost-node-3")["ready"], false, "{inventory}");
+    assert_eq!(entry("fakehost-node-3")["workspace_id"], ws.as_str());
+    assert_eq!(entry("fakehost-node-2")["ready"], true, "{inventory}");
+    assert_eq!(assigned().await, ["fakehost-node-2", "fakehost-node-3"]);
+    // Ready again, the workspace is too.
+    set_node_ready(&h, "fakehost-node-3", true);
+    h.wait_ws(&ada, &ws, "Ready once the node is back", ready)
+        .await;
+
+    // Node 3 disappears from the host: the workspace says so; node 2 stays dedicated to it.
+    h.delete("", "nodes", None, "fakehost-node-3").await;
+    let degraded = h
+        .wait_ws(&ada, &ws, "degraded by the missing node", |w| {
+            w.is_some_and(|w| w["state"] == "Error")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        degraded["message"], "degraded: dedicated node fakehost-node-3 is gone from the host",
+        "{degraded}"
+    );
+    assert!(dedicated(&node(&h, "fakehost-node-2")));
+    assert_eq!(assigned().await, ["fakehost-node-2", "fakehost-node-3"]);
+    // Releasing the missing node is how the operator settles it; node 2 is kept.
+    let r = h
+        .app
+        .call(
+            "DELETE",
+            &format!("/workspaces/{ws}/nodes/fakehost-node-3"),
+            &root,
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 204, "{}", r.body);
+    h.wait_ws(&ada, &ws, "Ready without the missing node", ready)
+        .await;
+    assert_eq!(assigned().await, ["fakehost-node-2"]);
+    assert!(dedicated(&node(&h, "fakehost-node-2")));
 }
 
 #[tokio::test]

@@ -366,6 +366,12 @@ pub trait TestHost {
     /// Deletes an object (absent is fine).
     async fn delete(&self, group: &str, resource: &str, ns: Option<&str>, name: &str);
 
+    /// Holds K3K back (nothing is provisioned; what was asked waits) or lets it go on, so a
+    /// test sees a workspace before it is Ready however fast the host is. Realhost cannot
+    /// hold its K3K: there a Cluster's own API server needs seconds to start, far longer
+    /// than the few requests a test holds K3K for.
+    async fn hold_k3k(&self, _hold: bool) {}
+
     /// Waits until `f` holds, for at most [`TestHost::PATIENCE`].
     async fn until(&self, what: &str, mut f: impl AsyncFnMut() -> bool) {
         let deadline = Instant::now() + Self::PATIENCE;
@@ -449,6 +455,9 @@ impl TestHost for HostedApp {
         name: &str,
     ) -> Option<Value> {
         HostedApp::get(self, group, resource, ns, name)
+    }
+    async fn hold_k3k(&self, hold: bool) {
+        self.k3k.set_down(hold);
     }
     async fn list(&self, group: &str, resource: &str, ns: Option<&str>) -> Vec<Value> {
         self.host

@@ -77,6 +77,8 @@ async fn each_role_journey<H: TestHost>(h: &H) {
         }
         tx.commit().unwrap();
     }
+    // K3K waits until the early kubeconfig request below has been refused.
+    h.hold_k3k(true).await;
     let ws = h
         .app()
         .call(
@@ -125,7 +127,7 @@ async fn each_role_journey<H: TestHost>(h: &H) {
         .await;
     assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
 
-    // Not ready yet: a clear 409, not a broken file.
+    // Not ready yet (K3K held back): a clear 409, not a broken file.
     let early = h
         .app()
         .call(
@@ -135,11 +137,16 @@ async fn each_role_journey<H: TestHost>(h: &H) {
             Some(json!({})),
         )
         .await;
+    assert_eq!(early.status.as_u16(), 409, "{:?}", early.body);
     assert!(
-        early.status.as_u16() == 409 || early.status.as_u16() == 200,
+        early.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the workspace is not ready yet"),
         "{:?}",
         early.body
     );
+    h.hold_k3k(false).await;
     h.wait_ws(&ada, &ws, "Ready", |w| {
         w.is_some_and(|w| w["state"] == "Ready")
     })

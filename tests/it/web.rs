@@ -15,6 +15,7 @@ use crate::support::*;
 
 mod billing;
 mod plans;
+mod plumbing;
 
 /// A browser's view of the console: its cookies and the CSRF token of its session.
 #[derive(Clone, Default)]
@@ -1620,8 +1621,8 @@ async fn pages_and_assets_are_gzip_compressed() {
     assert!(r.headers.get(header::CONTENT_ENCODING).is_none());
 }
 
-/// Every visible form control on a page has a label (`<label for>` or `aria-label`), and no
-/// id is used twice (a label would point at the wrong control).
+/// Every visible form control on a page has a label (`<label for>`, an enclosing `<label>` or
+/// `aria-label`), and no id is used twice (a label would point at the wrong control).
 fn assert_accessible(path: &str, page: &str) {
     let mut ids = std::collections::BTreeSet::new();
     for chunk in page.split(" id=\"").skip(1) {
@@ -1632,12 +1633,18 @@ fn assert_accessible(path: &str, page: &str) {
         );
     }
     for tag in ["<input", "<select", "<textarea"] {
-        for chunk in page.split(tag).skip(1) {
+        for (at, _) in page.match_indices(tag) {
+            let chunk = &page[at + tag.len()..];
             let attrs = chunk.split('>').next().unwrap_or("");
             if attrs.contains("type=\"hidden\"") || attrs.contains(" hidden") {
                 continue;
             }
             if attrs.contains("aria-label=") {
+                continue;
+            }
+            let before = &page[..at];
+            let open_label = before.rfind("<label");
+            if open_label.is_some() && open_label > before.rfind("</label>") {
                 continue;
             }
             let id = attrs
@@ -1656,6 +1663,10 @@ fn assert_accessible(path: &str, page: &str) {
 #[tokio::test]
 async fn every_control_is_labelled_on_every_page() {
     let app = TestApp::new();
+    // November is billed: its workspace is Ready all month and the month closes into an
+    // invoice (the first close notes where billing starts).
+    app.clock.set(at("2026-11-01T00:00:00Z"));
+    app.ops().close_periods().unwrap();
     let (root_id, _) = app.user("root@example.com", true).await;
     let root_a = Actor {
         platform_admin: true,
@@ -1686,6 +1697,7 @@ async fn every_control_is_labelled_on_every_page() {
         .unwrap()
         .workspace
         .id;
+    app.ops().record_observation(ws, &ready()).unwrap();
     join(&app, org, &root_a, "bob@example.com", OrgRole::Member).await;
     let p = app
         .ops()
@@ -1698,6 +1710,22 @@ async fn every_control_is_labelled_on_every_page() {
             },
         )
         .unwrap();
+    app.clock.set(at("2026-12-01T00:05:00Z"));
+    let invoices = app.ops().close_periods().unwrap();
+    assert_eq!(invoices.len(), 1, "November's invoice");
+    // An invitation for someone without an account yet.
+    let invitation = app
+        .ops()
+        .invite(
+            &root_a,
+            org,
+            NewInvitation {
+                email: "carol@example.com".into(),
+                role: OrgRole::Member,
+            },
+        )
+        .unwrap()
+        .token;
     let mut root = sign_in(&app, "root@example.com").await;
     let r = submit(
         &app,
@@ -1741,13 +1769,39 @@ async fn every_control_is_labelled_on_every_page() {
         "/admin/audit".into(),
         "/admin/nodes".into(),
         "/admin/host".into(),
+        format!("/orgs/{org}/billing"),
+        format!("/orgs/{org}/billing/account"),
+        format!("/orgs/{org}/billing/draft"),
+        format!("/invoices/{}", invoices[0]),
     ] {
         let r = get(&app, &mut root, &path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert_accessible(&path, html(&r));
     }
-    // Pages before sign-in too.
+    // The usage export's form comes back (with its errors) when the dates are wrong.
+    let path = format!("/orgs/{org}/billing/usage?from=x&to=y&format=csv");
+    let r = get(&app, &mut root, &path).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+    assert!(html(&r).contains("id=\"usage-from-err\""), "{}", html(&r));
+    assert_accessible(&path, html(&r));
+    // Pages before sign-in too: sign-in, an invitation, and the first-run setup of a new box.
     let mut anon = Browser::default();
     let r = get(&app, &mut anon, "/login").await;
     assert_accessible("/login", html(&r));
+    let path = format!("/invite?token={invitation}");
+    let r = get(&app, &mut anon, &path).await;
+    assert_eq!(r.status, StatusCode::OK, "{path}");
+    assert!(html(&r).contains("carol@example.com"), "{}", html(&r));
+    assert_accessible("/invite", html(&r));
+    let fresh = TestApp::new();
+    let token = fresh.ops().prepare_setup().unwrap().expect("a new box");
+    let r = get(
+        &fresh,
+        &mut Browser::default(),
+        &format!("/setup?token={token}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(html(&r).contains("name=\"password\""), "{}", html(&r));
+    assert_accessible("/setup", html(&r));
 }

@@ -15,7 +15,9 @@ use kube::discovery::{Scope, pinned_kind};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::support::{K3K_CRDS, cluster_object, clusters, start_with, start_with_k3k, status_of};
+use crate::api::support::{
+    K3K_CRDS, cluster_object, clusters, start_with, start_with_k3k, status_of,
+};
 
 #[tokio::test]
 async fn k3k_crds_are_established_and_discoverable() {

@@ -6,7 +6,7 @@ use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::support::{TestHost, client_for, start};
+use crate::api::support::{TestHost, client_for, start};
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::support::{start, status_of};
+use crate::api::support::{start, status_of};
 
 #[tokio::test]
 async fn every_nth_request_fails_with_the_chosen_error() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fakehost::ResourceRef;
 use serde_json::{Map, Value};
 
-use crate::support::{TestHost, start};
+use crate::api::support::{TestHost, start};
 
 /// JSON without the empty values Go's encoder writes for unset struct fields.
 fn pruned(value: &Value) -> Option<Value> {
@@ -458,7 +458,7 @@ fn envelope(api_version: &str, kind: &str, name: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn protobuf_is_for_built_in_kinds_only() {
-    let t = crate::support::start_with_k3k().await;
+    let t = crate::api::support::start_with_k3k().await;
     let (code, message) = post_protobuf(
         &t,
         "/apis/k3k.io/v1beta1/namespaces/default/clusters",

@@ -8,7 +8,7 @@ use fakehost::{ResourceRef, WriteOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{start, start_with_k3k};
+use crate::api::support::{start, start_with_k3k};
 
 const DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
@@ -272,6 +272,7 @@ async fn wait_for_delete_and_jsonpath_on_custom_resources() {
 async fn get_watch_streams_changes() {
     let t = start().await;
     let kubeconfig = t.dir.path().join("kubeconfig");
+    let watches_before = t.host.faults().counts().watch;
     let mut child = tokio::process::Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -291,8 +292,16 @@ async fn get_watch_streams_changes() {
         .expect("kubectl get -w");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    // Give kubectl time to list and start watching before the change.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The change comes once kubectl watches (it watches from the resourceVersion of its
+    // list, so nothing between the two is missed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.host.faults().counts().watch == watches_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl never started watching"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let watched = t.manifest(
         "watched.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: default\n",

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::support::{
+use crate::api::support::{
     client_for, cluster_object, clusters, start, start_with, start_with_k3k, status_of,
 };
 

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::start;
+use crate::api::support::start;
 
 fn service(name: &str, spec: Value) -> Service {
     serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("service")

@@ -7,7 +7,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::support::{clusters, start, start_with_k3k, status_of};
+use crate::api::support::{clusters, start, start_with_k3k, status_of};
 
 fn cm(data: serde_json::Value) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": data})

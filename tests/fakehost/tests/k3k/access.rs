@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::support::{client_for, kubectl, kubectl_ok, start};
+use crate::k3k::support::{client_for, kubectl, kubectl_ok, start};
 
 const SETUP: &str = r#"
 apiVersion: v1

@@ -12,7 +12,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{K3kHost, eventually, start_with};
+use crate::k3k::support::{K3kHost, eventually, start_with};
 
 async fn patch_node(t: &K3kHost, name: &str, patch: Value) {
     Api::<Node>::all(t.client.clone())

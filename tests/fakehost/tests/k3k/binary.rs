@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::kubectl_ok;
+use crate::k3k::support::kubectl_ok;
 
 #[tokio::test]
 async fn the_binary_with_k3k_provisions_clusters() {

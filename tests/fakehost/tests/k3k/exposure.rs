@@ -11,7 +11,9 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{K3kHost, answers, api_service, condition, eventually, serves_name, start};
+use crate::k3k::support::{
+    K3kHost, answers, api_service, condition, eventually, serves_name, start,
+};
 
 /// (name, port, targetPort, has a nodePort) of each port, and the type.
 async fn shape(t: &K3kHost, ns: &str, cluster: &str) -> (String, Vec<(String, i64, Value, bool)>) {

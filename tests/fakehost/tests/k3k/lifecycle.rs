@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{K3kHost, b64, condition, decode, eventually, policies_resource, start};
+use crate::k3k::support::{K3kHost, b64, condition, decode, eventually, policies_resource, start};
 
 fn spec() -> Value {
     json!({"mode": "shared", "servers": 1, "version": "v1.33.1-k3s1", "tlsSANs": ["kaas.example.test"], "expose": {"nodePort": {}}})
@@ -361,7 +361,7 @@ async fn deletion_hangs_while_the_controller_is_down() {
     );
 
     t.k3k.set_down(false);
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    let deadline = std::time::Instant::now() + crate::k3k::support::WAIT;
     while t
         .clusters("ws-e")
         .get_opt("doomed")

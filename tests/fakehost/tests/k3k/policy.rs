@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::{eventually, policies_resource, start};
+use crate::k3k::support::{eventually, policies_resource, start};
 
 #[tokio::test]
 async fn policy_quota_and_limits_follow_the_policy() {

@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{api_service, decode, eventually, serves_name, start};
+use crate::k3k::support::{api_service, decode, eventually, serves_name, start};
 
 #[tokio::test]
 async fn a_new_tls_san_is_served_only_by_a_server_started_with_it() {

@@ -12,7 +12,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{K3kHost, eventually, start};
+use crate::k3k::support::{K3kHost, eventually, start};
 
 const FINALIZER: &str = "etcdpod.k3k.io/finalizer";
 

@@ -11,6 +11,10 @@
 //!   scheduled one on disk, not after the server started.
 //! - Restore never runs beside a server (the database lock refuses it) and keeps the database
 //!   it replaces.
+//!
+//! [`control`] is the local socket through which the CLI asks a running server for a backup.
+
+pub mod control;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,9 +82,9 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 /// `kaas backup`: asks the running server, or copies the database file when none runs.
 pub async fn take(cfg: &Config, output: Option<&Path>) -> anyhow::Result<(BackupSummary, Via)> {
     let output = output.map(absolute).transpose()?;
-    let socket = crate::control::socket_path(&cfg.data.dir);
+    let socket = control::socket_path(&cfg.data.dir);
     if let Some(summary) =
-        crate::control::request_backup(&socket, output.as_deref(), Duration::from_secs(600)).await?
+        control::request_backup(&socket, output.as_deref(), Duration::from_secs(600)).await?
     {
         return Ok((summary, Via::RunningServer));
     }

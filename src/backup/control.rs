@@ -113,7 +113,7 @@ async fn backup(State(ctl): State<Ctl>, body: Bytes) -> Response {
         );
     }
     let result = tokio::task::spawn_blocking(move || {
-        crate::backup::take_online(&ctl.store, &ctl.backup_dir, req.path.as_deref())
+        super::take_online(&ctl.store, &ctl.backup_dir, req.path.as_deref())
     })
     .await;
     match result {

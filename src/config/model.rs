@@ -1,0 +1,331 @@
+//! The settings themselves: one struct per section of the config file, their defaults, and
+//! [`Secret`], which never prints what it holds.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{SUPPORTED_VERSION, friendly_duration};
+
+// ---------------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub server: ServerConfig,
+    pub data: DataConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub host: HostConfig,
+    pub backup: BackupConfig,
+    pub billing: BillingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base URL people use (setup and invitation links). None: derived, see [`Config::public_url`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+    #[serde(with = "friendly_duration")]
+    pub shutdown_grace: Duration,
+    pub tls: TlsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain HTTP on a loopback listener, otherwise a self-signed certificate in `<data>/tls/`.
+    #[default]
+    Auto,
+    /// `server.tls.cert` and `server.tls.key` (PEM) are used.
+    Files,
+    /// Plain HTTP, explicitly chosen (e.g. behind a TLS-terminating proxy).
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `KAAS_LOG` overrides it at startup.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable when stderr is a terminal, JSON otherwise (journald, containers).
+    #[default]
+    Auto,
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(LogFormat::Auto),
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format \"{other}\" (expected auto, human or json)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(with = "friendly_duration")]
+    pub session_idle_timeout: Duration,
+    #[serde(with = "friendly_duration")]
+    pub session_absolute_timeout: Duration,
+    pub max_sessions_per_user: u32,
+    pub password_min_length: usize,
+    #[serde(with = "friendly_duration")]
+    pub invitation_ttl: Duration,
+    #[serde(with = "friendly_duration")]
+    pub api_token_max_lifetime: Duration,
+    #[serde(with = "friendly_duration")]
+    pub setup_link_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub workspaces_per_org: u32,
+    pub members_per_org: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// None: in-cluster config, then `~/.kube/config` / the K3s default (the caller decides).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Bearer token for the host API server, replacing the kubeconfig's credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret<String>>,
+    /// Addresses (hostnames or IPs) clients use to reach this box; used as TLS SANs.
+    pub external_addresses: Vec<String>,
+    pub k3s_version: String,
+    #[serde(with = "friendly_duration")]
+    pub kubeconfig_lifetime: Duration,
+    #[serde(with = "friendly_duration")]
+    pub kubeconfig_max_lifetime: Duration,
+    #[serde(with = "friendly_duration")]
+    pub resync_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups go. None: `<data.dir>/backups` (see [`Config::backup_dir`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// How often the server takes a scheduled backup; zero turns scheduled backups off.
+    #[serde(with = "friendly_duration")]
+    pub interval: Duration,
+    /// How many scheduled backups are kept (older ones are deleted).
+    pub keep: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// How often the meter samples every workspace (state, plan, nodes, quota usage).
+    #[serde(with = "friendly_duration")]
+    pub meter_interval: Duration,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            meter_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Values given on the command line; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// A value that must never be printed. `Debug`, `Display` and `Serialize` all give `[redacted]`;
+/// read it with [`Secret::expose`] at the one place that needs it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // NB: serializing a Config is for showing it; the real value must not reach the output.
+        s.serialize_str("[redacted]")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(Secret)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults
+// ---------------------------------------------------------------------------------------------
+
+const HOUR: u64 = 3600;
+pub(super) const DAY: u64 = 24 * HOUR;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: SUPPORTED_VERSION,
+            server: ServerConfig::default(),
+            data: DataConfig::default(),
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            host: HostConfig::default(),
+            backup: BackupConfig::default(),
+            billing: BillingConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::Auto,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: PathBuf::from("./kaas-data"),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_timeout: Duration::from_secs(12 * HOUR),
+            session_absolute_timeout: Duration::from_secs(7 * DAY),
+            max_sessions_per_user: 3,
+            password_min_length: 12,
+            invitation_ttl: Duration::from_secs(7 * DAY),
+            api_token_max_lifetime: Duration::from_secs(365 * DAY),
+            setup_link_ttl: Duration::from_secs(24 * HOUR),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            workspaces_per_org: 10,
+            members_per_org: 50,
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            kubeconfig: None,
+            token: None,
+            external_addresses: Vec::new(),
+            k3s_version: "v1.33.1-k3s1".to_owned(),
+            kubeconfig_lifetime: Duration::from_secs(8 * HOUR),
+            kubeconfig_max_lifetime: Duration::from_secs(7 * DAY),
+            resync_interval: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            interval: Duration::from_secs(DAY),
+            keep: 7,
+        }
+    }
+}

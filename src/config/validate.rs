@@ -1,0 +1,159 @@
+//! [`Config::validate`]: the cross-field checks that types alone cannot express.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::layers::{check_public_url, is_hostname, is_k3s_version};
+use super::{Config, ConfigError, SUPPORTED_VERSION, TlsMode, format_duration};
+
+impl Config {
+    /// Cross-field checks that types alone cannot express. Touches the filesystem only to check
+    /// that configured TLS files exist.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &'static str, problem: String| Err(ConfigError::Invalid { key, problem });
+
+        if self.version != SUPPORTED_VERSION {
+            return invalid(
+                "version",
+                format!(
+                    "is {}; this kaas supports version {SUPPORTED_VERSION}",
+                    self.version
+                ),
+            );
+        }
+
+        let tls = &self.server.tls;
+        match tls.mode {
+            TlsMode::Files => {
+                for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                    match path {
+                        None => {
+                            return invalid(
+                                key,
+                                "is required when server.tls.mode = \"files\"".into(),
+                            );
+                        }
+                        Some(p) if !p.is_file() => {
+                            return invalid(
+                                key,
+                                format!("names {}, which is not a readable file", p.display()),
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            // Silently ignoring a configured certificate would serve the wrong one.
+            TlsMode::Auto | TlsMode::Off => {
+                if tls.cert.is_some() || tls.key.is_some() {
+                    let key = if tls.cert.is_some() {
+                        "server.tls.cert"
+                    } else {
+                        "server.tls.key"
+                    };
+                    return invalid(key, "is set but server.tls.mode is not \"files\"; set mode = \"files\" to use it".into());
+                }
+            }
+        }
+
+        if let Some(url) = &self.server.public_url {
+            check_public_url(url).or_else(|p| invalid("server.public_url", p))?;
+        }
+        if self.server.max_body_bytes == 0 {
+            return invalid("server.max_body_bytes", "must be greater than 0".into());
+        }
+        if self.data.dir.as_os_str().is_empty() {
+            return invalid("data.dir", "must not be empty".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid("log.level", format!("is not a valid tracing filter ({e})"));
+        }
+
+        let a = &self.auth;
+        let h = &self.host;
+        let durations: [(&'static str, Duration); 9] = [
+            ("server.shutdown_grace", self.server.shutdown_grace),
+            ("auth.session_idle_timeout", a.session_idle_timeout),
+            ("auth.session_absolute_timeout", a.session_absolute_timeout),
+            ("auth.invitation_ttl", a.invitation_ttl),
+            ("auth.api_token_max_lifetime", a.api_token_max_lifetime),
+            ("auth.setup_link_ttl", a.setup_link_ttl),
+            ("host.kubeconfig_lifetime", h.kubeconfig_lifetime),
+            ("host.kubeconfig_max_lifetime", h.kubeconfig_max_lifetime),
+            ("host.resync_interval", h.resync_interval),
+        ];
+        for (key, d) in durations {
+            if d.is_zero() {
+                return invalid(key, "must be longer than 0s".into());
+            }
+        }
+        if a.session_idle_timeout > a.session_absolute_timeout {
+            return invalid(
+                "auth.session_idle_timeout",
+                format!(
+                    "({}) must not be longer than auth.session_absolute_timeout ({})",
+                    format_duration(a.session_idle_timeout),
+                    format_duration(a.session_absolute_timeout)
+                ),
+            );
+        }
+        if a.max_sessions_per_user < 1 {
+            return invalid("auth.max_sessions_per_user", "must be at least 1".into());
+        }
+        // 256 is the longest password the password policy accepts.
+        if !(8..=256).contains(&a.password_min_length) {
+            return invalid(
+                "auth.password_min_length",
+                format!("is {}; it must be between 8 and 256", a.password_min_length),
+            );
+        }
+        if !self.backup.interval.is_zero() && self.backup.interval < Duration::from_secs(60) {
+            return invalid(
+                "backup.interval",
+                "must be \"0s\" (off) or at least 1m".into(),
+            );
+        }
+        let meter = self.billing.meter_interval;
+        if meter < Duration::from_secs(1) || meter > Duration::from_secs(3600) {
+            return invalid("billing.meter_interval", "must be between 1s and 1h".into());
+        }
+        if self.backup.keep < 1 {
+            return invalid("backup.keep", "must be at least 1".into());
+        }
+        if self.limits.members_per_org < 1 {
+            return invalid(
+                "limits.members_per_org",
+                "must be at least 1 (the owner is a member)".into(),
+            );
+        }
+        if h.kubeconfig_lifetime > h.kubeconfig_max_lifetime {
+            return invalid(
+                "host.kubeconfig_lifetime",
+                format!(
+                    "({}) must not be longer than host.kubeconfig_max_lifetime ({})",
+                    format_duration(h.kubeconfig_lifetime),
+                    format_duration(h.kubeconfig_max_lifetime)
+                ),
+            );
+        }
+        if !is_k3s_version(&h.k3s_version) {
+            return invalid(
+                "host.k3s_version",
+                format!(
+                    "\"{}\" does not look like a K3s version such as \"v1.33.1-k3s1\"",
+                    h.k3s_version
+                ),
+            );
+        }
+        for addr in &h.external_addresses {
+            if addr.parse::<IpAddr>().is_err() && !is_hostname(addr) {
+                return invalid(
+                    "host.external_addresses",
+                    format!("entry \"{addr}\" is neither an IP address nor a hostname"),
+                );
+            }
+        }
+        Ok(())
+    }
+}

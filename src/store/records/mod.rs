@@ -1,0 +1,187 @@
+//! Typed reads and writes of every record, over the tables in `tables`. Write helpers keep
+//! each record and its indexes in step inside the caller's transaction; uniqueness clashes
+//! come back as [`StoreError::Conflict`]. Listings return at most `limit` rows after an
+//! exclusive cursor, in key order.
+
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{decode, encode};
+use super::tables::*;
+use super::{Reader, StoreError};
+use crate::domain::*;
+
+type Res<T> = Result<T, StoreError>;
+
+mod audit;
+mod members;
+mod nodes;
+mod people;
+mod plans;
+mod tenancy;
+
+pub use audit::*;
+pub use members::*;
+pub use nodes::*;
+pub use people::*;
+pub use plans::*;
+pub use tenancy::*;
+
+// ---- generic helpers -------------------------------------------------------------------
+
+fn get_by_id<T: DeserializeOwned>(
+    r: &impl Reader,
+    def: TableDefinition<u128, &[u8]>,
+    id: u128,
+) -> Res<Option<T>> {
+    let t = r.table(def)?;
+    match t.get(id)? {
+        Some(v) => Ok(Some(decode(v.value(), def.name(), &id)?)),
+        None => Ok(None),
+    }
+}
+
+fn put_by_id<T: Serialize>(
+    tx: &WriteTransaction,
+    def: TableDefinition<u128, &[u8]>,
+    id: u128,
+    v: &T,
+) -> Res<()> {
+    tx.open_table(def)?.insert(id, encode(v)?.as_slice())?;
+    Ok(())
+}
+
+fn del_by_id(tx: &WriteTransaction, def: TableDefinition<u128, &[u8]>, id: u128) -> Res<()> {
+    tx.open_table(def)?.remove(id)?;
+    Ok(())
+}
+
+fn get_pair<T: DeserializeOwned>(
+    r: &impl Reader,
+    def: TableDefinition<(u128, u128), &[u8]>,
+    a: u128,
+    b: u128,
+) -> Res<Option<T>> {
+    let t = r.table(def)?;
+    match t.get((a, b))? {
+        Some(v) => Ok(Some(decode(v.value(), def.name(), &format!("{a}/{b}"))?)),
+        None => Ok(None),
+    }
+}
+
+/// Records under `(a, *)`, after `(a, after)` when given.
+fn list_pair<T: DeserializeOwned>(
+    r: &impl Reader,
+    def: TableDefinition<(u128, u128), &[u8]>,
+    a: u128,
+    after: Option<u128>,
+    limit: usize,
+) -> Res<Vec<T>> {
+    let t = r.table(def)?;
+    let mut out = Vec::new();
+    let start = match after {
+        Some(b) if b == u128::MAX => return Ok(out),
+        Some(b) => b + 1,
+        None => 0,
+    };
+    for row in t.range((a, start)..=(a, u128::MAX))? {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = row?;
+        let (ka, kb) = k.value();
+        out.push(decode(v.value(), def.name(), &format!("{ka}/{kb}"))?);
+    }
+    Ok(out)
+}
+
+/// Second halves of the keys `(a, *)` of an index table.
+fn index_seconds<V: redb::Value + 'static>(
+    r: &impl Reader,
+    def: TableDefinition<(u128, u128), V>,
+    a: u128,
+) -> Res<Vec<u128>> {
+    let t = r.table(def)?;
+    let mut out = Vec::new();
+    for row in t.range((a, 0)..=(a, u128::MAX))? {
+        out.push(row?.0.value().1);
+    }
+    Ok(out)
+}
+
+fn count_prefix<V: redb::Value + 'static>(
+    r: &impl Reader,
+    def: TableDefinition<(u128, u128), V>,
+    a: u128,
+) -> Res<u64> {
+    let t = r.table(def)?;
+    let mut n = 0;
+    for row in t.range((a, 0)..=(a, u128::MAX))? {
+        row?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Ids from a `(a, name) → id` index, by name, after `after` (exclusive).
+fn list_named(
+    r: &impl Reader,
+    def: TableDefinition<(u128, &str), u128>,
+    a: u128,
+    after: Option<&str>,
+    limit: usize,
+) -> Res<Vec<u128>> {
+    let t = r.table(def)?;
+    let mut out = Vec::new();
+    let rows = match after {
+        Some(name) => t.range((a, name)..)?,
+        None => t.range((a, "")..)?,
+    };
+    for row in rows {
+        let (k, v) = row?;
+        let (ka, name) = k.value();
+        if ka != a || out.len() >= limit {
+            break;
+        }
+        if after == Some(name) {
+            continue;
+        }
+        out.push(v.value());
+    }
+    Ok(out)
+}
+
+fn load_all<T: DeserializeOwned>(
+    r: &impl Reader,
+    def: TableDefinition<u128, &[u8]>,
+    ids: Vec<u128>,
+) -> Res<Vec<T>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        // An index entry without its record is corruption, not "not found".
+        let rec = get_by_id(r, def, id)?.ok_or_else(|| StoreError::Corrupt {
+            table: def.name().to_string(),
+            key: id.to_string(),
+            why: "an index points at a missing record".into(),
+        })?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+// ---- meta ---------------------------------------------------------------------------------
+
+pub fn get_meta(r: &impl Reader, key: &str) -> Res<Option<Vec<u8>>> {
+    Ok(r.table(META)?.get(key)?.map(|v| v.value().to_vec()))
+}
+
+pub fn put_meta(tx: &WriteTransaction, key: &str, value: &[u8]) -> Res<()> {
+    tx.open_table(META)?.insert(key, value)?;
+    Ok(())
+}
+
+pub fn delete_meta(tx: &WriteTransaction, key: &str) -> Res<()> {
+    tx.open_table(META)?.remove(key)?;
+    Ok(())
+}
