@@ -307,7 +307,6 @@ async fn fixture() -> Fixture {
     ];
     let state = AppState::new(AppInner {
         ops: Arc::new(ops),
-        host: None,
         reconciler: None,
         secure_cookies: false,
         public_url: "http://kaas.bench".into(),

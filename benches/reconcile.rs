@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use kaas::clock::SystemClock;
 use kaas::domain::{OrgLimits, WorkspaceState};
-use kaas::host::connection::HostConnection;
 use kaas::host::desired::HostSettings;
-use kaas::host::reconciler::{Reconciler, ReconcilerSettings};
 use kaas::ops::orgs::NewOrg;
 use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::reconcile::ReconcilerSettings;
+use kaas::reconcile::connection::HostConnection;
 use kaas::store::{Store, records};
 
 fn ready_count(ops: &Ops) -> usize {
@@ -128,7 +128,7 @@ async fn main() {
         poll_while_busy: Duration::from_millis(200),
         ..Default::default()
     };
-    let reconciler = Reconciler::start(ops.clone(), conn, settings);
+    let reconciler = kaas::app::attach_host(&ops, conn, settings);
     // Let the first probe connect before the clock starts.
     while host.request_counts().get == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;

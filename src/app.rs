@@ -18,11 +18,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::host::connection::{HostConnection, locate_kubeconfig};
 use crate::host::desired::HostSettings;
-use crate::host::reconciler::{Reconciler, ReconcilerHandle, ReconcilerSettings};
-use crate::host::tenant_sync::HostMinter;
 use crate::ops::{Ops, Settings};
+use crate::reconcile::connection::{HostConnection, locate_kubeconfig};
+use crate::reconcile::node_sync::WatchedNodes;
+use crate::reconcile::tenant_sync::HostMinter;
+use crate::reconcile::usage_sync::WatchedQuotas;
+use crate::reconcile::{Reconciler, ReconcilerHandle, ReconcilerSettings};
 use crate::state::{AppInner, AppState};
 use crate::store::{OpenOutcome, Store};
 use crate::telemetry::{self, Metrics};
@@ -59,9 +61,30 @@ pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
     }
 }
 
+/// Wires `ops` to the host behind `conn` — the one place every port `ops` defines gets its
+/// implementation: tenant kubeconfigs (signed with each virtual cluster's CA, server URL on
+/// the first external address), the node inventory and quota usage (watch caches the
+/// reconciler fills), and the connection status — then starts the reconciler.
+pub fn attach_host(
+    ops: &Arc<Ops>,
+    conn: Arc<HostConnection>,
+    settings: ReconcilerSettings,
+) -> ReconcilerHandle {
+    ops.set_minter(Arc::new(HostMinter::new(
+        conn.clone(),
+        settings.host.external_addresses.clone(),
+    )));
+    let nodes = WatchedNodes::new();
+    ops.set_node_inventory(nodes.clone());
+    let quotas = WatchedQuotas::new();
+    ops.set_usage_source(quotas.clone());
+    ops.set_host_monitor(conn.clone());
+    Reconciler::start(ops.clone(), conn, nodes, quotas, settings)
+}
+
 /// Connects to the host (lazily: an absent host is reported, not fatal) and starts the
 /// reconciler.
-fn start_host(cfg: &Config, ops: Arc<Ops>) -> (Arc<HostConnection>, ReconcilerHandle) {
+fn start_host(cfg: &Config, ops: &Arc<Ops>) -> ReconcilerHandle {
     let kubeconfig = locate_kubeconfig(
         cfg.host.kubeconfig.clone(),
         std::env::var("KUBECONFIG").ok(),
@@ -70,13 +93,11 @@ fn start_host(cfg: &Config, ops: Arc<Ops>) -> (Arc<HostConnection>, ReconcilerHa
         Some(p) => tracing::info!(kubeconfig = %p.display(), "host cluster credentials"),
         None => tracing::info!("no host kubeconfig found; trying in-cluster credentials"),
     }
-    let conn = HostConnection::new(kubeconfig);
-    ops.set_minter(Arc::new(HostMinter::new(
-        conn.clone(),
-        cfg.host.external_addresses.clone(),
-    )));
-    let handle = Reconciler::start(ops, conn.clone(), reconciler_settings(cfg));
-    (conn, handle)
+    attach_host(
+        ops,
+        HostConnection::new(kubeconfig),
+        reconciler_settings(cfg),
+    )
 }
 
 /// Opens the database and seeds what a new one needs.
@@ -135,7 +156,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let db_ok = s.ops.store.ping();
     let setup_required = s.ops.needs_setup().unwrap_or(false);
     // The host is reported, not required: kaas serves its API while the host is away.
-    let host = s.host.as_ref().map(|h| h.status());
+    let host = s.ops.host_report();
     let body = json!({
         "status": if db_ok { "ready" } else { "not_ready" },
         "database": if db_ok { "ok" } else { "unavailable" },
@@ -162,6 +183,7 @@ async fn metrics() -> impl IntoResponse {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // Install the recorder before the first request, so nothing goes uncounted.
     Metrics::global();
+    crate::reconcile::error::register_metrics();
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -269,11 +291,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.backup.keep,
         ))
     });
-    let (host, reconciler) = start_host(&cfg, ops.clone());
+    let reconciler = start_host(&cfg, &ops);
     let meter = tokio::spawn(run_meter(ops.clone(), cfg.billing.meter_interval));
     let state = AppState::new(AppInner {
         ops,
-        host: Some(host),
         reconciler: Some(reconciler.clone()),
         secure_cookies: tls.is_some(),
         public_url: cfg.public_url(),

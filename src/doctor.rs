@@ -24,10 +24,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{Config, TlsMode};
-use crate::host::connection::{HostConnection, K3K_CRDS, locate_kubeconfig};
 use crate::host::desired::{system_tolerations, tolerations_json};
 use crate::host::names::{
     K3K_CLUSTER_FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOLERATIONS_WHITELIST_ANNOTATION,
+};
+use crate::reconcile::connection::{
+    HostConnection, K3K_CRDS, is_toleration_refusal, locate_kubeconfig,
 };
 
 /// The namespace the PodTolerationRestriction probe uses (created by the installer's RBAC
@@ -456,7 +458,7 @@ async fn pod_toleration_restriction(client: &Client) -> Check {
             "not enabled: a pod with a toleration its namespace's whitelist forbids was admitted (dry run)",
             fix,
         ),
-        Err(kube::Error::Api(ae)) if crate::host::connection::is_toleration_refusal(&ae) => pass(
+        Err(kube::Error::Api(ae)) if is_toleration_refusal(&ae) => pass(
             NAME,
             "enabled: a forbidden toleration was refused by admission (dry run)",
         ),

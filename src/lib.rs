@@ -1,6 +1,10 @@
 //! kaas: a Kubernetes-as-a-Service appliance. One binary beside K3s keeps tenancy in redb,
 //! serves a JSON API and console, and drives the host cluster (see docs/architecture.md in
 //! the shared design notes and README.md).
+//!
+//! Layers point inward: `web`/`api` → `ops` → `domain`/`store`; `reconcile` (the Kubernetes
+//! runtime) → `host` (the pure Kubernetes model) and `ops`. `ops` defines the ports the
+//! runtime implements, and `app` wires them; `host` imports neither `ops` nor `reconcile`.
 
 pub mod api;
 pub mod app;
@@ -11,8 +15,10 @@ pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod healthcheck;
+pub mod host;
 pub mod http;
 pub mod ops;
+pub mod reconcile;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -24,4 +30,3 @@ pub const VERSION: &str = match option_env!("KAAS_BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
-pub mod host;

@@ -4,17 +4,14 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::host::connection::HostConnection;
-use crate::host::reconciler::ReconcilerHandle;
 use crate::ops::Ops;
+use crate::reconcile::ReconcilerHandle;
 
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub ops: Arc<Ops>,
-    /// The host cluster connection, when kaas manages one.
-    pub host: Option<Arc<HostConnection>>,
     pub reconciler: Option<ReconcilerHandle>,
     /// Cookies get `Secure` (and the `__Host-` name) when served over TLS.
     pub secure_cookies: bool,

@@ -11,9 +11,9 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
 use super::{ListParams, bad_cursor};
 use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
-use crate::host::connection::HostStatus;
 use crate::http::Id;
 use crate::ops::Page;
+use crate::ops::host_status::HostStatus;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::state::AppState;
 use crate::store::records::AuditFilter;
@@ -191,8 +191,5 @@ pub async fn host_status(
     State(s): State<AppState>,
     Authed(a): Authed,
 ) -> ApiResult<Json<HostStatus>> {
-    crate::ops::authz::require_platform_admin(&a)?;
-    Ok(Json(
-        s.host.as_ref().map(|h| h.status()).unwrap_or_default(),
-    ))
+    Ok(Json(s.ops.host_status(&a)?.unwrap_or_default()))
 }

@@ -3,6 +3,7 @@
 //! redb or Kubernetes, so every rule is tested with plain unit tests.
 
 pub mod billing;
+pub mod groups;
 pub mod ids;
 pub mod membership;
 pub mod model;

@@ -1,6 +1,6 @@
 //! The host side of kaas, as pure data: typed K3K resources, every derived name, and the
-//! builders of every object kaas keeps on the host cluster and inside each virtual cluster.
-//! Nothing here does I/O; the reconciler applies what these functions return.
+//! builders and parsers of every object kaas keeps on the host cluster and inside each
+//! virtual cluster. Nothing here does I/O; `reconcile` applies what these functions return.
 //!
 //! - [`k3k`]: `Cluster` and `VirtualClusterPolicy`, generated from the K3K CRDs.
 //! - [`names`]: names, labels, annotations and the field manager.
@@ -8,18 +8,15 @@
 //! - [`nodes`]: labels and taints of dedicated nodes.
 //! - [`quantity`]: resource quantities in the canonical form a server stores.
 //! - [`tenant`]: ClusterRoles, bindings and project objects inside a virtual cluster.
+//! - [`credentials`]: K3K's bootstrap data, tenant client certificates and kubeconfigs.
+//! - [`served_cert`]: which wanted addresses a certificate or k3s config does not cover.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod connection;
 pub mod credentials;
 pub mod desired;
 pub mod k3k;
 pub mod names;
-pub mod node_sync;
 pub mod nodes;
 pub mod quantity;
-pub mod reconciler;
 pub mod served_cert;
 pub mod tenant;
-pub mod tenant_sync;
-pub mod usage_sync;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{ProjectId, WorkspaceId, WorkspaceRole};
+use crate::domain::{ProjectId, WorkspaceId};
 
 /// The one field manager kaas uses for server-side apply, on the host and in tenants.
 pub const FIELD_MANAGER: &str = "kaas";
@@ -150,11 +150,9 @@ pub fn k3k_token_secret(cluster: &str) -> String {
     format!("k3k-{cluster}-token")
 }
 
-/// The group (certificate O) that a workspace role is bound to inside the virtual cluster:
-/// `kaas:ws:<ws id>:workspace-admin` / `kaas:ws:<ws id>:workspace-viewer`.
-pub fn workspace_group(ws: WorkspaceId, role: WorkspaceRole) -> String {
-    format!("kaas:ws:{ws}:{}", role.as_str())
-}
+/// The group a workspace role is bound to (named in `domain`, where the rule that hands the
+/// groups out lives).
+pub use crate::domain::groups::workspace_group;
 
 /// Whether `s` is a DNS-1123 label (namespace, Service, and most object names).
 pub fn is_dns1123_label(s: &str) -> bool {
@@ -180,6 +178,7 @@ pub fn is_label_value(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::WorkspaceRole;
 
     fn sample_ids() -> Vec<WorkspaceId> {
         let mut ids = vec![

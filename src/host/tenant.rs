@@ -5,7 +5,7 @@
 //! field manager.
 //!
 //! Identity: kaas mints client certificates with CN = the user's e-mail and O = the groups
-//! from [`groups_for`]. Workspace roles are bound to groups (so organization owners and
+//! from `domain::groups::groups_for`. Workspace roles are bound to groups (so organization owners and
 //! admins need no per-workspace binding), project roles to the user (CN), so that removing
 //! a project member takes effect at the next reconcile rather than at certificate expiry.
 //! NB: group membership lives in the certificate and cannot be revoked: keep them short-lived.
@@ -32,8 +32,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::desired::{limit_default_requests, limit_defaults, quota_quantities};
 use super::names;
-use crate::domain::policy::Standing;
-use crate::domain::{LimitDefaults, OrgRole, Project, ProjectRole, WorkspaceId, WorkspaceRole};
+use crate::domain::{LimitDefaults, Project, ProjectRole, WorkspaceId, WorkspaceRole};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 const READ: &[&str] = &["get", "list", "watch"];
@@ -374,7 +373,7 @@ fn group_subject(ws: WorkspaceId, role: WorkspaceRole) -> Subject {
 
 /// Binds `workspace-cluster-viewer` cluster-wide to both workspace groups
 /// (`kaas:ws:<ws id>:workspace-admin`, `…:workspace-viewer`). Who is in a group is decided
-/// when a certificate is minted ([`groups_for`]), so membership changes never touch this.
+/// when a certificate is minted (`domain::groups::groups_for`), so membership changes never touch this.
 /// The namespaced roles are bound per project by [`project_group_role_bindings`].
 pub fn cluster_role_bindings(ws: WorkspaceId) -> Vec<ClusterRoleBinding> {
     let mut labels = names::workspace_labels(ws);
@@ -412,24 +411,6 @@ pub fn project_group_role_bindings(project: &Project) -> Vec<RoleBinding> {
             subjects: Some(vec![group_subject(project.workspace_id, role)]),
         })
         .collect()
-}
-
-/// Certificate O values (groups) for a user in workspace `ws`: the workspace-admin group for
-/// platform admins, organization owners and admins (who act as workspace admins everywhere in
-/// their organization) and workspace admins; the workspace-viewer group for workspace
-/// viewers; nothing otherwise. `standing.project` adds no group: project roles are bound to
-/// the user's CN by [`project_role_bindings`].
-pub fn groups_for(ws: WorkspaceId, standing: &Standing) -> Vec<String> {
-    let admin = standing.platform_admin
-        || matches!(standing.org, Some(OrgRole::Owner | OrgRole::Admin))
-        || standing.workspace == Some(WorkspaceRole::Admin);
-    if admin {
-        vec![names::workspace_group(ws, WorkspaceRole::Admin)]
-    } else if standing.workspace == Some(WorkspaceRole::Viewer) {
-        vec![names::workspace_group(ws, WorkspaceRole::Viewer)]
-    } else {
-        Vec::new()
-    }
 }
 
 fn project_labels(project: &Project) -> BTreeMap<String, String> {
@@ -943,60 +924,6 @@ mod tests {
         all.sort_by_key(|rb| rb.metadata.name.clone());
         all.dedup_by_key(|rb| rb.metadata.name.clone());
         assert_eq!(all.len(), 5);
-    }
-
-    #[test]
-    fn groups_follow_the_policy_matrix() {
-        let admin = vec![names::workspace_group(ws(), WorkspaceRole::Admin)];
-        let viewer = vec![names::workspace_group(ws(), WorkspaceRole::Viewer)];
-        let st = |org, workspace, project| Standing {
-            platform_admin: false,
-            org,
-            workspace,
-            project,
-        };
-        assert_eq!(
-            groups_for(ws(), &st(Some(OrgRole::Owner), None, None)),
-            admin
-        );
-        assert_eq!(
-            groups_for(ws(), &st(Some(OrgRole::Admin), None, None)),
-            admin
-        );
-        assert_eq!(
-            groups_for(
-                ws(),
-                &st(Some(OrgRole::Admin), Some(WorkspaceRole::Viewer), None)
-            ),
-            admin,
-            "an org admin acts as workspace admin even when also a viewer"
-        );
-        assert_eq!(
-            groups_for(
-                ws(),
-                &st(Some(OrgRole::Member), Some(WorkspaceRole::Admin), None)
-            ),
-            admin
-        );
-        assert_eq!(
-            groups_for(
-                ws(),
-                &st(Some(OrgRole::Member), Some(WorkspaceRole::Viewer), None)
-            ),
-            viewer
-        );
-        assert!(
-            groups_for(
-                ws(),
-                &st(Some(OrgRole::Member), None, Some(ProjectRole::Admin))
-            )
-            .is_empty()
-        );
-        let platform = Standing {
-            platform_admin: true,
-            ..Standing::default()
-        };
-        assert_eq!(groups_for(ws(), &platform), admin);
     }
 
     #[test]

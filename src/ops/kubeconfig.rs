@@ -98,7 +98,7 @@ impl Ops {
         let minter = self.minter.get().ok_or_else(|| {
             OpsError::Unavailable("kaas is not connected to a host cluster".into())
         })?;
-        let groups = crate::host::tenant::groups_for(ws.id, &standing);
+        let groups = crate::domain::groups::groups_for(ws.id, &standing);
         let minted = minter
             .mint(ws.id, &actor.email, groups.clone(), lifetime)
             .await

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod billing;
 pub mod billing_console;
 pub mod console;
+pub mod host_status;
 pub mod invitations;
 pub mod kubeconfig;
 pub mod members;
@@ -199,6 +200,8 @@ pub struct Ops {
     nodes: std::sync::OnceLock<Arc<dyn nodes::NodeInventory>>,
     /// Quota usage reported by the host; set once a host is configured.
     usage: std::sync::OnceLock<Arc<dyn meter::UsageSource>>,
+    /// The host connection's status; set once a host is configured.
+    host: std::sync::OnceLock<Arc<dyn host_status::HostMonitor>>,
     /// This run of kaas, as the meter knows it: time is only billed between two
     /// observations made by the same run.
     meter_run: u128,
@@ -218,6 +221,7 @@ impl Ops {
             minter: std::sync::OnceLock::new(),
             nodes: std::sync::OnceLock::new(),
             usage: std::sync::OnceLock::new(),
+            host: std::sync::OnceLock::new(),
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
         }

@@ -17,9 +17,9 @@ use super::flash::Flash;
 use super::view::{FormState, Layout};
 use super::{number, redirect, refused};
 use crate::domain::{OrgId, OrgLimits, UserId};
-use crate::host::connection::HostStatus;
 use crate::http::Id;
 use crate::ops::console::NodeRow;
+use crate::ops::host_status::HostStatus;
 use crate::ops::orgs::OrgView;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::ops::{OpsError, Page};
@@ -46,7 +46,7 @@ fn orgs_page(s: &AppState, who: &SignedIn, after: &str, form: FormState) -> WebR
     let after = Some(after).filter(|a| !a.is_empty());
     Ok(OrgsView {
         l: who.layout("Organizations", "admin-orgs"),
-        warnings: host_warnings(s),
+        warnings: host_warnings(s, who),
         page: s.ops.list_orgs(&who.actor, after, ROWS)?,
         form,
     })
@@ -284,11 +284,8 @@ pub async fn reset_password(
 
 /// What the host connection asks an operator to fix (e.g. PodTolerationRestriction not
 /// enforced), for the warning banner on the administration pages.
-fn host_warnings(s: &AppState) -> Vec<String> {
-    s.host
-        .as_ref()
-        .map(|h| h.status().warnings)
-        .unwrap_or_default()
+fn host_warnings(s: &AppState, who: &SignedIn) -> Vec<String> {
+    s.ops.host_warnings(&who.actor)
 }
 
 #[derive(Template, WebTemplate)]
@@ -310,7 +307,7 @@ pub async fn nodes(State(s): State<AppState>, Admin(who): Admin) -> WebResult<No
     };
     Ok(NodesView {
         l: who.layout("Nodes", "admin-nodes"),
-        warnings: host_warnings(&s),
+        warnings: host_warnings(&s, &who),
         rows,
         unavailable,
     })
@@ -327,14 +324,14 @@ pub struct HostView {
 
 /// The host cluster connection as last checked: credentials, version, K3K, the
 /// PodTolerationRestriction check and what to fix.
-pub async fn host(State(s): State<AppState>, Admin(who): Admin) -> HostView {
-    let host = s.host.as_ref().map(|h| h.status());
-    HostView {
+pub async fn host(State(s): State<AppState>, Admin(who): Admin) -> WebResult<HostView> {
+    let host = s.ops.host_status(&who.actor)?;
+    Ok(HostView {
         l: who.layout("Host cluster", "admin-host"),
         warnings: host
             .as_ref()
             .map(|h| h.warnings.clone())
             .unwrap_or_default(),
         host,
-    }
+    })
 }

@@ -804,6 +804,17 @@ async fn health_and_metrics() {
     let text = r.body.as_str().unwrap_or_default();
     assert!(text.contains("kaas_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/api/v1/me\""), "{text}");
+    // Reconcile errors by kind are exported before the first one happens.
+    for kind in [
+        "forbidden",
+        "misconfigured",
+        "conflict",
+        "unavailable",
+        "timeout",
+    ] {
+        let series = format!("kaas_reconcile_errors_total{{kind=\"{kind}\"}}");
+        assert!(text.contains(&series), "{series} missing: {text}");
+    }
 }
 
 #[tokio::test]

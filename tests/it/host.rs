@@ -397,9 +397,27 @@ async fn a_deletion_stuck_on_k3k_says_so_and_finishes_when_k3k_is_back() {
     h.wait_ws(&a, &ws, "gone", |w| w.is_none()).await;
 }
 
+/// `kaas_reconcile_errors_total{kind}` as `/metrics` shows it.
+async fn reconcile_errors(app: &TestApp, kind: &str) -> u64 {
+    let r = app
+        .raw(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let series = format!("kaas_reconcile_errors_total{{kind=\"{kind}\"}} ");
+    let text = r.body.as_str().unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series}missing from /metrics: {text}"))
+}
+
 #[tokio::test]
 async fn errors_from_the_host_and_from_k3k_are_retried_and_shown() {
     let h = HostedApp::start().await;
+    let before = reconcile_errors(&h.app, "unavailable").await;
     // A fifth of the requests fail with a 500: provisioning still gets there.
     h.host.set_fault_plan(Some(FaultPlan::Ratio {
         ratio: 0.2,
@@ -410,6 +428,11 @@ async fn errors_from_the_host_and_from_k3k_are_retried_and_shown() {
     h.wait_ws(&a, &ws, "Ready despite faults", |w| state(w) == "Ready")
         .await;
     h.host.set_fault_plan(None);
+    // The failed passes are counted by kind: a 500 is the host being unavailable.
+    assert!(
+        reconcile_errors(&h.app, "unavailable").await > before,
+        "500s from the host counted as kind=\"unavailable\""
+    );
 
     // Throttling (429 with Retry-After) is waited out, not treated as fatal.
     h.host.set_fault_plan(Some(FaultPlan::Ratio {

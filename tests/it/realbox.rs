@@ -351,7 +351,7 @@ async fn a_changed_external_address_reaches_the_served_certificate_on_realhost()
     let ns = format!("kaas-ws-{s}");
     let api = h.get("", "services", Some(&ns), "kaas-api").await.unwrap();
     let port = api["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
-    let served = kaas::host::served_cert::served_names("127.0.0.1", port)
+    let served = kaas::reconcile::served_cert::served_names("127.0.0.1", port)
         .await
         .unwrap();
     assert!(served.contains(&"127.0.0.1".to_string()), "{served:?}");
@@ -372,7 +372,7 @@ async fn a_changed_external_address_reaches_the_served_certificate_on_realhost()
     h.until(
         "the served certificate covering the new address",
         async || {
-            kaas::host::served_cert::served_names("127.0.0.1", port)
+            kaas::reconcile::served_cert::served_names("127.0.0.1", port)
                 .await
                 .is_ok_and(|names| names.contains(&"kaas-new.example".to_string()))
         },
@@ -386,7 +386,7 @@ async fn a_changed_external_address_reaches_the_served_certificate_on_realhost()
 
 /// A quantity as a number of base units (cores, bytes, pods).
 fn amount(v: &Value) -> f64 {
-    kaas::host::usage_sync::parse_quantity(v.as_str().unwrap_or("0")).unwrap_or(0.0)
+    kaas::host::quantity::parse_quantity(v.as_str().unwrap_or("0")).unwrap_or(0.0)
 }
 
 // Point 4: on hosts of 1, 3 and 10 nodes, a workspace on each default plan becomes Ready

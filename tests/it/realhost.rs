@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kaas::host::reconciler::{ReconcilerHandle, ReconcilerSettings};
+use kaas::reconcile::{ReconcilerHandle, ReconcilerSettings};
 use serde_json::Value;
 
 use crate::support::{TestApp, TestHost, attach_host, reconciler_settings};

@@ -12,10 +12,10 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use kaas::clock::ManualClock;
 use kaas::domain::{TokenScope, UserId};
-use kaas::host::reconciler::{ReconcilerHandle, ReconcilerSettings};
 use kaas::ops::tokens::NewToken;
 use kaas::ops::users::NewUser;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::reconcile::{ReconcilerHandle, ReconcilerSettings};
 use kaas::state::{AppInner, AppState};
 use kaas::store::Store;
 use serde_json::Value;
@@ -77,7 +77,6 @@ impl TestApp {
         ops.seed_plans().expect("seed plans");
         let state = AppState::new(AppInner {
             ops: Arc::new(ops),
-            host: None,
             reconciler: None,
             secure_cookies: false,
             public_url: "http://kaas.test".into(),
@@ -226,7 +225,7 @@ pub struct HostedApp {
     pub app: TestApp,
     pub host: fakehost::FakeHost,
     pub k3k: fakehost::k3k::K3kController,
-    pub reconciler: kaas::host::reconciler::ReconcilerHandle,
+    pub reconciler: kaas::reconcile::ReconcilerHandle,
     pub _dir: tempfile::TempDir,
 }
 
@@ -236,7 +235,7 @@ impl HostedApp {
     }
 
     pub async fn start_with(
-        tweak: impl FnOnce(&mut kaas::host::reconciler::ReconcilerSettings),
+        tweak: impl FnOnce(&mut kaas::reconcile::ReconcilerSettings),
     ) -> HostedApp {
         Self::start_full(false, 1, tweak).await
     }
@@ -250,7 +249,7 @@ impl HostedApp {
     async fn start_full(
         toleration_restriction: bool,
         nodes: usize,
-        tweak: impl FnOnce(&mut kaas::host::reconciler::ReconcilerSettings),
+        tweak: impl FnOnce(&mut kaas::reconcile::ReconcilerSettings),
     ) -> HostedApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let host = fakehost::FakeHost::start(fakehost::FakeHostOptions {
@@ -314,25 +313,17 @@ pub fn reconciler_settings() -> ReconcilerSettings {
     }
 }
 
-/// Wires `app` to the host behind `kubeconfig` as `kaas serve` does: a host connection, the
-/// kubeconfig minter (external address 127.0.0.1) and a running reconciler.
+/// Wires `app` to the host behind `kubeconfig` as `kaas serve` does (`app::attach_host`): a
+/// host connection, every port `ops` defines, and a running reconciler.
 pub fn attach_host(
     app: &mut TestApp,
     kubeconfig: PathBuf,
     settings: ReconcilerSettings,
 ) -> ReconcilerHandle {
-    let conn = kaas::host::connection::HostConnection::new(Some(kubeconfig));
-    app.state
-        .ops
-        .set_minter(Arc::new(kaas::host::tenant_sync::HostMinter::new(
-            conn.clone(),
-            vec!["127.0.0.1".into()],
-        )));
-    let reconciler =
-        kaas::host::reconciler::Reconciler::start(app.state.ops.clone(), conn.clone(), settings);
+    let conn = kaas::reconcile::connection::HostConnection::new(Some(kubeconfig));
+    let reconciler = kaas::app::attach_host(&app.state.ops, conn, settings);
     let state = AppState::new(AppInner {
         ops: app.state.ops.clone(),
-        host: Some(conn),
         reconciler: Some(reconciler.clone()),
         secure_cookies: false,
         public_url: "http://kaas.test".into(),

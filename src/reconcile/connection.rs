@@ -10,8 +10,11 @@ use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use serde::Serialize;
-use utoipa::ToSchema;
+
+use super::error::describe;
+use super::kubeapi::apply_if_changed;
+use crate::host::names;
+use crate::ops::host_status::{HostMonitor, HostStatus};
 
 /// Where the host kubeconfig is looked for, in order, when none is configured.
 pub const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
@@ -19,33 +22,12 @@ pub const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
 /// The K3K CRDs kaas needs on the host.
 pub const K3K_CRDS: [&str; 2] = ["clusters.k3k.io", "virtualclusterpolicies.k3k.io"];
 
-/// What kaas knows about its host connection.
-#[derive(Debug, Clone, Default, Serialize, ToSchema, PartialEq, Eq)]
-pub struct HostStatus {
-    /// Where the credentials came from (a kubeconfig path or `in-cluster`), if found.
-    pub source: Option<String>,
-    pub connected: bool,
-    /// The host's Kubernetes version, e.g. `v1.33.1+k3s1`.
-    pub version: Option<String>,
-    /// Whether `clusters.k3k.io` and `virtualclusterpolicies.k3k.io` exist.
-    pub k3k_crds: bool,
-    pub last_error: Option<String>,
-    /// Whether the host enforces PodTolerationRestriction (checked with a dry-run pod);
-    /// `None` until checked. Without it tenants could land on other workspaces' nodes.
-    pub pod_toleration_restriction: Option<bool>,
-    /// Problems that do not stop kaas but an operator must fix.
-    pub warnings: Vec<String>,
-    pub checked_at: Option<Timestamp>,
-}
-
 /// The namespace kaas keeps on the host for its own checks.
 pub const KAAS_SYSTEM_NAMESPACE: &str = "kaas-system";
 
 /// What to tell an operator whose host does not enforce toleration whitelists.
 pub const TOLERATION_RESTRICTION_FIX: &str = "the host does not enforce PodTolerationRestriction, so a tenant could schedule onto another workspace's dedicated nodes: add `kube-apiserver-arg: [\"enable-admission-plugins=NodeRestriction,PodTolerationRestriction\"]` to /etc/rancher/k3s/config.yaml.d/kaas.yaml and restart K3s";
 
-/// Asks the host whether it rejects a pod whose toleration its namespace's whitelist does
-/// not admit (a dry run: nothing is stored).
 /// Whether an API error is PodTolerationRestriction refusing a pod for its whitelist.
 /// NB: kube-apiserver answers the plugin's refusal with a 500 carrying only its message (the
 /// plugin returns a plain error, not a Forbidden); a 403 is accepted too.
@@ -56,6 +38,8 @@ pub fn is_toleration_refusal(status: &kube::core::Status) -> bool {
             .contains("conflict with its namespace whitelist")
 }
 
+/// Asks the host whether it rejects a pod whose toleration its namespace's whitelist does
+/// not admit (a dry run: nothing is stored).
 pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, String> {
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::PostParams;
@@ -65,19 +49,14 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
         "kind": "Namespace",
         "metadata": {
             "name": KAAS_SYSTEM_NAMESPACE,
-            "labels": {super::names::MANAGED_BY_LABEL: super::names::MANAGED_BY_VALUE},
-            "annotations": {super::names::TOLERATIONS_WHITELIST_ANNOTATION: "[{\"key\":\"kaas.hexabase.ai/probe\",\"operator\":\"Exists\"}]"}
+            "labels": {names::MANAGED_BY_LABEL: names::MANAGED_BY_VALUE},
+            "annotations": {names::TOLERATIONS_WHITELIST_ANNOTATION: "[{\"key\":\"kaas.hexabase.ai/probe\",\"operator\":\"Exists\"}]"}
         }
     }))
     .map_err(|e| e.to_string())?;
-    super::reconciler::apply_if_changed(&namespaces, KAAS_SYSTEM_NAMESPACE, &ns)
+    apply_if_changed(&namespaces, KAAS_SYSTEM_NAMESPACE, &ns)
         .await
-        .map_err(|e| {
-            format!(
-                "preparing {KAAS_SYSTEM_NAMESPACE}: {}",
-                super::reconciler::describe(&e)
-            )
-        })?;
+        .map_err(|e| format!("preparing {KAAS_SYSTEM_NAMESPACE}: {}", describe(&e)))?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), KAAS_SYSTEM_NAMESPACE);
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -96,7 +75,7 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
     match pods.create(&params, &pod).await {
         Ok(_) => Ok(false),
         Err(kube::Error::Api(s)) if is_toleration_refusal(&s) => Ok(true),
-        Err(e) => Err(super::reconciler::describe(&e)),
+        Err(e) => Err(describe(&e)),
     }
 }
 
@@ -258,5 +237,11 @@ impl HostConnection {
         if let Ok(mut s) = self.status.write() {
             s.last_error = Some(error.to_string());
         }
+    }
+}
+
+impl HostMonitor for HostConnection {
+    fn status(&self) -> HostStatus {
+        HostConnection::status(self)
     }
 }

@@ -16,11 +16,12 @@ use kube::api::{DeleteParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 
-use super::credentials::{self, Bootstrap, MintedCert};
-use super::names;
-use super::reconciler::{apply_if_changed, describe, is_not_found};
-use super::tenant;
+use super::connection::HostConnection;
+use super::error::{Error, Result};
+use super::kubeapi::{apply_if_changed, apply_missing, delete_if_present};
 use crate::domain::WorkspaceId;
+use crate::host::credentials::{self, Bootstrap, MintedCert};
+use crate::host::{names, tenant};
 use crate::ops::reconcile::WorkspaceSnapshot;
 
 /// How to reach one virtual cluster from here.
@@ -36,30 +37,34 @@ pub async fn access(
     host: &Client,
     ws: WorkspaceId,
     external_address: &str,
-) -> Result<VirtualClusterAccess, String> {
+) -> Result<VirtualClusterAccess> {
     let ns = names::namespace(ws);
     let cluster = names::cluster(ws);
     let secrets: Api<Secret> = Api::namespaced(host.clone(), &ns);
     let secret = secrets
         .get_opt(&names::k3k_bootstrap_secret(&cluster))
         .await
-        .map_err(|e| format!("reading the K3K bootstrap secret: {}", describe(&e)))?
-        .ok_or("K3K has not written the bootstrap secret yet")?;
+        .map_err(|e| Error::kube("reading the K3K bootstrap secret", e))?
+        .ok_or_else(|| Error::NotReady("K3K has not written the bootstrap secret yet".into()))?;
     let raw = secret
         .data
         .as_ref()
         .and_then(|d| d.get(names::K3K_BOOTSTRAP_KEY))
         .map(|ByteString(b)| b.clone())
-        .ok_or("the K3K bootstrap secret has no `bootstrap` key")?;
-    let bootstrap = credentials::parse_bootstrap(&raw).map_err(|e| e.to_string())?;
+        .ok_or_else(|| Error::NotReady("the K3K bootstrap secret has no `bootstrap` key".into()))?;
+    let bootstrap =
+        credentials::parse_bootstrap(&raw).map_err(|e| Error::Internal(e.to_string()))?;
     let services: Api<Service> = Api::namespaced(host.clone(), &ns);
     let svc = services
         .get_opt(names::API_SERVICE)
         .await
-        .map_err(|e| format!("reading the API service: {}", describe(&e)))?
-        .ok_or("the virtual cluster's API service does not exist yet")?;
-    let port = api_node_port(&svc)
-        .ok_or("the virtual cluster's API service has no NodePort for port 443 yet")?;
+        .map_err(|e| Error::kube("reading the API service", e))?
+        .ok_or_else(|| {
+            Error::NotReady("the virtual cluster's API service does not exist yet".into())
+        })?;
+    let port = api_node_port(&svc).ok_or_else(|| {
+        Error::NotReady("the virtual cluster's API service has no NodePort for port 443 yet".into())
+    })?;
     Ok(VirtualClusterAccess {
         bootstrap,
         server_url: format!("https://{}:{port}", bracket_ipv6(external_address)),
@@ -108,7 +113,7 @@ pub fn kubeconfig_for(
 }
 
 /// A client acting as kaas inside the virtual cluster.
-pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client, String> {
+pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client> {
     let (user, groups) = credentials::admin_identity();
     let (yaml, _) = kubeconfig_for(
         access,
@@ -116,39 +121,22 @@ pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client, Strin
         &groups,
         Timestamp::now(),
         Duration::from_secs(3600),
-    )?;
-    let kc = Kubeconfig::from_yaml(&yaml).map_err(|e| format!("admin kubeconfig: {e}"))?;
+    )
+    .map_err(Error::Internal)?;
+    let internal = |what: &str, e: &dyn std::fmt::Display| Error::Internal(format!("{what}: {e}"));
+    let kc = Kubeconfig::from_yaml(&yaml).map_err(|e| internal("admin kubeconfig", &e))?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
-        .map_err(|e| format!("admin kubeconfig: {e}"))?;
-    Client::try_from(config).map_err(|e| format!("virtual cluster client: {e}"))
+        .map_err(|e| internal("admin kubeconfig", &e))?;
+    Client::try_from(config).map_err(|e| internal("virtual cluster client", &e))
 }
 
-/// Applies each desired object unless an equal one is already in `have`.
-async fn apply_missing<K>(api: &Api<K>, desired: Vec<K>, have: &[K]) -> Result<(), kube::Error>
-where
-    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    for d in desired {
-        let name = d.meta().name.clone().unwrap_or_default();
-        let want = serde_json::to_value(&d).map_err(kube::Error::SerdeError)?;
-        let in_sync = have.iter().any(|h| {
-            h.meta().name.as_deref() == Some(name.as_str())
-                && serde_json::to_value(h).is_ok_and(|v| super::reconciler::contains(&v, &want))
-        });
-        if !in_sync {
-            apply_if_changed(api, &name, &d).await?;
-        }
-    }
-    Ok(())
-}
-
-fn ctx(what: &'static str) -> impl Fn(kube::Error) -> String {
-    move |e| format!("inside the virtual cluster, {what}: {}", describe(&e))
+fn ctx(what: &'static str) -> impl Fn(kube::Error) -> Error {
+    move |e| Error::kube(format!("inside the virtual cluster, {what}"), e)
 }
 
 /// Brings the virtual cluster in line with the workspace's members and projects.
-pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), String> {
+pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
     let ws = &snap.workspace;
     // One list per kind instead of a read per object: an in-sync pass is cheap.
     let managed = ListParams::default().labels(&format!(
@@ -193,14 +181,15 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), Strin
                     .await
                     .map_err(ctx("project quotas"))?;
             }
-            None => match quotas
-                .delete(tenant::PROJECT_QUOTA_NAME, &DeleteParams::default())
+            None => {
+                delete_if_present(
+                    &quotas,
+                    tenant::PROJECT_QUOTA_NAME,
+                    &DeleteParams::default(),
+                )
                 .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(ctx("project quotas")(e)),
-            },
+                .map_err(ctx("project quotas"))?;
+            }
         }
         let limits: Api<LimitRange> = Api::namespaced(client.clone(), &project.name);
         apply_if_changed(
@@ -229,12 +218,11 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), Strin
     for ns in managed {
         let name = ns.meta().name.clone().unwrap_or_default();
         if !wanted.contains(&name) && ns.meta().deletion_timestamp.is_none() {
-            match namespaces.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    tracing::info!(workspace = %ws.id, namespace = %name, "removed the namespace of a deleted project")
-                }
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(ctx("removing a deleted project's namespace")(e)),
+            let removed = delete_if_present(&namespaces, &name, &DeleteParams::background())
+                .await
+                .map_err(ctx("removing a deleted project's namespace"))?;
+            if removed {
+                tracing::info!(workspace = %ws.id, namespace = %name, "removed the namespace of a deleted project");
             }
         }
     }
@@ -243,13 +231,13 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<(), Strin
 
 /// Signs tenant kubeconfigs for `ops` with each workspace's client CA.
 pub struct HostMinter {
-    conn: std::sync::Arc<super::connection::HostConnection>,
+    conn: std::sync::Arc<HostConnection>,
     external_addresses: Vec<String>,
 }
 
 impl HostMinter {
     pub fn new(
-        conn: std::sync::Arc<super::connection::HostConnection>,
+        conn: std::sync::Arc<HostConnection>,
         external_addresses: Vec<String>,
     ) -> HostMinter {
         HostMinter {
@@ -277,7 +265,9 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
                 .external_addresses
                 .first()
                 .ok_or("no external address configured (host.external_addresses)")?;
-            let access = access(&host, ws, address).await?;
+            let access = access(&host, ws, address)
+                .await
+                .map_err(|e| e.to_string())?;
             let (yaml, cert) = kubeconfig_for(&access, user, &groups, Timestamp::now(), lifetime)?;
             Ok(crate::ops::kubeconfig::MintedKubeconfig {
                 yaml,

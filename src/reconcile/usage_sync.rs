@@ -13,8 +13,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::names;
 use crate::domain::{Quota, WorkspaceId};
+use crate::host::names;
+use crate::host::quantity::parse_quantity;
 use crate::ops::meter::UsageSource;
 
 /// Label K3K puts on the objects its VirtualClusterPolicy controller makes in a namespace.
@@ -184,45 +185,12 @@ fn quota_of(used: &std::collections::BTreeMap<String, Quantity>) -> Quota {
     }
 }
 
-/// A Kubernetes quantity (`1500m`, `2`, `512Mi`, `1G`, `1e3`) as a plain number.
-pub fn parse_quantity(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let suffixes: [(&str, f64); 14] = [
-        ("Ki", 1024.0),
-        ("Mi", 1_048_576.0),
-        ("Gi", 1_073_741_824.0),
-        ("Ti", 1_099_511_627_776.0),
-        ("Pi", 1_125_899_906_842_624.0),
-        ("Ei", 1_152_921_504_606_846_976.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-    ];
-    for (suffix, factor) in suffixes {
-        if let Some(num) = s.strip_suffix(suffix) {
-            return num.parse::<f64>().ok().map(|v| v * factor);
-        }
-    }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn quantities() {
-        assert_eq!(parse_quantity("1500m"), Some(1.5));
-        assert_eq!(parse_quantity("2"), Some(2.0));
-        assert_eq!(parse_quantity("512Mi"), Some(536_870_912.0));
-        assert_eq!(parse_quantity("1G"), Some(1e9));
-        assert_eq!(parse_quantity("1e3"), Some(1000.0));
-        assert_eq!(parse_quantity("x"), None);
+    fn used_amounts_in_kaas_units() {
         let used = [
             ("requests.cpu".to_string(), Quantity("750m".into())),
             ("requests.memory".to_string(), Quantity("1Gi".into())),

@@ -15,13 +15,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::names;
-use super::nodes::{
+use super::error::{Error, Result};
+use super::kubeapi::{is_not_found, is_synced};
+use crate::domain::WorkspaceId;
+use crate::host::names;
+use crate::host::nodes::{
     dedicated_node_patch, released_node_patch, taints_merge_patch, taints_with_ours,
     taints_without_ours,
 };
-use super::reconciler::describe;
-use crate::domain::WorkspaceId;
 use crate::ops::nodes::{HostNode, NodeCondition, NodeInventory, NodeTaint};
 
 /// Marks a node kaas cordoned itself, so it uncordons only those.
@@ -63,15 +64,25 @@ impl WatchedNodes {
 }
 
 impl WatchedNodes {
+    /// A cache that has listed `nodes` and watches nothing (for tests of a pass).
+    #[cfg(test)]
+    pub fn listed(nodes: Vec<Node>) -> Arc<WatchedNodes> {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for n in nodes {
+            writer.apply_watcher_event(&watcher::Event::InitApply(n));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        Arc::new(WatchedNodes {
+            store: std::sync::RwLock::new(Some(reader)),
+        })
+    }
+
     /// The cached nodes, once the watch has listed them.
     fn snapshot(&self) -> Option<Vec<Arc<Node>>> {
         let guard = self.store.read().ok()?;
         let store = guard.as_ref()?;
-        matches!(
-            futures::FutureExt::now_or_never(store.wait_until_ready()),
-            Some(Ok(()))
-        )
-        .then(|| store.state())
+        is_synced(store).then(|| store.state())
     }
 }
 
@@ -101,11 +112,7 @@ impl NodeInventory for WatchedNodes {
         let guard = self.store.read().ok()?;
         let store = guard.as_ref()?;
         // Until the first list arrived the cache is empty for lack of knowledge, not of nodes.
-        let synced = matches!(
-            futures::FutureExt::now_or_never(store.wait_until_ready()),
-            Some(Ok(()))
-        );
-        if !synced {
+        if !is_synced(store) {
             return None;
         }
         let mut nodes: Vec<HostNode> = store.state().iter().map(|n| host_node(n)).collect();
@@ -186,11 +193,11 @@ pub async fn sync(
     cache: &WatchedNodes,
     ws: WorkspaceId,
     assigned: &[String],
-) -> Result<NodePass, String> {
+) -> Result<NodePass> {
     let nodes: Api<Node> = Api::all(client.clone());
     let pool = names::node_pool(ws);
     let mut pass = NodePass::default();
-    let err = |what: &str, e: kube::Error| format!("{what}: {}", describe(&e));
+    let err = |what: &str, e: kube::Error| Error::kube(what, e);
     // Read from the watch cache when it is synced; writes carry the resourceVersion read,
     // so a stale copy only costs a 409 and a retry.
     let snapshot = cache.snapshot();
@@ -277,10 +284,10 @@ pub async fn sync(
 }
 
 /// One step of releasing a node; true when the node is clean again.
-async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool, String> {
+async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool> {
     let nodes: Api<Node> = Api::all(client.clone());
     let name = node.metadata.name.clone().unwrap_or_default();
-    let err = |what: &str, e: kube::Error| format!("releasing {name}, {what}: {}", describe(&e));
+    let err = |what: &str, e: kube::Error| Error::kube(format!("releasing {name}, {what}"), e);
     let unschedulable = node
         .spec
         .as_ref()
@@ -314,7 +321,7 @@ async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool, 
                 Ok(_) => {
                     tracing::info!(node = %name, pod = %pod, "evicted a pod from a released node")
                 }
-                Err(e) if super::reconciler::is_not_found(&e) => {}
+                Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(err("evicting a pod", e)),
             }
         }
@@ -366,7 +373,7 @@ fn owned_by_daemonset(pod: &Pod) -> bool {
 /// taint is NoSchedule, which keeps new pods off but leaves running ones, and the DaemonSet
 /// controller keeps a daemon pod running on a node that became NoSchedule-tainted; once
 /// evicted it does not place one there again, because the agents tolerate no such taint.
-async fn move_node_agents_off(client: &Client, node: &str) -> Result<(), String> {
+async fn move_node_agents_off(client: &Client, node: &str) -> Result<()> {
     let pods: Api<Pod> = Api::all(client.clone());
     let params = ListParams::default()
         .labels(K3K_SHARED_AGENT_LABELS)
@@ -374,7 +381,7 @@ async fn move_node_agents_off(client: &Client, node: &str) -> Result<(), String>
     let agents = pods
         .list(&params)
         .await
-        .map_err(|e| format!("listing K3K's node agents on {node}: {}", describe(&e)))?;
+        .map_err(|e| Error::kube(format!("listing K3K's node agents on {node}"), e))?;
     for p in agents.items.iter().filter(|p| owned_by_daemonset(p)) {
         let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
         else {
@@ -388,11 +395,11 @@ async fn move_node_agents_off(client: &Client, node: &str) -> Result<(), String>
             Ok(_) => {
                 tracing::info!(node = %node, pod = %name, "moved a K3K node agent off a dedicated node")
             }
-            Err(e) if super::reconciler::is_not_found(&e) => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(format!(
-                    "evicting K3K's node agent {ns}/{name} from {node}: {}",
-                    describe(&e)
+                return Err(Error::kube(
+                    format!("evicting K3K's node agent {ns}/{name} from {node}"),
+                    e,
                 ));
             }
         }

@@ -1,0 +1,434 @@
+//! The apply pass for one workspace: build the desired host objects (pure, `host::desired`),
+//! apply those that differ from the host's copies, decide the state from K3K's status
+//! ([`observe`](super::observe::observe)), repair the served certificate, sync dedicated
+//! nodes and — once Ready — the inside of the virtual cluster, and record what was seen.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::{Api, Client};
+
+use super::context::Context;
+use super::error::{Error, Result, describe};
+use super::kubeapi::{apply_cached, apply_if_changed, cached};
+use super::observe::{self, Agents, Pending, Seen, Verdict};
+use super::{node_sync, served_cert, tenant_sync};
+use crate::domain::{K3kMode, WorkspaceState};
+use crate::host::desired::{HostSettings, desired_objects, immutable_changes};
+use crate::host::k3k::cluster::{ClusterSpec, ClusterStatusPhase};
+use crate::host::k3k::{Cluster, VirtualClusterPolicy};
+use crate::host::names;
+use crate::ops::reconcile::{Observation, WorkspaceSnapshot};
+
+/// How long kaas reuses its in-cluster client (its certificate lives an hour).
+const TENANT_CLIENT_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// One apply pass. `Ok(Some(d))` asks to look again after `d`.
+pub async fn apply(
+    ctx: &Context,
+    client: &Client,
+    snap: &WorkspaceSnapshot,
+) -> Result<Option<Duration>> {
+    let ws = &snap.workspace;
+    // The quota counts one node agent per node that runs one: wait for the node list
+    // rather than apply a quota that the next pass changes again.
+    let Some(agent_nodes) = ctx.nodes.shared_agent_nodes() else {
+        return Ok(Some(Duration::from_millis(200)));
+    };
+    let host_settings = HostSettings {
+        dedicated_nodes: snap.dedicated_nodes.clone(),
+        all_dedicated_pools: snap.all_pools.clone(),
+        agent_nodes,
+        ..ctx.settings.host.clone()
+    };
+    let mut desired = desired_objects(ws, &snap.plan, &host_settings);
+    let ns_name = names::namespace(ws.id);
+    let cluster_name = names::cluster(ws.id);
+    let applying = |what: &str| format!("applying the {what}");
+
+    let caches = ctx.caches.get();
+    let policy_name = names::policy(ws.id);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let have = caches.and_then(|c| cached(&c.namespaces, &ns_name, None));
+    apply_cached(&namespaces, &ns_name, &desired.namespace, have)
+        .await
+        .map_err(|e| Error::kube(applying("namespace"), e))?;
+    let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
+    let have = caches.and_then(|c| cached(&c.policies, &policy_name, None));
+    apply_cached(&policies, &policy_name, &desired.policy, have)
+        .await
+        .map_err(|e| Error::kube(applying("virtual cluster policy"), e))?;
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
+    let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
+    // A field the API server refuses to change would make every apply fail (422): keep
+    // the cluster's value, apply the rest, and say what cannot be done.
+    let stuck = have
+        .as_ref()
+        .map(|c| keep_immutable_fields(&c.spec, &mut desired.cluster.spec))
+        .filter(|fields| !fields.is_empty());
+    let (cluster, changed) = apply_cached(&clusters, &cluster_name, &desired.cluster, have)
+        .await
+        .map_err(|e| Error::kube(applying("K3K cluster"), e))?;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+    let (api_service, _) = apply_if_changed(&services, names::API_SERVICE, &desired.api_service)
+        .await
+        .map_err(|e| Error::kube(applying("API service"), e))?;
+
+    let status = cluster.status.as_ref();
+    let phase_ready = observe::phase(status) == Some(&ClusterStatusPhase::Ready);
+    let reacted = {
+        let mut mem = ctx.memory()?;
+        let now = Instant::now();
+        if changed && ws.applied_generation > 0 {
+            mem.pending_change.insert(ws.id, Pending::Since(now));
+        }
+        let pending = mem.pending_change.get(&ws.id).copied();
+        let (reacted, still) =
+            observe::reacted(pending, phase_ready, now, ctx.settings.change_grace);
+        match still {
+            Some(p) => mem.pending_change.insert(ws.id, p),
+            None => mem.pending_change.remove(&ws.id),
+        };
+        reacted
+    };
+    // The StatefulSet is read only while a change may be rolling out; an in-sync,
+    // confirmed workspace was rolled out when it was recorded Ready.
+    let settled = !changed
+        && reacted
+        && ws.applied_generation == ws.generation
+        && ws.state == WorkspaceState::Ready;
+    let rolled_out = settled || server_rolled_out(client, &ns_name, &cluster_name).await;
+    // K3K's Ready ignores its node agents; without one there is no node to run a pod on.
+    let agents = if snap.plan.k3k_mode == K3kMode::Shared {
+        shared_agents(client, &ns_name, &cluster_name).await
+    } else {
+        Agents::Ready
+    };
+    let daemonset = names::k3k_kubelet_daemonset(&cluster_name);
+    let mut verdict = observe::observe(&Seen {
+        status,
+        changed,
+        reacted,
+        rolled_out,
+        agents: &agents,
+        first: ws.applied_generation == 0,
+        generation: ws.generation,
+        agent_daemonset: &daemonset,
+    });
+    if verdict.state == WorkspaceState::Ready {
+        let wanted = desired.cluster.spec.tls_sa_ns.clone().unwrap_or_default();
+        if let Some(rolling) =
+            served_cert::check_served_names(ctx, client, ws.id, &api_service, &wanted).await?
+        {
+            verdict = rolling;
+        }
+    }
+    let node_pass = node_sync::sync(client, &ctx.nodes, ws.id, &snap.dedicated_nodes).await?;
+    if verdict.state == WorkspaceState::Ready && !node_pass.problems.is_empty() {
+        verdict.state = WorkspaceState::Error;
+        verdict.message = format!("degraded: {}", node_pass.problems.join("; "));
+    }
+    if verdict.state == WorkspaceState::Ready {
+        // Ready means tenants can use it: roles, projects and bindings are in place.
+        sync_inside(ctx, client, snap).await?;
+    }
+    // A plan the existing cluster cannot take outranks everything else: it will not
+    // resolve itself, and the operator must choose what to do.
+    if let Some(fields) = stuck {
+        verdict = Verdict {
+            state: WorkspaceState::Error,
+            message: immutable_message(&fields, &snap.plan.id),
+            applied: None,
+        };
+    }
+    let busy = verdict.state != WorkspaceState::Ready || !node_pass.releasing.is_empty();
+    let obs = Observation {
+        state: verdict.state,
+        phase: observe::phase(status).map(|p| observe::phase_name(p).to_string()),
+        message: verdict.message,
+        applied_generation: verdict.applied,
+    };
+    ctx.ops.record_observation(ws.id, &obs)?;
+    Ok(busy.then_some(ctx.soon()))
+}
+
+/// Brings the inside of the virtual cluster in line, with kaas's cached client there (made
+/// anew when absent, old, or after a failure: the cluster may have new CAs).
+async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
+    let id = snap.workspace.id;
+    let reuse = ctx
+        .memory()?
+        .tenant_clients
+        .get(&id)
+        .and_then(|(c, at)| (at.elapsed() < TENANT_CLIENT_TTL).then(|| c.clone()));
+    let client = match reuse {
+        Some(c) => c,
+        None => {
+            let address = ctx.settings.host.external_addresses.first().ok_or_else(|| {
+                Error::Misconfigured("no external address configured (host.external_addresses): kaas cannot reach the virtual cluster".into())
+            })?;
+            let access = tenant_sync::access(host, id, address).await?;
+            let c = tenant_sync::admin_client(&access).await?;
+            ctx.memory()?
+                .tenant_clients
+                .insert(id, (c.clone(), Instant::now()));
+            c
+        }
+    };
+    let result = tenant_sync::sync(&client, snap).await;
+    if result.is_err() {
+        ctx.memory()?.tenant_clients.remove(&id);
+    }
+    result
+}
+
+/// Whether the K3K server StatefulSet has no rollout in progress (absent counts as done:
+/// not every K3K version or fake creates one).
+async fn server_rolled_out(client: &Client, ns: &str, cluster: &str) -> bool {
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    match sts.get_opt(&names::k3k_server_statefulset(cluster)).await {
+        Ok(Some(s)) => {
+            let spec_replicas = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
+            let Some(st) = s.status else { return false };
+            let revisions_match = match (&st.current_revision, &st.update_revision) {
+                (Some(c), Some(u)) => c == u,
+                _ => true,
+            };
+            let generation_seen =
+                st.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
+            revisions_match && generation_seen && st.ready_replicas.unwrap_or(0) >= spec_replicas
+        }
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+async fn shared_agents(client: &Client, ns: &str, cluster: &str) -> Agents {
+    let name = names::k3k_kubelet_daemonset(cluster);
+    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    match sets.get_opt(&name).await {
+        Ok(Some(ds)) => {
+            let st = ds.status.unwrap_or_default();
+            let observed =
+                st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
+            if observed && st.desired_number_scheduled == 0 {
+                Agents::Nowhere
+            } else if st.number_ready >= 1 {
+                Agents::Ready
+            } else {
+                Agents::Waiting(format!(
+                    "waiting for K3K's node agents ({name}: {} of {} ready)",
+                    st.number_ready, st.desired_number_scheduled
+                ))
+            }
+        }
+        Ok(None) => Agents::Waiting("waiting for K3K to start its node agents".into()),
+        Err(e) => Agents::Waiting(format!("reading {name}: {}", describe(&e))),
+    }
+}
+
+/// Puts the observed values of the fields the API server will not change into `desired`;
+/// returns the names of those that differed.
+fn keep_immutable_fields(observed: &ClusterSpec, desired: &mut ClusterSpec) -> Vec<&'static str> {
+    let fields = immutable_changes(observed, desired);
+    for f in &fields {
+        match *f {
+            "spec.mode" => desired.mode = observed.mode.clone(),
+            _ => {
+                if let (Some(d), Some(o)) =
+                    (desired.persistence.as_mut(), observed.persistence.as_ref())
+                {
+                    d.storage_request_size = o.storage_request_size.clone();
+                }
+            }
+        }
+    }
+    fields
+}
+
+fn immutable_message(fields: &[&str], plan: &str) -> String {
+    let what: Vec<&str> = fields
+        .iter()
+        .map(|f| match *f {
+            "spec.mode" => "its K3K mode",
+            _ => "its servers' storage size",
+        })
+        .collect();
+    format!(
+        "plan {plan:?} changes {} of the existing virtual cluster, which Kubernetes cannot change; everything else is applied. Move the workspace to a plan with the cluster's current values, or create a new workspace on {plan:?} and move the workloads",
+        what.join(" and ")
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use http::{Method, StatusCode};
+    use k8s_openapi::api::core::v1::Node;
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::domain::{OrgId, Workspace, WorkspaceId};
+    use crate::host::tenant;
+    use crate::ops::{Ops, Settings};
+    use crate::reconcile::context::ReconcilerSettings;
+    use crate::reconcile::fixtures::{Objects, mock_client};
+    use crate::reconcile::node_sync::WatchedNodes;
+    use crate::store::{Store, records};
+
+    /// A workspace in `state`, confirmed at its generation, and the context of a pass over it
+    /// (one shared node, which runs K3K's node agent).
+    pub(crate) fn workspace(state: WorkspaceState) -> (Context, WorkspaceSnapshot) {
+        let ops = Ops::new(
+            Arc::new(Store::in_memory().unwrap()),
+            Arc::new(SystemClock),
+            Settings::default(),
+        );
+        ops.seed_plans().unwrap();
+        let now = ops.now();
+        let ws = Workspace {
+            id: WorkspaceId::generate(),
+            org_id: OrgId::generate(),
+            name: "payments".into(),
+            plan_id: "starter".into(),
+            state,
+            observed_phase: Some("Ready".into()),
+            message: "the virtual cluster is ready".into(),
+            generation: 2,
+            applied_generation: 2,
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = ops.store.write().unwrap();
+        records::insert_workspace(&tx, &ws).unwrap();
+        tx.commit().unwrap();
+        let snap = ops.reconcile_snapshot(ws.id).unwrap().unwrap();
+        let settings = ReconcilerSettings {
+            host: HostSettings {
+                external_addresses: vec!["127.0.0.1".into()],
+                k3s_version: "v1.33.1-k3s1".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": "node-1"}})).unwrap();
+        let ctx = Context::new(Arc::new(ops), WatchedNodes::listed(vec![node]), settings);
+        (ctx, snap)
+    }
+
+    /// The host and the virtual cluster exactly as kaas made them, K3K Ready.
+    fn in_sync(ctx: &Context, snap: &WorkspaceSnapshot) -> Objects {
+        let settings = HostSettings {
+            agent_nodes: 1,
+            ..ctx.settings.host.clone()
+        };
+        let d = desired_objects(&snap.workspace, &snap.plan, &settings);
+        let id = snap.workspace.id;
+        let (ns, cluster) = (names::namespace(id), names::cluster(id));
+        let mut ready = d.cluster.clone();
+        ready.status = Some(
+            serde_json::from_value(json!({"phase": "Ready", "conditions": [{"type": "Ready",
+                "status": "True", "reason": "Ready", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+            .unwrap(),
+        );
+        let agents = json!({"metadata": {"name": names::k3k_kubelet_daemonset(&cluster), "generation": 1},
+            "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "numberReady": 1,
+                "currentNumberScheduled": 1, "numberMisscheduled": 0}});
+        let rbac = "/apis/rbac.authorization.k8s.io/v1";
+        Objects::default()
+            .with(format!("/api/v1/namespaces/{ns}"), &d.namespace)
+            .with(
+                format!(
+                    "/apis/k3k.io/v1beta1/virtualclusterpolicies/{}",
+                    names::policy(id)
+                ),
+                &d.policy,
+            )
+            .with(
+                format!("/apis/k3k.io/v1beta1/namespaces/{ns}/clusters/{cluster}"),
+                &ready,
+            )
+            .with(
+                format!("/api/v1/namespaces/{ns}/services/{}", names::API_SERVICE),
+                &d.api_service,
+            )
+            .with(
+                format!(
+                    "/apis/apps/v1/namespaces/{ns}/daemonsets/{}",
+                    names::k3k_kubelet_daemonset(&cluster)
+                ),
+                &agents,
+            )
+            .with_list(
+                &format!("{rbac}/clusterroles"),
+                "ClusterRoleList",
+                &tenant::cluster_roles(),
+            )
+            .with_list(
+                &format!("{rbac}/clusterrolebindings"),
+                "ClusterRoleBindingList",
+                &tenant::cluster_role_bindings(id),
+            )
+            .with_list(
+                "/api/v1/namespaces",
+                "NamespaceList",
+                &Vec::<Namespace>::new(),
+            )
+    }
+
+    #[tokio::test]
+    async fn a_pass_over_a_workspace_in_sync_writes_nothing() {
+        let (ctx, snap) = workspace(WorkspaceState::Ready);
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.serve(in_sync(&ctx, &snap));
+        let id = snap.workspace.id;
+        {
+            // Earlier passes checked the served certificate and connected inside (the
+            // virtual cluster answers on the same mock).
+            let mut mem = ctx.memory().unwrap();
+            let sans = vec!["127.0.0.1".to_string()];
+            mem.verified_sans.insert(id, sans);
+            mem.tenant_clients
+                .insert(id, (client.clone(), Instant::now()));
+        }
+        let before = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
+
+        let requeue = apply(&ctx, &client, &snap).await.unwrap();
+
+        assert_eq!(seen.writes(), vec![], "an in-sync pass writes nothing");
+        assert!(seen.all().len() >= 8, "it did look: {:?}", seen.all());
+        assert_eq!(requeue, None, "a Ready workspace waits for the next event");
+        let after = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
+        assert_eq!(after, before, "nor does it write to redb");
+    }
+
+    #[tokio::test]
+    async fn a_pass_the_host_forbids_fails_as_a_misconfiguration() {
+        let (ctx, snap) = workspace(WorkspaceState::Ready);
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.refuse(
+            StatusCode::FORBIDDEN,
+            "namespaces is forbidden: User \"kaas\" cannot get resource \"namespaces\"",
+        );
+
+        let err = apply(&ctx, &client, &snap).await.unwrap_err();
+
+        assert_eq!(err.metric_label(), "forbidden");
+        assert_eq!(
+            err.to_string(),
+            "applying the namespace: HTTP 403: namespaces is forbidden: User \"kaas\" cannot get resource \"namespaces\""
+        );
+        let max = ctx.settings.max_backoff;
+        assert_eq!(
+            err.backoff(1, max),
+            max,
+            "a person must fix it: no quick retries"
+        );
+        assert_eq!(seen.all().len(), 1, "the pass stops at the first refusal");
+        assert_eq!(seen.all()[0].0, Method::GET);
+    }
+}

@@ -1,0 +1,119 @@
+//! What every pass shares: the use-case layer, the node cache, the settings, the watch
+//! caches of kaas's own host objects, and per-workspace memory that does not belong in redb.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::runtime::reflector;
+
+use super::error::{Error, Result};
+use super::node_sync::WatchedNodes;
+use super::observe::Pending;
+use crate::domain::WorkspaceId;
+use crate::host::desired::HostSettings;
+use crate::host::k3k::{Cluster, VirtualClusterPolicy};
+use crate::ops::Ops;
+
+/// How the reconciler behaves; defaults suit production, tests shorten the waits.
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    pub host: HostSettings,
+    pub resync_interval: Duration,
+    /// Workspaces reconciled at once.
+    pub concurrency: usize,
+    /// How long a Cluster may sit with a deletion timestamp before the status says K3K is
+    /// probably not running.
+    pub stuck_after: Duration,
+    /// While a workspace is not Ready, look again this often even without a watch event.
+    pub poll_while_busy: Duration,
+    /// The longest wait before a retry (and the wait after an error a person must fix).
+    pub max_backoff: Duration,
+    /// After a Cluster change, how long to give K3K to start rolling it out before a Ready
+    /// Cluster with a rolled-out StatefulSet counts as done (K3K has no observedGeneration,
+    /// and real K3K stays Ready while it rolls servers one at a time).
+    pub change_grace: Duration,
+}
+
+impl Default for ReconcilerSettings {
+    fn default() -> Self {
+        ReconcilerSettings {
+            host: HostSettings::default(),
+            resync_interval: Duration::from_secs(300),
+            concurrency: 8,
+            stuck_after: Duration::from_secs(60),
+            poll_while_busy: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(60),
+            change_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Per-workspace memory that does not belong in redb.
+#[derive(Default)]
+pub struct Memory {
+    /// A Cluster spec change kaas applied and has not yet seen K3K react to.
+    pub pending_change: HashMap<WorkspaceId, Pending>,
+    /// When a Cluster was first seen with a deletion timestamp.
+    pub deleting_since: HashMap<WorkspaceId, Instant>,
+    /// kaas's own client inside each virtual cluster, with when it was made.
+    pub tenant_clients: HashMap<WorkspaceId, (Client, Instant)>,
+    /// The `tlsSANs` the served certificate was last seen to cover.
+    pub verified_sans: HashMap<WorkspaceId, Vec<String>>,
+    /// Server pods (uids) that were running when the served certificate was found to lack
+    /// an address: each is restarted once, one at a time.
+    pub san_rolls: HashMap<WorkspaceId, HashSet<String>>,
+}
+
+impl Memory {
+    /// Forgets a workspace whose Cluster is gone.
+    pub fn forget(&mut self, id: WorkspaceId) {
+        self.deleting_since.remove(&id);
+        self.pending_change.remove(&id);
+        self.tenant_clients.remove(&id);
+        self.verified_sans.remove(&id);
+        self.san_rolls.remove(&id);
+    }
+}
+
+/// Watch-backed copies of the host objects kaas owns: a pass that finds them in sync reads
+/// nothing from the API server.
+pub struct Caches {
+    pub namespaces: reflector::Store<Namespace>,
+    pub policies: reflector::Store<VirtualClusterPolicy>,
+    pub clusters: reflector::Store<Cluster>,
+}
+
+pub struct Context {
+    pub ops: Arc<Ops>,
+    pub nodes: Arc<WatchedNodes>,
+    pub settings: ReconcilerSettings,
+    pub memory: Mutex<Memory>,
+    /// Set once the watches start (the host answered).
+    pub caches: OnceLock<Caches>,
+}
+
+impl Context {
+    pub fn new(ops: Arc<Ops>, nodes: Arc<WatchedNodes>, settings: ReconcilerSettings) -> Context {
+        Context {
+            ops,
+            nodes,
+            settings,
+            memory: Mutex::new(Memory::default()),
+            caches: OnceLock::new(),
+        }
+    }
+
+    pub fn memory(&self) -> Result<MutexGuard<'_, Memory>> {
+        self.memory
+            .lock()
+            .map_err(|_| Error::Internal("reconciler state poisoned".into()))
+    }
+
+    /// How often to look at a workspace that is on its way somewhere.
+    pub fn soon(&self) -> Duration {
+        self.settings.poll_while_busy
+    }
+}
