@@ -55,7 +55,7 @@ impl Ops {
         let mut projects = Vec::new();
         for project in records::list_workspace_projects(&r, id, None, usize::MAX)? {
             let mut members = Vec::new();
-            for m in records::list_project_members(&r, project.id)? {
+            for m in records::list_members(&r, project.id, None, usize::MAX)? {
                 if let Some(u) = records::get_user(&r, m.user_id)? {
                     members.push((u.email, m.role));
                 }

@@ -79,9 +79,3 @@ pub fn scopes_of_user<S: MemberTables>(r: &impl Reader, user: UserId) -> Res<Vec
         .map(S::from_raw)
         .collect())
 }
-
-/// Every member of a project. NB: kept by name for `ops::reconcile`, which another change
-/// owns; new code calls [`list_members`].
-pub fn list_project_members(r: &impl Reader, p: ProjectId) -> Res<Vec<ProjectMember>> {
-    list_members(r, p, None, usize::MAX)
-}
