@@ -2,7 +2,7 @@
 //! controller, the PodTolerationRestriction admission plugin (a dry-run probe) and a
 //! default StorageClass.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -12,15 +12,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
-use serde::Serialize;
 use serde_json::json;
 
 use super::{Check, fail, one_line, pass, warn};
-use crate::host::connection::{HostConnection, K3K_CRDS, locate_kubeconfig};
 use crate::host::desired::{system_tolerations, tolerations_json};
 use crate::host::names::{
     K3K_CLUSTER_FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOLERATIONS_WHITELIST_ANNOTATION,
 };
+use crate::reconcile::connection::K3K_CRDS;
 
 /// The namespace the PodTolerationRestriction probe uses (created by the installer's RBAC
 /// manifest, or here when missing).
@@ -264,10 +263,12 @@ pub(super) async fn pod_toleration_restriction(client: &Client) -> Check {
             "not enabled: a pod with a toleration its namespace's whitelist forbids was admitted (dry run)",
             fix,
         ),
-        Err(kube::Error::Api(ae)) if crate::host::connection::is_toleration_refusal(&ae) => pass(
-            NAME,
-            "enabled: a forbidden toleration was refused by admission (dry run)",
-        ),
+        Err(kube::Error::Api(ae)) if crate::reconcile::connection::is_toleration_refusal(&ae) => {
+            pass(
+                NAME,
+                "enabled: a forbidden toleration was refused by admission (dry run)",
+            )
+        }
         Err(e) => warn(
             NAME,
             format!(

@@ -4,23 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
-use serde::Serialize;
-use serde_json::json;
+use kube::Client;
 
-use super::{Check, Status, fail, pass, warn};
+use super::{Check, fail, pass, warn};
 use crate::config::{Config, TlsMode};
-use crate::host::connection::{HostConnection, K3K_CRDS, locate_kubeconfig};
-use crate::host::desired::{system_tolerations, tolerations_json};
-use crate::host::names::{
-    K3K_CLUSTER_FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOLERATIONS_WHITELIST_ANNOTATION,
-};
 
 const FREE_FAIL: u64 = 256 * 1024 * 1024;
 const FREE_WARN: u64 = 2 * 1024 * 1024 * 1024;
@@ -289,6 +276,7 @@ pub(super) async fn clock(client: Option<&Client>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doctor::Status;
 
     #[test]
     fn wildcards_cover_one_label() {

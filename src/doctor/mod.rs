@@ -17,13 +17,13 @@
 mod host;
 mod machine;
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::host::connection::{HostConnection, locate_kubeconfig};
-use host::{default_storage_class, k3k_controller, k3k_crds, pod_toleration_restriction, version_check};
+use crate::reconcile::connection::{HostConnection, locate_kubeconfig};
+use host::{
+    default_storage_class, k3k_controller, k3k_crds, pod_toleration_restriction, version_check,
+};
 use machine::{clock, data_dir, external_address};
 
 pub use host::PROBE_NAMESPACE;
