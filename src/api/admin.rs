@@ -13,10 +13,10 @@ use super::{ListParams, bad_cursor};
 use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
 use crate::http::Id;
 use crate::ops::Page;
+use crate::ops::audit::AuditFilter;
 use crate::ops::host_status::HostStatus;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::state::AppState;
-use crate::store::records::AuditFilter;
 
 /// All users (platform administrators).
 #[utoipa::path(get, path = "/users", tag = "users", params(ListParams),

@@ -5,7 +5,9 @@ use super::authz::org_for;
 use super::{Actor, Ops, OpsError, OpsResult, Page, page};
 use crate::domain::policy::Action;
 use crate::domain::*;
-use crate::store::records::{self, AuditFilter};
+use crate::store::records;
+/// What an audit search asks for (the store reads it as it is).
+pub use crate::store::records::AuditFilter;
 
 impl Ops {
     pub fn list_audit(

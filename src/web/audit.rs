@@ -16,9 +16,9 @@ use super::refused;
 use super::view::{FormState, Layout};
 use crate::domain::{AuditEvent, AuditId, OrgId, Organization};
 use crate::http::Id;
+use crate::ops::audit::AuditFilter;
 use crate::ops::console::AuditSearch;
 use crate::state::AppState;
-use crate::store::records::AuditFilter;
 
 /// Events per page.
 const ROWS: usize = 100;
