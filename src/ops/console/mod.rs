@@ -3,19 +3,25 @@
 //! the API uses (so authorization cannot differ), and the `can_*` flags only decide which
 //! controls are shown — the write use cases check again. The two flows (setup then sign in,
 //! accept an invitation then sign in) exist because a browser form is one request.
+//!
+//! Here: the tenant pages. [`flows`]: the two-step flows and the typed-name deletions;
+//! [`admin`]: the platform administrator's pages (nodes, plans, audit).
 
-use super::auth::{LoggedIn, LoginInput, SessionView};
+mod admin;
+mod flows;
+
+pub use admin::{AuditPage, AuditSearch, NodeRow, PlanUse};
+
+use super::auth::SessionView;
 use super::authz::{org_standing, project_standing, workspace_for, workspace_standing};
-use super::invitations::{AcceptInvitation, InvitationView};
+use super::invitations::InvitationView;
 use super::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use super::members::{OrgMemberView as MemberView, ProjectMemberView, WorkspaceMemberView};
-use super::nodes::NodeView;
 use super::orgs::OrgView;
-use super::setup::SetupInput;
 use super::tokens::TokenView;
 use super::users::MeView;
 use super::workspaces::WorkspaceView;
-use super::{Actor, Ops, OpsError, OpsResult, Origin};
+use super::{Actor, Ops, OpsError, OpsResult};
 use crate::domain::policy::{self, Action};
 use crate::domain::*;
 use crate::store::records;
@@ -97,13 +103,6 @@ pub struct KubeconfigDownload {
     pub workspace_name: String,
 }
 
-/// One row of the node inventory, with the owning workspace's names resolved.
-pub struct NodeRow {
-    pub view: NodeView,
-    pub workspace_name: Option<String>,
-    pub org_name: Option<String>,
-}
-
 /// The kubeconfig lifetimes the console offers (hours): 1 h, 8 h, 24 h, 7 days.
 const KUBECONFIG_HOURS: [u32; 4] = [1, 8, 24, 168];
 
@@ -127,26 +126,6 @@ pub struct AccountPage {
     pub me: MeView,
     pub sessions: Vec<SessionView>,
     pub tokens: Vec<TokenView>,
-}
-
-/// A plan and how many workspaces are on it.
-pub struct PlanUse {
-    pub plan: Plan,
-    pub workspaces: u64,
-}
-
-/// What the audit filter form asks for: the organization (name or id) and the actor
-/// (e-mail or id) as typed; action prefix and time range already parsed into `filter`.
-pub struct AuditSearch<'a> {
-    pub org: &'a str,
-    pub actor: &'a str,
-    pub filter: records::AuditFilter,
-}
-
-/// One page of audit events, with the organization they were narrowed to.
-pub struct AuditPage {
-    pub org: Option<Organization>,
-    pub page: super::Page<AuditEvent>,
 }
 
 /// What the status poller needs for one workspace.
@@ -350,32 +329,6 @@ impl Ops {
         })
     }
 
-    /// The node inventory with each owner's workspace and organization names (platform
-    /// administrators).
-    pub fn console_nodes(&self, actor: &Actor) -> OpsResult<Vec<NodeRow>> {
-        let nodes = self.list_nodes(actor)?;
-        let r = self.store.read()?;
-        let mut rows = Vec::with_capacity(nodes.len());
-        for view in nodes {
-            let (workspace_name, org_name) = match view.workspace_id {
-                Some(ws) => match records::get_workspace(&r, ws)? {
-                    Some(w) => {
-                        let org = records::get_org(&r, w.org_id)?.map(|o| o.name);
-                        (Some(w.name), org)
-                    }
-                    None => (None, None),
-                },
-                None => (None, None),
-            };
-            rows.push(NodeRow {
-                view,
-                workspace_name,
-                org_name,
-            });
-        }
-        Ok(rows)
-    }
-
     pub fn console_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<ProjectPage> {
         let project = self.get_project(actor, id)?;
         let (standing, workspace_name, org_name, plan_quota, reserved_by_others) = {
@@ -462,247 +415,5 @@ impl Ops {
             }
         }
         Ok(out)
-    }
-
-    /// First run from the browser: creates the administrator, then signs them in.
-    pub async fn setup_and_sign_in(
-        &self,
-        input: SetupInput,
-        origin: &Origin,
-    ) -> OpsResult<LoggedIn> {
-        let password = input.password.clone();
-        let user = self.complete_setup(input, origin).await?;
-        self.login(
-            LoginInput {
-                email: user.email,
-                password,
-            },
-            origin,
-        )
-        .await
-    }
-
-    /// Accepts an invitation for someone not signed in: with the password of the invited
-    /// address's existing account, or creating that account; then signs them in.
-    pub async fn accept_invitation_and_sign_in(
-        &self,
-        input: AcceptInvitation,
-        origin: &Origin,
-    ) -> OpsResult<(OrgId, LoggedIn)> {
-        let info = self.invitation_info(&input.token)?;
-        let org = self.org_id_by_name(&info.org_name)?;
-        let password = input.password.clone().unwrap_or_default();
-        if info.account_exists {
-            // Prove the account first; the invitation is used only once that succeeds.
-            let done = self
-                .login(
-                    LoginInput {
-                        email: info.email.clone(),
-                        password,
-                    },
-                    origin,
-                )
-                .await
-                .map_err(|e| match e {
-                    OpsError::Unauthenticated(m) => super::invalid("password", m),
-                    other => other,
-                })?;
-            let actor = Actor {
-                user_id: done.user.id,
-                email: done.user.email.clone(),
-                platform_admin: done.user.platform_admin,
-                via: super::AuthVia::Session(done.session.id),
-                source: origin.ip.to_string(),
-            };
-            if let Err(e) = self.accept_as(&actor, &input.token, origin).await {
-                // Do not leave a session behind that no browser holds.
-                let _ = self.revoke_session(&actor, done.session.id);
-                return Err(e);
-            }
-            return Ok((org, done));
-        }
-        let user = self.accept_invitation(None, input, origin).await?;
-        let done = self
-            .login(
-                LoginInput {
-                    email: user.email,
-                    password,
-                },
-                origin,
-            )
-            .await?;
-        Ok((org, done))
-    }
-
-    /// Accepts an invitation as the signed-in caller; returns the organization joined.
-    pub async fn accept_invitation_signed_in(
-        &self,
-        actor: &Actor,
-        token: &str,
-        origin: &Origin,
-    ) -> OpsResult<OrgId> {
-        let info = self.invitation_info(token)?;
-        let org = self.org_id_by_name(&info.org_name)?;
-        self.accept_as(actor, token, origin).await?;
-        Ok(org)
-    }
-
-    async fn accept_as(&self, actor: &Actor, token: &str, origin: &Origin) -> OpsResult<()> {
-        let input = AcceptInvitation {
-            token: token.to_string(),
-            name: None,
-            password: None,
-        };
-        self.accept_invitation(Some(actor), input, origin)
-            .await
-            .map(|_| ())
-    }
-
-    /// Deletes a workspace once its name has been typed to confirm.
-    pub fn console_delete_workspace(
-        &self,
-        actor: &Actor,
-        id: WorkspaceId,
-        typed_name: &str,
-    ) -> OpsResult<WorkspaceView> {
-        let name = self.get_workspace(actor, id)?.workspace.name;
-        if typed_name != name {
-            return Err(super::invalid(
-                "confirm",
-                format!("type {name} exactly to confirm"),
-            ));
-        }
-        self.delete_workspace(actor, id)
-    }
-
-    /// Deletes an organization once its name has been typed to confirm (it must hold no
-    /// workspaces any more; `delete_org` says so otherwise).
-    pub fn console_delete_org(&self, actor: &Actor, id: OrgId, typed_name: &str) -> OpsResult<()> {
-        let name = self.get_org(actor, id)?.org.name;
-        if typed_name != name {
-            return Err(super::invalid(
-                "confirm",
-                format!("type {name} exactly to confirm"),
-            ));
-        }
-        self.delete_org(actor, id)
-    }
-
-    /// Deletes a project (its namespace and everything in it) once its name has been typed
-    /// to confirm; returns the project as it was, for the page to go back to its workspace.
-    pub fn console_delete_project(
-        &self,
-        actor: &Actor,
-        id: ProjectId,
-        typed_name: &str,
-    ) -> OpsResult<Project> {
-        let project = self.get_project(actor, id)?;
-        if typed_name != project.name {
-            return Err(super::invalid(
-                "confirm",
-                format!("type {} exactly to confirm", project.name),
-            ));
-        }
-        self.delete_project(actor, id)?;
-        Ok(project)
-    }
-
-    /// Every plan with how many workspaces use it (platform administrators), so the list
-    /// can say which plans may be deleted and which can only be retired.
-    pub fn console_plans(&self, actor: &Actor) -> OpsResult<Vec<PlanUse>> {
-        super::authz::require_platform_admin(actor)?;
-        let plans = self.list_plans(actor)?;
-        let r = self.store.read()?;
-        let mut used: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-        for w in records::all_workspaces(&r)? {
-            *used.entry(w.plan_id).or_default() += 1;
-        }
-        Ok(plans
-            .into_iter()
-            .map(|plan| PlanUse {
-                workspaces: used.get(&plan.id).copied().unwrap_or(0),
-                plan,
-            })
-            .collect())
-    }
-
-    /// One plan with its use (platform administrators), for its edit page.
-    pub fn console_plan(&self, actor: &Actor, id: &str) -> OpsResult<PlanUse> {
-        super::authz::require_platform_admin(actor)?;
-        let plan = self.get_plan(actor, id)?;
-        let workspaces = records::all_workspaces(&self.store.read()?)?
-            .iter()
-            .filter(|w| w.plan_id == plan.id)
-            .count() as u64;
-        Ok(PlanUse { plan, workspaces })
-    }
-
-    /// The audit log for the console's filter forms. `scope` fixes the organization (its
-    /// own log, for organization admins); without it the organization is typed, by name or
-    /// id. The actor is typed as an e-mail address or a user id. An unknown e-mail address
-    /// matches nothing; an unknown organization is an error next to its field.
-    pub fn console_audit(
-        &self,
-        actor: &Actor,
-        scope: Option<OrgId>,
-        search: AuditSearch<'_>,
-        before: Option<AuditId>,
-        limit: usize,
-    ) -> OpsResult<AuditPage> {
-        let org = match scope {
-            Some(id) => Some(self.get_org(actor, id)?.org),
-            None => match search.org.trim() {
-                "" => None,
-                typed => {
-                    let r = self.store.read()?;
-                    let found = match typed.parse::<OrgId>() {
-                        Ok(id) => records::get_org(&r, id)?,
-                        Err(_) => records::org_by_name(&r, typed)?,
-                    };
-                    Some(found.ok_or_else(|| {
-                        super::invalid("org", format!("no organization is called {typed}"))
-                    })?)
-                }
-            },
-        };
-        let mut filter = search.filter;
-        filter.org = org.as_ref().map(|o| o.id);
-        let who = search.actor.trim();
-        if !who.is_empty() {
-            let id = match who.parse::<UserId>() {
-                Ok(id) => Some(id),
-                Err(_) if who.contains('@') => {
-                    let email = crate::domain::names::normalize_email(who)
-                        .map_err(|p| super::invalid("actor", p.0))?;
-                    records::user_by_email(&self.store.read()?, &email)?.map(|u| u.id)
-                }
-                Err(_) => {
-                    return Err(super::invalid(
-                        "actor",
-                        "enter an e-mail address or a user id (user_…)",
-                    ));
-                }
-            };
-            match id {
-                Some(id) => filter.actor = Some(id),
-                None => {
-                    return Ok(AuditPage {
-                        org,
-                        page: super::Page {
-                            items: Vec::new(),
-                            next_cursor: None,
-                        },
-                    });
-                }
-            }
-        }
-        let page = self.list_audit(actor, filter, before, limit)?;
-        Ok(AuditPage { org, page })
-    }
-
-    fn org_id_by_name(&self, name: &str) -> OpsResult<OrgId> {
-        records::org_by_name(&self.store.read()?, name)?
-            .map(|o| o.id)
-            .ok_or(OpsError::NotFound("organization"))
     }
 }
