@@ -5,6 +5,19 @@
 //! Layers point inward: `web`/`api` → `ops` → `domain`/`store`; `reconcile` (the Kubernetes
 //! runtime) → `host` (the pure Kubernetes model) and `ops`. `ops` defines the ports the
 //! runtime implements, and `app` wires them; `host` imports neither `ops` nor `reconcile`.
+//!
+//! Outside tests nothing may `unwrap`, `expect`, `panic!` or index out of bounds: input
+//! from outside, from the host or from the database must come back as an error, not take
+//! the server down. The few places where a panic is impossible say why where they allow it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod api;
 pub mod app;

@@ -230,7 +230,7 @@ pub async fn request_backup(
         } else {
             let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             Err(ControlError::Refused(msg))
         }

@@ -71,7 +71,7 @@ fn setting_kind(key: &str) -> Option<Kind> {
 fn is_section(key: &str) -> bool {
     SETTINGS
         .iter()
-        .any(|(k, _)| k.len() > key.len() && k.starts_with(key) && k.as_bytes()[key.len()] == b'.')
+        .any(|(k, _)| k.starts_with(key) && k.as_bytes().get(key.len()) == Some(&b'.'))
 }
 
 pub(super) fn env_name(key: &str) -> String {
@@ -314,6 +314,8 @@ fn closest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option
         .map(|(_, c)| c)
 }
 
+// Every index is below the rows' length `b.len() + 1` by construction (Wagner-Fischer).
+#[allow(clippy::indexing_slicing)]
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

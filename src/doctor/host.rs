@@ -307,7 +307,7 @@ pub(super) async fn default_storage_class(client: &Client) -> Check {
     let fix_default = "mark one default: kubectl patch storageclass local-path -p \
         '{\"metadata\":{\"annotations\":{\"storageclass.kubernetes.io/is-default-class\":\"true\"}}}'";
     match defaults.len() {
-        1 => pass(NAME, format!("{} is the default", defaults[0])),
+        1 => pass(NAME, format!("{} is the default", defaults.join(""))),
         0 if classes.is_empty() => fail(
             NAME,
             "no StorageClass at all: virtual clusters use dynamic persistence and would stay Pending",

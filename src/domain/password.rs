@@ -67,7 +67,7 @@ pub fn check_password(password: &str, email: &str, min_len: usize) -> Result<(),
     let lower = password.to_lowercase();
     let chars: Vec<char> = lower.chars().collect();
 
-    if chars.windows(2).all(|w| w[0] == w[1]) {
+    if chars.iter().zip(chars.iter().skip(1)).all(|(a, b)| a == b) {
         return Err(PasswordProblem::OneCharacter);
     }
     if is_sequence(&chars) {
@@ -161,7 +161,11 @@ fn is_sequence(chars: &[char]) -> bool {
             _ => Some(b as i32 - a as i32),
         }
     };
-    let steps: Vec<Option<i32>> = chars.windows(2).map(|w| step(w[0], w[1])).collect();
+    let steps: Vec<Option<i32>> = chars
+        .iter()
+        .zip(chars.iter().skip(1))
+        .map(|(a, b)| step(*a, *b))
+        .collect();
     if steps.iter().all(|s| *s == Some(1)) || steps.iter().all(|s| *s == Some(-1)) {
         return true;
     }
@@ -177,8 +181,8 @@ fn is_sequence(chars: &[char]) -> bool {
 fn smallest_period(chars: &[char]) -> Option<&[char]> {
     let n = chars.len();
     (1..=n / 2)
-        .find(|&p| (p..n).all(|i| chars[i] == chars[i - p]))
-        .map(|p| &chars[..p])
+        .find(|&p| (p..n).all(|i| chars.get(i) == chars.get(i - p)))
+        .and_then(|p| chars.get(..p))
 }
 
 #[cfg(test)]

@@ -375,7 +375,7 @@ fn make_room<K: Clone + Eq + Hash, V>(
         .map(|(k, v)| (last_active(v), k.clone()))
         .collect();
     ages.select_nth_unstable_by_key(evict - 1, |(t, _)| *t);
-    for (_, k) in &ages[..evict] {
+    for (_, k) in ages.iter().take(evict) {
         map.remove(k);
     }
 }

@@ -452,7 +452,9 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(len as u8); // fits: checked just above
     } else {
         let bytes = len.to_be_bytes();
-        let significant = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+        let significant = bytes
+            .get(bytes.iter().take_while(|b| **b == 0).count()..)
+            .unwrap_or_default();
         out.push(0x80 | significant.len() as u8); // at most size_of::<usize>()
         out.extend_from_slice(significant);
     }
@@ -522,8 +524,11 @@ fn rewrite_names(
     if fields.len() <= subject_at + 1 {
         return Err(internal_der(&"TBSCertificate is too short"));
     }
-    fields[issuer_at] = issuer;
-    fields[subject_at] = subject;
+    for (at, value) in [(issuer_at, issuer), (subject_at, subject)] {
+        if let Some(field) = fields.get_mut(at) {
+            *field = value;
+        }
+    }
     let tbs = tlv(TAG_SEQUENCE, &fields.concat());
     let signature = ca_key.sign(&tbs)?;
     let signature_bits = [&[0u8][..], &signature].concat(); // no unused bits

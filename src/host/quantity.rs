@@ -34,7 +34,7 @@ fn decimal(mut n: u64) -> String {
         n /= 1000;
         i += 1;
     }
-    format!("{n}{}", SUFFIXES[i])
+    format!("{n}{}", SUFFIXES.get(i).copied().unwrap_or_default())
 }
 
 /// `n` units of 1024^`power` bytes, with the largest binary suffix that keeps it whole.
@@ -47,7 +47,7 @@ fn binary(mut n: u64, mut power: usize) -> String {
         n /= 1024;
         power += 1;
     }
-    format!("{n}{}", SUFFIXES[power])
+    format!("{n}{}", SUFFIXES.get(power).copied().unwrap_or_default())
 }
 
 /// The value of a quantity in thousandths of its unit (exact for what kaas writes and for

@@ -13,7 +13,7 @@ use kube::api::{EvictParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::error::{Error, Result};
 use super::kubeapi::{is_not_found, is_synced};
@@ -350,8 +350,12 @@ async fn release(client: &Client, ws: WorkspaceId, node: &Node) -> Result<bool> 
     let rv = fresh.metadata.resource_version.clone().unwrap_or_default();
     let mut body = taints_merge_patch(&rv, &wanted);
     if cordoned_by_us {
-        body["spec"]["unschedulable"] = json!(false);
-        body["metadata"]["annotations"] = json!({CORDONED_BY_KAAS: null});
+        if let Some(spec) = body.pointer_mut("/spec").and_then(Value::as_object_mut) {
+            spec.insert("unschedulable".into(), json!(false));
+        }
+        if let Some(meta) = body.pointer_mut("/metadata").and_then(Value::as_object_mut) {
+            meta.insert("annotations".into(), json!({CORDONED_BY_KAAS: null}));
+        }
     }
     nodes
         .patch(&name, &PatchParams::default(), &Patch::Merge(&body))

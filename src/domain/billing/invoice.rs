@@ -38,6 +38,9 @@ impl Period {
         Ok(Period { year, month })
     }
 
+    // A Period is a month of 1970..=9998 (checked by `parse` and kept by `next`), so its
+    // first day exists.
+    #[allow(clippy::expect_used)]
     pub fn first_day(self) -> Date {
         Date::new(self.year, self.month, 1).expect("valid month")
     }
@@ -71,6 +74,8 @@ impl Period {
     }
 
     /// Start as Unix seconds.
+    // Midnight UTC of a day in 1970..=9998 is always a representable instant.
+    #[allow(clippy::expect_used)]
     pub fn start(self) -> i64 {
         self.first_day()
             .to_zoned(jiff::tz::TimeZone::UTC)

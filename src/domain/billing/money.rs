@@ -15,6 +15,13 @@ use utoipa::ToSchema;
 pub struct Currency(String);
 
 impl Currency {
+    /// The currency of new plans and accounts when nothing else is set.
+    // DEFAULT_CURRENCY is a constant ISO 4217 code that `parse` accepts (a unit test says so).
+    #[allow(clippy::expect_used)]
+    pub fn platform_default() -> Currency {
+        Currency::parse(super::prices::DEFAULT_CURRENCY).expect("DEFAULT_CURRENCY is a valid code")
+    }
+
     pub fn parse(code: &str) -> Result<Currency, String> {
         let code = code.trim();
         if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -144,6 +151,14 @@ pub fn round_div(num: i128, den: i128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_platform_default_currency_is_a_valid_code() {
+        assert_eq!(
+            Currency::platform_default().code(),
+            super::super::prices::DEFAULT_CURRENCY
+        );
+    }
 
     fn eur() -> Currency {
         Currency::parse("EUR").unwrap()

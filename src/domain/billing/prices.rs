@@ -47,7 +47,7 @@ pub struct PlanPrices {
 impl Default for PlanPrices {
     fn default() -> Self {
         PlanPrices {
-            currency: Currency::parse(DEFAULT_CURRENCY).expect("valid"),
+            currency: Currency::platform_default(),
             base_monthly_minor: 0,
             cpu_core_hour: Rate::default(),
             memory_gib_hour: Rate::default(),

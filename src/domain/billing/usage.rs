@@ -93,6 +93,8 @@ impl DayUsage {
         t.used_storage_gib_s += s.used_storage_gib_s;
     }
 
+    // Both indexes were just found or made (binary search / insert, position / push).
+    #[allow(clippy::indexing_slicing)]
     fn slice(&mut self, hour: u8, revision: u32) -> &mut HourSlice {
         let idx = match self.hours.binary_search_by_key(&hour, |(h, _)| *h) {
             Ok(i) => i,

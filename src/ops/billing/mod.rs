@@ -18,7 +18,6 @@ use super::{Actor, Ops, OpsError, OpsResult, invalid};
 use crate::domain::billing::invoice::{
     RevisionUse, check_account, default_prefix, invoice_number, price_revision, totals,
 };
-use crate::domain::billing::prices::DEFAULT_CURRENCY;
 use crate::domain::billing::usage::{DAY, day_of};
 use crate::domain::billing::*;
 use crate::domain::policy::{self, Action};
@@ -104,7 +103,7 @@ fn platform_currency(r: &impl Reader) -> OpsResult<Currency> {
         .find(|p| !p.retired)
         .or(plans.first())
         .map(|p| p.prices.currency.clone())
-        .unwrap_or_else(|| Currency::parse(DEFAULT_CURRENCY).expect("valid")))
+        .unwrap_or_else(Currency::platform_default))
 }
 
 /// The stored account, or the one an organization starts with.
@@ -332,17 +331,17 @@ impl Ops {
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
-        if let Some(ws) = live.iter().find(|w| {
+        if let Some((ws, priced_in)) = live.iter().find_map(|w| {
             plans
                 .get(&w.plan_id)
-                .is_some_and(|p| &p.prices.currency != to)
+                .filter(|p| &p.prices.currency != to)
+                .map(|p| (w, p.prices.currency.code()))
         }) {
             return Err(invalid(
                 "currency",
                 format!(
-                    "workspace {} is on a plan priced in {}; the billing currency must match its plans",
+                    "workspace {} is on a plan priced in {priced_in}; the billing currency must match its plans",
                     ws.name,
-                    plans[&ws.plan_id].prices.currency.code()
                 ),
             ));
         }
