@@ -86,6 +86,11 @@ impl Error {
     }
 
     /// The `kind` label of `kaas_reconcile_errors_total`.
+    /// Another writer was first: the next pass, a moment later, settles it.
+    pub fn is_race(&self) -> bool {
+        matches!(self, Error::Conflict(_))
+    }
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Forbidden(_) => KINDS[0],

@@ -28,6 +28,18 @@ use crate::host::names;
 use crate::ops::reconcile::Observation;
 use crate::ops::{Change, Ops};
 
+/// Conflicts in a row a Ready workspace is retried through before it shows them as Error.
+const RACES_BEFORE_ERROR: u32 = 3;
+
+/// Whether a failed pass is recorded on the workspace (`retrying: …`, and Error unless it is
+/// being deleted). Another writer being first (a 409 on a node a kubelet also updates) is
+/// settled by the next pass a moment later, so a healthy workspace is not shown as Error
+/// for that, unless it keeps happening.
+fn shown(e: &Error, state: WorkspaceState, failures_before: u32) -> bool {
+    let healthy = matches!(state, WorkspaceState::Ready | WorkspaceState::Updating);
+    !(e.is_race() && healthy && failures_before < RACES_BEFORE_ERROR)
+}
+
 /// The longest one pass (or one probe) may take before it counts as failed.
 const PASS_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -167,6 +179,14 @@ impl Reconciler {
         }
         let next = q.due.values().min().copied();
         (ids, next)
+    }
+
+    /// Failed passes of `id` since its last success.
+    fn consecutive_failures(&self, id: WorkspaceId) -> u32 {
+        self.queue
+            .lock()
+            .map(|q| q.failures.get(&id).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The error policy: a success forgets past failures and requeues if the pass asked;
@@ -373,6 +393,9 @@ impl Reconciler {
         };
         if let Err(e) = &result {
             tracing::warn!(workspace = %id, error = %e, kind = e.metric_label(), "reconcile failed; will retry");
+            if !shown(e, snap.workspace.state, self.consecutive_failures(id)) {
+                return result;
+            }
             let obs = Observation {
                 state: if deleting {
                     WorkspaceState::Deleting
@@ -386,5 +409,29 @@ impl Reconciler {
             let _ = self.ctx.ops.record_observation(id, &obs);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_healthy_workspace_is_not_shown_as_error_for_a_passing_conflict() {
+        let race = Error::Conflict("the object has been modified".into());
+        assert!(!shown(&race, WorkspaceState::Ready, 0));
+        assert!(!shown(
+            &race,
+            WorkspaceState::Updating,
+            RACES_BEFORE_ERROR - 1
+        ));
+        // It keeps happening: shown.
+        assert!(shown(&race, WorkspaceState::Ready, RACES_BEFORE_ERROR));
+        // Not yet healthy, or being deleted: every failure is shown as before.
+        assert!(shown(&race, WorkspaceState::Provisioning, 0));
+        assert!(shown(&race, WorkspaceState::Deleting, 0));
+        // Anything else is shown at once.
+        let down = Error::Unavailable("HTTP 500".into());
+        assert!(shown(&down, WorkspaceState::Ready, 0));
     }
 }
