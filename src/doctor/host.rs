@@ -15,10 +15,10 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::{Check, fail, one_line, pass, warn};
-use crate::host::desired::{system_tolerations, tolerations_json};
 use crate::host::names::{
     K3K_CLUSTER_FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOLERATIONS_WHITELIST_ANNOTATION,
 };
+use crate::host::tolerations::{system_tolerations, tolerations_json};
 use crate::reconcile::connection::K3K_CRDS;
 
 /// The namespace the PodTolerationRestriction probe uses (created by the installer's RBAC

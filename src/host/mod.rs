@@ -4,7 +4,8 @@
 //!
 //! - [`k3k`]: `Cluster` and `VirtualClusterPolicy`, generated from the K3K CRDs.
 //! - [`names`]: names, labels, annotations and the field manager.
-//! - [`desired`]: a workspace's host namespace, policy and Cluster; toleration rules.
+//! - [`desired`]: a workspace's host namespace, policy, Cluster and API Service.
+//! - [`tolerations`]: the toleration rules and whitelist of workspace namespaces.
 //! - [`nodes`]: labels and taints of dedicated nodes.
 //! - [`quantity`]: resource quantities in the canonical form a server stores.
 //! - [`tenant`]: ClusterRoles, bindings and project objects inside a virtual cluster.
@@ -19,3 +20,4 @@ pub mod nodes;
 pub mod quantity;
 pub mod served_cert;
 pub mod tenant;
+pub mod tolerations;
