@@ -21,6 +21,7 @@ pub mod extract;
 pub mod flash;
 pub mod members;
 pub mod orgs;
+pub mod plan_form;
 pub mod projects;
 pub mod view;
 pub mod workspaces;
