@@ -73,10 +73,13 @@ pub fn check_display_name(name: &str) -> Result<(), NameProblem> {
 
 /// Normalises an e-mail address (trim, lower-case) and checks its shape. kaas does not send
 /// mail, so the check is about catching typos, not proving deliverability.
+/// The longest e-mail address there is (RFC 5321's path limit less its angle brackets).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
 pub fn normalize_email(email: &str) -> Result<String, NameProblem> {
     let e = email.trim().to_ascii_lowercase();
     let bad = || NameProblem(format!("{email:?} is not an e-mail address"));
-    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if e.len() > MAX_EMAIL_BYTES || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
     }
     let (local, domain) = e.split_once('@').ok_or_else(bad)?;

@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 
 use super::secrets::{decoy_hash, digest, hash_password, new_secret, verify_password};
 use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
-use crate::domain::password::check_password;
+use crate::domain::names::MAX_EMAIL_BYTES;
+use crate::domain::password::{MAX_PASSWORD_CHARS, check_password};
 use crate::domain::*;
 use crate::store::records;
 
@@ -61,6 +62,20 @@ impl Ops {
 
     /// Checks a password and opens a session.
     pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<LoggedIn> {
+        // Before anything else (the throttle's maps, the audit log, argon2): input no
+        // account can have is refused without being kept or echoed.
+        if input.email.trim().len() > MAX_EMAIL_BYTES {
+            return Err(invalid(
+                "email",
+                format!("an e-mail address is at most {MAX_EMAIL_BYTES} characters"),
+            ));
+        }
+        if input.password.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(invalid(
+                "password",
+                format!("a password is at most {MAX_PASSWORD_CHARS} characters"),
+            ));
+        }
         let account = input.email.trim().to_ascii_lowercase();
         let now = self.now();
         if let Err(t) = self.throttle.check(&account, origin.ip, now) {
@@ -73,7 +88,7 @@ impl Ops {
         let phc = user
             .as_ref()
             .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
-        let ok = verify_password(input.password, phc).await && user.is_some();
+        let ok = verify_password(input.password, phc).await? && user.is_some();
         let user_id = user.as_ref().map(|u| u.id);
         let failed = |reason: &str| {
             self.throttle.record_failure(&account, origin.ip, now);
@@ -273,7 +288,7 @@ impl Ops {
             let r = self.store.read()?;
             records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?
         };
-        if !verify_password(input.current_password, user.password_hash.clone()).await {
+        if !verify_password(input.current_password, user.password_hash.clone()).await? {
             return Err(invalid("current_password", "is not your current password"));
         }
         check_password(

@@ -612,6 +612,60 @@ async fn login_throttling_slows_guessing() {
 }
 
 #[tokio::test]
+async fn over_long_sign_in_input_is_refused_before_it_is_kept_or_hashed() {
+    let app = TestApp::new();
+    app.user("a@example.com", false).await;
+    let long_email = format!("{}@example.com", "a".repeat(5000));
+    for (body, field) in [
+        (json!({"email": long_email, "password": PASSWORD}), "email"),
+        (
+            json!({"email": "a@example.com", "password": "p".repeat(257)}),
+            "password",
+        ),
+    ] {
+        let r = app
+            .call("POST", "/auth/login", &Auth::None, Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+        assert_eq!(r.body["error"]["field"], field, "{:?}", r.body);
+        let text = r.body.to_string();
+        assert!(text.len() < 500, "the input is not echoed back: {text}");
+    }
+    // Neither counted against the account nor written to the audit log.
+    for _ in 0..6 {
+        let r = app
+            .call(
+                "POST",
+                "/auth/login",
+                &Auth::None,
+                Some(json!({"email": long_email, "password": "x"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let r = app
+        .call(
+            "POST",
+            "/auth/login",
+            &Auth::None,
+            Some(json!({"email": "a@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let (_, admin) = app.user("root@example.com", true).await;
+    let r = app
+        .call("GET", "/audit?action=auth.login", &bearer(&admin), None)
+        .await;
+    let failures = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .count();
+    assert_eq!(failures, 0, "{}", r.body);
+}
+
+#[tokio::test]
 async fn api_tokens_are_shown_once_scoped_and_revocable() {
     let app = TestApp::new();
     let (_, t) = app.user("a@example.com", false).await;
