@@ -328,10 +328,7 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     let app = TestApp::new();
     let (_, t) = app.user("a@example.com", false).await;
     let a = bearer(&t);
-    let r = app
-        .call("POST", "/orgs", &a, Some(json!({"name": "acme"})))
-        .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
+    let org = app.create_org(&a, "acme").await;
 
     // Malformed JSON.
     let req = Request::post("/api/v1/orgs")
@@ -942,10 +939,7 @@ async fn an_expired_invitation_cannot_be_looked_up_or_accepted() {
     let app = TestApp::new();
     let (_, ada) = app.user("ada@example.com", false).await;
     let ada = bearer(&ada);
-    let r = app
-        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
-        .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
+    let org = app.create_org(&ada, "acme").await;
     let r = app
         .call(
             "POST",
@@ -1051,20 +1045,10 @@ async fn project_members_fit_in_the_plans_member_limit_like_workspace_members() 
     starter_with_members(&app, &root, "one-member", 1).await;
     let (ada_id, ada) = app.user("ada@example.com", false).await;
     let ada = bearer(&ada);
-    let r = app
-        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
+    let org = app.create_org(&ada, "acme").await;
+    let ws = app
+        .create_workspace(&ada, &org, "prod", "two-members")
         .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
-    let r = app
-        .call(
-            "POST",
-            &format!("/orgs/{org}/workspaces"),
-            &ada,
-            Some(json!({"name": "prod", "plan": "two-members"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let ws = r.body["id"].as_str().unwrap().to_string();
     let r = app
         .call(
             "POST",
@@ -1179,10 +1163,7 @@ async fn an_invitation_accepted_after_the_member_limit_was_lowered_is_refused() 
     let root = bearer(&root);
     let (_, ada) = app.user("ada@example.com", false).await;
     let ada = bearer(&ada);
-    let r = app
-        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
-        .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
+    let org = app.create_org(&ada, "acme").await;
     let r = app
         .call(
             "POST",

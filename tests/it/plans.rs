@@ -161,10 +161,7 @@ async fn plan_changes_that_do_not_fit_are_refused_and_change_nothing() {
     let (ada_id, ada) = app.user("ada@example.com", false).await;
     let ada = bearer(&ada);
     let (bob_id, _) = app.user("bob@example.com", false).await;
-    let r = app
-        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
-        .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
+    let org = app.create_org(&ada, "acme").await;
     let r = app
         .call(
             "POST",
@@ -185,16 +182,7 @@ async fn plan_changes_that_do_not_fit_are_refused_and_change_nothing() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let r = app
-        .call(
-            "POST",
-            &format!("/orgs/{org}/workspaces"),
-            &ada,
-            Some(json!({"name": "prod", "plan": "starter"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let ws = r.body["id"].as_str().unwrap().to_string();
+    let ws = app.create_workspace(&ada, &org, "prod", "starter").await;
     // Two projects (one with 1.5 CPU of its own) and two members.
     for body in [
         json!({"name": "web", "quota": {"cpu_millis": 1500, "memory_mib": 1024, "storage_gib": 5, "pods": 10}}),
@@ -338,10 +326,7 @@ async fn a_used_plans_server_storage_is_fixed_and_an_unused_ones_is_not() {
     let root = bearer(&root);
     let (_, ada) = app.user("ada@example.com", false).await;
     let ada = bearer(&ada);
-    let r = app
-        .call("POST", "/orgs", &ada, Some(json!({"name": "acme"})))
-        .await;
-    let org = r.body["id"].as_str().unwrap().to_string();
+    let org = app.create_org(&ada, "acme").await;
     for name in ["prod", "dev"] {
         let r = app
             .call(

@@ -18,7 +18,7 @@ use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::reconcile::{ReconcilerHandle, ReconcilerSettings};
 use kaas::state::{AppInner, AppState};
 use kaas::store::Store;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -177,6 +177,29 @@ impl TestApp {
     }
 
     /// Signs in with the password and returns the cookie and CSRF token.
+    /// Creates an organization as `auth` through the API; its id.
+    pub async fn create_org(&self, auth: &Auth, name: &str) -> String {
+        let r = self
+            .call("POST", "/orgs", auth, Some(json!({"name": name})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a workspace on `plan` in `org` as `auth` through the API; its id.
+    pub async fn create_workspace(&self, auth: &Auth, org: &str, name: &str, plan: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                &format!("/orgs/{org}/workspaces"),
+                auth,
+                Some(json!({"name": name, "plan": plan})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn login(&self, email: &str) -> Auth {
         let r = self
             .call(
