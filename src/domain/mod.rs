@@ -8,6 +8,7 @@ pub mod ids;
 pub mod membership;
 pub mod model;
 pub mod names;
+pub mod netaddr;
 pub mod overhead;
 pub mod password;
 pub mod plan;

@@ -1,5 +1,6 @@
 //! Login throttling: slows password guessing without letting an attacker lock the real user out.
-//! Pure and in memory; the clock is passed in.
+//! Pure and in memory; the clock is passed in. The same counters guard every place a password
+//! is checked for a signed-in account (password change, token creation).
 //!
 //! The rules (numbers are [`ThrottlePolicy::default`]):
 //! - **Per (account, source)**: after 5 consecutive failures, each further attempt must wait
@@ -20,9 +21,15 @@
 //! addresses inside it does not escape the per-source limit); IPv4-mapped IPv6 counts as IPv4.
 //! Account keys are trimmed and lower-cased.
 //!
-//! Contract for callers: `check` first; only if it passes, verify the password and then call
-//! `record_failure` or `record_success`. Refused attempts are not counted, so a waiting user's
-//! retries do not lengthen their own wait.
+//! Contract for callers: [`LoginThrottle::reserve`] before verifying a password. It checks
+//! and, in the same critical section, counts the attempt as a failure, so concurrent guesses
+//! cannot all pass one check before any is counted; on a right password the caller hands the
+//! [`Reservation`] to [`LoginThrottle::succeeded`], which takes the failure back. Refused
+//! attempts are not counted, so a waiting user's retries do not lengthen their own wait.
+//!
+//! Persistence is the caller's: failures and known sources are plain values
+//! ([`Reservation::at`], [`LoginThrottle::known_sources`]) to store, and replaying them in time
+//! order through `record_failure`/`record_success` rebuilds the state after a restart.
 //!
 //! Memory is bounded: each map holds at most `max_entries` keys (the oldest tenth is evicted
 //! when full, after dropping expired entries), each window keeps only the most recent
@@ -36,6 +43,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 /// Known sources remembered per account; the least recently used is forgotten beyond this.
 const MAX_KNOWN_PER_ACCOUNT: usize = 8;
@@ -126,6 +134,53 @@ impl From<IpAddr> for Source {
     }
 }
 
+impl Source {
+    /// An address inside this source (the /64's first address for IPv6), for storing:
+    /// `Source::from(s.representative()) == s`.
+    fn representative(self) -> IpAddr {
+        match self {
+            Source::V4(v) => IpAddr::V4(std::net::Ipv4Addr::from(v)),
+            Source::V6Prefix(p) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(p) << 64)),
+        }
+    }
+}
+
+/// A failed password attempt as stored, so that throttling survives a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFailure {
+    pub at: Timestamp,
+    pub account: String,
+    pub ip: IpAddr,
+}
+
+/// The sources an account recently signed in from, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKnown {
+    pub account: String,
+    pub sources: Vec<(IpAddr, Timestamp)>,
+}
+
+/// An attempt that passed [`LoginThrottle::reserve`]: it already counts as a failure at
+/// [`Reservation::at`] until handed to [`LoginThrottle::succeeded`].
+#[derive(Debug)]
+#[must_use = "a reservation counts as a failure unless handed to `succeeded`"]
+pub struct Reservation {
+    account: String,
+    source: Source,
+    at_ms: i64,
+}
+
+impl Reservation {
+    /// The normalised account key.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+    /// When the attempt was counted (for storing the failure).
+    pub fn at(&self) -> Timestamp {
+        Timestamp::from_millisecond(self.at_ms).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
 #[derive(Debug)]
 struct Pair {
     failures: u32,
@@ -142,6 +197,12 @@ impl Window {
     }
     fn last(&self) -> Option<i64> {
         self.0.iter().copied().max()
+    }
+    /// Takes back one failure recorded at `at_ms` (a reservation that succeeded).
+    fn remove_one(&mut self, at_ms: i64) {
+        if let Some(i) = self.0.iter().rposition(|t| *t == at_ms) {
+            self.0.remove(i);
+        }
     }
     fn push(&mut self, now_ms: i64, since_ms: i64, keep: usize) {
         self.0.retain(|t| *t > since_ms);
@@ -177,129 +238,156 @@ impl LoginThrottle {
     /// Whether an attempt for `account` from `ip` may proceed now. When several limits apply,
     /// the longest wait is reported.
     pub fn check(&self, account: &str, ip: IpAddr, now: Timestamp) -> Result<(), Throttled> {
-        let p = &self.policy;
+        let account = normalise(account);
+        let state = self.lock();
+        check_locked(
+            &self.policy,
+            &state,
+            &account,
+            Source::from(ip),
+            now.as_millisecond(),
+        )
+    }
+
+    /// [`LoginThrottle::check`] and, if it passes, counts the attempt as a failure, both under
+    /// one lock: of many concurrent attempts only as many pass as the free allowance.
+    pub fn reserve(
+        &self,
+        account: &str,
+        ip: IpAddr,
+        now: Timestamp,
+    ) -> Result<Reservation, Throttled> {
         let account = normalise(account);
         let source = Source::from(ip);
         let now_ms = now.as_millisecond();
-        let state = self.lock();
-        let mut worst: Option<Throttled> = None;
-        let mut consider = |last_ms: i64, delay: Option<Duration>, scope| {
-            let Some(delay) = delay else { return };
-            let until = last_ms.saturating_add(millis(delay));
-            if now_ms < until {
-                let retry_after =
-                    Duration::from_millis(u64::try_from(until.saturating_sub(now_ms)).unwrap_or(0));
-                if worst.is_none_or(|w| retry_after > w.retry_after) {
-                    worst = Some(Throttled { retry_after, scope });
-                }
-            }
-        };
+        let mut state = self.lock();
+        check_locked(&self.policy, &state, &account, source, now_ms)?;
+        fail_locked(&self.policy, &mut state, &account, source, now_ms);
+        Ok(Reservation {
+            account,
+            source,
+            at_ms: now_ms,
+        })
+    }
 
-        if let Some(pair) = state.pairs.get(&(account.clone(), source))
-            && now_ms.saturating_sub(pair.last_failure_ms) < millis(p.pair_forget_after)
-        {
-            let delay = exp_delay(pair.failures, p.pair_free_failures, p.pair_max_delay);
-            consider(
-                pair.last_failure_ms,
-                delay,
-                ThrottleScope::AccountFromAddress,
-            );
+    /// The reserved attempt had the right password: its failure is taken back, the pair's
+    /// count cleared and the source remembered as known (see [`LoginThrottle::record_success`]).
+    pub fn succeeded(&self, r: Reservation) {
+        let mut state = self.lock();
+        let st = &mut *state;
+        if let Some(w) = st.sources.get_mut(&r.source) {
+            w.remove_one(r.at_ms);
         }
-        if let Some(w) = state.sources.get(&source) {
-            let n = w.count_since(now_ms.saturating_sub(millis(p.address_window)));
-            let delay = exp_delay(count_u32(n), p.address_free_failures, p.address_max_delay);
-            consider(w.last().unwrap_or(i64::MIN), delay, ThrottleScope::Address);
+        if let Some(w) = st.accounts.get_mut(&r.account) {
+            w.remove_one(r.at_ms);
         }
-        if let Some(w) = state.accounts.get(&account)
-            && !is_known(&state, &account, source, now_ms, p)
-        {
-            let n = w.count_since(now_ms.saturating_sub(millis(p.account_window)));
-            let delay = exp_delay(count_u32(n), p.account_free_failures, p.account_max_delay);
-            consider(w.last().unwrap_or(i64::MIN), delay, ThrottleScope::Account);
+        success_locked(&self.policy, st, &r.account, r.source, r.at_ms);
+    }
+
+    /// The reserved attempt could not be decided (the password was never checked): it is
+    /// taken back as if it had not been made.
+    pub fn cancel(&self, r: Reservation) {
+        let mut state = self.lock();
+        let st = &mut *state;
+        if let Some(w) = st.sources.get_mut(&r.source) {
+            w.remove_one(r.at_ms);
         }
-        worst.map_or(Ok(()), Err)
+        if let Some(w) = st.accounts.get_mut(&r.account) {
+            w.remove_one(r.at_ms);
+        }
+        let key = (r.account, r.source);
+        if let Some(pair) = st.pairs.get_mut(&key) {
+            pair.failures = pair.failures.saturating_sub(1);
+            if pair.failures == 0 {
+                st.pairs.remove(&key);
+            }
+        }
+    }
+
+    /// The sources `account` signed in from recently, with when (for storing).
+    pub fn known_sources(&self, account: &str) -> Vec<(IpAddr, Timestamp)> {
+        let state = self.lock();
+        state
+            .known
+            .get(&normalise(account))
+            .map(|list| {
+                list.iter()
+                    .filter_map(|(s, ms)| {
+                        Some((s.representative(), Timestamp::from_millisecond(*ms).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Failures older than this cannot change any delay any more: stored ones may be pruned.
+    pub fn failure_horizon(&self, now: Timestamp) -> Timestamp {
+        let p = &self.policy;
+        let keep = p
+            .pair_forget_after
+            .max(p.address_window)
+            .max(p.account_window);
+        now.checked_sub(keep).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// Known sources older than this no longer count: stored ones may be pruned.
+    pub fn known_horizon(&self, now: Timestamp) -> Timestamp {
+        now.checked_sub(self.policy.known_address_ttl)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// At most this many stored failures are worth keeping (the maps hold no more keys).
+    pub fn max_entries(&self) -> usize {
+        self.policy.max_entries
+    }
+
+    /// Rebuilds the state from what was stored: every event replayed in time order.
+    pub fn restore(&self, failures: &[StoredFailure], known: &[StoredKnown]) {
+        let mut events: Vec<(Timestamp, bool, &str, IpAddr)> = failures
+            .iter()
+            .map(|f| (f.at, false, f.account.as_str(), f.ip))
+            .chain(known.iter().flat_map(|k| {
+                k.sources
+                    .iter()
+                    .map(|(ip, at)| (*at, true, k.account.as_str(), *ip))
+            }))
+            .collect();
+        // A success and a failure at the same instant: the failure came first (it was
+        // reserved before the password was checked).
+        events.sort_by_key(|e| (e.0, e.1));
+        for (at, success, account, ip) in events {
+            if success {
+                self.record_success(account, ip, at);
+            } else {
+                self.record_failure(account, ip, at);
+            }
+        }
     }
 
     /// Records a wrong password (or unknown account) for `account` from `ip`.
     pub fn record_failure(&self, account: &str, ip: IpAddr, now: Timestamp) {
-        let p = &self.policy;
         let account = normalise(account);
-        let source = Source::from(ip);
-        let now_ms = now.as_millisecond();
         let mut state = self.lock();
-        let st = &mut *state;
-
-        let key = (account.clone(), source);
-        if !st.pairs.contains_key(&key) {
-            let forget = millis(p.pair_forget_after);
-            make_room(
-                &mut st.pairs,
-                p.max_entries,
-                |v| v.last_failure_ms,
-                |v| now_ms.saturating_sub(v.last_failure_ms) >= forget,
-            );
-        }
-        let pair = st.pairs.entry(key).or_insert(Pair {
-            failures: 0,
-            last_failure_ms: now_ms,
-        });
-        if now_ms.saturating_sub(pair.last_failure_ms) >= millis(p.pair_forget_after) {
-            pair.failures = 0;
-        }
-        pair.failures = pair.failures.saturating_add(1);
-        pair.last_failure_ms = now_ms;
-
-        let since = now_ms.saturating_sub(millis(p.address_window));
-        if !st.sources.contains_key(&source) {
-            make_room(&mut st.sources, p.max_entries, window_last, |w| {
-                w.last().is_none_or(|t| t <= since)
-            });
-        }
-        let keep = p.address_free_failures as usize + WINDOW_EXTRA;
-        st.sources
-            .entry(source)
-            .or_default()
-            .push(now_ms, since, keep);
-
-        let since = now_ms.saturating_sub(millis(p.account_window));
-        if !st.accounts.contains_key(&account) {
-            make_room(&mut st.accounts, p.max_entries, window_last, |w| {
-                w.last().is_none_or(|t| t <= since)
-            });
-        }
-        let keep = p.account_free_failures as usize + WINDOW_EXTRA;
-        st.accounts
-            .entry(account)
-            .or_default()
-            .push(now_ms, since, keep);
+        fail_locked(
+            &self.policy,
+            &mut state,
+            &account,
+            Source::from(ip),
+            now.as_millisecond(),
+        );
     }
 
     /// Records a successful sign-in: clears the pair's count and remembers the source.
     pub fn record_success(&self, account: &str, ip: IpAddr, now: Timestamp) {
-        let p = &self.policy;
         let account = normalise(account);
-        let source = Source::from(ip);
-        let now_ms = now.as_millisecond();
         let mut state = self.lock();
-        let st = &mut *state;
-
-        st.pairs.remove(&(account.clone(), source));
-
-        if !st.known.contains_key(&account) {
-            let ttl = millis(p.known_address_ttl);
-            make_room(
-                &mut st.known,
-                p.max_entries,
-                |v| known_last(v),
-                |v| known_last(v) <= now_ms.saturating_sub(ttl),
-            );
-        }
-        let known = st.known.entry(account).or_default();
-        known.retain(|(s, _)| *s != source);
-        known.push((source, now_ms));
-        if known.len() > MAX_KNOWN_PER_ACCOUNT {
-            known.remove(0);
-        }
+        success_locked(
+            &self.policy,
+            &mut state,
+            &account,
+            Source::from(ip),
+            now.as_millisecond(),
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -322,6 +410,117 @@ impl LoginThrottle {
 
 fn normalise(account: &str) -> String {
     account.trim().to_lowercase()
+}
+
+fn check_locked(
+    p: &ThrottlePolicy,
+    state: &State,
+    account: &str,
+    source: Source,
+    now_ms: i64,
+) -> Result<(), Throttled> {
+    let mut worst: Option<Throttled> = None;
+    let mut consider = |last_ms: i64, delay: Option<Duration>, scope| {
+        let Some(delay) = delay else { return };
+        let until = last_ms.saturating_add(millis(delay));
+        if now_ms < until {
+            let retry_after =
+                Duration::from_millis(u64::try_from(until.saturating_sub(now_ms)).unwrap_or(0));
+            if worst.is_none_or(|w| retry_after > w.retry_after) {
+                worst = Some(Throttled { retry_after, scope });
+            }
+        }
+    };
+
+    if let Some(pair) = state.pairs.get(&(account.to_string(), source))
+        && now_ms.saturating_sub(pair.last_failure_ms) < millis(p.pair_forget_after)
+    {
+        let delay = exp_delay(pair.failures, p.pair_free_failures, p.pair_max_delay);
+        consider(
+            pair.last_failure_ms,
+            delay,
+            ThrottleScope::AccountFromAddress,
+        );
+    }
+    if let Some(w) = state.sources.get(&source) {
+        let n = w.count_since(now_ms.saturating_sub(millis(p.address_window)));
+        let delay = exp_delay(count_u32(n), p.address_free_failures, p.address_max_delay);
+        consider(w.last().unwrap_or(i64::MIN), delay, ThrottleScope::Address);
+    }
+    if let Some(w) = state.accounts.get(account)
+        && !is_known(state, account, source, now_ms, p)
+    {
+        let n = w.count_since(now_ms.saturating_sub(millis(p.account_window)));
+        let delay = exp_delay(count_u32(n), p.account_free_failures, p.account_max_delay);
+        consider(w.last().unwrap_or(i64::MIN), delay, ThrottleScope::Account);
+    }
+    worst.map_or(Ok(()), Err)
+}
+
+fn fail_locked(p: &ThrottlePolicy, st: &mut State, account: &str, source: Source, now_ms: i64) {
+    let key = (account.to_string(), source);
+    if !st.pairs.contains_key(&key) {
+        let forget = millis(p.pair_forget_after);
+        make_room(
+            &mut st.pairs,
+            p.max_entries,
+            |v| v.last_failure_ms,
+            |v| now_ms.saturating_sub(v.last_failure_ms) >= forget,
+        );
+    }
+    let pair = st.pairs.entry(key).or_insert(Pair {
+        failures: 0,
+        last_failure_ms: now_ms,
+    });
+    if now_ms.saturating_sub(pair.last_failure_ms) >= millis(p.pair_forget_after) {
+        pair.failures = 0;
+    }
+    pair.failures = pair.failures.saturating_add(1);
+    pair.last_failure_ms = pair.last_failure_ms.max(now_ms);
+
+    let since = now_ms.saturating_sub(millis(p.address_window));
+    if !st.sources.contains_key(&source) {
+        make_room(&mut st.sources, p.max_entries, window_last, |w| {
+            w.last().is_none_or(|t| t <= since)
+        });
+    }
+    let keep = p.address_free_failures as usize + WINDOW_EXTRA;
+    st.sources
+        .entry(source)
+        .or_default()
+        .push(now_ms, since, keep);
+
+    let since = now_ms.saturating_sub(millis(p.account_window));
+    if !st.accounts.contains_key(account) {
+        make_room(&mut st.accounts, p.max_entries, window_last, |w| {
+            w.last().is_none_or(|t| t <= since)
+        });
+    }
+    let keep = p.account_free_failures as usize + WINDOW_EXTRA;
+    st.accounts
+        .entry(account.to_string())
+        .or_default()
+        .push(now_ms, since, keep);
+}
+
+fn success_locked(p: &ThrottlePolicy, st: &mut State, account: &str, source: Source, now_ms: i64) {
+    st.pairs.remove(&(account.to_string(), source));
+
+    if !st.known.contains_key(account) {
+        let ttl = millis(p.known_address_ttl);
+        make_room(
+            &mut st.known,
+            p.max_entries,
+            |v| known_last(v),
+            |v| known_last(v) <= now_ms.saturating_sub(ttl),
+        );
+    }
+    let known = st.known.entry(account.to_string()).or_default();
+    known.retain(|(s, _)| *s != source);
+    known.push((source, now_ms));
+    if known.len() > MAX_KNOWN_PER_ACCOUNT {
+        known.remove(0);
+    }
 }
 
 fn is_known(state: &State, account: &str, source: Source, now_ms: i64, p: &ThrottlePolicy) -> bool {
@@ -645,6 +844,103 @@ mod tests {
         assert!(t.check("user4999@example.com", newest, at(5000)).is_err());
         let [pairs, ..] = t.sizes();
         assert!(pairs <= 100);
+    }
+
+    #[test]
+    fn concurrent_attempts_cannot_pass_one_check_together() {
+        let t = std::sync::Arc::new(LoginThrottle::new(ThrottlePolicy::default()));
+        let a = ip("192.0.2.1");
+        let threads: Vec<_> = (0..60)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || t.reserve(ALICE, a, at(0)).is_ok())
+            })
+            .collect();
+        let passed = threads
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(passed, 5, "only the free allowance passes");
+        assert!(t.check(ALICE, a, at(0)).is_err());
+    }
+
+    #[test]
+    fn a_success_takes_its_reserved_failure_back() {
+        let t = LoginThrottle::new(ThrottlePolicy {
+            address_free_failures: 2,
+            ..ThrottlePolicy::default()
+        });
+        let a = ip("192.0.2.1");
+        for i in 0..10 {
+            let r = t
+                .reserve(&format!("user{i}@example.com"), a, at(i))
+                .unwrap();
+            t.succeeded(r);
+        }
+        assert_eq!(t.check("fresh@example.com", a, at(10)), Ok(()));
+        assert_eq!(t.known_sources("USER0@example.com"), vec![(a, at(0))]);
+        // A reservation never handed back stays a failure.
+        for i in 0..2 {
+            let r = t.reserve(&format!("x{i}"), a, at(20));
+            assert!(r.is_ok());
+        }
+        assert_eq!(
+            t.check("fresh@example.com", a, at(20)).unwrap_err().scope,
+            ThrottleScope::Address
+        );
+    }
+
+    #[test]
+    fn a_cancelled_reservation_counts_for_nothing() {
+        let t = LoginThrottle::new(ThrottlePolicy::default());
+        let a = ip("192.0.2.1");
+        for i in 0..10 {
+            let r = t.reserve(ALICE, a, at(i)).unwrap();
+            t.cancel(r);
+        }
+        assert_eq!(t.sizes(), [0, 1, 1, 0]);
+        assert_eq!(t.check(ALICE, a, at(10)), Ok(()));
+    }
+
+    #[test]
+    fn replaying_stored_failures_and_successes_rebuilds_the_state() {
+        let live = LoginThrottle::new(ThrottlePolicy::default());
+        let home = ip("203.0.113.10");
+        let bot = ip("2001:db8:1:2::7");
+        let mut failures = Vec::new();
+        let r = live.reserve(ALICE, home, at(0)).unwrap();
+        live.succeeded(r);
+        for i in 1..7 {
+            if let Ok(r) = live.reserve(ALICE, bot, at(i)) {
+                failures.push((r.at(), bot));
+            }
+        }
+        let stored_known = vec![StoredKnown {
+            account: ALICE.into(),
+            sources: live.known_sources(ALICE),
+        }];
+        let stored: Vec<StoredFailure> = failures
+            .iter()
+            .map(|(at, ip)| StoredFailure {
+                at: *at,
+                account: ALICE.into(),
+                ip: *ip,
+            })
+            .collect();
+        let replayed = LoginThrottle::new(ThrottlePolicy::default());
+        replayed.restore(&stored, &stored_known);
+        for probe in [at(7), at(8), at(100)] {
+            assert_eq!(
+                replayed.check(ALICE, bot, probe),
+                live.check(ALICE, bot, probe)
+            );
+            assert_eq!(
+                replayed.check(ALICE, home, probe),
+                live.check(ALICE, home, probe)
+            );
+        }
+        assert!(replayed.check(ALICE, ip("2001:db8:1:2::8"), at(7)).is_err());
     }
 
     #[test]

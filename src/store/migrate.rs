@@ -1,6 +1,7 @@
 //! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
 //! the per-organization audit index, built from the existing log; version 3 the dedicated
-//! node tables. Each step runs in one
+//! node tables; version 4 the billing tables; version 5 the login-throttling tables. Each
+//! step runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -84,9 +85,10 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
         create_tables(&tx)?;
         match v {
             1 => v1_to_v2(&tx)?,
-            // Schemas 3 (node tables) and 4 (billing tables) only add tables, which
-            // create_tables made above; plan revisions are filled in when kaas starts.
-            2 | 3 => {}
+            // Schemas 3 (node tables), 4 (billing tables) and 5 (login throttling) only
+            // add tables, which create_tables made above; plan revisions are filled in when
+            // kaas starts.
+            2..=4 => {}
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"

@@ -106,6 +106,13 @@ pub const INVOICES: TableDefinition<u128, &[u8]> = TableDefinition::new("invoice
 pub const INVOICES_BY_ORG: TableDefinition<(u128, i32), u128> =
     TableDefinition::new("invoices-by-org-v1");
 
+/// (Unix milliseconds, sequence) → a failed password attempt, so login throttling survives
+/// a restart; pruned past the throttle's horizon. Added in schema 5.
+pub const LOGIN_FAILURES: TableDefinition<(i64, u64), &[u8]> =
+    TableDefinition::new("login-failures-v1");
+/// Account (normalised e-mail) → the sources it recently signed in from. Added in schema 5.
+pub const LOGIN_KNOWN: TableDefinition<&str, &[u8]> = TableDefinition::new("login-known-v1");
+
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
 pub trait TableVisitor {
@@ -153,5 +160,7 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(BILLING_ACCOUNTS)?;
     v.visit(INVOICES)?;
     v.visit(INVOICES_BY_ORG)?;
+    v.visit(LOGIN_FAILURES)?;
+    v.visit(LOGIN_KNOWN)?;
     Ok(())
 }

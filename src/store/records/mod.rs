@@ -20,6 +20,7 @@ mod nodes;
 mod people;
 mod plans;
 mod tenancy;
+mod throttle;
 
 pub use audit::*;
 pub use members::*;
@@ -27,6 +28,7 @@ pub use nodes::*;
 pub use people::*;
 pub use plans::*;
 pub use tenancy::*;
+pub use throttle::*;
 
 // ---- generic helpers -------------------------------------------------------------------
 
