@@ -119,6 +119,13 @@ pub fn open_ops(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Ops> {
     if seeded > 0 {
         tracing::info!(plans = seeded, "seeded the default plans");
     }
+    let counted = ops.restore_throttle()?;
+    if counted > 0 {
+        tracing::info!(
+            failures = counted,
+            "login throttling resumed with the failed attempts of the last day"
+        );
+    }
     let frozen = ops.ensure_plan_revisions()?;
     if frozen > 0 {
         tracing::info!(plans = frozen, "recorded plan prices for billing");
@@ -203,9 +210,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        // NB: `same-origin`, not `no-referrer`: URLs (with setup and invitation tokens)
+        // still leak to no other site, and the browser's form posts carry their real
+        // `Origin`, which the CSRF check needs (it refuses `Origin: null`).
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -300,7 +310,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         public_url: cfg.public_url(),
         started,
     });
+    let trusted = crate::http::TrustedProxies::parse(&cfg.server.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?;
     let app = router(state.clone(), cfg.server.max_body_bytes)
+        .layer(axum::Extension(trusted))
         .into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = axum_server::Handle::<SocketAddr>::new();

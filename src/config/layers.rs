@@ -33,6 +33,7 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("server.public_url", Kind::OptStr),
     ("server.max_body_bytes", Kind::Usize),
     ("server.shutdown_grace", Kind::Duration),
+    ("server.trusted_proxies", Kind::StrList),
     ("server.tls.mode", Kind::Enum(&["auto", "files", "off"])),
     ("server.tls.cert", Kind::OptPath),
     ("server.tls.key", Kind::OptPath),

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     #[serde(with = "friendly_duration")]
     pub shutdown_grace: Duration,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client,
+    /// for throttling and the audit log. Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
     pub tls: TlsConfig,
 }
 
@@ -251,6 +254,7 @@ impl Default for ServerConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
             tls: TlsConfig::default(),
         }
     }

@@ -32,6 +32,10 @@ listen = "{listen}"
 max_body_bytes = {max_body}
 # How long in-flight requests may take to finish on shutdown.
 shutdown_grace = "{grace}"
+# Reverse proxies whose X-Forwarded-For header names the client (for login throttling
+# and the audit log): IP addresses or CIDR networks, e.g. ["10.0.0.0/8", "192.0.2.1"].
+# Empty: the connecting address is the client and X-Forwarded-For is ignored.
+trusted_proxies = []
 
 [server.tls]
 # "auto":  plain HTTP when `listen` is a loopback address, otherwise a self-signed

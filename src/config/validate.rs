@@ -63,6 +63,9 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return invalid("server.max_body_bytes", "must be greater than 0".into());
         }
+        if let Err(e) = crate::http::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid("server.trusted_proxies", e);
+        }
         if self.data.dir.as_os_str().is_empty() {
             return invalid("data.dir", "must not be empty".into());
         }

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 pub use cookie::{read_cookie, session_clear_cookie, session_set_cookie};
 pub use csrf::CsrfFault;
 pub use ids::Id;
-pub use origin::{ClientOrigin, origin};
+pub use origin::{ClientOrigin, TrustedProxies, origin};
 
 /// Why a shared extractor refused a request, before any handler ran.
 #[derive(Debug, Clone, PartialEq, Eq)]

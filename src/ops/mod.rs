@@ -21,6 +21,7 @@ pub mod projects;
 pub mod reconcile;
 pub mod secrets;
 pub mod setup;
+pub mod throttling;
 pub mod tokens;
 pub mod users;
 pub mod workspaces;
