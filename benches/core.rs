@@ -79,8 +79,10 @@ async fn main() {
                     name: "bench".into(),
                     scope: TokenScope::ReadOnly,
                     expires_in_days: Some(1),
+                    current_password: "measured by the stopwatch".into(),
                 },
             )
+            .await
             .expect("token")
             .secret;
         let mut first = None;

@@ -138,7 +138,8 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// Set a new password (read from standard input) and end the user's sessions.
+    /// Set a new password (read from standard input), end the user's sessions and revoke
+    /// their API tokens.
     ResetPassword {
         #[command(flatten)]
         cfg: ConfigArgs,
@@ -237,9 +238,10 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
                 .user_id_by_email(&email)?
                 .ok_or_else(|| anyhow::anyhow!("no user with e-mail {email}"))?;
             let password = read_password()?;
-            ops.reset_password(&actor, id, PasswordReset { password })
+            let done = ops
+                .reset_password(&actor, id, PasswordReset { password })
                 .await?;
-            println!("password reset for {email}; their sessions were ended");
+            println!("password reset for {email}; {done}");
         }
     }
     Ok(())

@@ -14,6 +14,7 @@ use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
 use crate::http::Id;
 use crate::ops::Page;
 use crate::ops::audit::AuditFilter;
+use crate::ops::auth::PasswordChanged;
 use crate::ops::host_status::HostStatus;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
 use crate::state::AppState;
@@ -70,18 +71,18 @@ pub async fn update_user(
     Ok(Json(s.ops.update_user(&a, id, input)?))
 }
 
-/// Sets a new password for a user and ends their sessions.
+/// Sets a new password for a user, ends their sessions and revokes their API tokens; the
+/// answer says how many of each.
 #[utoipa::path(post, path = "/users/{user}/password", tag = "users", request_body = PasswordReset,
     params(("user" = String, Path, description = "user id")),
-    responses((status = 204), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = PasswordChanged), (status = 422, body = ErrorBody)))]
 pub async fn reset_password(
     State(s): State<AppState>,
     Authed(a): Authed,
     Id(id): Id<UserId>,
     Body(input): Body<PasswordReset>,
-) -> ApiResult<StatusCode> {
-    s.ops.reset_password(&a, id, input).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<PasswordChanged>> {
+    Ok(Json(s.ops.reset_password(&a, id, input).await?))
 }
 
 /// Plans that can be chosen (administrators also see retired ones).

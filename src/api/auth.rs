@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authed, Body};
 use crate::domain::{SessionId, TokenId};
 use crate::http::{ClientOrigin, Id, session_clear_cookie, session_set_cookie};
-use crate::ops::auth::{LoginInput, PasswordChange, SessionView};
+use crate::ops::auth::{LoginInput, PasswordChange, PasswordChanged, SessionView};
 use crate::ops::setup::SetupInput;
 use crate::ops::tokens::{CreatedToken, NewToken, TokenView};
 use crate::ops::users::{MeView, ProfilePatch, UserView};
@@ -91,16 +91,17 @@ pub async fn update_me(
     Ok(Json(s.ops.update_profile(&a, input)?))
 }
 
-/// Changes the caller's password; other sessions end.
+/// Changes the caller's password; their other sessions end and all their API tokens are
+/// revoked (the answer says how many). Wrong current passwords are throttled like sign-in.
 #[utoipa::path(post, path = "/me/password", tag = "account", request_body = PasswordChange,
-    responses((status = 204), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = PasswordChanged), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn change_password(
     State(s): State<AppState>,
     Authed(a): Authed,
     Body(input): Body<PasswordChange>,
-) -> ApiResult<StatusCode> {
-    s.ops.change_password(&a, input).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<PasswordChanged>> {
+    Ok(Json(s.ops.change_password(&a, input).await?))
 }
 
 /// The caller's sessions.
@@ -134,15 +135,20 @@ pub async fn list_tokens(
     Ok(Json(s.ops.list_tokens(&a)?))
 }
 
-/// Creates an API token; its secret is in this response only.
+/// Creates an API token; its secret is in this response only. Needs the caller's current
+/// password (throttled like sign-in) and a session: an API token cannot create tokens (403).
 #[utoipa::path(post, path = "/me/tokens", tag = "account", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedToken), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create_token(
     State(s): State<AppState>,
     Authed(a): Authed,
     Body(input): Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    Ok((StatusCode::CREATED, Json(s.ops.create_token(&a, input)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.ops.create_token(&a, input).await?),
+    ))
 }
 
 /// Revokes one of the caller's API tokens.

@@ -1,5 +1,6 @@
 //! Signing in and proving identity: password login with throttling, server-side sessions
-//! (idle and absolute expiry, a per-user cap), API-token authentication, password changes.
+//! (idle and absolute expiry, a per-user cap), API-token authentication, password changes
+//! (which end the user's other sessions and revoke their API tokens).
 //!
 //! At the session cap a new sign-in ends the user's *oldest* session, so a forgotten
 //! browser never locks its owner out; the ended session's next request gets 401.
@@ -53,6 +54,57 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
+/// What a password change or reset ended besides the old password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// Sessions signed out (a change keeps the session making it).
+    pub sessions_ended: u32,
+    /// API tokens revoked: every one the user had.
+    pub tokens_revoked: u32,
+}
+
+impl std::fmt::Display for PasswordChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: u32, one: &str| {
+            if n == 1 {
+                format!("1 {one}")
+            } else {
+                format!("{n} {one}s")
+            }
+        };
+        write!(
+            f,
+            "{} signed out, {} revoked",
+            plural(self.sessions_ended, "session"),
+            plural(self.tokens_revoked, "API token")
+        )
+    }
+}
+
+/// Ends every session of `user` but `keep`, and revokes all of their API tokens, inside the
+/// caller's transaction.
+pub(crate) fn end_credentials(
+    tx: &redb::WriteTransaction,
+    user: UserId,
+    keep: Option<SessionId>,
+) -> OpsResult<PasswordChanged> {
+    let mut done = PasswordChanged {
+        sessions_ended: 0,
+        tokens_revoked: 0,
+    };
+    for s in records::list_user_sessions(tx, user)? {
+        if Some(s.id) != keep {
+            records::delete_session(tx, &s)?;
+            done.sessions_ended += 1;
+        }
+    }
+    for t in records::list_user_tokens(tx, user)? {
+        records::delete_token(tx, &t)?;
+        done.tokens_revoked += 1;
+    }
+    Ok(done)
+}
+
 impl Ops {
     fn session_expires_at(&self, s: &Session) -> Timestamp {
         let idle = plus(s.last_seen_at, self.settings.session_idle_timeout);
@@ -78,20 +130,26 @@ impl Ops {
         }
         let account = input.email.trim().to_ascii_lowercase();
         let now = self.now();
-        if let Err(t) = self.throttle.check(&account, origin.ip, now) {
-            return Err(OpsError::Throttled(t.retry_after));
-        }
         let user = {
             let r = self.store.read()?;
             records::user_by_email(&r, &account)?
         };
+        // Counted before the (costly) hash: a throttled attempt costs none, and concurrent
+        // guesses cannot all pass the check before any is counted.
+        let reservation = self.reserve_attempt(&account, origin.ip)?;
         let phc = user
             .as_ref()
             .map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
-        let ok = verify_password(input.password, phc).await? && user.is_some();
+        let ok = match verify_password(input.password, phc).await {
+            Ok(ok) => ok && user.is_some(),
+            Err(e) => {
+                self.attempt_cancelled(reservation);
+                return Err(e);
+            }
+        };
         let user_id = user.as_ref().map(|u| u.id);
         let failed = |reason: &str| {
-            self.throttle.record_failure(&account, origin.ip, now);
+            self.attempt_failed(&reservation, origin.ip);
             self.audit_failure(
                 AuditEvent {
                     id: AuditId::generate(),
@@ -116,7 +174,7 @@ impl Ops {
         if user.disabled {
             return Err(failed("account disabled"));
         }
-        self.throttle.record_success(&account, origin.ip, now);
+        let known = self.attempt_succeeded(reservation);
 
         let secret = new_secret("");
         let session = Session {
@@ -137,6 +195,7 @@ impl Ops {
             records::delete_session(&tx, old)?;
         }
         records::put_session(&tx, &session)?;
+        records::put_login_known(&tx, &known)?;
         user.last_login_at = Some(now);
         records::update_user(&tx, &user)?;
         let actor = Actor {
@@ -282,15 +341,20 @@ impl Ops {
         self.commit(tx, &[])
     }
 
-    /// Changes the caller's password and ends their other sessions.
-    pub async fn change_password(&self, actor: &Actor, input: PasswordChange) -> OpsResult<()> {
+    /// Changes the caller's password, ends their other sessions and revokes their API
+    /// tokens (a token stolen with the old password must not outlive it). The current
+    /// password is checked under the sign-in throttle.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        input: PasswordChange,
+    ) -> OpsResult<PasswordChanged> {
         let user = {
             let r = self.store.read()?;
             records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?
         };
-        if !verify_password(input.current_password, user.password_hash.clone()).await? {
-            return Err(invalid("current_password", "is not your current password"));
-        }
+        self.reauthenticate(actor, &user, input.current_password, "current_password")
+            .await?;
         check_password(
             &input.new_password,
             &user.email,
@@ -303,16 +367,16 @@ impl Ops {
         user.password_hash = hash;
         user.password_changed_at = Some(self.now());
         records::update_user(&tx, &user)?;
-        for s in records::list_user_sessions(&tx, user.id)? {
-            if AuthVia::Session(s.id) != actor.via {
-                records::delete_session(&tx, &s)?;
-            }
-        }
-        records::append_audit(
-            &tx,
-            &self.event(actor, "user.password.change", &user.email, None),
-        )?;
-        self.commit(tx, &[])
+        let keep = match actor.via {
+            AuthVia::Session(s) => Some(s),
+            _ => None,
+        };
+        let done = end_credentials(&tx, user.id, keep)?;
+        let mut ev = self.event(actor, "user.password.change", &user.email, None);
+        ev.detail = done.to_string();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(done)
     }
 
     /// The CSRF token bound to a session, for forms and the `X-CSRF-Token` header.

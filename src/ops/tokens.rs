@@ -1,5 +1,8 @@
 //! API tokens for the JSON API: created by their owner, shown once, stored as a digest,
 //! with an expiry no later than the configured maximum and a read-only or read-write scope.
+//! Creating one needs the owner's current password (a stolen session cannot mint a
+//! long-lived credential), and a token cannot create tokens. A password change or reset
+//! revokes them all (see `ops::auth::end_credentials`).
 
 use std::time::Duration;
 
@@ -8,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::secrets::{digest, new_secret};
-use super::{Actor, Ops, OpsError, OpsResult, invalid, plus};
+use super::{Actor, AuthVia, Ops, OpsError, OpsResult, invalid, plus};
 use crate::domain::names::check_display_name;
 use crate::domain::*;
 use crate::store::records;
@@ -22,6 +25,8 @@ pub struct NewToken {
     /// Days until it stops working; default 90, at most the configured maximum.
     #[serde(default)]
     pub expires_in_days: Option<u32>,
+    /// The caller's password, asked again: a token outlives the session creating it.
+    pub current_password: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -59,7 +64,13 @@ impl From<&ApiToken> for TokenView {
 const MAX_TOKENS_PER_USER: usize = 50;
 
 impl Ops {
-    pub fn create_token(&self, actor: &Actor, input: NewToken) -> OpsResult<CreatedToken> {
+    pub async fn create_token(&self, actor: &Actor, input: NewToken) -> OpsResult<CreatedToken> {
+        if matches!(actor.via, AuthVia::Token(..)) {
+            return Err(OpsError::Forbidden(
+                "an API token cannot create API tokens; sign in with your password to create one"
+                    .into(),
+            ));
+        }
         check_display_name(&input.name).map_err(|p| invalid("name", p.0))?;
         let max_days = (self.settings.api_token_max_lifetime.as_secs() / 86400).max(1);
         let days = u64::from(input.expires_in_days.unwrap_or(90));
@@ -69,6 +80,12 @@ impl Ops {
                 format!("must be between 1 and {max_days}"),
             ));
         }
+        let user = {
+            let r = self.store.read()?;
+            records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?
+        };
+        self.reauthenticate(actor, &user, input.current_password, "current_password")
+            .await?;
         let secret = new_secret("kaas_");
         let now = self.now();
         let token = ApiToken {

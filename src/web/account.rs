@@ -94,10 +94,10 @@ pub async fn password(
         new_password: f.new_password,
     };
     match s.ops.change_password(&who.actor, input).await {
-        Ok(()) => Ok(redirect(
+        Ok(done) => Ok(redirect(
             &s,
             "/account",
-            Flash::ok("Password changed. Your other sessions were signed out."),
+            Flash::ok(format!("Password changed: {done}.")),
         )),
         Err(e) => again(&s, &who, e, form),
     }
@@ -132,6 +132,8 @@ pub struct TokenForm {
     scope: TokenScope,
     #[serde(default)]
     days: String,
+    #[serde(default)]
+    current_password: String,
 }
 
 pub async fn create_token(
@@ -145,7 +147,8 @@ pub async fn create_token(
     let mut form = FormState::new("token")
         .keep("name", &f.name)
         .keep("scope", scope)
-        .keep("expires_in_days", &f.days);
+        .keep("expires_in_days", &f.days)
+        .secret("current_password");
     let days = super::number(&mut form, "expires_in_days", &f.days);
     if form.has_errors() {
         return render(&s, &who, StatusCode::UNPROCESSABLE_ENTITY, form);
@@ -154,8 +157,9 @@ pub async fn create_token(
         name: f.name,
         scope: f.scope,
         expires_in_days: days,
+        current_password: f.current_password,
     };
-    match s.ops.create_token(&who.actor, input) {
+    match s.ops.create_token(&who.actor, input).await {
         Ok(t) => Ok(TokenCreated {
             l: who.layout("API token created", "account"),
             t,

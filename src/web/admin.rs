@@ -273,10 +273,10 @@ pub async fn reset_password(
         password: f.password,
     };
     match s.ops.reset_password(&who.actor, id, input).await {
-        Ok(()) => Ok(redirect(
+        Ok(done) => Ok(redirect(
             &s,
             "/admin/users",
-            Flash::ok("Password set; the user's sessions were ended."),
+            Flash::ok(format!("Password set: {done}.")),
         )),
         Err(e) => users_again(&s, &who, e, form),
     }

@@ -667,15 +667,19 @@ async fn api_tokens_are_shown_once_scoped_and_revocable() {
     let app = TestApp::new();
     let (_, t) = app.user("a@example.com", false).await;
     let a = bearer(&t);
+    let signed_in = app.login("a@example.com").await;
     let r = app
         .call(
             "POST",
             "/me/tokens",
-            &a,
-            Some(json!({"name": "ci", "scope": "read-only", "expires_in_days": 7})),
+            &signed_in,
+            Some(
+                json!({"name": "ci", "scope": "read-only", "expires_in_days": 7,
+                "current_password": PASSWORD}),
+            ),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let ro = r.body["secret"].as_str().unwrap().to_string();
     let id = r.body["id"].as_str().unwrap().to_string();
     assert!(ro.starts_with("kaas_"));
@@ -696,8 +700,11 @@ async fn api_tokens_are_shown_once_scoped_and_revocable() {
         .call(
             "POST",
             "/me/tokens",
-            &a,
-            Some(json!({"name": "x", "scope": "read-write", "expires_in_days": 9999})),
+            &signed_in,
+            Some(
+                json!({"name": "x", "scope": "read-write", "expires_in_days": 9999,
+                "current_password": PASSWORD}),
+            ),
         )
         .await;
     assert_eq!(r.field(), "expires_in_days");
@@ -900,7 +907,8 @@ async fn a_password_change_ends_the_other_sessions_and_keeps_this_one() {
             Some(json!({"current_password": PASSWORD, "new_password": new_password})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["sessions_ended"], 1, "{:?}", r.body);
     // This session goes on (writes too); the other one is signed out.
     assert_eq!(
         app.call("GET", "/me", &here, None).await.status,

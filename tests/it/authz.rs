@@ -34,7 +34,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/me/sessions", "A A A A A A A A A A U"),
     ("DELETE", "/me/sessions/{session}", "a a a a a a a a a a U"),
     ("GET", "/me/tokens", "A A A A A A A A A A U"),
-    ("POST", "/me/tokens", "A A A A A A A A A A U"),
+    // The matrix calls with API tokens, and a token may not create tokens.
+    ("POST", "/me/tokens", "F F F F F F F F F F U"),
     ("DELETE", "/me/tokens/{token}", "a a a a a a a a a a U"),
     ("POST", "/auth/logout", "a a a a a a a a a a U"),
     ("GET", "/orgs", "A A A A A A A A A A U"),
@@ -310,7 +311,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/me/password") => {
             json!({"current_password": PASSWORD, "new_password": "another long passphrase"})
         }
-        ("POST", "/me/tokens") => json!({"name": "t", "scope": "read-only"}),
+        ("POST", "/me/tokens") => {
+            json!({"name": "t", "scope": "read-only", "current_password": PASSWORD})
+        }
         ("POST", "/orgs") => json!({"name": "neworg"}),
         ("PATCH", "/orgs/{org}") => json!({"display_name": "Acme"}),
         ("PUT", "/orgs/{org}/limits") => json!({"max_workspaces": 5, "max_members": 9}),

@@ -39,7 +39,12 @@ async fn plans(app: &TestApp, admin: &Auth) {
     }
 }
 
-fn fresh_token(app: &TestApp, user_id: kaas::domain::UserId, email: &str, admin: bool) -> Auth {
+async fn fresh_token(
+    app: &TestApp,
+    user_id: kaas::domain::UserId,
+    email: &str,
+    admin: bool,
+) -> Auth {
     let actor = Actor {
         user_id,
         email: email.into(),
@@ -55,8 +60,10 @@ fn fresh_token(app: &TestApp, user_id: kaas::domain::UserId, email: &str, admin:
                 name: "later".into(),
                 scope: kaas::domain::TokenScope::ReadWrite,
                 expires_in_days: Some(30),
+                current_password: PASSWORD.into(),
             },
         )
+        .await
         .expect("token");
     bearer(&t.secret)
 }
@@ -249,8 +256,8 @@ async fn a_month_of_changes_invoices_to_the_hand_computed_minor_unit() {
 
     // Over HTTP (with fresh tokens: a month has passed): the list, the CSV, and voiding
     // (operators only, with a reason).
-    let admin = fresh_token(&app, admin_id, "admin@kaas.test", true);
-    let owner = fresh_token(&app, owner_id, "owner@acme.test", false);
+    let admin = fresh_token(&app, admin_id, "admin@kaas.test", true).await;
+    let owner = fresh_token(&app, owner_id, "owner@acme.test", false).await;
     let list = app
         .call("GET", &format!("/orgs/{org}/invoices"), &owner, None)
         .await;

@@ -1,6 +1,7 @@
 //! kaas integration tests: one binary, modules by surface.
 
 mod api;
+mod auth_hardening;
 mod authz;
 mod billing;
 mod binary;

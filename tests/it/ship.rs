@@ -171,7 +171,8 @@ pub(crate) async fn admin_token(server: &Server) -> String {
     let res = c
         .post(format!("{}/api/v1/me/tokens", server.base))
         .header("x-csrf-token", &csrf)
-        .json(&json!({"name": "load", "scope": "read-write"}))
+        .json(&json!({"name": "load", "scope": "read-write",
+            "current_password": "an admin passphrase"}))
         .send()
         .await
         .unwrap();

@@ -170,8 +170,10 @@ impl TestApp {
                     name: "test".into(),
                     scope: TokenScope::ReadWrite,
                     expires_in_days: Some(30),
+                    current_password: PASSWORD.into(),
                 },
             )
+            .await
             .expect("token");
         (u.id, t.secret)
     }
