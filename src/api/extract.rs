@@ -138,8 +138,7 @@ pub fn authenticate(ops: &Ops, parts: &Parts, cookie_name: &str) -> Result<Actor
         let token = auth
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer_credentials)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -169,6 +168,14 @@ pub fn authenticate(ops: &Ops, parts: &Parts, cookie_name: &str) -> Result<Actor
         csrf::check_token(&session, csrf::header_token(parts)).map_err(csrf_refused)?;
     }
     Ok(actor)
+}
+
+/// The token in an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 7235 §2.1), so `bearer` and `BEARER` work too.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The authenticated caller.
@@ -218,4 +225,19 @@ pub fn refusal(r: Refusal) -> axum::response::Response {
         ),
     }
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc ", "bEaReR abc"] {
+            assert_eq!(bearer_credentials(v), Some("abc"), "{v}");
+        }
+        for v in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "Token abc"] {
+            assert_eq!(bearer_credentials(v), None, "{v}");
+        }
+    }
 }

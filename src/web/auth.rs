@@ -1,8 +1,8 @@
 //! Pages before (and at the edge of) a session: first-run setup, sign-in, sign-out, and
 //! accepting an invitation. The setup and invitation tokens arrive in the URL (that is how
 //! links work); these pages put them in hidden fields at once, so every later request
-//! carries them in a POST body, and the app-wide `Referrer-Policy: no-referrer` keeps the
-//! URL from leaking through links.
+//! carries them in a POST body, and the app-wide `Referrer-Policy: same-origin` keeps the
+//! URL from leaking to other sites through links.
 
 use askama::Template;
 use askama_web::WebTemplate;

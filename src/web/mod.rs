@@ -4,8 +4,10 @@
 //! function and maps the result; authorization stays in `ops`, CSRF in the extractors.
 //!
 //! Headers: a strict Content-Security-Policy (no inline script or style), frame denial and
-//! `Referrer-Policy: no-referrer` (set for the whole app), so the setup and invitation
-//! tokens that arrive in URLs leak nowhere; those pages move them into POSTed fields.
+//! `Referrer-Policy: same-origin` (set for the whole app), so the setup and invitation
+//! tokens that arrive in URLs leak to no other site; those pages move them into POSTed
+//! fields. (Not `no-referrer`: under it a form post's `Origin` is `null`, which the CSRF
+//! check refuses.)
 
 pub mod account;
 pub mod admin;
