@@ -29,6 +29,24 @@ pub struct User {
     pub password_changed_at: Option<Timestamp>,
     #[serde(default)]
     pub last_login_at: Option<Timestamp>,
+    /// How the account came to be; `None` for accounts made before kaas recorded it.
+    #[serde(default)]
+    pub created_via: Option<CreatedVia>,
+}
+
+/// How an account was created. An account made by accepting an invitation was made by
+/// whoever held the invitation link, and an organization administrator who invites an
+/// unregistered address sees that link: such accounts are flagged for the platform
+/// administrator, who alone can tell whether the address's owner made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CreatedVia {
+    /// The first administrator, with the setup link.
+    Setup,
+    /// A platform administrator (API, console or `kaas user create`).
+    Admin,
+    /// Accepting an organization's invitation.
+    Invitation,
 }
 
 impl User {
@@ -39,6 +57,7 @@ impl User {
         password_hash: String,
         platform_admin: bool,
         now: Timestamp,
+        created_via: CreatedVia,
     ) -> User {
         User {
             id: UserId::generate(),
@@ -50,6 +69,7 @@ impl User {
             created_at: now,
             password_changed_at: Some(now),
             last_login_at: None,
+            created_via: Some(created_via),
         }
     }
 }

@@ -219,7 +219,14 @@ impl Ops {
                 check_password(&password, &inv.email, self.settings.password_min_length)
                     .map_err(|p| invalid("password", p.to_string()))?;
                 let hash = hash_password(password, self.fast_hashing).await?;
-                Some(User::new(inv.email.clone(), &name, hash, false, self.now()))
+                Some(User::new(
+                    inv.email.clone(),
+                    &name,
+                    hash,
+                    false,
+                    self.now(),
+                    CreatedVia::Invitation,
+                ))
             }
         };
         let tx = self.store.write()?;

@@ -95,7 +95,7 @@ impl Ops {
             ));
         }
         let now = self.now();
-        let user = User::new(email, &input.name, hash, true, now);
+        let user = User::new(email, &input.name, hash, true, now, CreatedVia::Setup);
         records::insert_user(&tx, &user)?;
         records::delete_meta(&tx, SETUP_KEY)?;
         let actor = Actor {

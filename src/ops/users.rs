@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::{PasswordChanged, end_credentials};
 use super::authz::require_platform_admin;
 use super::secrets::hash_password;
 use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
@@ -24,6 +25,10 @@ pub struct UserView {
     pub disabled: bool,
     pub created_at: Timestamp,
     pub last_login_at: Option<Timestamp>,
+    /// How the account was made (`null`: before kaas recorded it). `invitation` means
+    /// whoever held the invitation link chose the password: an organization administrator
+    /// who invited an unregistered address could have made it themselves.
+    pub created_via: Option<CreatedVia>,
 }
 
 impl From<&User> for UserView {
@@ -36,7 +41,15 @@ impl From<&User> for UserView {
             disabled: u.disabled,
             created_at: u.created_at,
             last_login_at: u.last_login_at,
+            created_via: u.created_via,
         }
+    }
+}
+
+impl UserView {
+    /// Made by accepting an invitation (flagged in the console's user list).
+    pub fn invited(&self) -> bool {
+        self.created_via == Some(CreatedVia::Invitation)
     }
 }
 
@@ -162,7 +175,14 @@ impl Ops {
         }
         let hash = hash_password(input.password, self.fast_hashing).await?;
         let now = self.now();
-        let user = User::new(email, &input.name, hash, input.platform_admin, now);
+        let user = User::new(
+            email,
+            &input.name,
+            hash,
+            input.platform_admin,
+            now,
+            CreatedVia::Admin,
+        );
         let tx = self.store.write()?;
         records::insert_user(&tx, &user).map_err(conflict_as_409)?;
         let mut ev = self.event(actor, "user.create", &user.email, None);
@@ -217,13 +237,14 @@ impl Ops {
         Ok(UserView::from(&u))
     }
 
-    /// Sets a new password for someone (platform administrators) and ends their sessions.
+    /// Sets a new password for someone (platform administrators), ends their sessions and
+    /// revokes their API tokens.
     pub async fn reset_password(
         &self,
         actor: &Actor,
         id: UserId,
         input: PasswordReset,
-    ) -> OpsResult<()> {
+    ) -> OpsResult<PasswordChanged> {
         require_platform_admin(actor)?;
         let email = {
             let r = self.store.read()?;
@@ -239,14 +260,12 @@ impl Ops {
         u.password_hash = hash;
         u.password_changed_at = Some(self.now());
         records::update_user(&tx, &u)?;
-        for s in records::list_user_sessions(&tx, u.id)? {
-            records::delete_session(&tx, &s)?;
-        }
-        records::append_audit(
-            &tx,
-            &self.event(actor, "user.password.reset", &u.email, None),
-        )?;
-        self.commit(tx, &[])
+        let done = end_credentials(&tx, u.id, None)?;
+        let mut ev = self.event(actor, "user.password.reset", &u.email, None);
+        ev.detail = done.to_string();
+        records::append_audit(&tx, &ev)?;
+        self.commit(tx, &[])?;
+        Ok(done)
     }
 
     /// The id of the user with this e-mail, for the shell commands.

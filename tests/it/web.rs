@@ -13,6 +13,7 @@ use kaas::ops::{Actor, AuthVia, Origin};
 
 use crate::support::*;
 
+mod auth_hardening;
 mod billing;
 mod plans;
 mod plumbing;
@@ -846,7 +847,12 @@ async fn account_profile_password_sessions_and_tokens() {
         &app,
         &mut b,
         "/account/tokens",
-        &[("name", "ci"), ("scope", "read-only"), ("days", "30")],
+        &[
+            ("name", "ci"),
+            ("scope", "read-only"),
+            ("days", "30"),
+            ("current_password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -909,7 +915,7 @@ async fn pages_are_locked_down_and_assets_cached() {
             "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
         ));
         assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
-        assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(r.headers[header::REFERRER_POLICY], "same-origin");
         let page = html(&r);
         assert!(
             !page.contains("<style") && !page.contains(" style=") && !page.contains("<script>"),
@@ -1749,7 +1755,11 @@ async fn every_control_is_labelled_on_every_page() {
         &app,
         &mut root,
         "/account/tokens",
-        &[("name", "ci"), ("scope", "read-only")],
+        &[
+            ("name", "ci"),
+            ("scope", "read-only"),
+            ("current_password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
