@@ -29,6 +29,10 @@ pub struct User {
     pub password_changed_at: Option<Timestamp>,
     #[serde(default)]
     pub last_login_at: Option<Timestamp>,
+    /// When the last kubeconfig issued to them expires: until then a certificate of theirs
+    /// still authenticates (it grants only the roles they hold; see `domain::groups`).
+    #[serde(default)]
+    pub kubeconfigs_valid_until: Option<Timestamp>,
 }
 
 impl User {
@@ -50,6 +54,7 @@ impl User {
             created_at: now,
             password_changed_at: Some(now),
             last_login_at: None,
+            kubeconfigs_valid_until: None,
         }
     }
 }

@@ -400,6 +400,7 @@ mod tests {
             created_at: jiff::Timestamp::UNIX_EPOCH,
             password_changed_at: None,
             last_login_at: None,
+            kubeconfigs_valid_until: None,
         }
     }
 

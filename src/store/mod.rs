@@ -223,6 +223,7 @@ mod tests {
             created_at: Timestamp::UNIX_EPOCH,
             password_changed_at: None,
             last_login_at: None,
+            kubeconfigs_valid_until: None,
         }
     }
 

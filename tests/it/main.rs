@@ -11,6 +11,7 @@ mod nodes;
 mod plans;
 mod realbox;
 mod realhost;
+mod revocation;
 mod running;
 mod ship;
 mod support;
