@@ -152,24 +152,18 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Status only: no credentials are needed, so nothing an administrator sees on
+/// `/api/v1/host` (versions, paths, warnings) or the setup state is shown here.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db_ok = s.ops.store.ping();
-    let setup_required = s.ops.needs_setup().unwrap_or(false);
-    // The host is reported, not required: kaas serves its API while the host is away.
-    let host = s.ops.host_report();
-    let body = json!({
-        "status": if db_ok { "ready" } else { "not_ready" },
-        "database": if db_ok { "ok" } else { "unavailable" },
-        "setup_required": setup_required,
-        "host": host,
-        "uptime_seconds": s.started.elapsed().as_secs(),
-    });
-    let code = if db_ok {
-        StatusCode::OK
+    // The host is not required: kaas serves its API while the host is away.
+    if s.ops.store.ping() {
+        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, axum::Json(body))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready"})),
+        )
+    }
 }
 
 async fn metrics() -> impl IntoResponse {

@@ -847,7 +847,8 @@ async fn health_and_metrics() {
     let req = Request::get("/readyz").body(Body::empty()).unwrap();
     let r = app.raw(req).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["database"], "ok");
+    // Status only, for anyone: what the host is and how it is set up is for administrators.
+    assert_eq!(r.body, json!({"status": "ready"}));
     app.call("GET", "/me", &Auth::None, None).await;
     let r = app
         .raw(Request::get("/metrics").body(Body::empty()).unwrap())
