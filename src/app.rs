@@ -173,6 +173,38 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// Serves `/metrics` alone on `addr` (plain HTTP; `server.metrics_listen`), guarded by
+/// `edge::EdgeSettings::metrics`. Returns once bound, with what stops it.
+async fn serve_metrics(
+    cfg: &Config,
+    addr: SocketAddr,
+) -> anyhow::Result<(
+    axum_server::Handle<SocketAddr>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let app = crate::edge::protect(
+        Router::new().route("/metrics", get(metrics)),
+        crate::edge::EdgeSettings::metrics(cfg, addr),
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let h = handle.clone();
+    let task = tokio::spawn(async move { axum_server::bind(addr).handle(h).serve(app).await });
+    match handle.listening().await {
+        Some(bound) => {
+            tracing::info!(address = %bound, "serving /metrics on the metrics listener");
+            Ok((handle, task))
+        }
+        None => {
+            let err = match task.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the metrics listener stopped before listening".into(),
+            };
+            anyhow::bail!("cannot listen on {addr} (server.metrics_listen): {err}")
+        }
+    }
+}
+
 /// The whole HTTP surface, ready to serve or to drive with `oneshot` in tests.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // Install the recorder before the first request, so nothing goes uncounted.
@@ -294,8 +326,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         public_url: cfg.public_url(),
         started,
     });
-    let app = router(state.clone(), cfg.server.max_body_bytes)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::edge::protect(
+        router(state.clone(), cfg.server.max_body_bytes),
+        crate::edge::EdgeSettings::main(&cfg),
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let metrics_server = match cfg.server.metrics_listen {
+        Some(addr) => Some(serve_metrics(&cfg, addr).await?),
+        None => None,
+    };
 
     let handle = axum_server::Handle::<SocketAddr>::new();
     let server_handle = handle.clone();
@@ -344,6 +383,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests in flight");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.graceful_shutdown(Some(cfg.server.shutdown_grace));
+    if let Some((h, task)) = metrics_server {
+        h.shutdown();
+        let _ = task.await;
+    }
     match tokio::time::timeout(cfg.server.shutdown_grace + Duration::from_secs(1), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while stopping"),

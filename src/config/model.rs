@@ -38,6 +38,15 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     #[serde(with = "friendly_duration")]
     pub shutdown_grace: Duration,
+    /// Bearer token `/metrics` requires when set (see `app::edge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret<String>>,
+    /// A separate listener that serves `/metrics` only; the main one then does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Host names accepted besides the public URL's host, localhost and IP addresses
+    /// (the Host check against DNS rebinding, see `app::edge`).
+    pub allowed_hosts: Vec<String>,
     pub tls: TlsConfig,
 }
 
@@ -251,6 +260,9 @@ impl Default for ServerConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            metrics_token: None,
+            metrics_listen: None,
+            allowed_hosts: Vec::new(),
             tls: TlsConfig::default(),
         }
     }

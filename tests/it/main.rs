@@ -6,6 +6,7 @@ mod billing;
 mod binary;
 mod components;
 mod credentials;
+mod edge;
 mod host;
 mod nodes;
 mod plans;
