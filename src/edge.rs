@@ -289,6 +289,41 @@ mod tests {
         assert!(!loopback.hsts, "plain HTTP on loopback");
     }
 
+    #[test]
+    fn the_settings_are_checked_when_loaded() {
+        let err = |toml: &str| {
+            let f = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(f.path(), format!("version = 1\n[server]\n{toml}")).unwrap();
+            Config::load(Some(f.path()), &[], &Default::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("metrics_token = \"short\"\n").contains("server.metrics_token"));
+        let clash = "listen = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:8080\"\n";
+        assert!(err(clash).contains("server.metrics_listen"));
+        let url = "allowed_hosts = [\"https://kaas.example\"]\n";
+        assert!(err(url).contains("server.allowed_hosts"));
+        let env = [
+            ("KAAS_SERVER_METRICS_LISTEN".to_string(), "".to_string()),
+            (
+                "KAAS_SERVER_ALLOWED_HOSTS".to_string(),
+                "a.example, b.example".to_string(),
+            ),
+        ];
+        let c = Config::load(None, &env, &Default::default()).unwrap();
+        assert_eq!(c.server.metrics_listen, None);
+        assert_eq!(c.server.allowed_hosts, ["a.example", "b.example"]);
+        let token = [(
+            "KAAS_SERVER_METRICS_TOKEN".to_string(),
+            "0123456789abcdef".to_string(),
+        )];
+        let c = Config::load(None, &token, &Default::default()).unwrap();
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "the token is never printed"
+        );
+    }
+
     #[tokio::test]
     async fn a_rebound_name_is_refused_and_known_names_and_addresses_are_served() {
         let app = app(EdgeSettings {

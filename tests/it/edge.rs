@@ -30,7 +30,11 @@ async fn a_loopback_kaas_refuses_rebound_names_and_keeps_metrics_to_this_machine
     let port = port_of(&server.base);
 
     // Status only, without credentials.
-    let r = c.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ready"}));
     assert!(!r_has_hsts(&c, &server.base).await, "plain HTTP: no HSTS");
@@ -65,7 +69,11 @@ async fn a_loopback_kaas_refuses_rebound_names_and_keeps_metrics_to_this_machine
     }
 
     // Metrics: this machine may read them, not a client behind a local proxy.
-    let r = c.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("kaas_http_requests_total"));
     let r = c
@@ -126,7 +134,11 @@ async fn metrics_need_the_token_and_move_to_their_own_listener() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND, "not on the main listener");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "not on the main listener"
+    );
     let metrics = format!("http://{metrics_listen}/metrics");
     let r = c.get(&metrics).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no token");
@@ -150,8 +162,8 @@ async fn metrics_need_the_token_and_move_to_their_own_listener() {
 #[tokio::test]
 async fn tls_answers_carry_hsts() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
@@ -170,7 +182,11 @@ async fn tls_answers_carry_hsts() {
         .tls_danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    let r = c.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.headers()[STRICT_TRANSPORT_SECURITY],
