@@ -17,7 +17,7 @@ pub struct WorkspaceSnapshot {
     pub plan: Plan,
     pub projects: Vec<ProjectSnapshot>,
     /// Who holds a workspace role inside the virtual cluster (enabled users only).
-    pub access: crate::domain::groups::ClusterAccess,
+    pub access: ClusterAccess,
     /// Host nodes dedicated to this workspace.
     pub dedicated_nodes: Vec<String>,
     /// Node pools (`ws-<id>`) of every workspace that has dedicated nodes.
