@@ -159,24 +159,18 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Status only: no credentials are needed, so nothing an administrator sees on
+/// `/api/v1/host` (versions, paths, warnings) or the setup state is shown here.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db_ok = s.ops.store.ping();
-    let setup_required = s.ops.needs_setup().unwrap_or(false);
-    // The host is reported, not required: kaas serves its API while the host is away.
-    let host = s.ops.host_report();
-    let body = json!({
-        "status": if db_ok { "ready" } else { "not_ready" },
-        "database": if db_ok { "ok" } else { "unavailable" },
-        "setup_required": setup_required,
-        "host": host,
-        "uptime_seconds": s.started.elapsed().as_secs(),
-    });
-    let code = if db_ok {
-        StatusCode::OK
+    // The host is not required: kaas serves its API while the host is away.
+    if s.ops.store.ping() {
+        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, axum::Json(body))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready"})),
+        )
+    }
 }
 
 async fn metrics() -> impl IntoResponse {
@@ -184,6 +178,38 @@ async fn metrics() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         Metrics::global().render(),
     )
+}
+
+/// Serves `/metrics` alone on `addr` (plain HTTP; `server.metrics_listen`), guarded by
+/// `edge::EdgeSettings::metrics`. Returns once bound, with what stops it.
+async fn serve_metrics(
+    cfg: &Config,
+    addr: SocketAddr,
+) -> anyhow::Result<(
+    axum_server::Handle<SocketAddr>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let app = crate::edge::protect(
+        Router::new().route("/metrics", get(metrics)),
+        crate::edge::EdgeSettings::metrics(cfg, addr),
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let h = handle.clone();
+    let task = tokio::spawn(async move { axum_server::bind(addr).handle(h).serve(app).await });
+    match handle.listening().await {
+        Some(bound) => {
+            tracing::info!(address = %bound, "serving /metrics on the metrics listener");
+            Ok((handle, task))
+        }
+        None => {
+            let err = match task.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the metrics listener stopped before listening".into(),
+            };
+            anyhow::bail!("cannot listen on {addr} (server.metrics_listen): {err}")
+        }
+    }
 }
 
 /// The whole HTTP surface, ready to serve or to drive with `oneshot` in tests.
@@ -312,9 +338,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
     let trusted = crate::http::TrustedProxies::parse(&cfg.server.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?;
-    let app = router(state.clone(), cfg.server.max_body_bytes)
-        .layer(axum::Extension(trusted))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::edge::protect(
+        router(state.clone(), cfg.server.max_body_bytes).layer(axum::Extension(trusted)),
+        crate::edge::EdgeSettings::main(&cfg),
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let metrics_server = match cfg.server.metrics_listen {
+        Some(addr) => Some(serve_metrics(&cfg, addr).await?),
+        None => None,
+    };
 
     let handle = axum_server::Handle::<SocketAddr>::new();
     let server_handle = handle.clone();
@@ -363,6 +395,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests in flight");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.graceful_shutdown(Some(cfg.server.shutdown_grace));
+    if let Some((h, task)) = metrics_server {
+        h.shutdown();
+        let _ = task.await;
+    }
     match tokio::time::timeout(cfg.server.shutdown_grace + Duration::from_secs(1), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while stopping"),

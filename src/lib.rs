@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod edge;
 pub mod healthcheck;
 pub mod host;
 pub mod http;

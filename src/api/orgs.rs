@@ -12,6 +12,7 @@ use super::extract::{Authed, Body, MaybeAuthed, Q};
 use crate::domain::{InvitationId, OrgId, OrgLimits, UserId};
 use crate::http::{ClientOrigin, Id};
 use crate::ops::Page;
+use crate::ops::cluster_access::RemovedMember;
 use crate::ops::invitations::{
     AcceptInvitation, CreatedInvitation, InvitationInfo, InvitationView, NewInvitation,
 };
@@ -121,17 +122,18 @@ pub async fn change_member(
     Ok(Json(s.ops.change_member_role(&a, org, user, input)?))
 }
 
-/// Removes a member (a member may remove themselves to leave).
+/// Removes a member (a member may remove themselves to leave), with their workspace and
+/// project roles here; the answer says until when kubeconfigs already issued to them remain
+/// valid certificates (granting no removed role).
 #[utoipa::path(delete, path = "/orgs/{org}/members/{user}", tag = "organizations",
     params(("org" = String, Path, description = "organization id"), ("user" = String, Path, description = "user id")),
-    responses((status = 204), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = RemovedMember), (status = 409, body = ErrorBody)))]
 pub async fn remove_member(
     State(s): State<AppState>,
     Authed(a): Authed,
     Id((org, user)): Id<(OrgId, UserId)>,
-) -> ApiResult<StatusCode> {
-    s.ops.remove_member(&a, org, user)?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<RemovedMember>> {
+    Ok(Json(s.ops.remove_member(&a, org, user)?))
 }
 
 #[utoipa::path(get, path = "/orgs/{org}/invitations", tag = "organizations",

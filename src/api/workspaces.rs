@@ -10,6 +10,7 @@ use super::extract::{Authed, Body, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::http::Id;
 use crate::ops::Page;
+use crate::ops::cluster_access::RemovedMember;
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::members::{ProjectMemberView, WorkspaceMemberView};
 use crate::ops::projects::{NewProject, ProjectPatch, ProjectRoleInput};
@@ -108,16 +109,17 @@ pub async fn put_workspace_member(
     Ok(Json(s.ops.put_workspace_member(&a, ws, user, input)?))
 }
 
+/// Removes a workspace member; the answer says until when kubeconfigs already issued to them
+/// remain valid certificates (granting no removed role).
 #[utoipa::path(delete, path = "/workspaces/{ws}/members/{user}", tag = "workspaces",
     params(("ws" = String, Path, description = "workspace id"), ("user" = String, Path, description = "user id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RemovedMember), (status = 404, body = ErrorBody)))]
 pub async fn remove_workspace_member(
     State(s): State<AppState>,
     Authed(a): Authed,
     Id((ws, user)): Id<(WorkspaceId, UserId)>,
-) -> ApiResult<StatusCode> {
-    s.ops.remove_workspace_member(&a, ws, user)?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<RemovedMember>> {
+    Ok(Json(s.ops.remove_workspace_member(&a, ws, user)?))
 }
 
 #[utoipa::path(get, path = "/workspaces/{ws}/projects", tag = "projects", params(("ws" = String, Path, description = "workspace id"), ListParams),
@@ -208,16 +210,17 @@ pub async fn put_project_member(
     Ok(Json(s.ops.put_project_member(&a, p, user, input)?))
 }
 
+/// Removes a project member; the answer says until when kubeconfigs already issued to them
+/// remain valid certificates (granting no removed role).
 #[utoipa::path(delete, path = "/projects/{project}/members/{user}", tag = "projects",
     params(("project" = String, Path, description = "project id"), ("user" = String, Path, description = "user id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RemovedMember), (status = 404, body = ErrorBody)))]
 pub async fn remove_project_member(
     State(s): State<AppState>,
     Authed(a): Authed,
     Id((p, user)): Id<(ProjectId, UserId)>,
-) -> ApiResult<StatusCode> {
-    s.ops.remove_project_member(&a, p, user)?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<RemovedMember>> {
+    Ok(Json(s.ops.remove_project_member(&a, p, user)?))
 }
 
 /// A kubeconfig for the caller: a short-lived client certificate with their current roles.

@@ -23,6 +23,7 @@ pub(super) enum Kind {
     Path,
     OptPath,
     SocketAddr,
+    OptSocketAddr,
     StrList,
     Enum(&'static [&'static str]),
 }
@@ -34,6 +35,9 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("server.max_body_bytes", Kind::Usize),
     ("server.shutdown_grace", Kind::Duration),
     ("server.trusted_proxies", Kind::StrList),
+    ("server.metrics_token", Kind::OptSecret),
+    ("server.metrics_listen", Kind::OptSocketAddr),
+    ("server.allowed_hosts", Kind::StrList),
     ("server.tls.mode", Kind::Enum(&["auto", "files", "off"])),
     ("server.tls.cert", Kind::OptPath),
     ("server.tls.key", Kind::OptPath),
@@ -108,8 +112,12 @@ fn check_value(kind: Kind, value: &toml::Value) -> Result<(), String> {
             "expected a duration string like \"30s\", \"12h\" or \"1h30m\", got {}",
             got()
         )),
-        (Kind::SocketAddr, V::String(s)) if s.parse::<SocketAddr>().is_ok() => Ok(()),
-        (Kind::SocketAddr, _) => Err(format!(
+        (Kind::SocketAddr | Kind::OptSocketAddr, V::String(s))
+            if s.parse::<SocketAddr>().is_ok() =>
+        {
+            Ok(())
+        }
+        (Kind::SocketAddr | Kind::OptSocketAddr, _) => Err(format!(
             "expected an address with port like \"127.0.0.1:8080\" or \"[::]:8443\", got {}",
             got()
         )),
@@ -142,7 +150,9 @@ fn describe(value: &toml::Value) -> String {
 fn env_value(kind: Kind, raw: &str) -> Result<Option<toml::Value>, String> {
     let text = raw.trim();
     let value = match kind {
-        Kind::OptStr | Kind::OptPath | Kind::OptSecret if text.is_empty() => return Ok(None),
+        Kind::OptStr | Kind::OptPath | Kind::OptSecret | Kind::OptSocketAddr if text.is_empty() => {
+            return Ok(None);
+        }
         Kind::StrList => toml::Value::Array(
             text.split(',')
                 .map(str::trim)

@@ -41,6 +41,15 @@ pub struct ServerConfig {
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client,
     /// for throttling and the audit log. Empty: the socket peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Bearer token `/metrics` requires when set (see `app::edge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret<String>>,
+    /// A separate listener that serves `/metrics` only; the main one then does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Host names accepted besides the public URL's host, localhost and IP addresses
+    /// (the Host check against DNS rebinding, see `app::edge`).
+    pub allowed_hosts: Vec<String>,
     pub tls: TlsConfig,
 }
 
@@ -255,6 +264,9 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            metrics_token: None,
+            metrics_listen: None,
+            allowed_hosts: Vec::new(),
             tls: TlsConfig::default(),
         }
     }

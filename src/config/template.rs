@@ -36,6 +36,18 @@ shutdown_grace = "{grace}"
 # and the audit log): IP addresses or CIDR networks, e.g. ["10.0.0.0/8", "192.0.2.1"].
 # Empty: the connecting address is the client and X-Forwarded-For is ignored.
 trusted_proxies = []
+# Who may read /metrics. With neither setting, only clients on this machine (loopback,
+# not through a proxy that adds X-Forwarded-For/Forwarded) may; others get 403.
+# A bearer token scrapers must send (Authorization: Bearer ...), at least 16 characters;
+# required on every listener when set. Never logged.
+# metrics_token = "..."
+# A second listener serving /metrics only, e.g. on an internal interface; the main
+# listener then answers /metrics with 404.
+# metrics_listen = "10.0.0.5:9100"
+# Host names (besides the public URL's host, localhost and IP addresses) that requests
+# may name in their Host header. The check guards against DNS rebinding and applies when
+# public_url is set or `listen` is a loopback address; other names get 421.
+allowed_hosts = []
 
 [server.tls]
 # "auto":  plain HTTP when `listen` is a loopback address, otherwise a self-signed

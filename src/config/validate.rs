@@ -66,6 +66,28 @@ impl Config {
         if let Err(e) = crate::http::TrustedProxies::parse(&self.server.trusted_proxies) {
             return invalid("server.trusted_proxies", e);
         }
+        if let Some(t) = &self.server.metrics_token
+            && t.expose().chars().count() < 16
+        {
+            return invalid(
+                "server.metrics_token",
+                "must be at least 16 characters (e.g. `openssl rand -hex 24`)".into(),
+            );
+        }
+        if self.server.metrics_listen == Some(self.server.listen) {
+            return invalid(
+                "server.metrics_listen",
+                "must differ from server.listen (it is a second listener for /metrics only)".into(),
+            );
+        }
+        for h in &self.server.allowed_hosts {
+            if !is_hostname(h) && h.parse::<IpAddr>().is_err() {
+                return invalid(
+                    "server.allowed_hosts",
+                    format!("{h:?} is not a host name (no scheme, port or path)"),
+                );
+            }
+        }
         if self.data.dir.as_os_str().is_empty() {
             return invalid("data.dir", "must not be empty".into());
         }

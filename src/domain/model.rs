@@ -32,6 +32,10 @@ pub struct User {
     /// How the account came to be; `None` for accounts made before kaas recorded it.
     #[serde(default)]
     pub created_via: Option<CreatedVia>,
+    /// When the last kubeconfig issued to them expires: until then a certificate of theirs
+    /// still authenticates (it grants only the roles they hold; see `domain::groups`).
+    #[serde(default)]
+    pub kubeconfigs_valid_until: Option<Timestamp>,
 }
 
 /// How an account was created. An account made by accepting an invitation was made by
@@ -70,6 +74,7 @@ impl User {
             password_changed_at: Some(now),
             last_login_at: None,
             created_via: Some(created_via),
+            kubeconfigs_valid_until: None,
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The objects kaas keeps *inside* each virtual cluster: the `workspace-admin` and
-//! `workspace-viewer` ClusterRoles and their group bindings, and per project a namespace, an
+//! `workspace-viewer` ClusterRoles and their bindings, and per project a namespace, an
 //! optional ResourceQuota, a LimitRange and the RoleBindings of its members. Pure builders;
 //! the reconciler applies them with the virtual cluster's admin kubeconfig under the `kaas`
 //! field manager.
 //!
 //! Identity: kaas mints client certificates with CN = the user's e-mail and O = the groups
-//! from `domain::groups::groups_for`. Workspace roles are bound to groups (so organization owners and
-//! admins need no per-workspace binding), project roles to the user (CN), so that removing
-//! a project member takes effect at the next reconcile rather than at certificate expiry.
-//! NB: group membership lives in the certificate and cannot be revoked: keep them short-lived.
+//! from `domain::groups::groups_for`. Every role is bound to the user (CN) — workspace roles
+//! to the people `domain::groups::ClusterAccess` lists, project roles to the project's
+//! members — never to a group: a group lives in the certificate until it expires, whereas a
+//! binding's subjects change at the next reconcile, so removing, demoting or disabling
+//! someone takes effect then. Disabled users are left out by the snapshot
+//! (`ops::reconcile`). NB: a certificate still authenticates until it expires; it just
+//! grants nothing once its CN is no longer a subject.
 //!
 //! NB: `workspace-admin` and `workspace-viewer` are bound by a RoleBinding in each project
-//! namespace ([`project_group_role_bindings`]), not by a ClusterRoleBinding. A cluster-wide
+//! namespace ([`project_workspace_role_bindings`]), not by a ClusterRoleBinding. A cluster-wide
 //! binding of namespaced rules also covers `kube-system`, where creating a pod with a
 //! privileged service account, minting its token (`serviceaccounts/token`) or impersonating
 //! it makes a workspace admin cluster-admin of the virtual cluster — and then able to create
@@ -32,6 +35,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::desired::{limit_default_requests, limit_defaults, quota_quantities};
 use super::names;
+use crate::domain::groups::ClusterAccess;
 use crate::domain::{LimitDefaults, Project, ProjectRole, WorkspaceId, WorkspaceRole};
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -362,20 +366,23 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
     .collect()
 }
 
-fn group_subject(ws: WorkspaceId, role: WorkspaceRole) -> Subject {
-    Subject {
-        api_group: Some(RBAC_GROUP.into()),
-        kind: "Group".into(),
-        name: names::workspace_group(ws, role),
-        namespace: None,
-    }
+/// `User` subjects for e-mails (certificate CNs), in the order given.
+fn user_subjects<'a>(emails: impl IntoIterator<Item = &'a str>) -> Vec<Subject> {
+    emails
+        .into_iter()
+        .map(|e| Subject {
+            api_group: Some(RBAC_GROUP.into()),
+            kind: "User".into(),
+            name: e.to_string(),
+            namespace: None,
+        })
+        .collect()
 }
 
-/// Binds `workspace-cluster-viewer` cluster-wide to both workspace groups
-/// (`kaas:ws:<ws id>:workspace-admin`, `…:workspace-viewer`). Who is in a group is decided
-/// when a certificate is minted (`domain::groups::groups_for`), so membership changes never touch this.
-/// The namespaced roles are bound per project by [`project_group_role_bindings`].
-pub fn cluster_role_bindings(ws: WorkspaceId) -> Vec<ClusterRoleBinding> {
+/// Binds `workspace-cluster-viewer` cluster-wide to everyone with a workspace role, as
+/// `User` subjects (sorted). The namespaced roles are bound per project by
+/// [`project_workspace_role_bindings`].
+pub fn cluster_role_bindings(ws: WorkspaceId, access: &ClusterAccess) -> Vec<ClusterRoleBinding> {
     let mut labels = names::workspace_labels(ws);
     labels.extend(managed_by());
     vec![ClusterRoleBinding {
@@ -385,16 +392,19 @@ pub fn cluster_role_bindings(ws: WorkspaceId) -> Vec<ClusterRoleBinding> {
             kind: "ClusterRole".into(),
             name: CLUSTER_VIEWER_ROLE.into(),
         },
-        subjects: Some(vec![
-            group_subject(ws, WorkspaceRole::Admin),
-            group_subject(ws, WorkspaceRole::Viewer),
-        ]),
+        // NB: always a list, even an empty one: a binding whose subjects were left out
+        // would look in sync with one that still names a removed person.
+        subjects: Some(user_subjects(access.everyone())),
     }]
 }
 
-/// In a project namespace, binds `workspace-admin` and `workspace-viewer` to the workspace's
-/// groups: RoleBindings `kaas-workspace-admin` and `kaas-workspace-viewer`.
-pub fn project_group_role_bindings(project: &Project) -> Vec<RoleBinding> {
+/// In a project namespace, binds `workspace-admin` and `workspace-viewer` to the people who
+/// hold them (`User` subjects, sorted): RoleBindings `kaas-workspace-admin` and
+/// `kaas-workspace-viewer`.
+pub fn project_workspace_role_bindings(
+    project: &Project,
+    access: &ClusterAccess,
+) -> Vec<RoleBinding> {
     [WorkspaceRole::Admin, WorkspaceRole::Viewer]
         .into_iter()
         .map(|role| RoleBinding {
@@ -408,7 +418,7 @@ pub fn project_group_role_bindings(project: &Project) -> Vec<RoleBinding> {
                 kind: "ClusterRole".into(),
                 name: role.as_str().into(),
             },
-            subjects: Some(vec![group_subject(project.workspace_id, role)]),
+            subjects: Some(user_subjects(access.holders(role))),
         })
         .collect()
 }
@@ -513,17 +523,7 @@ pub fn project_role_bindings(
                 kind: "ClusterRole".into(),
                 name: role.cluster_role().into(),
             },
-            subjects: Some(
-                emails
-                    .into_iter()
-                    .map(|e| Subject {
-                        api_group: Some(RBAC_GROUP.into()),
-                        kind: "User".into(),
-                        name: e.to_string(),
-                        namespace: None,
-                    })
-                    .collect(),
-            ),
+            subjects: Some(user_subjects(emails)),
         }
     })
     .collect()
@@ -877,19 +877,49 @@ mod tests {
         }
     }
 
+    fn access() -> ClusterAccess {
+        use crate::domain::OrgRole;
+        use crate::domain::policy::Standing;
+        let mut a = ClusterAccess::default();
+        let org = |r| Standing {
+            org: Some(r),
+            ..Standing::default()
+        };
+        let ws = |r| Standing {
+            workspace: Some(r),
+            ..Standing::default()
+        };
+        a.grant("owner@example.com", &org(OrgRole::Owner));
+        a.grant("wsadmin@example.com", &ws(WorkspaceRole::Admin));
+        a.grant("vic@example.com", &ws(WorkspaceRole::Viewer));
+        a.grant("member@example.com", &org(OrgRole::Member));
+        a
+    }
+
+    fn subjects(s: &Option<Vec<Subject>>) -> Vec<(String, String)> {
+        let s = s.iter().flatten();
+        s.map(|s| (s.kind.clone(), s.name.clone())).collect()
+    }
+
+    fn users(emails: &[&str]) -> Vec<(String, String)> {
+        emails
+            .iter()
+            .map(|e| ("User".to_string(), e.to_string()))
+            .collect()
+    }
+
     #[test]
     fn namespaced_roles_are_bound_per_project_and_only_reads_cluster_wide() {
-        let groups = |subjects: &Option<Vec<Subject>>| -> Vec<(String, String)> {
-            let s = subjects.iter().flatten();
-            s.map(|s| (s.kind.clone(), s.name.clone())).collect()
-        };
-        let group = |r| ("Group".to_string(), names::workspace_group(ws(), r));
-        let crb = cluster_role_bindings(ws());
+        let crb = cluster_role_bindings(ws(), &access());
         assert_eq!(crb.len(), 1);
         assert_eq!(crb[0].role_ref.name, CLUSTER_VIEWER_ROLE);
         assert_eq!(
-            groups(&crb[0].subjects),
-            [group(WorkspaceRole::Admin), group(WorkspaceRole::Viewer)]
+            subjects(&crb[0].subjects),
+            users(&[
+                "owner@example.com",
+                "vic@example.com",
+                "wsadmin@example.com"
+            ])
         );
         // What is bound cluster-wide grants nothing namespaced.
         let cluster_viewer = role_named(CLUSTER_VIEWER_ROLE).rules.unwrap();
@@ -900,17 +930,22 @@ mod tests {
         assert!(!allows(&cluster_viewer, "", "secrets", "get"));
 
         let p = project(None);
-        let rbs = project_group_role_bindings(&p);
-        for (rb, r) in rbs
+        let rbs = project_workspace_role_bindings(&p, &access());
+        let want = [
+            users(&["owner@example.com", "wsadmin@example.com"]),
+            users(&["vic@example.com"]),
+        ];
+        for ((rb, r), want) in rbs
             .iter()
             .zip([WorkspaceRole::Admin, WorkspaceRole::Viewer])
+            .zip(want)
         {
             assert_eq!(
                 rb.metadata.name.as_deref(),
                 Some(format!("kaas-{}", r.as_str()).as_str())
             );
             assert_eq!(rb.role_ref.name, r.as_str());
-            assert_eq!(groups(&rb.subjects), [group(r)]);
+            assert_eq!(subjects(&rb.subjects), want);
         }
         let members = project_role_bindings(&p, &[]);
         let mut all: Vec<_> = rbs.iter().chain(&members).collect();
@@ -920,10 +955,49 @@ mod tests {
                 rb.metadata.name.as_deref().unwrap()
             ));
         }
-        // Distinct names: member bindings never overwrite group bindings.
+        // Distinct names: project member bindings never overwrite workspace role bindings.
         all.sort_by_key(|rb| rb.metadata.name.clone());
         all.dedup_by_key(|rb| rb.metadata.name.clone());
         assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn workspace_roles_are_granted_to_people_never_to_certificate_groups() {
+        // A certificate keeps its groups until it expires: a binding to a group would keep
+        // granting a removed or demoted person their role. Every subject is a `User`.
+        let p = project(None);
+        let crbs = cluster_role_bindings(ws(), &access());
+        let rbs = project_workspace_role_bindings(&p, &access());
+        let all = crbs
+            .iter()
+            .map(|b| &b.subjects)
+            .chain(rbs.iter().map(|b| &b.subjects));
+        for s in all {
+            for (kind, name) in subjects(s) {
+                assert_eq!(kind, "User", "{name}");
+                assert!(!name.starts_with("kaas:ws:"), "{name}");
+            }
+        }
+        // Nobody left: the bindings stay, with an explicit empty list of subjects (an
+        // omitted list would compare as in sync with one still naming the last person).
+        let none = ClusterAccess::default();
+        let crb = serde_json::to_value(&cluster_role_bindings(ws(), &none)[0]).unwrap();
+        assert_eq!(crb["subjects"], serde_json::json!([]));
+        for rb in project_workspace_role_bindings(&p, &none) {
+            assert_eq!(rb.subjects, Some(vec![]));
+        }
+        // Removing the workspace admin removes them from the bindings.
+        let mut fewer = ClusterAccess::default();
+        fewer.grant(
+            "owner@example.com",
+            &crate::domain::policy::Standing {
+                org: Some(crate::domain::OrgRole::Owner),
+                ..Default::default()
+            },
+        );
+        let rbs = project_workspace_role_bindings(&p, &fewer);
+        assert_eq!(subjects(&rbs[0].subjects), users(&["owner@example.com"]));
+        assert_eq!(subjects(&rbs[1].subjects), users(&[]));
     }
 
     #[test]

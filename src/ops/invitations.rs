@@ -280,7 +280,13 @@ impl Ops {
                 Some(inv.org_id),
             ),
         )?;
-        self.commit(tx, &[])?;
+        // An owner or admin holds workspace-admin in every workspace of the organization.
+        let changes = if matches!(inv.role, OrgRole::Owner | OrgRole::Admin) {
+            super::cluster_access::org_workspaces(&tx, inv.org_id)?
+        } else {
+            Vec::new()
+        };
+        self.commit(tx, &changes)?;
         Ok(user)
     }
 }

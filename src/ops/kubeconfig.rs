@@ -1,5 +1,6 @@
 //! Tenant kubeconfigs: a short-lived client certificate for the caller, signed by the
-//! workspace's virtual-cluster client CA, with groups from their current roles. The
+//! workspace's virtual-cluster client CA, with CN = their e-mail and, for display, groups
+//! from their current roles (roles are bound to the CN, never to the groups). The
 //! signing happens in `host` behind [`KubeconfigMinter`] (ops never talks to Kubernetes);
 //! issuance is audited with the certificate's serial and expiry. Certificates cannot be
 //! revoked, so lifetimes are capped by configuration.
@@ -114,6 +115,14 @@ impl Ops {
             groups.join(",")
         );
         records::append_audit(&tx, &ev)?;
+        // Remembered so that whoever removes them later learns until when this certificate
+        // still authenticates (it cannot be revoked; its roles can).
+        if let Some(mut u) = records::get_user(&tx, actor.user_id)?
+            && u.kubeconfigs_valid_until < Some(minted.expires_at)
+        {
+            u.kubeconfigs_valid_until = Some(minted.expires_at);
+            records::update_user(&tx, &u)?;
+        }
         self.commit(tx, &[])?;
         Ok(IssuedKubeconfig {
             kubeconfig: minted.yaml,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authz;
 pub mod billing;
 pub mod billing_console;
+pub mod cluster_access;
 pub mod console;
 pub mod host_status;
 pub mod invitations;

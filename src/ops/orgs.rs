@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::{org_for, require_platform_admin};
+use super::cluster_access::{self, RemovedMember};
 use super::members::{self, OrgMemberView};
 use super::users::conflict_as_409;
 use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
@@ -234,13 +235,20 @@ impl Ops {
         let mut ev = self.event(actor, "org.member.role", &view.email, Some(org));
         ev.detail = change.role.as_str().into();
         records::append_audit(&tx, &ev)?;
-        self.commit(tx, &[])?;
+        // Owners and admins are workspace admins in every workspace of the organization.
+        let changes = cluster_access::org_workspaces(&tx, org)?;
+        self.commit(tx, &changes)?;
         Ok(view)
     }
 
     /// Removes a member (or lets a member leave), with their workspace and project roles in
-    /// this organization.
-    pub fn remove_member(&self, actor: &Actor, org: OrgId, user: UserId) -> OpsResult<()> {
+    /// this organization; says until when the kubeconfigs issued to them remain valid.
+    pub fn remove_member(
+        &self,
+        actor: &Actor,
+        org: OrgId,
+        user: UserId,
+    ) -> OpsResult<RemovedMember> {
         let tx = self.store.write()?;
         if user != actor.user_id {
             org_for(&tx, actor, org, Action::OrgMembersManage)?;
@@ -252,13 +260,11 @@ impl Ops {
             org_for(&tx, actor, org, Action::OrgOwnersManage)?;
         }
         members::remove(&tx, org, user)?;
-        let mut changes = Vec::new();
         for ws_id in records::scopes_of_user::<WorkspaceId>(&tx, user)? {
             if let Some(ws) = records::get_workspace(&tx, ws_id)?
                 && ws.org_id == org
             {
                 records::delete_member(&tx, ws_id, user)?;
-                changes.push(super::Change::Members(ws_id));
             }
         }
         for pid in records::scopes_of_user::<ProjectId>(&tx, user)? {
@@ -266,14 +272,16 @@ impl Ops {
                 && p.org_id == org
             {
                 records::delete_member(&tx, pid, user)?;
-                changes.push(super::Change::Members(p.workspace_id));
             }
         }
-        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
+        let removed = RemovedMember::of(&tx, user, self.now())?;
         records::append_audit(
             &tx,
-            &self.event(actor, "org.member.remove", label, Some(org)),
+            &self.event(actor, "org.member.remove", &removed.email, Some(org)),
         )?;
-        self.commit(tx, &changes)
+        // Every workspace of the organization: an owner or admin held a role in each.
+        let changes = cluster_access::org_workspaces(&tx, org)?;
+        self.commit(tx, &changes)?;
+        Ok(removed)
     }
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::authz::{project_for, workspace_for, workspace_standing};
+use super::cluster_access::RemovedMember;
 use super::members::{self, ProjectMemberView};
 use super::users::conflict_as_409;
 use super::workspaces::plan_for;
@@ -208,19 +209,27 @@ impl Ops {
         Ok(m)
     }
 
+    /// Removes a project member; says until when the kubeconfigs issued to them remain
+    /// valid (they lose the role inside the virtual cluster at the next tenant sync).
     pub fn remove_project_member(
         &self,
         actor: &Actor,
         id: ProjectId,
         user: UserId,
-    ) -> OpsResult<()> {
+    ) -> OpsResult<RemovedMember> {
         let tx = self.store.write()?;
         let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
         members::remove(&tx, id, user)?;
-        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
-        let mut ev = self.event(actor, "project.member.remove", label, Some(p.org_id));
+        let removed = RemovedMember::of(&tx, user, self.now())?;
+        let mut ev = self.event(
+            actor,
+            "project.member.remove",
+            &removed.email,
+            Some(p.org_id),
+        );
         ev.detail = p.id.to_string();
         records::append_audit(&tx, &ev)?;
-        self.commit(tx, &[Change::Members(p.workspace_id)])
+        self.commit(tx, &[Change::Members(p.workspace_id)])?;
+        Ok(removed)
     }
 }

@@ -5,8 +5,10 @@
 use serde::Serialize;
 
 use super::{Ops, OpsResult};
+use crate::domain::groups::ClusterAccess;
+use crate::domain::policy::Standing;
 use crate::domain::*;
-use crate::store::records;
+use crate::store::{Reader, records};
 
 /// Everything needed to build a workspace's host and in-cluster objects.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct WorkspaceSnapshot {
     pub workspace: Workspace,
     pub plan: Plan,
     pub projects: Vec<ProjectSnapshot>,
+    /// Who holds a workspace role inside the virtual cluster (enabled users only).
+    pub access: ClusterAccess,
     /// Host nodes dedicated to this workspace.
     pub dedicated_nodes: Vec<String>,
     /// Node pools (`ws-<id>`) of every workspace that has dedicated nodes.
@@ -23,7 +27,7 @@ pub struct WorkspaceSnapshot {
 #[derive(Debug, Clone)]
 pub struct ProjectSnapshot {
     pub project: Project,
-    /// (user e-mail = certificate CN, role).
+    /// (user e-mail = certificate CN, role), enabled users only.
     pub members: Vec<(String, ProjectRole)>,
 }
 
@@ -35,6 +39,54 @@ pub struct Observation {
     pub message: String,
     /// Set when the host confirmed this generation.
     pub applied_generation: Option<u64>,
+}
+
+/// Who holds a workspace role in `ws`'s virtual cluster: platform administrators,
+/// the organization's owners and admins, and the workspace's members — each only while
+/// their account is enabled. Roles go to people by e-mail (the certificate CN), so a
+/// removal, demotion or disabling takes effect at the next tenant sync, not at certificate
+/// expiry (see `domain::groups`).
+fn cluster_access(r: &impl Reader, ws: &Workspace) -> OpsResult<ClusterAccess> {
+    let mut access = ClusterAccess::default();
+    let mut grant = |u: Option<User>, standing: Standing| {
+        if let Some(u) = u.filter(|u| !u.disabled) {
+            access.grant(&u.email, &standing);
+        }
+    };
+    for m in records::list_members(r, ws.org_id, None, usize::MAX)? {
+        if matches!(m.role, OrgRole::Owner | OrgRole::Admin) {
+            let org = Some(m.role);
+            grant(
+                records::get_user(r, m.user_id)?,
+                Standing {
+                    org,
+                    ..Standing::default()
+                },
+            );
+        }
+    }
+    for m in records::list_members(r, ws.id, None, usize::MAX)? {
+        let workspace = Some(m.role);
+        grant(
+            records::get_user(r, m.user_id)?,
+            Standing {
+                workspace,
+                ..Standing::default()
+            },
+        );
+    }
+    for u in records::list_users(r, None, usize::MAX)? {
+        if u.platform_admin {
+            grant(
+                Some(u),
+                Standing {
+                    platform_admin: true,
+                    ..Standing::default()
+                },
+            );
+        }
+    }
+    Ok(access)
 }
 
 impl Ops {
@@ -56,12 +108,15 @@ impl Ops {
         for project in records::list_workspace_projects(&r, id, None, usize::MAX)? {
             let mut members = Vec::new();
             for m in records::list_members(&r, project.id, None, usize::MAX)? {
-                if let Some(u) = records::get_user(&r, m.user_id)? {
+                if let Some(u) = records::get_user(&r, m.user_id)?
+                    && !u.disabled
+                {
                     members.push((u.email, m.role));
                 }
             }
             projects.push(ProjectSnapshot { project, members });
         }
+        let access = cluster_access(&r, &workspace)?;
         let assignments = records::all_node_assignments(&r)?;
         let dedicated_nodes = assignments
             .iter()
@@ -78,6 +133,7 @@ impl Ops {
             workspace,
             plan,
             projects,
+            access,
             dedicated_nodes,
             all_pools,
         }))

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::auth::{PasswordChanged, end_credentials};
 use super::authz::require_platform_admin;
+use super::cluster_access;
 use super::secrets::hash_password;
 use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
 use crate::domain::names::{check_display_name, normalize_email};
@@ -186,16 +187,21 @@ impl Ops {
         let tx = self.store.write()?;
         records::insert_user(&tx, &user).map_err(conflict_as_409)?;
         let mut ev = self.event(actor, "user.create", &user.email, None);
+        let mut changes = Vec::new();
         if user.platform_admin {
             ev.detail = "platform administrator".into();
+            // Platform administrators hold workspace-admin in every virtual cluster.
+            changes = cluster_access::all_workspaces(&tx)?;
         }
         records::append_audit(&tx, &ev)?;
-        self.commit(tx, &[])?;
+        self.commit(tx, &changes)?;
         Ok(UserView::from(&user))
     }
 
     /// Changes a user's name, disabled flag or administrator flag. Disabling ends every
-    /// session; the last active administrator cannot be disabled or demoted.
+    /// session and takes the user out of every role binding inside the virtual clusters at
+    /// the next tenant sync (enabling puts them back); the last active administrator cannot
+    /// be disabled or demoted.
     pub fn update_user(&self, actor: &Actor, id: UserId, patch: UserPatch) -> OpsResult<UserView> {
         require_platform_admin(actor)?;
         if let Some(n) = &patch.name {
@@ -203,6 +209,7 @@ impl Ops {
         }
         let tx = self.store.write()?;
         let mut u = records::get_user(&tx, id)?.ok_or(OpsError::NotFound("user"))?;
+        let was = u.clone();
         let losing_admin = u.platform_admin
             && !u.disabled
             && (patch.disabled == Some(true) || patch.platform_admin == Some(false));
@@ -226,6 +233,10 @@ impl Ops {
         if let Some(a) = patch.platform_admin {
             u.platform_admin = a;
         }
+        let touches_clusters = patch.disabled.is_some_and(|d| d != was.disabled)
+            || patch
+                .platform_admin
+                .is_some_and(|a| a != was.platform_admin);
         records::update_user(&tx, &u)?;
         let mut ev = self.event(actor, "user.update", &u.email, None);
         ev.detail = format!(
@@ -233,7 +244,14 @@ impl Ops {
             u.disabled, u.platform_admin
         );
         records::append_audit(&tx, &ev)?;
-        self.commit(tx, &[])?;
+        // Their role bindings are in every workspace they (or an administrator) belong to;
+        // syncing all workspaces is simpler than finding those and cheap when in sync.
+        let changes = if touches_clusters {
+            cluster_access::all_workspaces(&tx)?
+        } else {
+            Vec::new()
+        };
+        self.commit(tx, &changes)?;
         Ok(UserView::from(&u))
     }
 

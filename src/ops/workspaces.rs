@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::{org_for, workspace_for, workspace_standing};
+use super::cluster_access::RemovedMember;
 use super::members::{self, WorkspaceMemberView};
 use super::users::conflict_as_409;
 use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
@@ -373,19 +374,27 @@ impl Ops {
         Ok(m)
     }
 
+    /// Removes a workspace member; says until when the kubeconfigs issued to them remain
+    /// valid (they lose the role inside the virtual cluster at the next tenant sync).
     pub fn remove_workspace_member(
         &self,
         actor: &Actor,
         id: WorkspaceId,
         user: UserId,
-    ) -> OpsResult<()> {
+    ) -> OpsResult<RemovedMember> {
         let tx = self.store.write()?;
         let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
         members::remove(&tx, id, user)?;
-        let label = records::get_user(&tx, user)?.map_or_else(|| user.to_string(), |u| u.email);
-        let mut ev = self.event(actor, "workspace.member.remove", label, Some(ws.org_id));
+        let removed = RemovedMember::of(&tx, user, self.now())?;
+        let mut ev = self.event(
+            actor,
+            "workspace.member.remove",
+            &removed.email,
+            Some(ws.org_id),
+        );
         ev.detail = ws.id.to_string();
         records::append_audit(&tx, &ev)?;
-        self.commit(tx, &[Change::Members(id)])
+        self.commit(tx, &[Change::Members(id)])?;
+        Ok(removed)
     }
 }

@@ -371,7 +371,7 @@ pub(crate) mod tests {
             .with_list(
                 &format!("{rbac}/clusterrolebindings"),
                 "ClusterRoleBindingList",
-                &tenant::cluster_role_bindings(id),
+                &tenant::cluster_role_bindings(id, &snap.access),
             )
             .with_list(
                 "/api/v1/namespaces",

@@ -1,6 +1,7 @@
 //! Inside each virtual cluster: kaas connects as `kaas`/`system:masters` with a client
 //! certificate minted on demand from the K3K bootstrap Secret (cached in memory for a short
-//! while, never stored), and keeps the workspace ClusterRoles and bindings and every
+//! while, never stored), and keeps the workspace ClusterRoles and their per-person bindings
+//! (so a removed, demoted or disabled person loses their role at the next pass) and every
 //! project's namespace, quota, limit range and role bindings as redb says. Namespaces of
 //! projects that no longer exist are removed. Like the host pass, it writes only what
 //! differs.
@@ -159,9 +160,13 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
         .await
         .map_err(ctx("listing cluster role bindings"))?
         .items;
-    apply_missing(&bindings, tenant::cluster_role_bindings(ws.id), &have)
-        .await
-        .map_err(ctx("cluster role bindings"))?;
+    apply_missing(
+        &bindings,
+        tenant::cluster_role_bindings(ws.id, &snap.access),
+        &have,
+    )
+    .await
+    .map_err(ctx("cluster role bindings"))?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut wanted = BTreeSet::new();
     for p in &snap.projects {
@@ -200,7 +205,7 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
         .await
         .map_err(ctx("project limit ranges"))?;
         let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &project.name);
-        for rb in tenant::project_group_role_bindings(project)
+        for rb in tenant::project_workspace_role_bindings(project, &snap.access)
             .into_iter()
             .chain(tenant::project_role_bindings(project, &p.members))
         {

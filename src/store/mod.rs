@@ -224,6 +224,7 @@ mod tests {
             password_changed_at: None,
             last_login_at: None,
             created_via: None,
+            kubeconfigs_valid_until: None,
         }
     }
 

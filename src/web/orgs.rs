@@ -196,11 +196,14 @@ pub async fn remove_member(
 ) -> WebResult<Response> {
     let leaving = user == who.actor.user_id;
     match s.ops.remove_member(&who.actor, org, user) {
-        Ok(()) if leaving => Ok(redirect(&s, "/", Flash::ok("You left the organization."))),
-        Ok(()) => Ok(redirect(
+        Ok(_) if leaving => Ok(redirect(&s, "/", Flash::ok("You left the organization."))),
+        Ok(removed) => Ok(redirect(
             &s,
             &format!("/orgs/{org}#members"),
-            Flash::ok("The member was removed, with their workspace and project roles."),
+            Flash::ok(format!(
+                "The member was removed, with their workspace and project roles. {}",
+                removed.message
+            )),
         )),
         Err(e) => org_again(&s, &who, org, e, FormState::new("members")),
     }

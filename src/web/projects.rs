@@ -285,10 +285,13 @@ pub async fn remove_member(
     Id((id, user)): Id<(ProjectId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    s.ops.remove_project_member(&who.actor, id, user)?;
+    let removed = s.ops.remove_project_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/projects/{id}#members"),
-        Flash::ok("The member was removed from the project."),
+        Flash::ok(format!(
+            "The member was removed from the project. {}",
+            removed.message
+        )),
     ))
 }

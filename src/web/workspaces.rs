@@ -207,11 +207,14 @@ pub async fn remove_member(
     Id((id, user)): Id<(WorkspaceId, UserId)>,
     Post(who, _): Post<NoFields>,
 ) -> WebResult<Response> {
-    s.ops.remove_workspace_member(&who.actor, id, user)?;
+    let removed = s.ops.remove_workspace_member(&who.actor, id, user)?;
     Ok(redirect(
         &s,
         &format!("/workspaces/{id}#members"),
-        Flash::ok("The member was removed from the workspace."),
+        Flash::ok(format!(
+            "The member was removed from the workspace. {}",
+            removed.message
+        )),
     ))
 }
 

@@ -682,52 +682,40 @@ async fn a_paused_host_delays_provisioning_which_resumes_by_itself() {
 }
 
 #[tokio::test]
-async fn readyz_reports_the_host_connection() {
+async fn the_admin_api_reports_the_host_connection_and_readyz_only_its_status() {
     let h = HostedApp::start().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = h
-            .app
-            .raw(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        if r.body["host"]["connected"] == true {
-            let admin = h.app.user("root@example.com", true).await.1;
-            let api = h.app.call("GET", "/host", &bearer(&admin), None).await;
-            assert_eq!(
-                api.body["connected"], true,
-                "the API reports the host too: {:?}",
-                api.body
-            );
-            assert_eq!(r.body["host"]["k3k_crds"], true);
-            assert_eq!(r.body["host"]["version"], "v1.33.1+k3s1");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "host never reported connected: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let admin = bearer(&h.app.user("root@example.com", true).await.1);
+    let host = admin_host(&h, &admin, "the host connected", |host| {
+        host["connected"] == true
+    })
+    .await;
+    assert_eq!(host["k3k_crds"], true);
+    assert_eq!(host["version"], "v1.33.1+k3s1");
+    // Without credentials: status only, nothing the administrators' view keeps for them.
+    let r = h
+        .app
+        .raw(
+            axum::http::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.body, json!({"status": "ready"}));
+    let r = h.app.call("GET", "/host", &Auth::None, None).await;
+    assert_eq!(r.status.as_u16(), 401, "{:?}", r.body);
 }
 
-/// `/readyz`'s host section once kaas has probed the host.
-async fn readyz_host<H: TestHost>(h: &H, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+/// `/api/v1/host` (platform administrators) once kaas has probed the host.
+async fn admin_host<H: TestHost>(
+    h: &H,
+    admin: &Auth,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let mut last = Value::Null;
     h.until(what, async || {
-        let r = h
-            .app()
-            .raw(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        last = r.body["host"].clone();
+        last = h.app().call("GET", "/host", admin, None).await.body;
         done(&last)
     })
     .await;
@@ -735,9 +723,13 @@ async fn readyz_host<H: TestHost>(h: &H, what: &str, done: impl Fn(&Value) -> bo
 }
 
 #[tokio::test]
-async fn readyz_reports_the_host_connection_on_realhost() {
+async fn the_admin_api_reports_the_host_connection_on_realhost() {
     let h = RealHostedApp::start().await;
-    let host = readyz_host(&h, "the host connected", |host| host["connected"] == true).await;
+    let admin = bearer(&h.app().user("root@example.com", true).await.1);
+    let host = admin_host(&h, &admin, "the host connected", |host| {
+        host["connected"] == true
+    })
+    .await;
     assert_eq!(host["k3k_crds"], true, "{host}");
     assert_eq!(host["version"], "v1.35.4", "{host}");
     assert!(host["last_error"].is_null(), "{host}");
@@ -746,12 +738,19 @@ async fn readyz_reports_the_host_connection_on_realhost() {
 #[tokio::test]
 async fn a_host_enforcing_the_admission_plugin_is_reported_on_realhost() {
     let h = RealHostedApp::start().await;
-    readyz_host(&h, "the host connected", |host| host["connected"] == true).await;
+    let admin = bearer(&h.app().user("root@example.com", true).await.1);
+    admin_host(&h, &admin, "the host connected", |host| {
+        host["connected"] == true
+    })
+    .await;
     // realhost runs with --pod-toleration-restriction, as kaas's installer sets K3s up. kaas
     // checks on first contact, and again on every probe (10 s) until it has an answer.
     let deadline = Instant::now() + Duration::from_secs(25);
     let host = loop {
-        let host = readyz_host(&h, "the host connected", |host| host["connected"] == true).await;
+        let host = admin_host(&h, &admin, "the host connected", |host| {
+            host["connected"] == true
+        })
+        .await;
         if !host["pod_toleration_restriction"].is_null() || Instant::now() > deadline {
             break host;
         }

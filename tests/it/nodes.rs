@@ -522,43 +522,31 @@ async fn a_dedicated_node_going_not_ready_or_away_degrades_its_workspace_which_k
 #[tokio::test]
 async fn a_host_without_the_admission_plugin_is_reported() {
     let h = HostedApp::start_with_nodes(false, 2).await;
+    let admin = bearer(&h.app.user("root@example.com", true).await.1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = h
-            .app
-            .raw(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        if r.body["host"]["pod_toleration_restriction"] == false {
-            let w = r.body["host"]["warnings"][0].as_str().unwrap_or("");
+        let host = h.app.call("GET", "/host", &admin, None).await.body;
+        if host["pod_toleration_restriction"] == false {
+            let w = host["warnings"][0].as_str().unwrap_or("");
             assert!(
                 w.contains("PodTolerationRestriction") && w.contains("enable-admission-plugins"),
                 "{w}"
             );
             break;
         }
-        assert!(Instant::now() < deadline, "no warning: {}", r.body);
+        assert!(Instant::now() < deadline, "no warning: {host}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let h2 = HostedApp::start_with_nodes(true, 2).await;
+    let admin = bearer(&h2.app.user("root@example.com", true).await.1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = h2
-            .app
-            .raw(
-                axum::http::Request::get("/readyz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        if r.body["host"]["pod_toleration_restriction"] == true {
-            assert_eq!(r.body["host"]["warnings"], json!([]));
+        let host = h2.app.call("GET", "/host", &admin, None).await.body;
+        if host["pod_toleration_restriction"] == true {
+            assert_eq!(host["warnings"], json!([]));
             break;
         }
-        assert!(Instant::now() < deadline, "not detected: {}", r.body);
+        assert!(Instant::now() < deadline, "not detected: {host}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -259,7 +259,13 @@ async fn each_role_journey<H: TestHost>(h: &H) {
             None,
         )
         .await;
-    assert_eq!(r.status.as_u16(), 204);
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    assert_eq!(r.body["email"], "dev@example.com");
+    assert!(
+        r.body["kubeconfigs_valid_until"].is_string(),
+        "the developer holds a kubeconfig: {:?}",
+        r.body
+    );
     h.until("the removed developer to lose access", async || {
         !can_i(d, "create", "deployments", "web").await
     })

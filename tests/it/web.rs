@@ -590,6 +590,17 @@ async fn invitations_show_the_link_once_and_can_be_accepted() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let r = get(&app, &mut ada, location(&r)).await;
     assert!(html(&r).contains("bob@example.com is now admin"));
+    // Bob holds a kubeconfig for three more hours: the admin is told so.
+    {
+        let tx = app.ops().store.write().unwrap();
+        let mut u = kaas::store::records::get_user(&tx, bob_id)
+            .unwrap()
+            .unwrap();
+        let until = app.ops().now() + jiff::SignedDuration::from_hours(3);
+        u.kubeconfigs_valid_until = Some(until);
+        kaas::store::records::update_user(&tx, &u).unwrap();
+        tx.commit().unwrap();
+    }
     let r = submit(
         &app,
         &mut ada,
@@ -598,6 +609,17 @@ async fn invitations_show_the_link_once_and_can_be_accepted() {
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = get(&app, &mut ada, location(&r)).await;
+    let until = (app.ops().now() + jiff::SignedDuration::from_hours(3))
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string();
+    let page = html(&r);
+    assert!(
+        page.contains(&format!(
+            "Kubeconfigs already issued to bob@example.com remain valid certificates until {until} UTC, but no longer grant the removed role"
+        )),
+        "{page}"
+    );
     let r = get(&app, &mut bob, &format!("/orgs/{org}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
