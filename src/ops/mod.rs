@@ -193,6 +193,8 @@ pub struct Ops {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     throttle: LoginThrottle,
+    /// Failed sign-ins counted per account and address, so few of them are audited.
+    login_failures: std::sync::Mutex<crate::domain::audit::FailureTally>,
     changes: tokio::sync::broadcast::Sender<Change>,
     /// Signs tenant certificates; set once a host is configured.
     minter: std::sync::OnceLock<Arc<dyn kubeconfig::KubeconfigMinter>>,
@@ -217,6 +219,7 @@ impl Ops {
             clock,
             settings,
             throttle: LoginThrottle::new(ThrottlePolicy::default()),
+            login_failures: Default::default(),
             changes,
             minter: std::sync::OnceLock::new(),
             nodes: std::sync::OnceLock::new(),

@@ -313,6 +313,31 @@ pub fn verify(path: &Path) -> Result<BackupSummary, StoreError> {
     })
 }
 
+/// Walks the audit log's hash chain in a database file without changing it: a copy, a
+/// backup, or the database of a stopped server.
+pub fn verify_audit_file(path: &Path) -> Result<crate::domain::audit::ChainReport, StoreError> {
+    let db = open_read_only(path)?;
+    let tx = db.begin_read()?;
+    let found = migrate::schema_version_in(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 5 {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            why: format!(
+                "schema {found} predates the audit log's hash chain; start kaas on it once \
+                 to migrate"
+            ),
+        });
+    }
+    super::records::verify_audit_chain(&tx)
+}
+
 /// Every record of a (closed, cleanly shut down) database file, for comparisons.
 pub fn records(path: &Path) -> Result<Records, StoreError> {
     let db = open_read_only(path)?;

@@ -1,6 +1,7 @@
 //! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
 //! the per-organization audit index, built from the existing log; version 3 the dedicated
-//! node tables. Each step runs in one
+//! node tables; version 4 the billing tables; version 5 the audit log's hash chain, built
+//! over the existing records in id (time) order. Each step runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -87,6 +88,7 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
             // Schemas 3 (node tables) and 4 (billing tables) only add tables, which
             // create_tables made above; plan revisions are filled in when kaas starts.
             2 | 3 => {}
+            4 => v4_to_v5(&tx)?,
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"
@@ -111,6 +113,23 @@ fn v1_to_v2(tx: &WriteTransaction) -> Result<(), StoreError> {
         if let Some(org) = ev.org_id {
             index.insert((org.0, id), ())?;
         }
+    }
+    Ok(())
+}
+
+/// Schema 5 chains the audit log: the existing records, oldest first, become the chain's
+/// first links (their stored bytes are hashed as they are, not rewritten).
+fn v4_to_v5(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    {
+        let audit = tx.open_table(AUDIT)?;
+        for row in audit.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+    }
+    for (id, bytes) in rows {
+        super::records::chain_append(tx, crate::domain::AuditId(id), &bytes)?;
     }
     Ok(())
 }

@@ -344,6 +344,9 @@ mod tests {
                 .len(),
             1
         );
+        // Schema 5 chained the records that were there.
+        let report = records::verify_audit_chain(&s.read().unwrap()).unwrap();
+        assert_eq!(report.describe(), "intact (1 records)");
         drop(s);
         // The copy is the old schema, untouched.
         let (old, _) = Store::open(&backup, 1 << 20).unwrap();

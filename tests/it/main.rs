@@ -1,6 +1,7 @@
 //! kaas integration tests: one binary, modules by surface.
 
 mod api;
+mod audit_chain;
 mod authz;
 mod billing;
 mod binary;

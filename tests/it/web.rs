@@ -13,6 +13,7 @@ use kaas::ops::{Actor, AuthVia, Origin};
 
 use crate::support::*;
 
+mod audit;
 mod billing;
 mod plans;
 mod plumbing;
