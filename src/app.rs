@@ -43,6 +43,9 @@ pub fn settings_from(cfg: &Config) -> Settings {
         setup_link_ttl: cfg.auth.setup_link_ttl,
         default_max_workspaces: cfg.limits.workspaces_per_org,
         default_max_members: cfg.limits.members_per_org,
+        max_orgs_per_user: cfg.limits.orgs_per_user,
+        org_creation_admins_only: cfg.limits.org_creation == crate::config::OrgCreation::Admins,
+        max_workspaces_total: cfg.limits.workspaces_total,
         kubeconfig_lifetime: cfg.host.kubeconfig_lifetime,
         kubeconfig_max_lifetime: cfg.host.kubeconfig_max_lifetime,
     }
