@@ -271,6 +271,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     // kube and rustls are built with ring only; make it the process default explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A data directory made by an older kaas, or by hand, under umask 022: others could read
+    // password hashes and billing details. Logged for each path changed.
+    crate::store::private::tighten_existing(&cfg.data.dir, &cfg.backup_dir());
     let tls = crate::tls::server_config(&cfg)?;
     let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
     let setup_token = ops.prepare_setup()?;

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod codec;
 mod migrate;
+pub mod private;
 pub mod records;
 pub mod tables;
 pub mod usage;
@@ -111,11 +112,14 @@ impl Store {
             why,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            private::create_dir(dir)
                 .map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
         }
         let existed = path.exists();
         let db = Self::open_db(path, cache_bytes)?;
+        // redb creates the file with the umask's mode; the database is for kaas's user only.
+        private::tighten(path, private::FILE_MODE)
+            .map_err(|e| open_err(format!("cannot make it private (mode 0600): {e}")))?;
         let store = Store {
             db,
             path: path.to_path_buf(),

@@ -15,5 +15,6 @@ mod realhost;
 mod running;
 mod ship;
 mod support;
+mod tenant_guards;
 mod tenants;
 mod web;
