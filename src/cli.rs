@@ -356,10 +356,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => load(&cfg, None, None)?.db_path(),
             };
             let report = crate::store::backup::verify_audit_file(&path).map_err(|e| match e {
-                crate::store::StoreError::Open { why, path } if why.contains("already open") || why.contains("not a cleanly closed") => anyhow::anyhow!(
-                    "the database {} is in use by a running kaas; verify a copy (kaas backup, then kaas audit verify --file BACKUP) or ask the server (GET /api/v1/audit/verify)",
-                    path.display()
-                ),
+                crate::store::StoreError::Open { why, path } if why.contains("already open") => {
+                    anyhow::anyhow!(
+                        "the database {} is in use by a running kaas; verify a copy (kaas backup, \
+                         then kaas audit verify --file BACKUP) or ask the server (GET /api/v1/audit/verify)",
+                        path.display()
+                    )
+                }
+                crate::store::StoreError::Open { why, path } if why.contains("cleanly closed") => {
+                    anyhow::anyhow!(
+                        "{} was not closed cleanly (copied while a server had it open?); verify a \
+                         backup instead (kaas backup, then kaas audit verify --file BACKUP)",
+                        path.display()
+                    )
+                }
                 other => other.into(),
             })?;
             if report.intact {

@@ -209,7 +209,8 @@ pub struct AuditExportQuery {
 /// record's hash and its own, as JSON or CSV: for an organization's admins with `org`, for
 /// platform administrators all.
 #[utoipa::path(get, path = "/audit/export", tag = "audit", params(AuditExportQuery),
-    responses((status = 200, description = "JSON (an array of events) or CSV", body = Vec<AuditEntry>),
+    responses((status = 200, description = "JSON (an array of events) or CSV (one row per event, a header row first)",
+            content((Vec<AuditEntry> = "application/json"), (String = "text/csv"))),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn export_audit(
     State(s): State<AppState>,

@@ -272,3 +272,34 @@ fn kaas_audit_verify_names_an_edited_record_in_a_copy_and_a_restore_keeps_the_ch
     // The original is untouched and still verifies.
     assert!(kaas(&["audit", "verify"], &data).status.success());
 }
+
+#[test]
+fn kaas_audit_verify_beside_a_running_server_says_to_verify_a_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = crate::binary::Server::start_with(&data, &[("KAAS_BACKUP_INTERVAL", "0s")]);
+    let out = kaas(&["audit", "verify"], &data);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(msg.contains("in use by a running kaas"), "{msg}");
+    assert_eq!(msg.trim().lines().count(), 1, "{msg}");
+    // A backup taken through the server verifies.
+    let backup = tmp.path().join("b.redb");
+    let out = Command::new(BIN)
+        .args(["backup", "-o"])
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("KAAS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--file"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("intact ("), "{}", text(&out));
+    drop(server);
+}
