@@ -117,9 +117,11 @@ impl Store {
         }
         let existed = path.exists();
         let db = Self::open_db(path, cache_bytes)?;
-        // redb creates the file with the umask's mode; the database is for kaas's user only.
-        private::tighten(path, private::FILE_MODE)
-            .map_err(|e| open_err(format!("cannot make it private (mode 0600): {e}")))?;
+        if !existed {
+            // redb created the file with the umask's mode; the database is for kaas's user.
+            private::tighten(path, private::FILE_MODE)
+                .map_err(|e| open_err(format!("cannot make it private (mode 0600): {e}")))?;
+        }
         let store = Store {
             db,
             path: path.to_path_buf(),

@@ -1,8 +1,10 @@
 //! File modes for what kaas keeps on disk: the database holds password hashes, token
 //! digests and billing details, so its directory and the backup directory are 0700 and
 //! the database and backup files 0600, whatever the umask. Directories kaas creates are
-//! made 0700 from the start; the configured data and backup directories and the files in
-//! them that already exist are tightened when the server starts (and that is logged).
+//! made 0700 from the start. The configured data and backup directories and the database
+//! files in them that already exist lose any access by others when the server starts (and
+//! that is logged); access by the group is left as it is, since a group given on purpose
+//! (the packaged unit's `StateDirectoryMode=0750`, group `kaas`) is the operator's choice.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,7 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Sets `path`'s mode to `mode` if others or the group may access it; true if it changed.
+/// For files kaas itself just wrote.
 pub fn tighten(path: &Path, mode: u32) -> std::io::Result<bool> {
     #[cfg(unix)]
     {
@@ -38,6 +41,20 @@ pub fn tighten(path: &Path, mode: u32) -> std::io::Result<bool> {
     Ok(false)
 }
 
+/// Takes away any access by others (not the owner's or the group's); true if it changed.
+pub fn deny_others(path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+        if mode & 0o007 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o007))?;
+            return Ok(true);
+        }
+    }
+    let _ = path;
+    Ok(false)
+}
+
 /// Whether a file in the data or backup directory is a database or a copy of one: the
 /// database, its pre-migration and pre-restore copies, backups and partial backups.
 fn is_database_file(name: &str) -> bool {
@@ -47,29 +64,30 @@ fn is_database_file(name: &str) -> bool {
         || name.contains(".redb.before-restore-")
 }
 
-/// Tightens the data directory, the backup directory and the database files in them that
-/// others may read (a data directory made before kaas set modes, or by hand). Returns what
-/// it changed, each also logged; a directory that does not exist yet is skipped.
+/// Takes others' access away from the data directory, the backup directory and the
+/// database files in them (made before kaas set modes, or by hand, under umask 022).
+/// Returns what it changed, each also logged; a directory that does not exist yet is
+/// skipped.
 pub fn tighten_existing(data_dir: &Path, backup_dir: &Path) -> Vec<PathBuf> {
     let mut changed = Vec::new();
     for dir in [data_dir, backup_dir] {
         if !dir.is_dir() {
             continue;
         }
-        let mut paths = vec![(dir.to_path_buf(), DIR_MODE)];
+        let mut paths = vec![dir.to_path_buf()];
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if e.file_type().is_ok_and(|t| t.is_file()) && is_database_file(&name) {
-                    paths.push((e.path(), FILE_MODE));
+                    paths.push(e.path());
                 }
             }
         }
-        for (path, mode) in paths {
-            match tighten(&path, mode) {
+        for path in paths {
+            match deny_others(&path) {
                 Ok(true) => {
-                    tracing::warn!(path = %path.display(), mode = format!("{mode:o}"),
-                        "others could read this; made it private to kaas's user");
+                    tracing::warn!(path = %path.display(),
+                        "others could read this; took their access away");
                     changed.push(path);
                 }
                 Ok(false) => {}
@@ -103,8 +121,8 @@ mod tests {
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
         let changed = tighten_existing(&data, &data.join("backups"));
         assert_eq!(changed, vec![data.clone(), db.clone()]);
-        assert_eq!(mode(&data), 0o700);
-        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&data), 0o750);
+        assert_eq!(mode(&db), 0o640);
         assert_eq!(
             mode(&other),
             0o644,

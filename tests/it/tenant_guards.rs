@@ -297,18 +297,19 @@ fn the_data_directory_database_and_backups_are_private_whatever_the_umask() {
         .path();
     assert_eq!(mode(&file), 0o600);
 
-    // What an older kaas (or a hand) left readable is tightened on the next start.
+    // What an older kaas (or a hand) left readable by others is closed to them on the next
+    // start; a group given on purpose (the packaged unit's 0750) is kept.
     for (p, m) in [
         (&data, 0o755),
         (&db, 0o644),
         (&backups, 0o755),
-        (&file, 0o644),
+        (&file, 0o604),
     ] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     }
     serve_once(&data);
     assert_eq!(
         [mode(&data), mode(&db), mode(&backups), mode(&file)],
-        [0o700, 0o600, 0o700, 0o600]
+        [0o750, 0o640, 0o750, 0o600]
     );
 }
