@@ -329,7 +329,7 @@ pub fn verify_audit_file(path: &Path) -> Result<crate::domain::audit::ChainRepor
             supported: SCHEMA_VERSION,
         });
     }
-    if found < 5 {
+    if found < migrate::AUDIT_CHAIN_SCHEMA {
         return Err(StoreError::Open {
             path: path.to_path_buf(),
             why: format!(

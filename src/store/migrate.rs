@@ -15,6 +15,9 @@ use crate::domain::AuditEvent;
 /// The schema this binary reads and writes.
 pub const SCHEMA_VERSION: u32 = 5;
 
+/// The first schema with the audit log's hash chain.
+pub const AUDIT_CHAIN_SCHEMA: u32 = 5;
+
 const VERSION_KEY: &str = "schema_version";
 
 /// Creates every table in a new database and records the schema version.
@@ -88,6 +91,7 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
             // Schemas 3 (node tables) and 4 (billing tables) only add tables, which
             // create_tables made above; plan revisions are filled in when kaas starts.
             2 | 3 => {}
+            // NB: the step into AUDIT_CHAIN_SCHEMA.
             4 => v4_to_v5(&tx)?,
             other => {
                 return Err(StoreError::Internal(format!(
