@@ -15,6 +15,7 @@ use crate::support::*;
 
 mod audit;
 mod billing;
+mod limits;
 mod plans;
 mod plumbing;
 
