@@ -43,6 +43,9 @@ pub fn settings_from(cfg: &Config) -> Settings {
         setup_link_ttl: cfg.auth.setup_link_ttl,
         default_max_workspaces: cfg.limits.workspaces_per_org,
         default_max_members: cfg.limits.members_per_org,
+        max_orgs_per_user: cfg.limits.orgs_per_user,
+        org_creation_admins_only: cfg.limits.org_creation == crate::config::OrgCreation::Admins,
+        max_workspaces_total: cfg.limits.workspaces_total,
         kubeconfig_lifetime: cfg.host.kubeconfig_lifetime,
         kubeconfig_max_lifetime: cfg.host.kubeconfig_max_lifetime,
     }
@@ -304,6 +307,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     // kube and rustls are built with ring only; make it the process default explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A data directory made by an older kaas, or by hand, under umask 022: others could read
+    // password hashes and billing details. Logged for each path changed.
+    crate::store::private::tighten_existing(&cfg.data.dir, &cfg.backup_dir());
     let tls = crate::tls::server_config(&cfg)?;
     let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
     let setup_token = ops.prepare_setup()?;

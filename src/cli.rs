@@ -1,5 +1,6 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
-//! `user create|reset-password`, `backup [verify]`, `restore`, `doctor`, `completions`. Every failure comes back as one readable
+//! `user create|reset-password`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
+//! `completions`. Every failure comes back as one readable
 //! line and a non-zero exit code.
 
 use std::io::{BufRead, IsTerminal};
@@ -74,6 +75,9 @@ enum Command {
         /// The backup file.
         file: PathBuf,
     },
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check the host and this box; exit 0 if all pass, 1 on warnings, 2 on failures.
     Doctor {
         #[command(flatten)]
@@ -98,6 +102,19 @@ struct BackupArgs {
 enum BackupCommand {
     /// Check that a backup file is complete and readable (it is not changed).
     Verify { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the audit log's hash chain: "intact (N records)" and exit 0, or the first record
+    /// where it breaks and exit 2. Reads the database of a stopped server, or a copy.
+    Verify {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// A database file or backup to check instead of the configured database.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 /// An exit code other than 1 that the caller should use; the message is printed as usual.
@@ -334,6 +351,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("the previous database was kept as {}", prev.display());
             }
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { cfg, file }) => {
+            let path = match file {
+                Some(f) => f,
+                None => load(&cfg, None, None)?.db_path(),
+            };
+            let report = crate::store::backup::verify_audit_file(&path).map_err(|e| match e {
+                crate::store::StoreError::Open { why, path } if why.contains("already open") => {
+                    anyhow::anyhow!(
+                        "the database {} is in use by a running kaas; verify a copy (kaas backup, \
+                         then kaas audit verify --file BACKUP) or ask the server (GET /api/v1/audit/verify)",
+                        path.display()
+                    )
+                }
+                crate::store::StoreError::Open { why, path } if why.contains("cleanly closed") => {
+                    anyhow::anyhow!(
+                        "{} was not closed cleanly (copied while a server had it open?); verify a \
+                         backup instead (kaas backup, then kaas audit verify --file BACKUP)",
+                        path.display()
+                    )
+                }
+                other => other.into(),
+            })?;
+            if report.intact {
+                println!("audit log {}: {}", path.display(), report.describe());
+                Ok(())
+            } else {
+                Err(ExitWith {
+                    code: 2,
+                    message: format!("audit log {}: {}", path.display(), report.describe()),
+                }
+                .into())
+            }
         }
         Command::Doctor { cfg } => {
             let c = load(&cfg, None, None)?;

@@ -2,18 +2,21 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::billing::Format;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
 use super::{ListParams, bad_cursor};
-use crate::domain::{AuditEvent, AuditId, OrgId, Plan, UserId};
+use crate::domain::audit::{AuditEntry, ChainReport};
+use crate::domain::{AuditId, OrgId, Plan, UserId};
 use crate::http::Id;
 use crate::ops::Page;
-use crate::ops::audit::AuditFilter;
+use crate::ops::audit::{AuditFilter, ExportFormat};
 use crate::ops::auth::PasswordChanged;
 use crate::ops::host_status::HostStatus;
 use crate::ops::users::{NewUser, PasswordReset, UserPatch, UserView};
@@ -156,14 +159,14 @@ pub struct AuditQuery {
     pub limit: Option<usize>,
 }
 
-/// The audit log, newest first.
+/// The audit log, newest first; each event carries its place in the hash chain.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEvent>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<AuditEntry>), (status = 403, body = ErrorBody)))]
 pub async fn list_audit(
     State(s): State<AppState>,
     Authed(a): Authed,
     Q(q): Q<AuditQuery>,
-) -> ApiResult<Json<Page<AuditEvent>>> {
+) -> ApiResult<Json<Page<AuditEntry>>> {
     let before = match q.cursor.as_deref() {
         Some(c) => Some(
             c.parse::<AuditId>()
@@ -184,6 +187,70 @@ pub async fn list_audit(
     }
     .limit();
     Ok(Json(s.ops.list_audit(&a, filter, before, limit)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditExportQuery {
+    /// Only this organization's events (required unless a platform administrator).
+    pub org: Option<OrgId>,
+    /// Only events by this user.
+    pub actor: Option<UserId>,
+    /// Only actions starting with this, e.g. `workspace.` or `auth.login`.
+    pub action: Option<String>,
+    /// From this time (RFC 3339), inclusive.
+    pub since: Option<Timestamp>,
+    /// Until this time (RFC 3339), exclusive.
+    pub until: Option<Timestamp>,
+    /// `json` (default) or `csv`.
+    pub format: Option<Format>,
+}
+
+/// Every matching event (newest first, at most 100,000) with its chain number, the previous
+/// record's hash and its own, as JSON or CSV: for an organization's admins with `org`, for
+/// platform administrators all.
+#[utoipa::path(get, path = "/audit/export", tag = "audit", params(AuditExportQuery),
+    responses((status = 200, description = "JSON (an array of events) or CSV (one row per event, a header row first)",
+            content((Vec<AuditEntry> = "application/json"), (String = "text/csv"))),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn export_audit(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Q(q): Q<AuditExportQuery>,
+) -> ApiResult<Response> {
+    let filter = AuditFilter {
+        org: q.org,
+        actor: q.actor,
+        action_prefix: q.action,
+        since: q.since,
+        until: q.until,
+    };
+    let format = match q.format.unwrap_or_default() {
+        Format::Json => ExportFormat::Json,
+        Format::Csv => ExportFormat::Csv,
+    };
+    let export = s.ops.export_audit(&a, filter, format)?;
+    let mut res = export.body.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(export.content_type),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.filename)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+/// Walks the audit log's hash chain (platform administrators): whether every record is as
+/// written, none removed or added, and if not, the first record where the chain breaks.
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+    responses((status = 200, body = ChainReport), (status = 403, body = ErrorBody)))]
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<ChainReport>> {
+    Ok(Json(s.ops.verify_audit(&a)?))
 }
 
 /// The host cluster connection: reachable, version, K3K CRDs, last error (platform administrators).

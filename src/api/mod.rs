@@ -155,6 +155,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_user, admin::update_user))
         .routes(routes!(admin::reset_password))
         .routes(routes!(admin::list_audit))
+        .routes(routes!(admin::export_audit))
+        .routes(routes!(admin::verify_audit))
         .routes(routes!(admin::host_status))
         // Nodes: platform administrators assign; workspace readers see their own.
         .routes(routes!(nodes::list_nodes))

@@ -61,7 +61,7 @@ pub fn take_online(
     let dest = match dest {
         Some(d) => d.to_path_buf(),
         None => {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::store::private::create_dir(dir).map_err(|e| {
                 StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
             })?;
             new_name(dir, MANUAL_PREFIX)
@@ -94,7 +94,7 @@ pub async fn take(cfg: &Config, output: Option<&Path>) -> anyhow::Result<(Backup
         let dest = match output {
             Some(d) => d,
             None => {
-                std::fs::create_dir_all(&dir).map_err(|e| {
+                crate::store::private::create_dir(&dir).map_err(|e| {
                     StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
                 new_name(&dir, MANUAL_PREFIX)
@@ -190,7 +190,7 @@ fn next_due(dir: &Path, interval: Duration, now: SystemTime) -> Duration {
 
 /// Takes one scheduled backup now and prunes.
 pub fn scheduled_once(store: &Store, dir: &Path, keep: u32) -> Result<BackupSummary, StoreError> {
-    std::fs::create_dir_all(dir)
+    crate::store::private::create_dir(dir)
         .map_err(|e| StoreError::Internal(format!("cannot create {}: {e}", dir.display())))?;
     let summary = store.backup_to(&new_name(dir, SCHEDULED_PREFIX))?;
     prune(dir, keep);

@@ -85,7 +85,7 @@ mod validate;
 
 pub use model::{
     AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, LimitsConfig,
-    LogConfig, LogFormat, Overrides, Secret, ServerConfig, TlsConfig, TlsMode,
+    LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig, TlsMode,
 };
 
 pub use duration::{format_duration, friendly_duration, parse_duration};

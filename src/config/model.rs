@@ -135,6 +135,23 @@ pub struct AuthConfig {
 pub struct LimitsConfig {
     pub workspaces_per_org: u32,
     pub members_per_org: u32,
+    /// Organizations one user may own (platform administrators: no limit); 0 = no limit.
+    pub orgs_per_user: u32,
+    /// Who may create organizations.
+    pub org_creation: OrgCreation,
+    /// Workspaces on the whole box, all organizations together; 0 = no limit.
+    pub workspaces_total: u32,
+}
+
+/// Who may create organizations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgCreation {
+    /// Every signed-in user (within `orgs_per_user`).
+    #[default]
+    Anyone,
+    /// Platform administrators only.
+    Admins,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -318,6 +335,9 @@ impl Default for LimitsConfig {
         LimitsConfig {
             workspaces_per_org: 10,
             members_per_org: 50,
+            orgs_per_user: 3,
+            org_creation: OrgCreation::Anyone,
+            workspaces_total: 100,
         }
     }
 }

@@ -92,6 +92,12 @@ setup_link_ttl = "{setup}"
 workspaces_per_org = {ws_per_org}
 # Members one organization may have.
 members_per_org = {members_per_org}
+# Organizations one user may own (platform administrators are not limited); 0 = no limit.
+orgs_per_user = {orgs_per_user}
+# Who may create organizations: "anyone" signed in, or "admins" (platform administrators).
+org_creation = "anyone"
+# Workspaces (virtual clusters) on the whole box, all organizations together; 0 = no limit.
+workspaces_total = {workspaces_total}
 
 [host]
 # Kubeconfig for the host K3s cluster. Default: in-cluster config, then the K3s default.
@@ -141,6 +147,8 @@ meter_interval = "{meter}"
             setup = dur(d.auth.setup_link_ttl),
             ws_per_org = d.limits.workspaces_per_org,
             members_per_org = d.limits.members_per_org,
+            orgs_per_user = d.limits.orgs_per_user,
+            workspaces_total = d.limits.workspaces_total,
             k3s = d.host.k3s_version,
             kc_life = dur(d.host.kubeconfig_lifetime),
             kc_max = dur(d.host.kubeconfig_max_lifetime),

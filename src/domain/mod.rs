@@ -2,6 +2,7 @@
 //! policy, password and login-throttling rules. Nothing here does I/O or knows about HTTP,
 //! redb or Kubernetes, so every rule is tested with plain unit tests.
 
+pub mod audit;
 pub mod billing;
 pub mod groups;
 pub mod ids;

@@ -56,7 +56,8 @@ pub fn check_resource_name(name: &str) -> Result<(), NameProblem> {
     check_dns_label(name, 40)
 }
 
-/// A human display name: 1–100 characters, no control characters.
+/// A human display name: 1–100 characters, no control, invisible or bidi-override
+/// characters ([`check_text`]).
 pub fn check_display_name(name: &str) -> Result<(), NameProblem> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
@@ -65,8 +66,69 @@ pub fn check_display_name(name: &str) -> Result<(), NameProblem> {
     if trimmed.chars().count() > 100 {
         return Err(NameProblem("must be at most 100 characters".into()));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(NameProblem("must not contain control characters".into()));
+    // NB: `trim` drops U+2028/U+2029 at the ends as white space; they are refused there too.
+    check_text(trimmed, false)?;
+    match name.chars().find(|c| is_invisible(*c)) {
+        Some(c) => Err(invisible(c)),
+        None => Ok(()),
+    }
+}
+
+fn invisible(c: char) -> NameProblem {
+    NameProblem(format!(
+        "must not contain invisible or text-direction characters (found U+{:04X})",
+        c as u32
+    ))
+}
+
+/// Whether `c` is in Unicode general category Cf (format: zero-width characters, bidi
+/// embeddings, overrides and isolates, the byte-order mark, tags), Zl (U+2028) or Zp
+/// (U+2029). Such characters are invisible or reorder what is shown around them, so a name
+/// holding them can pose as another. The Cf list is Unicode 16's, in full.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// Free text people type (names, descriptions, billing details): no control characters
+/// (general category Cc) and nothing [`is_invisible`]. `multi_line` lets line breaks
+/// (`\n`, and `\r` before it) through, for an address.
+pub fn check_text(text: &str, multi_line: bool) -> Result<(), NameProblem> {
+    for c in text.chars() {
+        if multi_line && (c == '\n' || c == '\r') {
+            continue;
+        }
+        if c.is_control() {
+            return Err(NameProblem(format!(
+                "must not contain control characters (found U+{:04X})",
+                c as u32
+            )));
+        }
+        if is_invisible(c) {
+            return Err(invisible(c));
+        }
     }
     Ok(())
 }
@@ -116,6 +178,29 @@ mod tests {
         assert!(check_project_name("default").is_err());
         assert!(check_project_name("kaas-anything").is_err());
         assert!(check_project_name("payments").is_ok());
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused_in_names() {
+        for bad in [
+            "ada\u{202E}evil",
+            "a\u{200B}da",
+            "ada\u{2028}",
+            "\u{FEFF}ada",
+            "ad\u{2029}a",
+            "a\u{E0041}",
+            "a\u{00AD}b",
+            "a\nb",
+            "a\u{7}b",
+        ] {
+            assert!(check_display_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["Ada Lovelace", "Zoë d'Arc", "東京チーム", "مرحبا"] {
+            assert!(check_display_name(good).is_ok(), "{good:?} refused");
+        }
+        assert!(check_text("Main St 1\r\n10115 Berlin", true).is_ok());
+        assert!(check_text("Main St 1\n\u{202E}", true).is_err());
+        assert!(check_text("Main St 1\n10115 Berlin", false).is_err());
     }
 
     #[test]

@@ -177,6 +177,8 @@ impl Plan {
         check_dns_label(&self.id, 40).map_err(|NameProblem(m)| problem("id", m))?;
         check_display_name(&self.display_name)
             .map_err(|NameProblem(m)| problem("display_name", m))?;
+        super::names::check_text(&self.description, true)
+            .map_err(|NameProblem(m)| problem("description", m))?;
         if !(self.servers == 1 || self.servers == 3 || self.servers == 5) {
             return Err(problem(
                 "servers",

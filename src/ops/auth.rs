@@ -150,7 +150,7 @@ impl Ops {
         let user_id = user.as_ref().map(|u| u.id);
         let failed = |reason: &str| {
             self.attempt_failed(&reservation, origin.ip);
-            self.audit_failure(
+            self.audit_login_failure(
                 AuditEvent {
                     id: AuditId::generate(),
                     time: now,
@@ -163,7 +163,6 @@ impl Ops {
                     source: origin.ip.to_string(),
                     detail: String::new(),
                 },
-                Outcome::Failure,
                 reason.to_string(),
             );
             OpsError::Unauthenticated("wrong e-mail address or password".into())

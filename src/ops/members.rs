@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::{OpsError, OpsResult, invalid};
+use super::{OpsError, OpsResult};
 use crate::domain::membership::{
     MemberLimit, MemberRecord, MembershipRefusal, Scope, check_keeper, check_room,
 };
@@ -154,13 +154,12 @@ pub(super) fn put<S: ScopeView>(
     limit: Option<&MemberLimit>,
     now: Timestamp,
 ) -> OpsResult<MemberView<S>> {
-    let u = records::get_user(tx, user)?.ok_or(OpsError::NotFound("user"))?;
+    // NB: a user outside the organization gets the same 404 as no user at all: naming them
+    // (or answering differently) would let anyone probe other tenants' user ids.
     if S::WITHIN_ORG && records::get_member(tx, org, user)?.is_none() {
-        return Err(invalid(
-            "user_id",
-            format!("{} is not a member of the organization", u.email),
-        ));
+        return Err(OpsError::NotFound("user"));
     }
+    let u = records::get_user(tx, user)?.ok_or(OpsError::NotFound("user"))?;
     let m = match records::get_member(tx, scope, user)? {
         Some(mut m) => {
             keeper_stays(tx, scope, user, Some(role))?;

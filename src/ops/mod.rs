@@ -159,6 +159,13 @@ pub struct Settings {
     pub setup_link_ttl: Duration,
     pub default_max_workspaces: u32,
     pub default_max_members: u32,
+    /// Organizations one user may own when creating another; 0 = no limit. Platform
+    /// administrators are not limited.
+    pub max_orgs_per_user: u32,
+    /// Only platform administrators may create organizations.
+    pub org_creation_admins_only: bool,
+    /// Workspaces on the box, all organizations together; 0 = no limit.
+    pub max_workspaces_total: u32,
     pub kubeconfig_lifetime: Duration,
     pub kubeconfig_max_lifetime: Duration,
 }
@@ -175,6 +182,9 @@ impl Default for Settings {
             setup_link_ttl: Duration::from_secs(86400),
             default_max_workspaces: 10,
             default_max_members: 50,
+            max_orgs_per_user: 3,
+            org_creation_admins_only: false,
+            max_workspaces_total: 100,
             kubeconfig_lifetime: Duration::from_secs(8 * 3600),
             kubeconfig_max_lifetime: Duration::from_secs(7 * 86400),
         }
@@ -195,6 +205,8 @@ pub struct Ops {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     throttle: LoginThrottle,
+    /// Failed sign-ins counted per account and address, so few of them are audited.
+    login_failures: std::sync::Mutex<crate::domain::audit::FailureTally>,
     changes: tokio::sync::broadcast::Sender<Change>,
     /// Signs tenant certificates; set once a host is configured.
     minter: std::sync::OnceLock<Arc<dyn kubeconfig::KubeconfigMinter>>,
@@ -219,6 +231,7 @@ impl Ops {
             clock,
             settings,
             throttle: LoginThrottle::new(ThrottlePolicy::default()),
+            login_failures: Default::default(),
             changes,
             minter: std::sync::OnceLock::new(),
             nodes: std::sync::OnceLock::new(),

@@ -81,6 +81,38 @@ impl Ops {
         })
     }
 
+    /// Whether `actor` may create another organization: configuration may keep creation to
+    /// platform administrators, and limits how many organizations one user owns (so one
+    /// account cannot claim the box's capacity through endless organizations).
+    fn check_org_creation(&self, r: &impl Reader, actor: &Actor) -> OpsResult<()> {
+        if actor.platform_admin {
+            return Ok(());
+        }
+        if self.settings.org_creation_admins_only {
+            return Err(OpsError::Forbidden(
+                "only platform administrators may create organizations on this box; ask one".into(),
+            ));
+        }
+        let max = self.settings.max_orgs_per_user;
+        if max == 0 {
+            return Ok(());
+        }
+        let mut owned = 0u32;
+        for org in records::scopes_of_user::<OrgId>(r, actor.user_id)? {
+            if records::get_member(r, org, actor.user_id)?.is_some_and(|m| m.role == OrgRole::Owner)
+            {
+                owned += 1;
+            }
+        }
+        if owned >= max {
+            return Err(OpsError::Conflict(format!(
+                "organization limit reached: you own {owned} of the {max} organizations one \
+                 user may own; delete one or ask a platform administrator"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn create_org(&self, actor: &Actor, input: NewOrg) -> OpsResult<OrgView> {
         check_resource_name(&input.name).map_err(|p| invalid("name", p.0))?;
         let display = input.display_name.unwrap_or_else(|| input.name.clone());
@@ -95,6 +127,7 @@ impl Ops {
             updated_at: now,
         };
         let tx = self.store.write()?;
+        self.check_org_creation(&tx, actor)?;
         records::insert_org(&tx, &org).map_err(conflict_as_409)?;
         records::put_member(
             &tx,

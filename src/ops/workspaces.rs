@@ -134,6 +134,13 @@ impl Ops {
             ));
         }
         self.check_plan_currency(&tx, org, &plan)?;
+        let total = self.settings.max_workspaces_total;
+        if total > 0 && records::count_all_workspaces(&tx)? >= u64::from(total) {
+            return Err(OpsError::Conflict(format!(
+                "this box is full: it holds the {total} workspaces it is configured for; \
+                 ask a platform administrator"
+            )));
+        }
         let usage = self.org_usage(&tx, &o)?;
         if usage.workspaces >= u64::from(usage.max_workspaces) {
             return Err(OpsError::Conflict(format!(

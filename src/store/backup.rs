@@ -193,7 +193,7 @@ fn write_copy(src: &ReadTransaction, dest: &Path) -> Result<BackupSummary, Store
         )));
     }
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+        super::private::create_dir(dir).map_err(|e| io_err("cannot create", dir, e))?;
     }
     let partial = partial_path(dest);
     let _ = std::fs::remove_file(&partial);
@@ -205,6 +205,9 @@ fn write_copy(src: &ReadTransaction, dest: &Path) -> Result<BackupSummary, Store
         let walked = walk(src, Some(&tx), false)?;
         tx.commit()?;
         drop(db);
+        // A backup holds what the database holds: kaas's user only, whatever the umask.
+        super::private::tighten(&partial, super::private::FILE_MODE)
+            .map_err(|e| io_err("cannot make private", &partial, e))?;
         File::open(&partial)
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err("cannot sync", &partial, e))?;
@@ -313,6 +316,31 @@ pub fn verify(path: &Path) -> Result<BackupSummary, StoreError> {
     })
 }
 
+/// Walks the audit log's hash chain in a database file without changing it: a copy, a
+/// backup, or the database of a stopped server.
+pub fn verify_audit_file(path: &Path) -> Result<crate::domain::audit::ChainReport, StoreError> {
+    let db = open_read_only(path)?;
+    let tx = db.begin_read()?;
+    let found = migrate::schema_version_in(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < migrate::AUDIT_CHAIN_SCHEMA {
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            why: format!(
+                "schema {found} predates the audit log's hash chain; start kaas on it once \
+                 to migrate"
+            ),
+        });
+    }
+    super::records::verify_audit_chain(&tx)
+}
+
 /// Every record of a (closed, cleanly shut down) database file, for comparisons.
 pub fn records(path: &Path) -> Result<Records, StoreError> {
     let db = open_read_only(path)?;
@@ -349,7 +377,13 @@ pub fn restore(from: &Path, db_path: &Path) -> Result<RestoreOutcome, StoreError
             (m.uid(), m.gid())
         });
     let staged = partial_path(db_path);
+    // Restoring onto a new box: the data directory may not exist yet.
+    if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        super::private::create_dir(dir).map_err(|e| io_err("cannot create", dir, e))?;
+    }
     std::fs::copy(from, &staged).map_err(|e| io_err("cannot copy the backup to", &staged, e))?;
+    super::private::tighten(&staged, super::private::FILE_MODE)
+        .map_err(|e| io_err("cannot make private", &staged, e))?;
     File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err("cannot sync", &staged, e))?;

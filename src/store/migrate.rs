@@ -1,7 +1,8 @@
 //! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
 //! the per-organization audit index, built from the existing log; version 3 the dedicated
-//! node tables; version 4 the billing tables; version 5 the login-throttling tables. Each
-//! step runs in one
+//! node tables; version 4 the billing tables; version 5 the audit log's hash chain, built
+//! over the existing records in id (time) order, and the login-throttling tables. Each step
+//! runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,9 @@ use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
 pub const SCHEMA_VERSION: u32 = 5;
+
+/// The first schema with the audit log's hash chain.
+pub const AUDIT_CHAIN_SCHEMA: u32 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -85,10 +89,12 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
         create_tables(&tx)?;
         match v {
             1 => v1_to_v2(&tx)?,
-            // Schemas 3 (node tables), 4 (billing tables) and 5 (login throttling) only
-            // add tables, which create_tables made above; plan revisions are filled in when
-            // kaas starts.
-            2..=4 => {}
+            // Schemas 3 (node tables) and 4 (billing tables) only add tables, which
+            // create_tables made above; plan revisions are filled in when kaas starts.
+            2 | 3 => {}
+            // NB: the step into AUDIT_CHAIN_SCHEMA; the login-throttling tables of schema 5
+            // are among those create_tables made above.
+            4 => v4_to_v5(&tx)?,
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"
@@ -113,6 +119,23 @@ fn v1_to_v2(tx: &WriteTransaction) -> Result<(), StoreError> {
         if let Some(org) = ev.org_id {
             index.insert((org.0, id), ())?;
         }
+    }
+    Ok(())
+}
+
+/// Schema 5 chains the audit log: the existing records, oldest first, become the chain's
+/// first links (their stored bytes are hashed as they are, not rewritten).
+fn v4_to_v5(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    {
+        let audit = tx.open_table(AUDIT)?;
+        for row in audit.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+    }
+    for (id, bytes) in rows {
+        super::records::chain_append(tx, crate::domain::AuditId(id), &bytes)?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod codec;
 mod migrate;
+pub mod private;
 pub mod records;
 pub mod tables;
 pub mod usage;
@@ -111,11 +112,16 @@ impl Store {
             why,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            private::create_dir(dir)
                 .map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
         }
         let existed = path.exists();
         let db = Self::open_db(path, cache_bytes)?;
+        if !existed {
+            // redb created the file with the umask's mode; the database is for kaas's user.
+            private::tighten(path, private::FILE_MODE)
+                .map_err(|e| open_err(format!("cannot make it private (mode 0600): {e}")))?;
+        }
         let store = Store {
             db,
             path: path.to_path_buf(),
@@ -346,6 +352,9 @@ mod tests {
                 .len(),
             1
         );
+        // Schema 5 chained the records that were there.
+        let report = records::verify_audit_chain(&s.read().unwrap()).unwrap();
+        assert_eq!(report.describe(), "intact (1 records)");
         drop(s);
         // The copy is the old schema, untouched.
         let (old, _) = Store::open(&backup, 1 << 20).unwrap();

@@ -76,6 +76,12 @@ pub const TOKENS_BY_USER: TableDefinition<(u128, u128), ()> =
 pub const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit-v1");
 /// (org, event id) → (). Added in schema 2.
 pub const AUDIT_BY_ORG: TableDefinition<(u128, u128), ()> = TableDefinition::new("audit-by-org-v1");
+/// Chain number (from 1, in commit order) → event id: the order the hash chain follows.
+/// Added in schema 5.
+pub const AUDIT_CHAIN: TableDefinition<u64, u128> = TableDefinition::new("audit-chain-v1");
+/// Event id → (chain number, previous record's hash, this record's hash). Added in schema 5.
+pub const AUDIT_LINKS: TableDefinition<u128, (u64, [u8; 32], [u8; 32])> =
+    TableDefinition::new("audit-links-v1");
 
 /// Node name → its current dedicated assignment. Added in schema 3.
 pub const NODE_ASSIGNMENTS: TableDefinition<&str, &[u8]> =
@@ -149,6 +155,8 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(TOKENS_BY_USER)?;
     v.visit(AUDIT)?;
     v.visit(AUDIT_BY_ORG)?;
+    v.visit(AUDIT_CHAIN)?;
+    v.visit(AUDIT_LINKS)?;
     v.visit(NODE_ASSIGNMENTS)?;
     v.visit(NODE_INTERVALS)?;
     v.visit(NODE_INTERVALS_BY_WS)?;

@@ -68,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .route("/orgs/{org}/rename", post(orgs::rename))
         .route("/orgs/{org}/delete", post(orgs::delete))
         .route("/orgs/{org}/audit", get(audit::org))
+        .route("/orgs/{org}/audit/export", get(audit::org_export))
         .route("/orgs/{org}/workspaces", post(orgs::create_workspace))
         .route("/orgs/{org}/members/{user}/role", post(orgs::change_role))
         .route(
@@ -149,6 +150,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/plans/{plan}/delete", post(admin_plans::delete))
         .route("/admin/audit", get(audit::admin))
+        .route("/admin/audit/export", get(audit::admin_export))
         .route("/admin/nodes", get(admin::nodes))
         .route("/admin/host", get(admin::host))
         .fallback(error::not_found)

@@ -2,6 +2,7 @@
 
 mod api;
 mod auth_hardening;
+mod audit_chain;
 mod authz;
 mod billing;
 mod binary;
@@ -17,5 +18,6 @@ mod revocation;
 mod running;
 mod ship;
 mod support;
+mod tenant_guards;
 mod tenants;
 mod web;

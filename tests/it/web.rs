@@ -14,7 +14,9 @@ use kaas::ops::{Actor, AuthVia, Origin};
 use crate::support::*;
 
 mod auth_hardening;
+mod audit;
 mod billing;
+mod limits;
 mod plans;
 mod plumbing;
 

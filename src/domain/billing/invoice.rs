@@ -143,6 +143,11 @@ pub fn check_account(a: &BillingAccount) -> Result<(), (&'static str, String)> {
     if a.tax_id.chars().count() > 64 {
         return Err(("tax_id", "must be at most 64 characters".into()));
     }
+    use crate::domain::names::check_text;
+    check_text(&a.name, false).map_err(|p| ("name", p.0))?;
+    check_text(&a.email, false).map_err(|p| ("email", p.0))?;
+    check_text(&a.address, true).map_err(|p| ("address", p.0))?;
+    check_text(&a.tax_id, false).map_err(|p| ("tax_id", p.0))?;
     if let Some(bp) = a.tax_rate_bp
         && bp > 10_000
     {

@@ -200,7 +200,7 @@ pub fn usage_csv(records: &[UsageRecord]) -> String {
 
 /// One CSV row (RFC 4180 quoting). Cells starting with a formula character get a leading
 /// apostrophe so a spreadsheet does not run them.
-fn push_csv_row(out: &mut String, cells: &[&str]) {
+pub(crate) fn push_csv_row(out: &mut String, cells: &[&str]) {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(',');

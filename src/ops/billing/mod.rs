@@ -4,6 +4,7 @@
 
 mod export;
 
+pub(crate) use export::push_csv_row;
 pub use export::{invoice_csv, usage_csv};
 
 use std::collections::{BTreeMap, HashMap};

@@ -168,6 +168,12 @@ pub fn count_org_workspaces(r: &impl Reader, org: OrgId) -> Res<u64> {
     Ok(list_named(r, WORKSPACES_BY_ORG_NAME, org.0, None, usize::MAX)?.len() as u64)
 }
 
+/// How many workspaces the box has, in every organization (the box-wide cap).
+pub fn count_all_workspaces(r: &impl Reader) -> Res<u64> {
+    use redb::ReadableTableMetadata;
+    Ok(r.table(WORKSPACES)?.len()?)
+}
+
 /// Every workspace, in id order (the reconciler's resync).
 pub fn all_workspaces(r: &impl Reader) -> Res<Vec<Workspace>> {
     let t = r.table(WORKSPACES)?;
