@@ -1,8 +1,8 @@
-//! Request extractors with the API's error shape: JSON bodies (content type checked, size
-//! limited, unknown fields and type errors named by field), queries and the caller's
-//! identity (with the CSRF header on cookie calls that change something); and how the shared
-//! extractors' refusals look in the API. Cookies, the client's origin, typed path ids and
-//! the CSRF checks come from `crate::http`.
+//! Request extractors with the API's error shape: JSON bodies (content type checked, size and
+//! nesting limited, unknown fields and type errors named by field), queries
+//! and the caller's identity (with the CSRF header on cookie calls that change something);
+//! and how the shared extractors' refusals look in the API. Cookies, the client's origin,
+//! typed path ids and the CSRF checks come from `crate::http`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::TokenScope;
 use crate::http::csrf::{self, CsrfFault};
+use crate::http::limits::{JsonDepth, json_depth_within};
 use crate::http::{Refusal, origin, read_cookie};
 use crate::ops::{Actor, AuthVia, Ops};
 
@@ -36,6 +37,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
+        let depth = req
+            .extensions()
+            .get::<JsonDepth>()
+            .copied()
+            .unwrap_or(JsonDepth::DEFAULT);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -53,6 +59,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                     )
                 }
             })?;
+        if !json_depth_within(&bytes, depth.0) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "too_deep",
+                format!(
+                    "the body nests arrays and objects more than {} deep",
+                    depth.0
+                ),
+            ));
+        }
         parse_json(&bytes).map(Body)
     }
 }

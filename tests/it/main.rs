@@ -1,5 +1,6 @@
 //! kaas integration tests: one binary, modules by surface.
 
+mod abuse;
 mod api;
 mod authz;
 mod billing;
