@@ -1,5 +1,5 @@
 //! Request extractors with the API's error shape: JSON bodies (content type checked, size and
-//! nesting limited, unknown fields and type errors named by field), queries
+//! nesting limited, objects only, unknown fields and type errors named by field), queries
 //! and the caller's identity (with the CSRF header on cookie calls that change something);
 //! and how the shared extractors' refusals look in the API. Cookies, the client's origin,
 //! typed path ids and the CSRF checks come from `crate::http`.
@@ -73,8 +73,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// Every request body of the API is a JSON object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client means and the document
+/// does not allow.
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        // An object, or not JSON at all (which parsing reports).
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "the body must be a JSON object",
+    ))
+}
+
 /// Parses JSON, naming the field at fault in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    require_object(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();

@@ -58,7 +58,9 @@ pub struct MyOrg {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     pub email: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     pub password: String,
     #[serde(default)]
@@ -68,6 +70,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     pub disabled: Option<bool>,
     pub platform_admin: Option<bool>,
@@ -76,6 +79,7 @@ pub struct UserPatch {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
 }
 

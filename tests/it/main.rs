@@ -9,6 +9,7 @@ mod components;
 mod credentials;
 mod host;
 mod nodes;
+mod openapi;
 mod plans;
 mod realbox;
 mod realhost;
