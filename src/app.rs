@@ -17,8 +17,9 @@ use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, RequestLimits};
 use crate::host::desired::HostSettings;
+use crate::http::limits::{ConnectionSlots, JsonDepth, LimitAcceptor};
 use crate::ops::{Ops, Settings};
 use crate::reconcile::connection::{HostConnection, locate_kubeconfig};
 use crate::reconcile::node_sync::WatchedNodes;
@@ -215,8 +216,19 @@ async fn serve_metrics(
     }
 }
 
-/// The whole HTTP surface, ready to serve or to drive with `oneshot` in tests.
+/// The whole HTTP surface, ready to serve or to drive with `oneshot` in tests, with the
+/// default `[server.limits]`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with_limits(state, max_body_bytes, &RequestLimits::default())
+}
+
+/// [`router`] with the request limits of the configuration: the time a request may take
+/// and the nesting of JSON bodies (the connection limits are the listener's, see [`serve`]).
+pub fn router_with_limits(
+    state: AppState,
+    max_body_bytes: usize,
+    limits: &RequestLimits,
+) -> Router {
     // Install the recorder before the first request, so nothing goes uncounted.
     Metrics::global();
     crate::reconcile::error::register_metrics();
@@ -228,6 +240,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(crate::web::router())
         .layer(axum::middleware::from_fn(telemetry::http_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(JsonDepth(limits.max_json_depth)))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            crate::http::limits::request_timeout,
+        ))
         .with_state(state);
     telemetry::with_request_tracing(routes)
         .layer(CompressionLayer::new())
@@ -344,8 +361,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
     let trusted = crate::http::TrustedProxies::parse(&cfg.server.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))?;
+    let limits = cfg.server.limits.clone();
     let app = crate::edge::protect(
-        router(state.clone(), cfg.server.max_body_bytes).layer(axum::Extension(trusted)),
+        router_with_limits(state.clone(), cfg.server.max_body_bytes, &limits)
+            .layer(axum::Extension(trusted)),
         crate::edge::EdgeSettings::main(&cfg),
     )
     .into_make_service_with_connect_info::<SocketAddr>();
@@ -353,6 +372,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Some(addr) => Some(serve_metrics(&cfg, addr).await?),
         None => None,
     };
+    let slots = ConnectionSlots::new(limits.max_connections, limits.max_connections_per_address);
 
     let handle = axum_server::Handle::<SocketAddr>::new();
     let server_handle = handle.clone();
@@ -362,16 +382,24 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         match tls {
             Some(tls) => {
                 let rustls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                axum_server::bind_rustls(listen, rustls)
-                    .handle(server_handle)
-                    .serve(app)
-                    .await
+                let acceptor = LimitAcceptor::new(
+                    slots,
+                    axum_server::tls_rustls::RustlsAcceptor::new(rustls),
+                    limits.header_read_timeout,
+                );
+                let mut server = axum_server::bind(listen).acceptor(acceptor);
+                crate::http::limits::tune(server.http_builder(), &limits);
+                server.handle(server_handle).serve(app).await
             }
             None => {
-                axum_server::bind(listen)
-                    .handle(server_handle)
-                    .serve(app)
-                    .await
+                let acceptor = LimitAcceptor::new(
+                    slots,
+                    axum_server::accept::DefaultAcceptor::new(),
+                    limits.header_read_timeout,
+                );
+                let mut server = axum_server::bind(listen).acceptor(acceptor);
+                crate::http::limits::tune(server.http_builder(), &limits);
+                server.handle(server_handle).serve(app).await
             }
         }
     });

@@ -144,6 +144,7 @@ pub async fn delete_plan(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this organization's events (required unless a platform administrator).
     pub org: Option<OrgId>,
@@ -155,7 +156,11 @@ pub struct AuditQuery {
     pub since: Option<Timestamp>,
     /// Until this time (RFC 3339), exclusive.
     pub until: Option<Timestamp>,
+    /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Rows per page: default 50, from 1 to 200.
+    #[serde(default, deserialize_with = "super::page_limit")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 

@@ -62,7 +62,8 @@ pub async fn login(
     Ok(res)
 }
 
-/// Ends the current session and clears the cookie.
+/// Ends the current session and clears the cookie. With an API token there is no session:
+/// it answers 204 and the token stays valid (`DELETE /me/tokens/{id}` revokes it).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Response> {

@@ -29,28 +29,35 @@ pub enum Format {
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FormatParams {
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DraftParams {
     /// The month, e.g. `2026-11`; default the current one.
+    #[param(pattern = r"^\+?[0-9]+-[0-9]{2}$")]
     pub period: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageParams {
     /// Start (RFC 3339), inclusive; hours that overlap are included.
     pub from: Timestamp,
     /// End (RFC 3339), exclusive; at most 366 days after `from`.
     pub until: Timestamp,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 
@@ -142,7 +149,7 @@ pub async fn list_invoices(
 
 /// A month's invoice as it stands from the usage recorded so far (not numbered, not final).
 #[utoipa::path(get, path = "/orgs/{org}/invoices/draft", tag = "billing", params(("org" = String, Path, description = "organization id"), DraftParams),
-    responses((status = 200, body = Invoice), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content((Invoice = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn draft_invoice(
     State(s): State<AppState>,
     Authed(a): Authed,
@@ -168,7 +175,7 @@ pub async fn draft_invoice(
 
 /// One invoice, as JSON or CSV (`?format=csv`).
 #[utoipa::path(get, path = "/invoices/{id}", tag = "billing", params(("id" = String, Path, description = "invoice id"), FormatParams),
-    responses((status = 200, body = Invoice), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content((Invoice = "application/json"), (String = "text/csv"))), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_invoice(
     State(s): State<AppState>,
     Authed(a): Authed,
@@ -194,7 +201,7 @@ pub async fn void_invoice(
 
 /// Hourly usage records per workspace and meter in a time range, as JSON or CSV.
 #[utoipa::path(get, path = "/orgs/{org}/usage", tag = "billing", params(("org" = String, Path, description = "organization id"), UsageParams),
-    responses((status = 200, body = UsageExport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, content((UsageExport = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn usage(
     State(s): State<AppState>,
     Authed(a): Authed,

@@ -1,8 +1,8 @@
-//! Request extractors with the API's error shape: JSON bodies (content type checked, size
-//! limited, unknown fields and type errors named by field), queries and the caller's
-//! identity (with the CSRF header on cookie calls that change something); and how the shared
-//! extractors' refusals look in the API. Cookies, the client's origin, typed path ids and
-//! the CSRF checks come from `crate::http`.
+//! Request extractors with the API's error shape: JSON bodies (content type checked, size and
+//! nesting limited, objects only, unknown fields and type errors named by field), queries
+//! and the caller's identity (with the CSRF header on cookie calls that change something);
+//! and how the shared extractors' refusals look in the API. Cookies, the client's origin,
+//! typed path ids and the CSRF checks come from `crate::http`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::TokenScope;
 use crate::http::csrf::{self, CsrfFault};
+use crate::http::limits::{JsonDepth, json_depth_within};
 use crate::http::{Refusal, origin, read_cookie};
 use crate::ops::{Actor, AuthVia, Ops};
 
@@ -36,6 +37,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
+        let depth = req
+            .extensions()
+            .get::<JsonDepth>()
+            .copied()
+            .unwrap_or(JsonDepth::DEFAULT);
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -53,12 +59,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                     )
                 }
             })?;
+        if !json_depth_within(&bytes, depth.0) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "too_deep",
+                format!(
+                    "the body nests arrays and objects more than {} deep",
+                    depth.0
+                ),
+            ));
+        }
         parse_json(&bytes).map(Body)
     }
 }
 
+/// Every request body of the API is a JSON object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client means and the document
+/// does not allow.
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        // An object, or not JSON at all (which parsing reports).
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "the body must be a JSON object",
+    ))
+}
+
 /// Parses JSON, naming the field at fault in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    require_object(bytes)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod billing;
+mod doc;
 pub mod error;
 pub mod extract;
 pub mod nodes;
@@ -17,8 +18,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -28,16 +28,37 @@ use error::ApiError;
 /// `?cursor=&limit=` on listings.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
-    /// Rows per page: default 50, at most 200.
+    /// Rows per page: default 50, from 1 to 200.
+    #[serde(default, deserialize_with = "page_limit")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 
+/// The most rows one page may ask for.
+pub const MAX_PAGE: usize = 200;
+
 impl ListParams {
     pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(50).clamp(1, 200)
+        self.limit.unwrap_or(50)
+    }
+}
+
+/// A page size from 1 to [`MAX_PAGE`]; outside that range the query is refused (400, naming
+/// `limit`), as the document says, rather than quietly clamped.
+pub(crate) fn page_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<usize>, D::Error> {
+    let n = usize::deserialize(d)?;
+    if (1..=MAX_PAGE).contains(&n) {
+        Ok(Some(n))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be from 1 to {MAX_PAGE}, got {n}"
+        )))
     }
 }
 
@@ -50,48 +71,8 @@ pub(crate) fn bad_cursor(why: String) -> ApiError {
     .field("cursor")
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "kaas API", description = "Kubernetes-as-a-Service appliance: organizations, workspaces (K3K virtual clusters), projects, members, plans.", version = env!("CARGO_PKG_VERSION")),
-    servers((url = "/api/v1", description = "this kaas server")),
-    modifiers(&Security),
-    tags(
-        (name = "auth", description = "Setup and signing in"),
-        (name = "account", description = "The caller's profile, sessions and API tokens"),
-        (name = "organizations", description = "Organizations, members and invitations"),
-        (name = "workspaces", description = "Workspaces (one K3K virtual cluster each) and their members"),
-        (name = "projects", description = "Projects (namespaces inside a workspace)"),
-        (name = "plans", description = "Plans: quotas and limits"),
-        (name = "users", description = "User administration (platform administrators)"),
-        (name = "audit", description = "The audit log"),
-        (name = "nodes", description = "Host nodes and dedicated nodes"),
-        (name = "billing", description = "Usage, invoices and billing accounts"),
-    )
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        c.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("kaas_session"))),
-        );
-        openapi.security = Some(vec![
-            utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
-            utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
-        ]);
-    }
-}
-
 fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(doc::frame())
         // Open: the token or the password in the body is the credential.
         .routes(routes!(auth::setup))
         .routes(routes!(auth::login))
@@ -174,12 +155,15 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    doc::complete(&mut doc);
+    doc
 }
 
 /// The `/api/v1` router (unprefixed; `app` nests it).
 pub fn router() -> axum::Router<AppState> {
-    let (router, doc) = routes().split_for_parts();
+    let (router, mut doc) = routes().split_for_parts();
+    doc::complete(&mut doc);
     let doc = std::sync::Arc::new(doc);
     router
         .route(

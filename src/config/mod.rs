@@ -88,6 +88,8 @@ pub use model::{
     LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig, TlsMode,
 };
 
+pub use model::RequestLimits;
+
 pub use duration::{format_duration, friendly_duration, parse_duration};
 use layers::{apply_env, is_hostname, one_line, read_file, url_host};
 

@@ -51,6 +51,32 @@ pub struct ServerConfig {
     /// (the Host check against DNS rebinding, see `app::edge`).
     pub allowed_hosts: Vec<String>,
     pub tls: TlsConfig,
+    pub limits: RequestLimits,
+}
+
+/// `[server.limits]`: how much one client may ask of the server, so that no client (signed
+/// in or not) can take the box's memory or every connection. The body size is
+/// `server.max_body_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestLimits {
+    /// Open connections at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Open connections at once from one client address.
+    pub max_connections_per_address: usize,
+    /// Header fields in one request (HTTP/1.1).
+    pub max_headers: usize,
+    /// Bytes of one request's head (request line and headers).
+    pub max_header_bytes: usize,
+    /// Nesting of arrays and objects in a JSON body.
+    pub max_json_depth: usize,
+    /// Time a client has to send a request's head, also while a kept-alive connection waits
+    /// for its next request; then the connection is closed (slow clients, idle connections).
+    #[serde(with = "friendly_duration")]
+    pub header_read_timeout: Duration,
+    /// Time one request may take, reading its body included; then 408.
+    #[serde(with = "friendly_duration")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,6 +311,21 @@ impl Default for ServerConfig {
             metrics_listen: None,
             allowed_hosts: Vec::new(),
             tls: TlsConfig::default(),
+            limits: RequestLimits::default(),
+        }
+    }
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_connections: 1024,
+            max_connections_per_address: 128,
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            max_json_depth: 32,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }

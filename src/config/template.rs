@@ -4,6 +4,39 @@
 
 use super::{Config, format_duration};
 
+/// `[server.limits]`, its own block so its keys sit together.
+fn server_limits(l: &super::RequestLimits) -> String {
+    let dur = format_duration;
+    format!(
+        r#"
+[server.limits]
+# What one client may ask of the server, so that none can take the box's memory or every
+# connection, signed in or not. (The body size is server.max_body_bytes.)
+# Open connections at once; more are closed when accepted. Behind a reverse proxy every
+# connection comes from the proxy's address: raise max_connections_per_address to match.
+max_connections = {conns}
+max_connections_per_address = {per_address}
+# Header fields, and bytes of the request line and headers, in one request (else 431).
+max_headers = {headers}
+max_header_bytes = {header_bytes}
+# Nesting of arrays and objects in a JSON body (else 400).
+max_json_depth = {depth}
+# Time a client has to send a request's headers, also while a kept-alive connection waits
+# for its next request; then the connection is closed (slow and idle clients).
+header_read_timeout = "{header_timeout}"
+# Time one request may take, reading its body included (else 408).
+request_timeout = "{request_timeout}"
+"#,
+        conns = l.max_connections,
+        per_address = l.max_connections_per_address,
+        headers = l.max_headers,
+        header_bytes = l.max_header_bytes,
+        depth = l.max_json_depth,
+        header_timeout = dur(l.header_read_timeout),
+        request_timeout = dur(l.request_timeout),
+    )
+}
+
 impl Config {
     /// The default configuration as a documented TOML file: every key with a comment. It parses
     /// back to `Config::default()` (tested).
@@ -59,7 +92,7 @@ mode = "{tls_mode}"
 # cert = "/etc/kaas/tls/cert.pem"
 # Private key (PEM), required when mode = "files".
 # key = "/etc/kaas/tls/key.pem"
-
+{server_limits}
 [data]
 # Directory holding the database (kaas.redb) and the generated TLS certificate.
 dir = "{data_dir}"
@@ -134,6 +167,7 @@ meter_interval = "{meter}"
             listen = d.server.listen,
             max_body = d.server.max_body_bytes,
             grace = dur(d.server.shutdown_grace),
+            server_limits = server_limits(&d.server.limits),
             tls_mode = "auto",
             data_dir = d.data.dir.display(),
             log_format = "auto",

@@ -88,6 +88,7 @@ impl Config {
                 );
             }
         }
+        self.server.limits.validate()?;
         if self.data.dir.as_os_str().is_empty() {
             return invalid("data.dir", "must not be empty".into());
         }
@@ -180,5 +181,93 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl super::RequestLimits {
+    /// `[server.limits]`: every bound must let a real client through.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &'static str, problem: String| Err(ConfigError::Invalid { key, problem });
+        let counts = [
+            ("server.limits.max_connections", self.max_connections, 1),
+            (
+                "server.limits.max_connections_per_address",
+                self.max_connections_per_address,
+                1,
+            ),
+            ("server.limits.max_headers", self.max_headers, 16),
+            // hyper reads a request's head into a buffer of at least 8 KiB.
+            (
+                "server.limits.max_header_bytes",
+                self.max_header_bytes,
+                8192,
+            ),
+            ("server.limits.max_json_depth", self.max_json_depth, 4),
+        ];
+        for (key, value, least) in counts {
+            if value < least {
+                return invalid(key, format!("is {value}; it must be at least {least}"));
+            }
+        }
+        for (key, d) in [
+            (
+                "server.limits.header_read_timeout",
+                self.header_read_timeout,
+            ),
+            ("server.limits.request_timeout", self.request_timeout),
+        ] {
+            if d < Duration::from_secs(1) {
+                return invalid(key, "must be at least 1s".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod request_limit_tests {
+    use super::super::{Config, Overrides};
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &env, &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn request_limits_come_from_the_environment_and_are_checked() {
+        let cfg = load(&[
+            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "50"),
+            ("KAAS_SERVER_LIMITS_HEADER_READ_TIMEOUT", "3s"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.server.limits.max_connections, 50);
+        assert_eq!(cfg.server.limits.header_read_timeout.as_secs(), 3);
+        for (key, value, says) in [
+            (
+                "KAAS_SERVER_LIMITS_MAX_HEADER_BYTES",
+                "4096",
+                "at least 8192",
+            ),
+            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "0", "at least 1"),
+            (
+                "KAAS_SERVER_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+                "0",
+                "at least 1",
+            ),
+            ("KAAS_SERVER_LIMITS_REQUEST_TIMEOUT", "0s", "at least 1s"),
+            ("KAAS_SERVER_LIMITS_MAX_JSON_DEPTH", "1", "at least 4"),
+        ] {
+            let e = load(&[(key, value)]).unwrap_err();
+            assert!(
+                e.contains("server.limits.") && e.contains(says),
+                "{key}={value}: {e}"
+            );
+        }
+        assert!(Config::to_toml_commented().contains("[server.limits]"));
     }
 }

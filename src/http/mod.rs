@@ -10,6 +10,7 @@
 pub mod cookie;
 pub mod csrf;
 pub mod ids;
+pub mod limits;
 pub mod origin;
 pub mod redirect;
 

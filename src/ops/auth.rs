@@ -299,14 +299,14 @@ impl Ops {
     }
 
     /// Ends the caller's current session.
+    /// Ends the session the request was made with. A request made with an API token has no
+    /// session to end: it succeeds and the token stays valid (revoking it is
+    /// `DELETE /me/tokens/{id}`), so a client may always call logout.
     pub fn logout(&self, actor: &Actor) -> OpsResult<()> {
-        let AuthVia::Session(sid) = actor.via else {
-            return Err(invalid(
-                "session",
-                "this request was not made with a session",
-            ));
-        };
-        self.revoke_session(actor, sid)
+        match actor.via {
+            AuthVia::Session(sid) => self.revoke_session(actor, sid),
+            _ => Ok(()),
+        }
     }
 
     pub fn list_sessions(&self, actor: &Actor) -> OpsResult<Vec<SessionView>> {

@@ -21,6 +21,7 @@ use crate::store::records;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvitation {
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     pub email: String,
     pub role: OrgRole,
 }

@@ -20,14 +20,17 @@ use crate::store::{Reader, records};
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     /// DNS label, unique on this box, e.g. `acme`.
+    #[schema(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub display_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub display_name: String,
 }
 

@@ -22,6 +22,7 @@ use crate::store::{Reader, records};
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// DNS label, unique in the workspace; becomes the namespace name.
+    #[schema(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
     pub name: String,
     #[serde(default)]
     pub quota: Option<Quota>,

@@ -20,7 +20,9 @@ const SETUP_KEY: &str = "setup_token";
 pub struct SetupInput {
     /// The token from the setup link printed by `kaas serve`.
     pub token: String,
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     pub email: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     pub password: String,
 }

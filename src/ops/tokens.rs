@@ -20,6 +20,7 @@ use crate::store::records;
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for, e.g. "ci pipeline".
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     pub scope: TokenScope,
     /// Days until it stops working; default 90, at most the configured maximum.

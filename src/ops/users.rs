@@ -72,7 +72,9 @@ pub struct MyOrg {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     pub email: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     pub password: String,
     #[serde(default)]
@@ -82,6 +84,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     pub disabled: Option<bool>,
     pub platform_admin: Option<bool>,
@@ -90,6 +93,7 @@ pub struct UserPatch {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
 }
 

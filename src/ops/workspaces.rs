@@ -23,6 +23,7 @@ use crate::store::{Reader, records};
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     /// DNS label, unique in the organization.
+    #[schema(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 40)]
     pub name: String,
     /// A plan id, e.g. `starter`.
     pub plan: String,

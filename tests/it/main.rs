@@ -1,5 +1,6 @@
 //! kaas integration tests: one binary, modules by surface.
 
+mod abuse;
 mod api;
 mod auth_hardening;
 mod audit_chain;
@@ -11,6 +12,7 @@ mod credentials;
 mod edge;
 mod host;
 mod nodes;
+mod openapi;
 mod plans;
 mod realbox;
 mod realhost;
