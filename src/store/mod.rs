@@ -7,6 +7,7 @@ pub mod backup;
 pub mod codec;
 mod migrate;
 pub mod records;
+pub mod shown;
 pub mod tables;
 pub mod usage;
 
@@ -92,6 +93,7 @@ impl Reader for WriteTransaction {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    shown: shown::ShownMemo,
 }
 
 /// What happened when the store was opened, for the log.
@@ -119,6 +121,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            shown: Default::default(),
         };
         if !existed {
             migrate::initialize(&store.db)?;
@@ -151,6 +154,7 @@ impl Store {
             Store {
                 db,
                 path: path.to_path_buf(),
+                shown: Default::default(),
             },
             OpenOutcome::Migrated {
                 from: found,
@@ -167,6 +171,7 @@ impl Store {
         Ok(Store {
             db,
             path: PathBuf::from(":memory:"),
+            shown: Default::default(),
         })
     }
 
@@ -191,6 +196,11 @@ impl Store {
 
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+
+    /// Records as the API shows them, remembered by their stored bytes.
+    pub fn shown(&self) -> &shown::ShownMemo {
+        &self.shown
     }
 
     /// A write transaction; durable (fsync) on commit, so an answered request survives a crash.
