@@ -9,8 +9,8 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::http::Id;
-use crate::ops::Page;
 use crate::ops::cluster_access::RemovedMember;
+use crate::ops::{Page, Shown};
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::members::{ProjectMemberView, WorkspaceMemberView};
 use crate::ops::projects::{NewProject, ProjectPatch, ProjectRoleInput};
@@ -129,8 +129,8 @@ pub async fn list_projects(
     Authed(a): Authed,
     Id(ws): Id<WorkspaceId>,
     Q(q): Q<ListParams>,
-) -> ApiResult<Json<Page<Project>>> {
-    Ok(Json(s.ops.list_projects(
+) -> ApiResult<Json<Page<Shown<Project>>>> {
+    Ok(Json(s.ops.list_projects_shown(
         &a,
         ws,
         q.cursor.as_deref(),

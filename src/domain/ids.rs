@@ -25,6 +25,31 @@ pub fn monotonic() -> u128 {
     next
 }
 
+const ULID_LEN: usize = 26;
+
+/// The lower-case Crockford base32 form of a ULID, written into `buf`.
+fn lower_ulid(id: u128, buf: &mut [u8; ULID_LEN]) -> &str {
+    let s = Ulid(id).array_to_str(buf);
+    s.make_ascii_lowercase();
+    s
+}
+
+/// Reads an id from a borrowed string where the format allows (JSON without escapes), so
+/// decoding a record does not allocate per id.
+struct IdVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: FromStr<Err = BadId>> serde::de::Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an id string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+}
+
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -42,7 +67,7 @@ macro_rules! typed_id {
 
             /// The lower-case 26-character ULID without prefix, usable in Kubernetes names.
             pub fn short(&self) -> String {
-                Ulid(self.0).to_string().to_ascii_lowercase()
+                lower_ulid(self.0, &mut [0; ULID_LEN]).to_string()
             }
 
             /// Milliseconds since the epoch at which the id was generated.
@@ -53,7 +78,11 @@ macro_rules! typed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}_{}", $prefix, self.short())
+                // Encoded on the stack: ids are shown in every API answer, and two
+                // allocations per id were a visible part of a list request's cost.
+                f.write_str($prefix)?;
+                f.write_str("_")?;
+                f.write_str(lower_ulid(self.0, &mut [0; ULID_LEN]))
             }
         }
 
@@ -74,7 +103,8 @@ macro_rules! typed_id {
                 if rest.len() != 26 {
                     return Err(bad());
                 }
-                Ulid::from_string(&rest.to_ascii_uppercase())
+                // Crockford base32 decoding takes either case.
+                Ulid::from_string(rest)
                     .map(|u| Self(u.0))
                     .map_err(|_| bad())
             }
@@ -88,8 +118,7 @@ macro_rules! typed_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                d.deserialize_str(IdVisitor(std::marker::PhantomData::<$name>))
             }
         }
 

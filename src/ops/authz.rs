@@ -76,9 +76,21 @@ pub fn workspace_for(
     ws: WorkspaceId,
     action: Action,
 ) -> OpsResult<Workspace> {
+    Ok(workspace_and_standing(r, actor, ws, action)?.0)
+}
+
+/// Loads a workspace the caller may act on, with the caller's standing in it (for use cases
+/// that decide more than one thing by role, without working the standing out twice).
+pub fn workspace_and_standing(
+    r: &impl Reader,
+    actor: &Actor,
+    ws: WorkspaceId,
+    action: Action,
+) -> OpsResult<(Workspace, Standing)> {
     let w = records::get_workspace(r, ws)?.ok_or(OpsError::NotFound("workspace"))?;
-    require(&workspace_standing(r, actor, &w)?, action, "workspace")?;
-    Ok(w)
+    let standing = workspace_standing(r, actor, &w)?;
+    require(&standing, action, "workspace")?;
+    Ok((w, standing))
 }
 
 /// Loads a project the caller may act on.

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::authz::{workspace_for, workspace_standing};
+use super::authz::workspace_and_standing;
 use super::{Actor, Ops, OpsError, OpsResult, invalid};
 use crate::domain::policy::Action;
 use crate::domain::*;
@@ -73,9 +73,7 @@ impl Ops {
     ) -> OpsResult<IssuedKubeconfig> {
         let (ws, standing) = {
             let r = self.store.read()?;
-            let ws = workspace_for(&r, actor, id, Action::KubeconfigIssue)?;
-            let standing = workspace_standing(&r, actor, &ws)?;
-            (ws, standing)
+            workspace_and_standing(&r, actor, id, Action::KubeconfigIssue)?
         };
         let max_hours = (self.settings.kubeconfig_max_lifetime.as_secs() / 3600).max(1);
         let lifetime = match req.lifetime_hours {

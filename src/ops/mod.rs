@@ -40,6 +40,9 @@ use crate::domain::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::domain::*;
 use crate::store::{Store, StoreError, records};
 
+/// Records as the API shows them (see [`crate::store::shown`]).
+pub use crate::store::shown::Shown;
+
 /// Why a use case did not happen. Each variant maps to one HTTP status in `api::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {

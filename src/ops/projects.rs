@@ -5,18 +5,19 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::authz::{project_for, workspace_for, workspace_standing};
+use super::authz::{project_for, workspace_and_standing, workspace_for};
 use super::cluster_access::RemovedMember;
 use super::members::{self, ProjectMemberView};
 use super::users::conflict_as_409;
 use super::workspaces::plan_for;
-use super::{Actor, Change, Ops, OpsError, OpsResult, Page, invalid, page};
+use super::{Actor, Change, Ops, OpsError, OpsResult, Page, Shown, invalid};
 use crate::domain::membership::MemberLimit;
 use crate::domain::names::check_project_name;
 use crate::domain::plan::check_project_quotas_fit;
 use crate::domain::policy::{self, Action};
 use crate::domain::*;
-use crate::store::{Reader, records};
+use crate::store::{Reader, StoreError, records};
+use redb::ReadTransaction;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,8 +71,8 @@ impl Ops {
             return Err(OpsError::Conflict("the workspace is being deleted".into()));
         }
         let plan = plan_for(&tx, &ws.plan_id, "plan")?;
-        let n = records::list_workspace_projects(&tx, ws.id, None, usize::MAX)?.len();
-        if n as u64 >= u64::from(plan.max_projects) {
+        let n = records::count_workspace_projects(&tx, ws.id)?;
+        if n >= u64::from(plan.max_projects) {
             return Err(OpsError::Conflict(format!(
                 "project limit reached: plan {:?} allows {} projects per workspace; {n} in use",
                 plan.id, plan.max_projects
@@ -106,22 +107,65 @@ impl Ops {
         after: Option<&str>,
         limit: usize,
     ) -> OpsResult<Page<Project>> {
+        self.project_page(actor, ws_id, after, limit, |r, ids| {
+            records::load_projects(r, ids)
+        })
+    }
+
+    /// [`Ops::list_projects`] for the API: the projects as it shows them, unchanged records
+    /// copied from the store's memo rather than decoded and encoded again.
+    pub fn list_projects_shown(
+        &self,
+        actor: &Actor,
+        ws_id: WorkspaceId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> OpsResult<Page<Shown<Project>>> {
+        self.project_page(actor, ws_id, after, limit, |r, ids| {
+            records::show_projects(r, self.store.shown(), ids)
+        })
+    }
+
+    /// One page of the projects the caller may see in a workspace, in name order: who sees
+    /// what is decided from the name index and memberships; only the page is loaded.
+    fn project_page<T>(
+        &self,
+        actor: &Actor,
+        ws_id: WorkspaceId,
+        after: Option<&str>,
+        limit: usize,
+        load: impl FnOnce(&ReadTransaction, &[ProjectId]) -> Result<Vec<T>, StoreError>,
+    ) -> OpsResult<Page<T>> {
         let r = self.store.read()?;
-        let ws = workspace_for(&r, actor, ws_id, Action::WorkspaceRead)?;
-        let mut standing = workspace_standing(&r, actor, &ws)?;
+        let (_, mut standing) = workspace_and_standing(&r, actor, ws_id, Action::WorkspaceRead)?;
         standing.project = None;
         let sees_all = policy::allows(&standing, Action::ProjectRead);
-        let rows = records::list_workspace_projects(&r, ws_id, after, usize::MAX)?;
-        let mut out = Vec::new();
-        for p in rows {
-            if out.len() > limit {
+        // One row more than the page tells whether another page follows.
+        let wanted = limit.saturating_add(1);
+        let names = records::workspace_project_names(
+            &r,
+            ws_id,
+            after,
+            if sees_all { wanted } else { usize::MAX },
+        )?;
+        let mut rows = Vec::with_capacity(wanted.min(names.len()));
+        for (name, id) in names {
+            if rows.len() == wanted {
                 break;
             }
-            if sees_all || records::get_member(&r, p.id, actor.user_id)?.is_some() {
-                out.push(p);
+            if sees_all || records::get_member(&r, id, actor.user_id)?.is_some() {
+                rows.push((name, id));
             }
         }
-        Ok(page(out, limit, |p: &Project| p.name.clone()))
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(name, _)| name.clone())
+        } else {
+            None
+        };
+        let ids: Vec<ProjectId> = rows.into_iter().map(|(_, id)| id).collect();
+        let items = load(&r, &ids)?;
+        Ok(Page { items, next_cursor })
     }
 
     pub fn get_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<Project> {

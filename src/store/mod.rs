@@ -8,6 +8,7 @@ pub mod codec;
 mod migrate;
 pub mod private;
 pub mod records;
+pub mod shown;
 pub mod tables;
 pub mod usage;
 
@@ -93,6 +94,7 @@ impl Reader for WriteTransaction {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    shown: shown::ShownMemo,
 }
 
 /// What happened when the store was opened, for the log.
@@ -125,6 +127,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            shown: Default::default(),
         };
         if !existed {
             migrate::initialize(&store.db)?;
@@ -157,6 +160,7 @@ impl Store {
             Store {
                 db,
                 path: path.to_path_buf(),
+                shown: Default::default(),
             },
             OpenOutcome::Migrated {
                 from: found,
@@ -173,6 +177,7 @@ impl Store {
         Ok(Store {
             db,
             path: PathBuf::from(":memory:"),
+            shown: Default::default(),
         })
     }
 
@@ -197,6 +202,11 @@ impl Store {
 
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+
+    /// Records as the API shows them, remembered by their stored bytes.
+    pub fn shown(&self) -> &shown::ShownMemo {
+        &self.shown
     }
 
     /// A write transaction; durable (fsync) on commit, so an answered request survives a crash.

@@ -13,7 +13,7 @@ mod flows;
 pub use admin::{AuditPage, AuditSearch, NodeRow, PlanUse};
 
 use super::auth::SessionView;
-use super::authz::{org_standing, project_standing, workspace_for, workspace_standing};
+use super::authz::{org_standing, project_standing, workspace_and_standing, workspace_for};
 use super::invitations::InvitationView;
 use super::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use super::members::{OrgMemberView as MemberView, ProjectMemberView, WorkspaceMemberView};
@@ -232,10 +232,10 @@ impl Ops {
         let ws = self.get_workspace(actor, id)?;
         let (standing, all_projects, org_name) = {
             let r = self.store.read()?;
-            let w = workspace_for(&r, actor, id, Action::WorkspaceRead)?;
+            let (w, standing) = workspace_and_standing(&r, actor, id, Action::WorkspaceRead)?;
             let org_name = records::get_org(&r, w.org_id)?.map_or_else(String::new, |o| o.name);
             let projects = records::list_workspace_projects(&r, id, None, usize::MAX)?;
-            (workspace_standing(&r, actor, &w)?, projects, org_name)
+            (standing, projects, org_name)
         };
         let projects_quota = sum_quotas(all_projects.iter());
         let can_manage_members = allowed(&standing, Action::WorkspaceMembersManage);

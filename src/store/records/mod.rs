@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
+use super::shown::{Shown, ShownMemo};
 use super::tables::*;
 use super::{Reader, StoreError};
 use crate::domain::*;
@@ -134,14 +135,26 @@ fn list_named(
     after: Option<&str>,
     limit: usize,
 ) -> Res<Vec<u128>> {
+    list_named_as(r, def, a, after, limit, |_, id| id)
+}
+
+/// Like [`list_named`], each row made by `row` from its name and id.
+fn list_named_as<R>(
+    r: &impl Reader,
+    def: TableDefinition<(u128, &str), u128>,
+    a: u128,
+    after: Option<&str>,
+    limit: usize,
+    row: impl Fn(&str, u128) -> R,
+) -> Res<Vec<R>> {
     let t = r.table(def)?;
     let mut out = Vec::new();
     let rows = match after {
         Some(name) => t.range((a, name)..)?,
         None => t.range((a, "")..)?,
     };
-    for row in rows {
-        let (k, v) = row?;
+    for entry in rows {
+        let (k, v) = entry?;
         let (ka, name) = k.value();
         if ka != a || out.len() >= limit {
             break;
@@ -149,9 +162,34 @@ fn list_named(
         if after == Some(name) {
             continue;
         }
-        out.push(v.value());
+        out.push(row(name, v.value()));
     }
     Ok(out)
+}
+
+/// The records of `ids` as the API shows them, through the store's memo.
+fn show_all<T: Serialize + DeserializeOwned>(
+    r: &impl Reader,
+    memo: &ShownMemo,
+    def: TableDefinition<u128, &[u8]>,
+    ids: &[u128],
+) -> Res<Vec<Shown<T>>> {
+    let t = r.table(def)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let v = t.get(id)?.ok_or_else(|| missing_record(def, id))?;
+        out.push(memo.show(v.value(), def.name(), &id)?);
+    }
+    Ok(out)
+}
+
+/// An index entry without its record is corruption, not "not found".
+fn missing_record(def: TableDefinition<u128, &[u8]>, id: u128) -> StoreError {
+    StoreError::Corrupt {
+        table: def.name().to_string(),
+        key: id.to_string(),
+        why: "an index points at a missing record".into(),
+    }
 }
 
 fn load_all<T: DeserializeOwned>(
@@ -159,15 +197,13 @@ fn load_all<T: DeserializeOwned>(
     def: TableDefinition<u128, &[u8]>,
     ids: Vec<u128>,
 ) -> Res<Vec<T>> {
+    // One table open for the whole list: opening a table walks the table tree and
+    // allocates, which was a visible part of a list request's cost.
+    let t = r.table(def)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        // An index entry without its record is corruption, not "not found".
-        let rec = get_by_id(r, def, id)?.ok_or_else(|| StoreError::Corrupt {
-            table: def.name().to_string(),
-            key: id.to_string(),
-            why: "an index points at a missing record".into(),
-        })?;
-        out.push(rec);
+        let v = t.get(id)?.ok_or_else(|| missing_record(def, id))?;
+        out.push(decode(v.value(), def.name(), &id)?);
     }
     Ok(out)
 }

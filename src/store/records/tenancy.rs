@@ -227,6 +227,32 @@ pub fn list_workspace_projects(
     load_all(r, PROJECTS, ids)
 }
 
+/// The names and ids of a workspace's projects in name order, after `after`; nothing
+/// decoded.
+pub fn workspace_project_names(
+    r: &impl Reader,
+    ws: WorkspaceId,
+    after: Option<&str>,
+    limit: usize,
+) -> Res<Vec<(String, ProjectId)>> {
+    list_named_as(r, PROJECTS_BY_WS_NAME, ws.0, after, limit, |name, id| {
+        (name.to_string(), ProjectId(id))
+    })
+}
+
+pub fn load_projects(r: &impl Reader, ids: &[ProjectId]) -> Res<Vec<Project>> {
+    load_all(r, PROJECTS, ids.iter().map(|p| p.0).collect())
+}
+
+/// Projects as the API shows them (see [`crate::store::shown`]).
+pub fn show_projects(
+    r: &impl Reader,
+    memo: &ShownMemo,
+    ids: &[ProjectId],
+) -> Res<Vec<Shown<Project>>> {
+    show_all(r, memo, PROJECTS, &ids.iter().map(|p| p.0).collect::<Vec<_>>())
+}
+
 /// How many projects a workspace holds, counted in the name index (nothing decoded).
 pub fn count_workspace_projects(r: &impl Reader, ws: WorkspaceId) -> Res<u64> {
     let t = r.table(PROJECTS_BY_WS_NAME)?;

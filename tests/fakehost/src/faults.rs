@@ -55,6 +55,23 @@ pub struct RequestCounts {
     pub deletecollection: u64,
 }
 
+impl std::ops::Add for RequestCounts {
+    type Output = Self;
+
+    fn add(self, o: Self) -> Self {
+        Self {
+            get: self.get + o.get,
+            list: self.list + o.list,
+            watch: self.watch + o.watch,
+            create: self.create + o.create,
+            update: self.update + o.update,
+            patch: self.patch + o.patch,
+            delete: self.delete + o.delete,
+            deletecollection: self.deletecollection + o.deletecollection,
+        }
+    }
+}
+
 impl RequestCounts {
     pub fn total(&self) -> u64 {
         self.get

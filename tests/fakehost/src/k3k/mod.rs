@@ -187,6 +187,20 @@ impl K3kController {
             .cloned()
     }
 
+    /// Requests served by every running virtual cluster's API, summed by verb.
+    pub fn vcluster_request_counts(&self) -> crate::faults::RequestCounts {
+        lock(&self.shared.vclusters)
+            .values()
+            .map(VirtualCluster::request_counts)
+            .fold(crate::faults::RequestCounts::default(), |a, b| a + b)
+    }
+
+    pub fn reset_vcluster_request_counts(&self) {
+        for vcluster in lock(&self.shared.vclusters).values() {
+            vcluster.reset_request_counts();
+        }
+    }
+
     /// Waits up to `timeout` for a K3s server of the Cluster to be running.
     pub async fn wait_for_vcluster(
         &self,

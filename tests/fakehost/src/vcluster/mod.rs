@@ -52,6 +52,8 @@ pub struct VirtualCluster {
 
 struct Inner {
     engine: Engine,
+    /// Counts the requests this virtual cluster's servers serve.
+    faults: Faults,
     server_ca: Arc<Ca>,
     client_ca: Arc<Ca>,
     router: axum::Router,
@@ -143,9 +145,10 @@ impl VirtualCluster {
     /// Must be called inside a Tokio runtime.
     pub fn new(spec: VirtualClusterSpec) -> anyhow::Result<Self> {
         let engine = seeded_engine().context("seeding the virtual cluster")?;
+        let faults = Faults::default();
         let state = AppState {
             engine: engine.clone(),
-            faults: Faults::default(),
+            faults: faults.clone(),
             settings: Arc::new(ServeSettings {
                 git_version: spec.git_version.clone(),
                 bookmark_interval: Duration::from_secs(5),
@@ -161,6 +164,7 @@ impl VirtualCluster {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
+                faults,
                 server_ca: spec.server_ca,
                 client_ca: spec.client_ca,
                 router: router(state),
@@ -215,6 +219,15 @@ impl VirtualCluster {
             },
         );
         Ok(addr)
+    }
+
+    /// Requests this virtual cluster's API served, by verb.
+    pub fn request_counts(&self) -> crate::faults::RequestCounts {
+        self.inner.faults.counts()
+    }
+
+    pub fn reset_request_counts(&self) {
+        self.inner.faults.reset_counts();
     }
 
     /// Stops the K3s server of pod `pod` (its connections end with it).

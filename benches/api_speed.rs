@@ -1,0 +1,201 @@
+//! Issue 16's speed target, measured on the real binary with `wrk` in one run (numbers
+//! printed, nothing asserted): requests per second of the bare `/healthz` handler and of an
+//! authenticated `GET /api/v1/workspaces/{ws}/projects` returning 50 projects (and of one
+//! returning 20), and their ratio (target: the 50-item list at least 0.5 of `/healthz`).
+//!
+//! Run: `cargo bench --bench api_speed` (needs `wrk`: `apt-get install -y wrk`).
+//! `KAAS_BENCH_SECONDS` sets each measurement's length (default 8).
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kaas::clock::SystemClock;
+use kaas::domain::TokenScope;
+use kaas::ops::orgs::NewOrg;
+use kaas::ops::projects::NewProject;
+use kaas::ops::tokens::NewToken;
+use kaas::ops::users::NewUser;
+use kaas::ops::workspaces::NewWorkspace;
+use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kaas");
+
+/// Runs wrk against `url` and returns its requests per second.
+fn wrk(url: &str, token: Option<&str>, seconds: u64) -> f64 {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd.arg(url).output().expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("Non-2xx"),
+        "wrk saw error answers from {url}:\n{text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
+}
+
+#[tokio::main]
+async fn main() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("api_speed: wrk is not installed (apt-get install -y wrk); nothing measured");
+        return;
+    }
+    let seconds = std::env::var("KAAS_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("kaas.redb");
+
+    // A member's workspace with 50 projects and another with 20, in a store with company:
+    // 20 organizations of 10 workspaces, so lookups do not run on an empty database.
+    let (ws50, ws20, token) = {
+        let (store, _) = Store::open(&db, 8 << 20).expect("store");
+        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), Settings::default());
+        ops.seed_plans().expect("plans");
+        let shell = Actor {
+            user_id: kaas::domain::UserId(0),
+            email: "bench".into(),
+            platform_admin: true,
+            via: AuthVia::Shell,
+            source: "bench".into(),
+        };
+        let u = ops
+            .create_user(
+                &shell,
+                NewUser {
+                    email: "bench@example.com".into(),
+                    name: "Bench".into(),
+                    password: "measured by the stopwatch".into(),
+                    platform_admin: false,
+                },
+            )
+            .await
+            .expect("user");
+        let me = Actor {
+            user_id: u.id,
+            email: u.email.clone(),
+            platform_admin: false,
+            via: AuthVia::Shell,
+            source: "bench".into(),
+        };
+        let token = ops
+            .create_token(
+                &me,
+                NewToken {
+                    name: "bench".into(),
+                    scope: TokenScope::ReadOnly,
+                    expires_in_days: Some(1),
+                },
+            )
+            .expect("token")
+            .secret;
+        let mut listed = Vec::new();
+        for o in 0..20 {
+            let org = ops
+                .create_org(
+                    &me,
+                    NewOrg {
+                        name: format!("org-{o:02}"),
+                        display_name: None,
+                    },
+                )
+                .expect("org");
+            for w in 0..10 {
+                let ws = ops
+                    .create_workspace(
+                        &me,
+                        org.org.id,
+                        NewWorkspace {
+                            name: format!("ws-{w:02}"),
+                            plan: "premium".into(),
+                        },
+                    )
+                    .expect("ws");
+                if o == 7 && w < 2 {
+                    let n = if w == 0 { 50 } else { 20 };
+                    for p in 0..n {
+                        ops.create_project(
+                            &me,
+                            ws.id,
+                            NewProject {
+                                name: format!("project-{p:02}"),
+                                quota: None,
+                            },
+                        )
+                        .expect("project");
+                    }
+                    listed.push(ws.id);
+                }
+            }
+        }
+        (listed[0], listed[1], token)
+    };
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("KAAS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kaas starts");
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "kaas not ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let list = |ws| format!("{base}/api/v1/workspaces/{ws}/projects?limit=50");
+    let body: serde_json::Value = client
+        .get(list(ws50))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(50));
+
+    // Warm up once, then measure the three in the same run.
+    wrk(&format!("{base}/healthz"), None, 1);
+    let healthz = wrk(&format!("{base}/healthz"), None, seconds);
+    let fifty = wrk(&list(ws50), Some(&token), seconds);
+    let twenty = wrk(&list(ws20), Some(&token), seconds);
+    println!("wrk -t2 -c32 -d{seconds}s on loopback, release binary, same run:");
+    println!("  GET /healthz: {healthz:.0} requests/s");
+    println!(
+        "  GET /api/v1/workspaces/{{ws}}/projects, 50 projects, authenticated: {fifty:.0} requests/s, {:.2} of /healthz (target >= 0.5)",
+        fifty / healthz
+    );
+    println!(
+        "  GET /api/v1/workspaces/{{ws}}/projects, 20 projects, authenticated: {twenty:.0} requests/s, {:.2} of /healthz",
+        twenty / healthz
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
