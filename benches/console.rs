@@ -30,6 +30,16 @@ use kaas::state::{AppInner, AppState};
 use kaas::store::Store;
 use tower::ServiceExt;
 
+/// The use cases' settings without the per-user organization and box-wide workspace caps,
+/// which a bench of many workspaces exceeds on purpose.
+fn unlimited() -> Settings {
+    Settings {
+        max_orgs_per_user: 0,
+        max_workspaces_total: 0,
+        ..Settings::default()
+    }
+}
+
 const PASSWORD: &str = "measured by the stopwatch";
 const WORKSPACES: usize = 100;
 const MEMBERS: usize = 50;
@@ -102,7 +112,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let store = Store::in_memory().expect("store");
     let ops =
-        Ops::new(Arc::new(store), Arc::new(SystemClock), Settings::default()).with_fast_hashing();
+        Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited()).with_fast_hashing();
     ops.seed_plans().expect("plans");
     ops.set_node_inventory(Arc::new(nodes()));
     let shell = person(UserId(0), "bench", true);

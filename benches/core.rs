@@ -17,6 +17,16 @@ use kaas::ops::workspaces::NewWorkspace;
 use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::store::Store;
 
+/// The use cases' settings without the per-user organization and box-wide workspace caps,
+/// which a bench of many workspaces exceeds on purpose.
+fn unlimited() -> Settings {
+    Settings {
+        max_orgs_per_user: 0,
+        max_workspaces_total: 0,
+        ..Settings::default()
+    }
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -44,7 +54,7 @@ async fn main() {
     let fill = Instant::now();
     let (org_id, token) = {
         let (store, _) = Store::open(&db, 8 << 20).expect("store");
-        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), Settings::default());
+        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited());
         ops.seed_plans().expect("plans");
         let shell = Actor {
             user_id: kaas::domain::UserId(0),

@@ -20,6 +20,16 @@ use kaas::reconcile::ReconcilerSettings;
 use kaas::reconcile::connection::HostConnection;
 use kaas::store::{Store, records};
 
+/// The use cases' settings without the per-user organization and box-wide workspace caps,
+/// which a bench of many workspaces exceeds on purpose.
+fn unlimited() -> Settings {
+    Settings {
+        max_orgs_per_user: 0,
+        max_workspaces_total: 0,
+        ..Settings::default()
+    }
+}
+
 fn ready_count(ops: &Ops) -> usize {
     let r = ops.store.read().expect("read");
     records::all_workspaces(&r)
@@ -67,7 +77,7 @@ async fn main() {
     let ops = Arc::new(Ops::new(
         Arc::new(store),
         Arc::new(SystemClock),
-        Settings::default(),
+        unlimited(),
     ));
     ops.seed_plans().expect("plans");
     let shell = Actor {

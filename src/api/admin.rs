@@ -208,6 +208,7 @@ pub struct AuditExportQuery {
     /// Until this time (RFC 3339), exclusive.
     pub until: Option<Timestamp>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<Format>,
 }
 

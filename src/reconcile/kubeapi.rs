@@ -57,13 +57,15 @@ const QUANTITY_MAPS: [&str; 8] = [
 /// `quantity_map`: whether `desired` is an object mapping resource names to quantities.
 fn contains_in(observed: &Value, desired: &Value, quantity_map: bool) -> bool {
     match (observed, desired) {
-        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, dv)| {
-            o.get(k).is_some_and(|ov| match (ov, dv) {
-                (Value::String(a), Value::String(b)) if quantity_map => {
-                    crate::host::quantity::same_quantity(a, b)
-                }
-                _ => contains_in(ov, dv, QUANTITY_MAPS.contains(&k.as_str())),
-            })
+        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, dv)| match o.get(k) {
+            Some(Value::String(a)) if quantity_map => {
+                matches!(dv, Value::String(b) if crate::host::quantity::same_quantity(a, b))
+            }
+            Some(ov) => contains_in(ov, dv, QUANTITY_MAPS.contains(&k.as_str())),
+            // The API server leaves empty lists out of what it returns (`omitempty`, e.g. a
+            // RoleBinding's `subjects`): an empty list is in sync with an absent one, or
+            // every pass would write it again.
+            None => matches!(dv, Value::Array(a) if a.is_empty()),
         }),
         (Value::Array(o), Value::Array(d)) => {
             o.len() == d.len() && o.iter().zip(d).all(|(ov, dv)| contains_in(ov, dv, false))
@@ -183,5 +185,17 @@ mod tests {
             &stored,
             &json!({"metadata": {"labels": {"n": "2000m"}}})
         ));
+    }
+
+    #[test]
+    fn an_empty_list_is_in_sync_with_one_the_server_left_out_and_nothing_else_is() {
+        let stored = json!({"roleRef": {"name": "view"}});
+        assert!(contains(&stored, &json!({"subjects": []})));
+        assert!(!contains(
+            &stored,
+            &json!({"subjects": [{"kind": "User", "name": "a"}]})
+        ));
+        assert!(!contains(&stored, &json!({"subjects": {}})));
+        assert!(!contains(&stored, &json!({"note": ""})));
     }
 }

@@ -56,7 +56,7 @@ async fn bystander_served(addr: SocketAddr, during: &str) {
     let code = status_of(
         addr,
         BYSTANDER,
-        b"GET /healthz HTTP/1.1\r\nHost: kaas\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     let took = started.elapsed();
@@ -83,7 +83,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 fn json_post(path: &str, body: &str) -> Vec<u8> {
     format!(
-        "POST {path} HTTP/1.1\r\nHost: kaas\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -139,14 +139,14 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
 
     // Too many header fields, and too many header bytes: 431.
     let many: String = (0..40).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
-    let req = format!("GET /healthz HTTP/1.1\r\nHost: kaas\r\n{many}Connection: close\r\n\r\n");
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{many}Connection: close\r\n\r\n");
     assert_eq!(
         status_of(addr, ATTACKER, req.as_bytes()).await,
         431,
         "40 headers (limit 32)"
     );
     let big = format!(
-        "GET /healthz HTTP/1.1\r\nHost: kaas\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "y".repeat(16 * 1024)
     );
     assert_eq!(
@@ -177,7 +177,7 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
     for _ in 0..20 {
         slow.push(tokio::spawn(async move {
             let mut s = connect(addr, SLOW).await;
-            let head = b"GET /healthz HTTP/1.1\r\nHost: kaas\r\nX-Slow: ";
+            let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
             s.write_all(head).await.unwrap();
             let started = Instant::now();
             loop {
@@ -194,7 +194,7 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
     }
     let slow_body = tokio::spawn(async move {
         let mut s = connect(addr, SLOW).await;
-        let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: kaas\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
+        let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
         s.write_all(head.as_bytes()).await.unwrap();
         let started = Instant::now();
         let mut text = String::new();
