@@ -41,7 +41,7 @@ use crate::domain::*;
 use crate::store::{Store, StoreError, records};
 
 /// Records as the API shows them (see [`crate::store::shown`]).
-pub use crate::store::shown::Shown;
+pub use crate::store::shown::ShownList;
 
 /// Why a use case did not happen. Each variant maps to one HTTP status in `api::error`.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,15 @@ impl Origin {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A page of records as the API shows them (see [`crate::store::shown`]); serializes as a
+/// [`Page`] of them does.
+#[derive(Debug, Serialize)]
+#[serde(bound = "")]
+pub struct ShownPage<T> {
+    pub items: ShownList<T>,
     pub next_cursor: Option<String>,
 }
 

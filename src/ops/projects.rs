@@ -10,7 +10,7 @@ use super::cluster_access::RemovedMember;
 use super::members::{self, ProjectMemberView};
 use super::users::conflict_as_409;
 use super::workspaces::plan_for;
-use super::{Actor, Change, Ops, OpsError, OpsResult, Page, Shown, invalid};
+use super::{Actor, Change, Ops, OpsError, OpsResult, Page, ShownPage, invalid};
 use crate::domain::membership::MemberLimit;
 use crate::domain::names::check_project_name;
 use crate::domain::plan::check_project_quotas_fit;
@@ -107,9 +107,10 @@ impl Ops {
         after: Option<&str>,
         limit: usize,
     ) -> OpsResult<Page<Project>> {
-        self.project_page(actor, ws_id, after, limit, |r, ids| {
+        let (items, next_cursor) = self.project_page(actor, ws_id, after, limit, |r, ids| {
             records::load_projects(r, ids)
-        })
+        })?;
+        Ok(Page { items, next_cursor })
     }
 
     /// [`Ops::list_projects`] for the API: the projects as it shows them, unchanged records
@@ -120,52 +121,53 @@ impl Ops {
         ws_id: WorkspaceId,
         after: Option<&str>,
         limit: usize,
-    ) -> OpsResult<Page<Shown<Project>>> {
-        self.project_page(actor, ws_id, after, limit, |r, ids| {
+    ) -> OpsResult<ShownPage<Project>> {
+        let (items, next_cursor) = self.project_page(actor, ws_id, after, limit, |r, ids| {
             records::show_projects(r, self.store.shown(), ids)
-        })
+        })?;
+        Ok(ShownPage { items, next_cursor })
     }
 
-    /// One page of the projects the caller may see in a workspace, in name order: who sees
-    /// what is decided from the name index and memberships; only the page is loaded.
-    fn project_page<T>(
+    /// One page of the projects the caller may see in a workspace, in name order, and the
+    /// cursor of the next: who sees what is decided from the name index and memberships;
+    /// only the page is loaded.
+    fn project_page<C>(
         &self,
         actor: &Actor,
         ws_id: WorkspaceId,
         after: Option<&str>,
         limit: usize,
-        load: impl FnOnce(&ReadTransaction, &[ProjectId]) -> Result<Vec<T>, StoreError>,
-    ) -> OpsResult<Page<T>> {
+        load: impl FnOnce(&ReadTransaction, &[ProjectId]) -> Result<C, StoreError>,
+    ) -> OpsResult<(C, Option<String>)> {
         let r = self.store.read()?;
         let (_, mut standing) = workspace_and_standing(&r, actor, ws_id, Action::WorkspaceRead)?;
         standing.project = None;
-        let sees_all = policy::allows(&standing, Action::ProjectRead);
-        // One row more than the page tells whether another page follows.
+        // One row more than the page tells whether another page follows; the last row of
+        // the page names the cursor.
         let wanted = limit.saturating_add(1);
-        let names = records::workspace_project_names(
-            &r,
-            ws_id,
-            after,
-            if sees_all { wanted } else { usize::MAX },
-        )?;
-        let mut rows = Vec::with_capacity(wanted.min(names.len()));
-        for (name, id) in names {
-            if rows.len() == wanted {
-                break;
+        let last = limit.saturating_sub(1);
+        let mut rows = if policy::allows(&standing, Action::ProjectRead) {
+            records::workspace_project_ids(&r, ws_id, after, wanted, |i| i == last)?
+        } else {
+            let mut mine = Vec::new();
+            for row in records::workspace_project_ids(&r, ws_id, after, usize::MAX, |_| true)? {
+                if mine.len() == wanted {
+                    break;
+                }
+                if records::get_member(&r, row.0, actor.user_id)?.is_some() {
+                    mine.push(row);
+                }
             }
-            if sees_all || records::get_member(&r, id, actor.user_id)?.is_some() {
-                rows.push((name, id));
-            }
-        }
+            mine
+        };
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|(name, _)| name.clone())
+            rows.last_mut().and_then(|(_, name)| name.take())
         } else {
             None
         };
-        let ids: Vec<ProjectId> = rows.into_iter().map(|(_, id)| id).collect();
-        let items = load(&r, &ids)?;
-        Ok(Page { items, next_cursor })
+        let ids: Vec<ProjectId> = rows.into_iter().map(|(id, _)| id).collect();
+        Ok((load(&r, &ids)?, next_cursor))
     }
 
     pub fn get_project(&self, actor: &Actor, id: ProjectId) -> OpsResult<Project> {

@@ -1,14 +1,15 @@
-//! Records as the API shows them, remembered by their stored bytes: a list request that
-//! shows records which have not changed since the last request copies their JSON instead
-//! of decoding and encoding each one again (a 50-item list spent most of its time there).
+//! Records as the API shows them, remembered with the stored bytes they were made from: a
+//! list request that shows records which have not changed since they were last shown copies
+//! their JSON instead of decoding and encoding each one again (a 50-item list spent most of
+//! its time there).
 //!
-//! The memo is keyed by the exact bytes in the table (and the table), so it can never show a
-//! stale record: a changed record has different bytes and is decoded afresh. It is bounded;
-//! when full it starts over, which costs one decode per record and nothing else.
+//! An entry is used only when the record's stored bytes are exactly those it was made from,
+//! so the memo can never show a stale record: a changed record is decoded afresh. It is
+//! bounded; when full it starts over, which costs one decode per record and nothing else.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
@@ -21,107 +22,111 @@ use super::codec::decode;
 /// stored bytes and the JSON together, so at most a few MiB).
 const CAPACITY: usize = 4096;
 
-/// A record already encoded as the API shows it; serializes as its JSON, unchanged.
-pub struct Shown<T> {
-    json: Arc<RawValue>,
+/// Records already encoded as the API shows them: a JSON array, serialized unchanged.
+pub struct ShownList<T> {
+    json: Box<RawValue>,
+    len: usize,
     of: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for Shown<T> {
-    fn clone(&self) -> Self {
-        Self {
-            json: self.json.clone(),
-            of: PhantomData,
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for Shown<T> {
+impl<T> std::fmt::Debug for ShownList<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.json.get())
     }
 }
 
-impl<T> Serialize for Shown<T> {
+impl<T> Serialize for ShownList<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.json.serialize(s)
     }
 }
 
-impl<T> Shown<T> {
-    /// The JSON text.
+impl<T> ShownList<T> {
+    /// The JSON array.
     pub fn json(&self) -> &str {
         self.json.get()
     }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
-/// A remembered record: its table, its stored bytes and its JSON.
+/// A remembered record: the stored bytes it was made from and its JSON.
 struct Entry {
-    table: Box<str>,
     raw: Box<[u8]>,
-    json: Arc<RawValue>,
+    json: Box<str>,
 }
 
-/// Stored bytes → the record's JSON as the current types show it, by a hash of the bytes
-/// (so a lookup copies nothing); a hit is confirmed by comparing the bytes themselves.
+/// Table → record id → the record's JSON as the current types show it.
 #[derive(Default)]
 pub struct ShownMemo {
-    entries: Mutex<HashMap<u64, Entry>>,
+    inner: Mutex<Tables>,
 }
 
-fn hash_of(table: &str, raw: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let mut h = KEYS.get_or_init(Default::default).build_hasher();
-    table.hash(&mut h);
-    raw.hash(&mut h);
-    h.finish()
+#[derive(Default)]
+struct Tables {
+    by_table: HashMap<Box<str>, HashMap<u128, Entry>>,
+    entries: usize,
 }
 
 impl ShownMemo {
-    /// `raw` (a record's stored bytes in `table`) shown as the API shows a `T`.
+    /// The records `rows` (id and stored bytes, in `table`) as a JSON array of `T`s, in order.
     pub fn show<T: Serialize + DeserializeOwned>(
         &self,
-        raw: &[u8],
         table: &str,
-        key: &dyn std::fmt::Display,
-    ) -> Result<Shown<T>, StoreError> {
-        let hash = hash_of(table, raw);
-        if let Some(e) = self.lock().get(&hash)
-            && *e.table == *table
-            && *e.raw == *raw
-        {
-            return Ok(Shown {
-                json: e.json.clone(),
-                of: PhantomData,
-            });
+        rows: &[(u128, &[u8])],
+    ) -> Result<ShownList<T>, StoreError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.entries + rows.len() > CAPACITY {
+            inner.by_table.clear();
+            inner.entries = 0;
         }
-        // Decoded and encoded outside the lock: other requests need not wait on it.
-        let value: T = decode(raw, table, key)?;
-        let json: Arc<RawValue> = serde_json::value::to_raw_value(&value)
-            .map_err(|e| StoreError::Internal(format!("showing a record of {table}: {e}")))?
-            .into();
-        let mut entries = self.lock();
-        if entries.len() >= CAPACITY {
-            entries.clear();
+        let Tables { by_table, entries } = &mut *inner;
+        if !by_table.contains_key(table) {
+            by_table.insert(table.into(), HashMap::new());
         }
-        entries.insert(
-            hash,
-            Entry {
-                table: table.into(),
-                raw: raw.into(),
-                json: json.clone(),
-            },
-        );
-        Ok(Shown {
+        let Some(memo) = by_table.get_mut(table) else {
+            return Err(StoreError::Internal("the memo lost a table".into()));
+        };
+        // One lock and one allocation for the whole list: the hits are copies.
+        let mut out = String::with_capacity(2 + rows.len() * 320);
+        out.push('[');
+        for (i, &(id, raw)) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match memo.get(&id) {
+                Some(e) if *e.raw == *raw => out.push_str(&e.json),
+                _ => {
+                    let value: T = decode(raw, table, &id)?;
+                    let json = serde_json::to_string(&value).map_err(|e| {
+                        StoreError::Internal(format!("showing a record of {table}: {e}"))
+                    })?;
+                    out.push_str(&json);
+                    let fresh = Entry {
+                        raw: raw.into(),
+                        json: json.into(),
+                    };
+                    if memo.insert(id, fresh).is_none() {
+                        *entries += 1;
+                    }
+                }
+            }
+        }
+        out.push(']');
+        let json = RawValue::from_string(out)
+            .map_err(|e| StoreError::Internal(format!("showing records of {table}: {e}")))?;
+        Ok(ShownList {
             json,
+            len: rows.len(),
             of: PhantomData,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -138,32 +143,50 @@ mod tests {
         size: u32,
     }
 
+    fn rec(name: &str, size: u32) -> Vec<u8> {
+        encode(&Rec {
+            name: name.into(),
+            size,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn a_changed_record_is_shown_changed_and_an_old_one_as_todays_types_show_it() {
         let memo = ShownMemo::default();
-        let a = encode(&Rec {
-            name: "a".into(),
-            size: 1,
-        })
-        .unwrap();
-        let shown: Shown<Rec> = memo.show(&a, "recs", &1).unwrap();
-        assert_eq!(shown.json(), r#"{"name":"a","size":1}"#);
-        let b = encode(&Rec {
-            name: "a".into(),
-            size: 2,
-        })
-        .unwrap();
-        let shown: Shown<Rec> = memo.show(&b, "recs", &1).unwrap();
-        assert_eq!(shown.json(), r#"{"name":"a","size":2}"#);
+        let (a, b) = (rec("a", 1), rec("b", 1));
+        let shown: ShownList<Rec> = memo.show("recs", &[(1, &a), (2, &b)]).unwrap();
+        assert_eq!(
+            shown.json(),
+            r#"[{"name":"a","size":1},{"name":"b","size":1}]"#
+        );
+        assert_eq!(shown.len(), 2);
+        // Record 1 changed: shown as it is now, not as remembered.
+        let a2 = rec("a", 2);
+        let shown: ShownList<Rec> = memo.show("recs", &[(1, &a2), (2, &b)]).unwrap();
+        assert_eq!(
+            shown.json(),
+            r#"[{"name":"a","size":2},{"name":"b","size":1}]"#
+        );
         // Written before `size` existed: shown with today's default, not as stored.
         let old = [&[1u8][..], br#"{"name":"old"}"#].concat();
-        let shown: Shown<Rec> = memo.show(&old, "recs", &2).unwrap();
-        assert_eq!(shown.json(), r#"{"name":"old","size":0}"#);
-        // Served from the memo the second time, the same.
-        let again: Shown<Rec> = memo.show(&b, "recs", &1).unwrap();
-        assert_eq!(again.json(), r#"{"name":"a","size":2}"#);
-        let page = serde_json::to_string(&vec![again, shown]).unwrap();
-        assert_eq!(page, r#"[{"name":"a","size":2},{"name":"old","size":0}]"#);
+        let shown: ShownList<Rec> = memo.show("recs", &[(3, &old)]).unwrap();
+        assert_eq!(shown.json(), r#"[{"name":"old","size":0}]"#);
+        // The same id in another table is another record.
+        let shown: ShownList<Rec> = memo.show("others", &[(1, &b)]).unwrap();
+        assert_eq!(shown.json(), r#"[{"name":"b","size":1}]"#);
+        let empty: ShownList<Rec> = memo.show("recs", &[]).unwrap();
+        assert_eq!(empty.json(), "[]");
+        assert!(empty.is_empty());
+        #[derive(Serialize)]
+        struct Page {
+            items: ShownList<Rec>,
+        }
+        let page = serde_json::to_string(&Page {
+            items: memo.show("recs", &[(1, &a2)]).unwrap(),
+        })
+        .unwrap();
+        assert_eq!(page, r#"{"items":[{"name":"a","size":2}]}"#);
     }
 
     #[test]
@@ -171,9 +194,22 @@ mod tests {
         let memo = ShownMemo::default();
         let bad = [1u8, b'{'];
         assert!(matches!(
-            memo.show::<Rec>(&bad, "recs", &3),
+            memo.show::<Rec>("recs", &[(3, &bad)]),
             Err(StoreError::Corrupt { .. })
         ));
-        assert!(memo.lock().is_empty());
+        let good = rec("c", 3);
+        let shown: ShownList<Rec> = memo.show("recs", &[(3, &good)]).unwrap();
+        assert_eq!(shown.json(), r#"[{"name":"c","size":3}]"#);
+    }
+
+    #[test]
+    fn a_full_memo_starts_over_and_still_shows_every_record() {
+        let memo = ShownMemo::default();
+        let rows: Vec<Vec<u8>> = (0..CAPACITY + 10).map(|i| rec("r", i as u32)).collect();
+        for (i, raw) in rows.iter().enumerate() {
+            let shown: ShownList<Rec> = memo.show("recs", &[(i as u128, raw)]).unwrap();
+            assert_eq!(shown.json(), format!(r#"[{{"name":"r","size":{i}}}]"#));
+        }
+        assert!(memo.inner.lock().unwrap().entries <= CAPACITY);
     }
 }

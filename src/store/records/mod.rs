@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
-use super::shown::{Shown, ShownMemo};
+use super::shown::{ShownList, ShownMemo};
 use super::tables::*;
 use super::{Reader, StoreError};
 use crate::domain::*;
@@ -145,7 +145,7 @@ fn list_named_as<R>(
     a: u128,
     after: Option<&str>,
     limit: usize,
-    row: impl Fn(&str, u128) -> R,
+    mut row: impl FnMut(&str, u128) -> R,
 ) -> Res<Vec<R>> {
     let t = r.table(def)?;
     let mut out = Vec::new();
@@ -173,14 +173,14 @@ fn show_all<T: Serialize + DeserializeOwned>(
     memo: &ShownMemo,
     def: TableDefinition<u128, &[u8]>,
     ids: &[u128],
-) -> Res<Vec<Shown<T>>> {
+) -> Res<ShownList<T>> {
     let t = r.table(def)?;
-    let mut out = Vec::with_capacity(ids.len());
+    let mut guards = Vec::with_capacity(ids.len());
     for &id in ids {
-        let v = t.get(id)?.ok_or_else(|| missing_record(def, id))?;
-        out.push(memo.show(v.value(), def.name(), &id)?);
+        guards.push((id, t.get(id)?.ok_or_else(|| missing_record(def, id))?));
     }
-    Ok(out)
+    let rows: Vec<(u128, &[u8])> = guards.iter().map(|(id, g)| (*id, g.value())).collect();
+    memo.show(def.name(), &rows)
 }
 
 /// An index entry without its record is corruption, not "not found".

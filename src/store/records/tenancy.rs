@@ -227,16 +227,20 @@ pub fn list_workspace_projects(
     load_all(r, PROJECTS, ids)
 }
 
-/// The names and ids of a workspace's projects in name order, after `after`; nothing
-/// decoded.
-pub fn workspace_project_names(
+/// The ids of a workspace's projects in name order, after `after`, each with its name when
+/// `named` says so for its position (0, 1, …); nothing decoded.
+pub fn workspace_project_ids(
     r: &impl Reader,
     ws: WorkspaceId,
     after: Option<&str>,
     limit: usize,
-) -> Res<Vec<(String, ProjectId)>> {
+    named: impl Fn(usize) -> bool,
+) -> Res<Vec<(ProjectId, Option<String>)>> {
+    let mut n = 0;
     list_named_as(r, PROJECTS_BY_WS_NAME, ws.0, after, limit, |name, id| {
-        (name.to_string(), ProjectId(id))
+        let row = (ProjectId(id), named(n).then(|| name.to_string()));
+        n += 1;
+        row
     })
 }
 
@@ -249,7 +253,7 @@ pub fn show_projects(
     r: &impl Reader,
     memo: &ShownMemo,
     ids: &[ProjectId],
-) -> Res<Vec<Shown<Project>>> {
+) -> Res<ShownList<Project>> {
     show_all(r, memo, PROJECTS, &ids.iter().map(|p| p.0).collect::<Vec<_>>())
 }
 
