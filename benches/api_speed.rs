@@ -136,7 +136,7 @@ async fn main() {
                     for p in 0..n {
                         ops.create_project(
                             &me,
-                            ws.id,
+                            ws.workspace.id,
                             NewProject {
                                 name: format!("project-{p:02}"),
                                 quota: None,
@@ -144,7 +144,7 @@ async fn main() {
                         )
                         .expect("project");
                     }
-                    listed.push(ws.id);
+                    listed.push(ws.workspace.id);
                 }
             }
         }

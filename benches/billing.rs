@@ -67,11 +67,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = ManualClock::new(at("2026-11-01T00:00:00Z"));
     let (store, _) = Store::open(&dir.path().join("kaas.redb"), 64 << 20).expect("store");
-    let ops = Ops::new(
-        Arc::new(store),
-        Arc::new(clock.clone()),
-        unlimited(),
-    );
+    let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), unlimited());
     ops.seed_plans().expect("plans");
     ops.close_periods().expect("billing starts");
     let shell = Actor {

@@ -111,8 +111,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let store = Store::in_memory().expect("store");
-    let ops =
-        Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited()).with_fast_hashing();
+    let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited()).with_fast_hashing();
     ops.seed_plans().expect("plans");
     ops.set_node_inventory(Arc::new(nodes()));
     let shell = person(UserId(0), "bench", true);

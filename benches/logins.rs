@@ -108,7 +108,10 @@ async fn main() {
     let after = rss_kib(pid);
 
     println!("{CLIENTS} concurrent bogus logins against the release binary:");
-    println!("  answers: {statuses:?} (0 = no answer) in {:.2} s", took.as_secs_f64());
+    println!(
+        "  answers: {statuses:?} (0 = no answer) in {:.2} s",
+        took.as_secs_f64()
+    );
     println!(
         "  resident memory: before {:.1} MiB, peak {:.1} MiB, 5 s after {:.1} MiB (before the fix: peak ~2,980 MiB, ~1,000 MiB after)",
         mib(before),

@@ -6,16 +6,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ListParams;
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::http::Id;
 use crate::ops::cluster_access::RemovedMember;
-use crate::ops::{Page, ShownPage};
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::members::{ProjectMemberView, WorkspaceMemberView};
 use crate::ops::projects::{NewProject, ProjectPatch, ProjectRoleInput};
 use crate::ops::workspaces::{NewWorkspace, WorkspacePatch, WorkspaceRoleInput, WorkspaceView};
+use crate::ops::{Page, ShownPage};
 use crate::state::AppState;
 
 /// Workspaces of an organization that the caller can see.
@@ -131,28 +131,20 @@ pub async fn list_projects(
     Id(ws): Id<WorkspaceId>,
     Q(q): Q<ListParams>,
 ) -> ApiResult<Response> {
-    shown_page(s.ops.list_projects_shown(
-        &a,
-        ws,
-        q.cursor.as_deref(),
-        q.limit(),
-    )?)
+    shown_page(
+        s.ops
+            .list_projects_shown(&a, ws, q.cursor.as_deref(), q.limit())?,
+    )
 }
 
-/// A page of records as the API shows them, written in one go into a body of its size.
+/// A page of records as the API shows them.
 fn shown_page<T>(page: ShownPage<T>) -> ApiResult<Response> {
-    let cursor = page.next_cursor.as_ref().map_or(0, String::len);
-    let mut body = Vec::with_capacity(page.items.json().len() + cursor + 40);
-    serde_json::to_writer(&mut body, &page).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("encoding the answer: {e}"),
-        )
-    })?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        page.to_json(),
     )
         .into_response())
 }

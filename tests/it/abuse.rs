@@ -139,7 +139,8 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
 
     // Too many header fields, and too many header bytes: 431.
     let many: String = (0..40).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
-    let req = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{many}Connection: close\r\n\r\n");
+    let req =
+        format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{many}Connection: close\r\n\r\n");
     assert_eq!(
         status_of(addr, ATTACKER, req.as_bytes()).await,
         431,

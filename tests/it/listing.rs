@@ -65,9 +65,10 @@ async fn projects_page_in_name_order_members_see_theirs_and_changes_show_at_once
         ]
     );
     // A page that ends exactly at the last project says there is no next one.
-    assert_eq!(all_pages(&app, &owner, &list, 5).await, vec![vec![
-        "alpha", "bravo", "charlie", "delta", "echo"
-    ]]);
+    assert_eq!(
+        all_pages(&app, &owner, &list, 5).await,
+        vec![vec!["alpha", "bravo", "charlie", "delta", "echo"]]
+    );
 
     // Listed once (remembered), then changed: the list shows the change.
     let r = app
@@ -89,7 +90,12 @@ async fn projects_page_in_name_order_members_see_theirs_and_changes_show_at_once
         .unwrap();
     assert_eq!(charlie["quota"]["cpu_millis"], 500, "{charlie}");
     let single = app
-        .call("GET", &format!("/projects/{}", ids["charlie"]), &owner, None)
+        .call(
+            "GET",
+            &format!("/projects/{}", ids["charlie"]),
+            &owner,
+            None,
+        )
         .await;
     assert_eq!(charlie, single.body, "the list shows a project as GET does");
 

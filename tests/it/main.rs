@@ -2,8 +2,8 @@
 
 mod abuse;
 mod api;
-mod auth_hardening;
 mod audit_chain;
+mod auth_hardening;
 mod authz;
 mod billing;
 mod binary;

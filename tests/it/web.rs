@@ -13,8 +13,8 @@ use kaas::ops::{Actor, AuthVia, Origin};
 
 use crate::support::*;
 
-mod auth_hardening;
 mod audit;
+mod auth_hardening;
 mod billing;
 mod limits;
 mod plans;

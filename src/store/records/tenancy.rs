@@ -254,7 +254,12 @@ pub fn show_projects(
     memo: &ShownMemo,
     ids: &[ProjectId],
 ) -> Res<ShownList<Project>> {
-    show_all(r, memo, PROJECTS, &ids.iter().map(|p| p.0).collect::<Vec<_>>())
+    show_all(
+        r,
+        memo,
+        PROJECTS,
+        &ids.iter().map(|p| p.0).collect::<Vec<_>>(),
+    )
 }
 
 /// How many projects a workspace holds, counted in the name index (nothing decoded).
