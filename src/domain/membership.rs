@@ -51,7 +51,9 @@ pub trait Scope: Copy + Eq + Debug + Display + 'static {
 }
 
 /// One person's membership of a scope, as stored.
-pub trait MemberRecord: Clone + Debug + Serialize + DeserializeOwned + 'static {
+pub trait MemberRecord:
+    Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     type Scope: Scope;
     fn new(
         scope: Self::Scope,

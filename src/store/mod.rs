@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod codec;
+pub mod kept;
 mod migrate;
 pub mod private;
 pub mod records;

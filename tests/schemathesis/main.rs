@@ -19,16 +19,16 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 const PASSWORD: &str = "a long enough passphrase";
 
-/// The schemathesis command: `KAAS_SCHEMATHESIS`, else the virtualenv `.ci/run` makes.
+/// The schemathesis command: `SCHEMATHESIS_COMMAND`, else the virtualenv `.ci/run` makes.
 fn schemathesis() -> PathBuf {
-    if let Some(p) = std::env::var_os("KAAS_SCHEMATHESIS") {
+    if let Some(p) = std::env::var_os("SCHEMATHESIS_COMMAND") {
         return PathBuf::from(p);
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/schemathesis/bin/schemathesis");
     assert!(
         venv.exists(),
         "schemathesis is not installed: run `bash .ci/run`, or `python3 -m venv target/schemathesis && \
-         target/schemathesis/bin/pip install schemathesis`, or set KAAS_SCHEMATHESIS"
+         target/schemathesis/bin/pip install schemathesis`, or set SCHEMATHESIS_COMMAND"
     );
     venv
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
+use super::kept::decode_kept;
 use super::shown::{ShownList, ShownMemo};
 use super::tables::*;
 use super::{Reader, StoreError};
@@ -33,14 +34,19 @@ pub use throttle::*;
 
 // ---- generic helpers -------------------------------------------------------------------
 
-fn get_by_id<T: DeserializeOwned>(
+/// A record every request may read: decoded once per stored version (see
+/// [`crate::store::kept`]).
+pub(crate) trait Record: DeserializeOwned + Clone + Send + Sync + 'static {}
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> Record for T {}
+
+fn get_by_id<T: Record>(
     r: &impl Reader,
     def: TableDefinition<u128, &[u8]>,
     id: u128,
 ) -> Res<Option<T>> {
     let t = r.table(def)?;
     match t.get(id)? {
-        Some(v) => Ok(Some(decode(v.value(), def.name(), &id)?)),
+        Some(v) => Ok(Some(decode_kept(v.value(), def.name(), (id, 0), &id)?)),
         None => Ok(None),
     }
 }
@@ -60,7 +66,7 @@ fn del_by_id(tx: &WriteTransaction, def: TableDefinition<u128, &[u8]>, id: u128)
     Ok(())
 }
 
-fn get_pair<T: DeserializeOwned>(
+fn get_pair<T: Record>(
     r: &impl Reader,
     def: TableDefinition<(u128, u128), &[u8]>,
     a: u128,
@@ -68,8 +74,22 @@ fn get_pair<T: DeserializeOwned>(
 ) -> Res<Option<T>> {
     let t = r.table(def)?;
     match t.get((a, b))? {
-        Some(v) => Ok(Some(decode(v.value(), def.name(), &format!("{a}/{b}"))?)),
+        Some(v) => Ok(Some(decode_kept(
+            v.value(),
+            def.name(),
+            (a, b),
+            &PairKey(a, b),
+        )?)),
         None => Ok(None),
+    }
+}
+
+/// A pair key as error messages show it, formatted only when one is.
+struct PairKey(u128, u128);
+
+impl std::fmt::Display for PairKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
     }
 }
 
