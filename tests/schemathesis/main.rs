@@ -126,7 +126,7 @@ async fn token_for(kaas: &Kaas, email: &str) -> String {
     let tok: Value = c
         .post(kaas.api("/me/tokens"))
         .header("x-csrf-token", csrf)
-        .json(&json!({"name": "schemathesis", "scope": "read-write"}))
+        .json(&json!({"name": "schemathesis", "scope": "read-write", "current_password": PASSWORD}))
         .send()
         .await
         .expect("token")
