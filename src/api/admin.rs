@@ -196,6 +196,7 @@ pub async fn list_audit(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditExportQuery {
     /// Only this organization's events (required unless a platform administrator).
     pub org: Option<OrgId>,

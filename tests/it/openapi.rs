@@ -60,6 +60,30 @@ async fn every_reference_in_the_document_resolves() {
 }
 
 #[tokio::test]
+async fn every_path_parameter_is_in_its_path_and_every_path_placeholder_is_declared() {
+    let doc = document(&TestApp::new()).await;
+    let mut wrong = Vec::new();
+    for (method, path, op) in operations(&doc) {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for p in &params {
+            let name = p["name"].as_str().unwrap();
+            if p["in"] == "path" && !path.contains(&format!("{{{name}}}")) {
+                wrong.push(format!("{method} {path}: `{name}` declared in the path"));
+            }
+        }
+        for placeholder in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+            if !params
+                .iter()
+                .any(|p| p["in"] == "path" && p["name"] == placeholder)
+            {
+                wrong.push(format!("{method} {path}: `{placeholder}` not declared"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[tokio::test]
 async fn list_parameters_are_optional_query_parameters_with_their_range() {
     let doc = document(&TestApp::new()).await;
     let mut lists = 0;
