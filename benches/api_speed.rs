@@ -4,7 +4,7 @@
 //! returning 20), and their ratio (target: the 50-item list at least 0.5 of `/healthz`).
 //!
 //! Run: `cargo bench --bench api_speed` (needs `wrk`: `apt-get install -y wrk`).
-//! `KAAS_BENCH_SECONDS` sets each measurement's length (default 8).
+//! `API_SPEED_SECONDS` sets each measurement's length (default 8).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -53,11 +53,12 @@ fn wrk(url: &str, token: Option<&str>, seconds: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("api_speed: wrk is not installed (apt-get install -y wrk); nothing measured");
         return;
     }
-    let seconds = std::env::var("KAAS_BENCH_SECONDS")
+    let seconds = std::env::var("API_SPEED_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
