@@ -6,9 +6,10 @@
 //! Run: `cargo bench --bench api_speed` (needs `wrk`: `apt-get install -y wrk`).
 //! `API_SPEED_SECONDS` sets each measurement's length (default 8).
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kaas::clock::SystemClock;
 use kaas::domain::TokenScope;
@@ -29,8 +30,6 @@ fn unlimited() -> Settings {
         ..Settings::default()
     }
 }
-
-const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 
 /// Runs wrk against `url` and returns its requests per second.
 fn wrk(url: &str, token: Option<&str>, seconds: u64) -> f64 {
@@ -152,36 +151,8 @@ async fn main() {
         (listed[0], listed[1], token)
     };
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("KAAS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kaas starts");
+    let (mut child, base) = common::serve_ready(dir.path()).await;
     let client = reqwest::Client::new();
-    let start = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(start.elapsed() < Duration::from_secs(10), "kaas not ready");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     let list = |ws| format!("{base}/api/v1/workspaces/{ws}/projects?limit=50");
     let body: serde_json::Value = client
         .get(list(ws50))

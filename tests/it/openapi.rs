@@ -60,7 +60,7 @@ async fn every_reference_in_the_document_resolves() {
 }
 
 #[tokio::test]
-async fn every_path_parameter_is_in_its_path_and_every_path_placeholder_is_declared() {
+async fn every_path_parameter_is_in_its_path_and_every_name_in_a_path_is_declared() {
     let doc = document(&TestApp::new()).await;
     let mut wrong = Vec::new();
     for (method, path, op) in operations(&doc) {
@@ -71,12 +71,12 @@ async fn every_path_parameter_is_in_its_path_and_every_path_placeholder_is_decla
                 wrong.push(format!("{method} {path}: `{name}` declared in the path"));
             }
         }
-        for placeholder in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+        for name_in_path in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
             if !params
                 .iter()
-                .any(|p| p["in"] == "path" && p["name"] == placeholder)
+                .any(|p| p["in"] == "path" && p["name"] == name_in_path)
             {
-                wrong.push(format!("{method} {path}: `{placeholder}` not declared"));
+                wrong.push(format!("{method} {path}: `{name_in_path}` not declared"));
             }
         }
     }
