@@ -44,12 +44,30 @@ async fn wait_ready(ops: &Ops, n: usize, limit: Duration) -> Duration {
     while ready_count(ops) < n {
         assert!(
             start.elapsed() < limit,
-            "only {} of {n} Ready after {limit:?}",
-            ready_count(ops)
+            "only {} of {n} Ready after {limit:?}; the others: {}",
+            ready_count(ops),
+            not_ready(ops)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
+}
+
+/// What the workspaces that are not Ready say, counted by state and message.
+fn not_ready(ops: &Ops) -> String {
+    let r = ops.store.read().expect("read");
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for w in records::all_workspaces(&r).expect("workspaces") {
+        if w.state != WorkspaceState::Ready {
+            *seen
+                .entry(format!("{:?}: {}", w.state, w.message))
+                .or_default() += 1;
+        }
+    }
+    seen.iter()
+        .map(|(what, n)| format!("{n} × {what}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

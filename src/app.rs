@@ -61,6 +61,7 @@ pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
             ..Default::default()
         },
         resync_interval: cfg.host.resync_interval,
+        inside_check_interval: cfg.host.inside_check_interval,
         ..Default::default()
     }
 }

@@ -70,6 +70,7 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("host.kubeconfig_lifetime", Kind::Duration),
     ("host.kubeconfig_max_lifetime", Kind::Duration),
     ("host.resync_interval", Kind::Duration),
+    ("host.inside_check_interval", Kind::Duration),
     ("backup.dir", Kind::OptPath),
     ("backup.interval", Kind::Duration),
     ("backup.keep", Kind::U32),

@@ -198,6 +198,9 @@ pub struct HostConfig {
     pub kubeconfig_max_lifetime: Duration,
     #[serde(with = "friendly_duration")]
     pub resync_interval: Duration,
+    /// How long a confirmed inside of a virtual cluster is trusted while kaas wants the same.
+    #[serde(with = "friendly_duration")]
+    pub inside_check_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -393,6 +396,7 @@ impl Default for HostConfig {
             kubeconfig_lifetime: Duration::from_secs(8 * HOUR),
             kubeconfig_max_lifetime: Duration::from_secs(7 * DAY),
             resync_interval: Duration::from_secs(5 * 60),
+            inside_check_interval: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -147,6 +147,10 @@ kubeconfig_lifetime = "{kc_life}"
 kubeconfig_max_lifetime = "{kc_max}"
 # How often every workspace is reconciled even without changes.
 resync_interval = "{resync}"
+# How long kaas trusts what it last found inside a virtual cluster (roles, bindings, project
+# namespaces) while it wants the same there: a resync then sends nothing into virtual
+# clusters, and what a tenant changes by hand there is put back within this.
+inside_check_interval = "{inside_check}"
 
 [backup]
 # Directory for backups (scheduled ones and `kaas backup` without --output).
@@ -187,6 +191,7 @@ meter_interval = "{meter}"
             kc_life = dur(d.host.kubeconfig_lifetime),
             kc_max = dur(d.host.kubeconfig_max_lifetime),
             resync = dur(d.host.resync_interval),
+            inside_check = dur(d.host.inside_check_interval),
             backup_interval = dur(d.backup.interval),
             backup_keep = d.backup.keep,
             meter = dur(d.billing.meter_interval),

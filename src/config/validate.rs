@@ -98,7 +98,7 @@ impl Config {
 
         let a = &self.auth;
         let h = &self.host;
-        let durations: [(&'static str, Duration); 9] = [
+        let durations: [(&'static str, Duration); 10] = [
             ("server.shutdown_grace", self.server.shutdown_grace),
             ("auth.session_idle_timeout", a.session_idle_timeout),
             ("auth.session_absolute_timeout", a.session_absolute_timeout),
@@ -108,6 +108,7 @@ impl Config {
             ("host.kubeconfig_lifetime", h.kubeconfig_lifetime),
             ("host.kubeconfig_max_lifetime", h.kubeconfig_max_lifetime),
             ("host.resync_interval", h.resync_interval),
+            ("host.inside_check_interval", h.inside_check_interval),
         ];
         for (key, d) in durations {
             if d.is_zero() {

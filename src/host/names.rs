@@ -55,6 +55,15 @@ pub fn namespace(ws: WorkspaceId) -> String {
     format!("kaas-ws-{}", ws.short())
 }
 
+/// The labels K3K puts on its shared-mode node agent DaemonSets, as a selector.
+pub const K3K_SHARED_AGENT_SELECTOR: &str = "type=agent,mode=shared";
+
+/// The workspace whose host namespace is `ns` (`kaas-ws-<short>`), if it is one.
+pub fn workspace_of_namespace(ns: &str) -> Option<WorkspaceId> {
+    ns.strip_prefix("kaas-ws-")
+        .and_then(|short| format!("ws_{short}").parse().ok())
+}
+
 /// K3K Cluster name: `ws-<short>` (29 characters; K3K wants ≤ ~36 so that the names it
 /// derives, like `k3k-<cluster>-kubeconfig`, stay valid).
 pub fn cluster(ws: WorkspaceId) -> String {
@@ -234,6 +243,9 @@ mod tests {
         assert_eq!(namespace(ws), "kaas-ws-01hzy3v8k2m4n6p8q0r2s4t6v8");
         assert_eq!(cluster(ws), "ws-01hzy3v8k2m4n6p8q0r2s4t6v8");
         assert_eq!(policy(ws), namespace(ws));
+        assert_eq!(workspace_of_namespace(&namespace(ws)), Some(ws));
+        assert_eq!(workspace_of_namespace("kube-system"), None);
+        assert_eq!(workspace_of_namespace("kaas-ws-nonsense"), None);
         assert_eq!(node_pool(ws), cluster(ws));
         assert_eq!(
             k3k_kubeconfig_secret(&cluster(ws)),

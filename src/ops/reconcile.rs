@@ -142,6 +142,16 @@ impl Ops {
     /// Records what the host reported. Writes only when something changed; a workspace
     /// being deleted stays `Deleting` whatever the host says.
     pub fn record_observation(&self, id: WorkspaceId, obs: &Observation) -> OpsResult<bool> {
+        // Most passes see what is already recorded: decide that under a read transaction,
+        // which does not queue behind writers as a write transaction does.
+        {
+            let r = self.store.read()?;
+            match records::get_workspace(&r, id)? {
+                None => return Ok(false),
+                Some(ws) if observation_recorded(&ws, obs) => return Ok(false),
+                Some(_) => {}
+            }
+        }
         let tx = self.store.write()?;
         let Some(mut ws) = records::get_workspace(&tx, id)? else {
             return Ok(false);
@@ -151,14 +161,10 @@ impl Ops {
         } else {
             obs.state
         };
-        let applied = obs.applied_generation.unwrap_or(ws.applied_generation);
-        if ws.state == state
-            && ws.observed_phase == obs.phase
-            && ws.message == obs.message
-            && ws.applied_generation == applied
-        {
+        if observation_recorded(&ws, obs) {
             return Ok(false);
         }
+        let applied = obs.applied_generation.unwrap_or(ws.applied_generation);
         if ws.state != state {
             tracing::info!(workspace = %id, from = ws.state.as_str(), to = state.as_str(), message = %obs.message, "workspace state changed");
         }
@@ -206,4 +212,17 @@ impl Ops {
         records::append_audit(&tx, &ev)?;
         self.commit(tx, &[])
     }
+}
+
+/// Whether `ws` already says what `obs` saw (a Deleting workspace stays Deleting).
+fn observation_recorded(ws: &Workspace, obs: &Observation) -> bool {
+    let state = if ws.state == WorkspaceState::Deleting {
+        WorkspaceState::Deleting
+    } else {
+        obs.state
+    };
+    ws.state == state
+        && ws.observed_phase == obs.phase
+        && ws.message == obs.message
+        && ws.applied_generation == obs.applied_generation.unwrap_or(ws.applied_generation)
 }

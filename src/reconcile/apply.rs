@@ -11,7 +11,7 @@ use kube::{Api, Client};
 
 use super::context::Context;
 use super::error::{Error, Result, describe};
-use super::kubeapi::{apply_cached, apply_if_changed, cached};
+use super::kubeapi::{apply_cached, cached, lookup};
 use super::observe::{self, Agents, Pending, Seen, Verdict};
 use super::{node_sync, served_cert, tenant_sync};
 use crate::domain::{K3kMode, WorkspaceState};
@@ -71,7 +71,8 @@ pub async fn apply(
         .await
         .map_err(|e| Error::kube(applying("K3K cluster"), e))?;
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
-    let (api_service, _) = apply_if_changed(&services, names::API_SERVICE, &desired.api_service)
+    let have = caches.and_then(|c| cached(&c.services, names::API_SERVICE, Some(&ns_name)));
+    let (api_service, _) = apply_cached(&services, names::API_SERVICE, &desired.api_service, have)
         .await
         .map_err(|e| Error::kube(applying("API service"), e))?;
 
@@ -101,7 +102,11 @@ pub async fn apply(
     let rolled_out = settled || server_rolled_out(client, &ns_name, &cluster_name).await;
     // K3K's Ready ignores its node agents; without one there is no node to run a pod on.
     let agents = if snap.plan.k3k_mode == K3kMode::Shared {
-        shared_agents(client, &ns_name, &cluster_name).await
+        let name = names::k3k_kubelet_daemonset(&cluster_name);
+        match caches.and_then(|c| lookup(&c.agent_sets, &name, Some(&ns_name))) {
+            Some(seen) => agents_from(&name, seen.as_deref()),
+            None => shared_agents(client, &ns_name, &name).await,
+        }
     } else {
         Agents::Ready
     };
@@ -132,6 +137,10 @@ pub async fn apply(
     if verdict.state == WorkspaceState::Ready {
         // Ready means tenants can use it: roles, projects and bindings are in place.
         sync_inside(ctx, client, snap).await?;
+    } else {
+        // A cluster that was not Ready may come back empty (a new datastore): look inside
+        // again when it is.
+        ctx.memory()?.inside_confirmed.remove(&ws.id);
     }
     // A plan the existing cluster cannot take outranks everything else: it will not
     // resolve itself, and the operator must choose what to do.
@@ -154,14 +163,27 @@ pub async fn apply(
 }
 
 /// Brings the inside of the virtual cluster in line, with kaas's cached client there (made
-/// anew when absent, old, or after a failure: the cluster may have new CAs).
+/// anew when absent, old, or after a failure: the cluster may have new CAs). What kaas found
+/// or made in place there is trusted for `inside_check_interval` while it wants the same:
+/// an in-sync resync then sends nothing into the virtual cluster.
 async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
     let id = snap.workspace.id;
-    let reuse = ctx
-        .memory()?
-        .tenant_clients
-        .get(&id)
-        .and_then(|(c, at)| (at.elapsed() < TENANT_CLIENT_TTL).then(|| c.clone()));
+    let inside = tenant_sync::Inside::of(snap);
+    let fingerprint = inside.fingerprint()?;
+    let (reuse, confirmed) = {
+        let mem = ctx.memory()?;
+        let reuse = mem
+            .tenant_clients
+            .get(&id)
+            .and_then(|(c, at)| (at.elapsed() < TENANT_CLIENT_TTL).then(|| c.clone()));
+        let confirmed = mem.inside_confirmed.get(&id).is_some_and(|(f, at)| {
+            *f == fingerprint && at.elapsed() < ctx.settings.inside_check_interval
+        });
+        (reuse, confirmed)
+    };
+    if confirmed && reuse.is_some() {
+        return Ok(());
+    }
     let client = match reuse {
         Some(c) => c,
         None => {
@@ -176,9 +198,17 @@ async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> 
             c
         }
     };
-    let result = tenant_sync::sync(&client, snap).await;
-    if result.is_err() {
-        ctx.memory()?.tenant_clients.remove(&id);
+    let result = tenant_sync::sync(&client, id, inside).await;
+    let mut mem = ctx.memory()?;
+    match &result {
+        Ok(()) => {
+            mem.inside_confirmed
+                .insert(id, (fingerprint, Instant::now()));
+        }
+        Err(_) => {
+            mem.tenant_clients.remove(&id);
+            mem.inside_confirmed.remove(&id);
+        }
     }
     result
 }
@@ -204,27 +234,31 @@ async fn server_rolled_out(client: &Client, ns: &str, cluster: &str) -> bool {
     }
 }
 
-async fn shared_agents(client: &Client, ns: &str, cluster: &str) -> Agents {
-    let name = names::k3k_kubelet_daemonset(cluster);
+/// The shared-mode node agents, read from the host (before the watch cache has synced).
+async fn shared_agents(client: &Client, ns: &str, name: &str) -> Agents {
     let sets: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    match sets.get_opt(&name).await {
-        Ok(Some(ds)) => {
-            let st = ds.status.unwrap_or_default();
-            let observed =
-                st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
-            if observed && st.desired_number_scheduled == 0 {
-                Agents::Nowhere
-            } else if st.number_ready >= 1 {
-                Agents::Ready
-            } else {
-                Agents::Waiting(format!(
-                    "waiting for K3K's node agents ({name}: {} of {} ready)",
-                    st.number_ready, st.desired_number_scheduled
-                ))
-            }
-        }
-        Ok(None) => Agents::Waiting("waiting for K3K to start its node agents".into()),
+    match sets.get_opt(name).await {
+        Ok(found) => agents_from(name, found.as_ref()),
         Err(e) => Agents::Waiting(format!("reading {name}: {}", describe(&e))),
+    }
+}
+
+/// Whether K3K's node agent DaemonSet `name` has a ready agent, none to run, or not yet.
+fn agents_from(name: &str, found: Option<&DaemonSet>) -> Agents {
+    let Some(ds) = found else {
+        return Agents::Waiting("waiting for K3K to start its node agents".into());
+    };
+    let st = ds.status.clone().unwrap_or_default();
+    let observed = st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
+    if observed && st.desired_number_scheduled == 0 {
+        Agents::Nowhere
+    } else if st.number_ready >= 1 {
+        Agents::Ready
+    } else {
+        Agents::Waiting(format!(
+            "waiting for K3K's node agents ({name}: {} of {} ready)",
+            st.number_ready, st.desired_number_scheduled
+        ))
     }
 }
 
@@ -404,6 +438,53 @@ pub(crate) mod tests {
         assert_eq!(requeue, None, "a Ready workspace waits for the next event");
         let after = ctx.ops.reconcile_snapshot(id).unwrap().unwrap().workspace;
         assert_eq!(after, before, "nor does it write to redb");
+    }
+
+    #[tokio::test]
+    async fn a_resync_trusts_a_confirmed_inside_until_kaas_wants_something_else() {
+        let (ctx, mut snap) = workspace(WorkspaceState::Ready);
+        let (client, verifier) = mock_client();
+        let (seen, _server) = verifier.serve(in_sync(&ctx, &snap));
+        let id = snap.workspace.id;
+        {
+            let mut mem = ctx.memory().unwrap();
+            mem.verified_sans.insert(id, vec!["127.0.0.1".to_string()]);
+            mem.tenant_clients
+                .insert(id, (client.clone(), Instant::now()));
+        }
+        let inside = |all: Vec<(Method, String)>| -> Vec<String> {
+            all.into_iter()
+                .map(|(_, path)| path)
+                .filter(|p| p.contains("/clusterrole") || p == "/api/v1/namespaces")
+                .collect()
+        };
+        apply(&ctx, &client, &snap).await.unwrap();
+        let first = inside(seen.all());
+        assert_eq!(first.len(), 3, "the first pass lists inside: {first:?}");
+
+        apply(&ctx, &client, &snap).await.unwrap();
+        assert_eq!(
+            inside(seen.all()),
+            first,
+            "a second pass wanting the same sends nothing inside"
+        );
+
+        // A new workspace admin changes what kaas wants inside: it looks again at once.
+        snap.access.grant(
+            "new-admin@example.com",
+            &crate::domain::policy::Standing {
+                platform_admin: false,
+                org: Some(crate::domain::OrgRole::Owner),
+                workspace: None,
+                project: None,
+            },
+        );
+        let _ = apply(&ctx, &client, &snap).await;
+        assert!(
+            inside(seen.all()).len() > first.len(),
+            "a changed want is checked inside: {:?}",
+            seen.all()
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Client;
 use kube::runtime::reflector;
 
@@ -35,6 +36,10 @@ pub struct ReconcilerSettings {
     /// Cluster with a rolled-out StatefulSet counts as done (K3K has no observedGeneration,
     /// and real K3K stays Ready while it rolls servers one at a time).
     pub change_grace: Duration,
+    /// How long a confirmed inside of a virtual cluster (roles, bindings, project namespaces)
+    /// is trusted without reading it again, while what kaas wants there is unchanged: a
+    /// resync then costs no request inside, and hand edits there are repaired within this.
+    pub inside_check_interval: Duration,
 }
 
 impl Default for ReconcilerSettings {
@@ -47,6 +52,7 @@ impl Default for ReconcilerSettings {
             poll_while_busy: Duration::from_secs(5),
             max_backoff: Duration::from_secs(60),
             change_grace: Duration::from_secs(30),
+            inside_check_interval: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -60,6 +66,9 @@ pub struct Memory {
     pub deleting_since: HashMap<WorkspaceId, Instant>,
     /// kaas's own client inside each virtual cluster, with when it was made.
     pub tenant_clients: HashMap<WorkspaceId, (Client, Instant)>,
+    /// The fingerprint of what kaas last found (or made) in place inside each virtual
+    /// cluster, and when.
+    pub inside_confirmed: HashMap<WorkspaceId, (u64, Instant)>,
     /// The `tlsSANs` the served certificate was last seen to cover.
     pub verified_sans: HashMap<WorkspaceId, Vec<String>>,
     /// Server pods (uids) that were running when the served certificate was found to lack
@@ -73,6 +82,7 @@ impl Memory {
         self.deleting_since.remove(&id);
         self.pending_change.remove(&id);
         self.tenant_clients.remove(&id);
+        self.inside_confirmed.remove(&id);
         self.verified_sans.remove(&id);
         self.san_rolls.remove(&id);
     }
@@ -84,6 +94,10 @@ pub struct Caches {
     pub namespaces: reflector::Store<Namespace>,
     pub policies: reflector::Store<VirtualClusterPolicy>,
     pub clusters: reflector::Store<Cluster>,
+    /// kaas's API Services (`kaas-api`, labelled with the workspace id).
+    pub services: reflector::Store<Service>,
+    /// K3K's shared-mode node agent DaemonSets (`type=agent,mode=shared`).
+    pub agent_sets: reflector::Store<DaemonSet>,
 }
 
 pub struct Context {

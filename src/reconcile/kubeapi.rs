@@ -144,14 +144,27 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    if !is_synced(store) {
-        return None;
-    }
-    let mut key = reflector::ObjectRef::new(name);
-    if let Some(ns) = namespace {
-        key = key.within(ns);
-    }
-    store.get(&key)
+    lookup(store, name, namespace).flatten()
+}
+
+/// What a synced watch cache holds under `name`: `None` while it has not had its first full
+/// list (ask the API server), `Some(None)` when the object does not exist.
+pub fn lookup<K>(
+    store: &reflector::Store<K>,
+    name: &str,
+    namespace: Option<&str>,
+) -> Option<Option<Arc<K>>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    is_synced(store).then(|| {
+        let mut key = reflector::ObjectRef::new(name);
+        if let Some(ns) = namespace {
+            key = key.within(ns);
+        }
+        store.get(&key)
+    })
 }
 
 /// Whether a watch cache has received its first full list.

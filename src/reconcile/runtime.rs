@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -329,7 +330,11 @@ impl Reconciler {
         let clusters: Api<Cluster> = Api::all(client.clone());
         let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
         let namespaces: Api<Namespace> = Api::all(client.clone());
+        let services: Api<Service> = Api::all(client.clone());
+        let agent_sets: Api<DaemonSet> = Api::all(client.clone());
         let cfg = watcher::Config::default().labels(&selector);
+        // K3K labels its shared-mode agent DaemonSets this way (and nothing else of ours).
+        let agents_cfg = watcher::Config::default().labels(names::K3K_SHARED_AGENT_SELECTOR);
         self.quotas.start(client.clone());
         let me_nodes = self.clone();
         self.ctx.nodes.start(client.clone(), move |node: &Node| {
@@ -339,35 +344,55 @@ impl Reconciler {
         let (cl_read, cl_write) = reflector::store();
         let (vcp_read, vcp_write) = reflector::store();
         let (ns_read, ns_write) = reflector::store();
+        let (svc_read, svc_write) = reflector::store();
+        let (ds_read, ds_write) = reflector::store();
         let _ = self.ctx.caches.set(Caches {
             namespaces: ns_read,
             policies: vcp_read,
             clusters: cl_read,
+            services: svc_read,
+            agent_sets: ds_read,
         });
         tokio::spawn(async move {
+            // Each touched object names its workspace: by label, or (K3K's DaemonSets) by
+            // the namespace it is in.
             let c = reflector::reflector(cl_write, watcher(clusters, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
-                .map(|r| r.map(|o| o.meta().labels.clone()));
+                .map(|r| r.map(|o| workspace_of(o.meta())));
             let p = reflector::reflector(vcp_write, watcher(policies, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
-                .map(|r| r.map(|o| o.meta().labels.clone()));
-            let n = reflector::reflector(ns_write, watcher(namespaces, cfg))
+                .map(|r| r.map(|o| workspace_of(o.meta())));
+            let n = reflector::reflector(ns_write, watcher(namespaces, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
-                .map(|r| r.map(|o| o.meta().labels.clone()));
-            let mut all = futures::stream::select_all([c.boxed(), p.boxed(), n.boxed()]);
+                .map(|r| r.map(|o| workspace_of(o.meta())));
+            let s = reflector::reflector(svc_write, watcher(services, cfg))
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| workspace_of(o.meta())));
+            let d = reflector::reflector(ds_write, watcher(agent_sets, agents_cfg))
+                .default_backoff()
+                .touched_objects()
+                .map(|r| {
+                    r.map(|o| {
+                        o.meta()
+                            .namespace
+                            .as_deref()
+                            .and_then(names::workspace_of_namespace)
+                    })
+                });
+            let mut all = futures::stream::select_all([
+                c.boxed(),
+                p.boxed(),
+                n.boxed(),
+                s.boxed(),
+                d.boxed(),
+            ]);
             while let Some(item) = all.next().await {
                 match item {
-                    Ok(Some(labels)) => {
-                        if let Some(id) = labels
-                            .get(names::WORKSPACE_ID_LABEL)
-                            .and_then(|v| v.parse::<WorkspaceId>().ok())
-                        {
-                            me.enqueue(id, Instant::now());
-                        }
-                    }
+                    Ok(Some(id)) => me.enqueue(id, Instant::now()),
                     Ok(None) => {}
                     Err(e) => tracing::debug!(error = %e, "host watch interrupted; retrying"),
                 }
@@ -410,6 +435,15 @@ impl Reconciler {
         }
         result
     }
+}
+
+/// The workspace a host object of kaas's is labelled with.
+fn workspace_of(meta: &kube::api::ObjectMeta) -> Option<WorkspaceId> {
+    meta.labels
+        .as_ref()?
+        .get(names::WORKSPACE_ID_LABEL)?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -136,9 +136,79 @@ fn ctx(what: &'static str) -> impl Fn(kube::Error) -> Error {
     move |e| Error::kube(format!("inside the virtual cluster, {what}"), e)
 }
 
+/// What kaas keeps inside one virtual cluster, built from redb (nothing read from the
+/// cluster).
+pub struct Inside {
+    roles: Vec<ClusterRole>,
+    bindings: Vec<ClusterRoleBinding>,
+    projects: Vec<ProjectInside>,
+}
+
+/// One project's namespace and the objects kaas keeps in it.
+struct ProjectInside {
+    name: String,
+    namespace: Namespace,
+    quota: Option<ResourceQuota>,
+    limits: LimitRange,
+    bindings: Vec<RoleBinding>,
+}
+
+impl Inside {
+    pub fn of(snap: &WorkspaceSnapshot) -> Inside {
+        let projects = snap
+            .projects
+            .iter()
+            .map(|p| {
+                let project = &p.project;
+                ProjectInside {
+                    name: project.name.clone(),
+                    namespace: tenant::project_namespace(project),
+                    quota: tenant::project_quota(project),
+                    limits: tenant::project_limit_range(project, &snap.plan.limits),
+                    bindings: tenant::project_workspace_role_bindings(project, &snap.access)
+                        .into_iter()
+                        .chain(tenant::project_role_bindings(project, &p.members))
+                        .collect(),
+                }
+            })
+            .collect();
+        Inside {
+            roles: tenant::cluster_roles(),
+            bindings: tenant::cluster_role_bindings(snap.workspace.id, &snap.access),
+            projects,
+        }
+    }
+
+    /// A digest of every object (as kaas would send it): equal digests mean kaas wants the
+    /// same inside.
+    pub fn fingerprint(&self) -> Result<u64> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for r in &self.roles {
+            digest(&mut h, r)?;
+        }
+        for b in &self.bindings {
+            digest(&mut h, b)?;
+        }
+        for p in &self.projects {
+            digest(&mut h, &p.namespace)?;
+            digest(&mut h, &p.quota)?;
+            digest(&mut h, &p.limits)?;
+            for b in &p.bindings {
+                digest(&mut h, b)?;
+            }
+        }
+        Ok(std::hash::Hasher::finish(&h))
+    }
+}
+
+fn digest<T: serde::Serialize>(h: &mut impl std::hash::Hasher, object: &T) -> Result<()> {
+    let json = serde_json::to_vec(object).map_err(|e| Error::Internal(e.to_string()))?;
+    std::hash::Hash::hash(&json, h);
+    Ok(())
+}
+
 /// Brings the virtual cluster in line with the workspace's members and projects.
-pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
-    let ws = &snap.workspace;
+pub async fn sync(client: &Client, ws: WorkspaceId, inside: Inside) -> Result<()> {
     // One list per kind instead of a read per object: an in-sync pass is cheap.
     let managed = ListParams::default().labels(&format!(
         "{}={}",
@@ -151,7 +221,7 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
         .await
         .map_err(ctx("listing cluster roles"))?
         .items;
-    apply_missing(&roles, tenant::cluster_roles(), &have)
+    apply_missing(&roles, inside.roles, &have)
         .await
         .map_err(ctx("cluster roles"))?;
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
@@ -160,29 +230,19 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
         .await
         .map_err(ctx("listing cluster role bindings"))?
         .items;
-    apply_missing(
-        &bindings,
-        tenant::cluster_role_bindings(ws.id, &snap.access),
-        &have,
-    )
-    .await
-    .map_err(ctx("cluster role bindings"))?;
+    apply_missing(&bindings, inside.bindings, &have)
+        .await
+        .map_err(ctx("cluster role bindings"))?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut wanted = BTreeSet::new();
-    for p in &snap.projects {
-        let project = &p.project;
-        wanted.insert(project.name.clone());
-        apply_if_changed(
-            &namespaces,
-            &project.name,
-            &tenant::project_namespace(project),
-        )
-        .await
-        .map_err(ctx("project namespaces"))?;
-        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &project.name);
-        match tenant::project_quota(project) {
+    for p in inside.projects {
+        apply_if_changed(&namespaces, &p.name, &p.namespace)
+            .await
+            .map_err(ctx("project namespaces"))?;
+        let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &p.name);
+        match &p.quota {
             Some(q) => {
-                apply_if_changed(&quotas, tenant::PROJECT_QUOTA_NAME, &q)
+                apply_if_changed(&quotas, tenant::PROJECT_QUOTA_NAME, q)
                     .await
                     .map_err(ctx("project quotas"))?;
             }
@@ -196,24 +256,18 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
                 .map_err(ctx("project quotas"))?;
             }
         }
-        let limits: Api<LimitRange> = Api::namespaced(client.clone(), &project.name);
-        apply_if_changed(
-            &limits,
-            tenant::PROJECT_LIMITS_NAME,
-            &tenant::project_limit_range(project, &snap.plan.limits),
-        )
-        .await
-        .map_err(ctx("project limit ranges"))?;
-        let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &project.name);
-        for rb in tenant::project_workspace_role_bindings(project, &snap.access)
-            .into_iter()
-            .chain(tenant::project_role_bindings(project, &p.members))
-        {
+        let limits: Api<LimitRange> = Api::namespaced(client.clone(), &p.name);
+        apply_if_changed(&limits, tenant::PROJECT_LIMITS_NAME, &p.limits)
+            .await
+            .map_err(ctx("project limit ranges"))?;
+        let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &p.name);
+        for rb in &p.bindings {
             let name = rb.meta().name.clone().unwrap_or_default();
-            apply_if_changed(&rbs, &name, &rb)
+            apply_if_changed(&rbs, &name, rb)
                 .await
                 .map_err(ctx("project role bindings"))?;
         }
+        wanted.insert(p.name);
     }
     // Projects deleted in kaas: their namespaces go too (only those kaas made).
     let managed = namespaces
@@ -227,7 +281,7 @@ pub async fn sync(client: &Client, snap: &WorkspaceSnapshot) -> Result<()> {
                 .await
                 .map_err(ctx("removing a deleted project's namespace"))?;
             if removed {
-                tracing::info!(workspace = %ws.id, namespace = %name, "removed the namespace of a deleted project");
+                tracing::info!(workspace = %ws, namespace = %name, "removed the namespace of a deleted project");
             }
         }
     }

@@ -334,6 +334,8 @@ pub fn reconciler_settings() -> ReconcilerSettings {
         max_backoff: Duration::from_millis(500),
         // A simulated or loopback K3K reacts within milliseconds.
         change_grace: Duration::from_secs(3),
+        // Tests of drift inside a virtual cluster wait this long for it to be repaired.
+        inside_check_interval: Duration::from_millis(500),
         ..Default::default()
     }
 }

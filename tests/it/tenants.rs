@@ -272,11 +272,12 @@ async fn each_role_journey<H: TestHost>(h: &H) {
     .await;
 
     // Drift inside the virtual cluster: a binding kaas owns deleted by the workspace admin
-    // comes back on the next pass.
+    // comes back at a resync once kaas's last look inside is older than
+    // `inside_check_interval` (half a second in tests).
     let (ok, out) = kubectl(a, &["delete", "rolebinding", "kaas-viewer", "-n", "api"]).await;
     assert!(ok, "{out}");
-    h.reconciler().resync();
     h.until("the deleted binding restored", async || {
+        h.reconciler().resync();
         kubectl(a, &["get", "rolebinding", "kaas-viewer", "-n", "api"])
             .await
             .0
