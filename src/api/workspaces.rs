@@ -10,12 +10,12 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authed, Body, Q};
 use crate::domain::{OrgId, Project, ProjectId, UserId, WorkspaceId};
 use crate::http::Id;
+use crate::ops::Page;
 use crate::ops::cluster_access::RemovedMember;
 use crate::ops::kubeconfig::{IssuedKubeconfig, KubeconfigRequest};
 use crate::ops::members::{ProjectMemberView, WorkspaceMemberView};
 use crate::ops::projects::{NewProject, ProjectPatch, ProjectRoleInput};
 use crate::ops::workspaces::{NewWorkspace, WorkspacePatch, WorkspaceRoleInput, WorkspaceView};
-use crate::ops::{Page, ShownPage};
 use crate::state::AppState;
 
 /// Workspaces of an organization that the caller can see.
@@ -131,20 +131,15 @@ pub async fn list_projects(
     Id(ws): Id<WorkspaceId>,
     Q(q): Q<ListParams>,
 ) -> ApiResult<Response> {
-    shown_page(
-        s.ops
-            .list_projects_shown(&a, ws, q.cursor.as_deref(), q.limit())?,
-    )
-}
-
-/// A page of records as the API shows them.
-fn shown_page<T>(page: ShownPage<T>) -> ApiResult<Response> {
+    let body = s
+        .ops
+        .list_projects_shown(&a, ws, q.cursor.as_deref(), q.limit())?;
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        page.to_json(),
+        body,
     )
         .into_response())
 }

@@ -31,14 +31,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use redb::WriteTransaction;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::Clock;
 use crate::domain::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::domain::*;
-use crate::store::{Store, StoreError, records};
+use crate::store::{Store, StoreError, Writing, records};
 
 /// Records as the API shows them (see [`crate::store::shown`]).
 pub use crate::store::shown::ShownList;
@@ -288,7 +287,7 @@ impl Ops {
     }
 
     /// Commits, then announces the changes: listeners never see uncommitted state.
-    pub(crate) fn commit(&self, tx: WriteTransaction, changes: &[Change]) -> OpsResult<()> {
+    pub(crate) fn commit(&self, tx: Writing, changes: &[Change]) -> OpsResult<()> {
         tx.commit().map_err(StoreError::from)?;
         for c in changes {
             // Nobody listening is fine: the reconciler's resync catches up.

@@ -16,6 +16,7 @@ use crate::domain::names::check_project_name;
 use crate::domain::plan::check_project_quotas_fit;
 use crate::domain::policy::{self, Action};
 use crate::domain::*;
+use crate::store::shown::PageKey;
 use crate::store::{Reader, StoreError, records};
 use redb::ReadTransaction;
 
@@ -113,19 +114,41 @@ impl Ops {
         Ok(Page { items, next_cursor })
     }
 
-    /// [`Ops::list_projects`] for the API: the projects as it shows them, unchanged records
-    /// copied from the store's memo rather than decoded and encoded again.
+    /// [`Ops::list_projects`] for the API: the page's JSON body. Unchanged records are copied
+    /// from the store's memo rather than decoded and encoded again, and a page that every
+    /// reader of the workspace's projects sees whole is kept until the store next commits
+    /// (the caller's right to it is still checked every time).
     pub fn list_projects_shown(
         &self,
         actor: &Actor,
         ws_id: WorkspaceId,
         after: Option<&str>,
         limit: usize,
-    ) -> OpsResult<ShownPage<Project>> {
-        let (items, next_cursor) = self.project_page(actor, ws_id, after, limit, |r, ids| {
-            records::show_projects(r, self.store.shown(), ids)
-        })?;
-        Ok(ShownPage { items, next_cursor })
+    ) -> OpsResult<bytes::Bytes> {
+        let generation = self.store.generation();
+        let r = self.store.read()?;
+        let (_, mut standing) = workspace_and_standing(&r, actor, ws_id, Action::WorkspaceRead)?;
+        standing.project = None;
+        let whole = policy::allows(&standing, Action::ProjectRead);
+        let key = whole.then(|| PageKey {
+            table: "projects",
+            scope: ws_id.0,
+            after: after.map(Into::into),
+            limit,
+        });
+        if let Some(body) = key
+            .as_ref()
+            .and_then(|k| self.store.pages().get(k, generation))
+        {
+            return Ok(body);
+        }
+        let (ids, next_cursor) = visible_project_ids(&r, actor, ws_id, whole, after, limit)?;
+        let items = records::show_projects(&r, self.store.shown(), &ids)?;
+        let body = bytes::Bytes::from(ShownPage { items, next_cursor }.to_json());
+        if let Some(k) = key {
+            self.store.pages().put(k, generation, body.clone());
+        }
+        Ok(body)
     }
 
     /// One page of the projects the caller may see in a workspace, in name order, and the
@@ -142,31 +165,8 @@ impl Ops {
         let r = self.store.read()?;
         let (_, mut standing) = workspace_and_standing(&r, actor, ws_id, Action::WorkspaceRead)?;
         standing.project = None;
-        // One row more than the page tells whether another page follows; the last row of
-        // the page names the cursor.
-        let wanted = limit.saturating_add(1);
-        let last = limit.saturating_sub(1);
-        let mut rows = if policy::allows(&standing, Action::ProjectRead) {
-            records::workspace_project_ids(&r, ws_id, after, wanted, |i| i == last)?
-        } else {
-            let mut mine = Vec::new();
-            for row in records::workspace_project_ids(&r, ws_id, after, usize::MAX, |_| true)? {
-                if mine.len() == wanted {
-                    break;
-                }
-                if records::get_member(&r, row.0, actor.user_id)?.is_some() {
-                    mine.push(row);
-                }
-            }
-            mine
-        };
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last_mut().and_then(|(_, name)| name.take())
-        } else {
-            None
-        };
-        let ids: Vec<ProjectId> = rows.into_iter().map(|(id, _)| id).collect();
+        let whole = policy::allows(&standing, Action::ProjectRead);
+        let (ids, next_cursor) = visible_project_ids(&r, actor, ws_id, whole, after, limit)?;
         Ok((load(&r, &ids)?, next_cursor))
     }
 
@@ -279,4 +279,42 @@ impl Ops {
         self.commit(tx, &[Change::Members(p.workspace_id)])?;
         Ok(removed)
     }
+}
+
+/// The ids of one page of the projects of a workspace the caller may see (all of them when
+/// `whole`, else those they are a member of), in name order, and the next page's cursor.
+/// Only the name index and memberships are read.
+fn visible_project_ids(
+    r: &impl Reader,
+    actor: &Actor,
+    ws_id: WorkspaceId,
+    whole: bool,
+    after: Option<&str>,
+    limit: usize,
+) -> OpsResult<(Vec<ProjectId>, Option<String>)> {
+    // One row more than the page tells whether another page follows; the last row of the
+    // page names the cursor.
+    let wanted = limit.saturating_add(1);
+    let last = limit.saturating_sub(1);
+    let mut rows = if whole {
+        records::workspace_project_ids(r, ws_id, after, wanted, |i| i == last)?
+    } else {
+        let mut mine = Vec::new();
+        for row in records::workspace_project_ids(r, ws_id, after, usize::MAX, |_| true)? {
+            if mine.len() == wanted {
+                break;
+            }
+            if records::get_member(r, row.0, actor.user_id)?.is_some() {
+                mine.push(row);
+            }
+        }
+        mine
+    };
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last_mut().and_then(|(_, name)| name.take())
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|(id, _)| id).collect(), next_cursor))
 }

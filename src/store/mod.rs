@@ -13,7 +13,10 @@ pub mod shown;
 pub mod tables;
 pub mod usage;
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
@@ -91,11 +94,52 @@ impl Reader for WriteTransaction {
     }
 }
 
+impl Reader for Writing {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        Ok(self.tx.open_table(def)?)
+    }
+}
+
+/// A write transaction of the store's: committing it also moves the store's generation on,
+/// so that what was computed from an earlier state is known to be old.
+pub struct Writing {
+    tx: WriteTransaction,
+    generation: Arc<AtomicU64>,
+}
+
+impl Writing {
+    /// Commits (durably) and then counts the commit.
+    pub fn commit(self) -> Result<(), redb::CommitError> {
+        self.tx.commit()?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Deref for Writing {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.tx
+    }
+}
+
+impl DerefMut for Writing {
+    fn deref_mut(&mut self) -> &mut WriteTransaction {
+        &mut self.tx
+    }
+}
+
 /// The open database.
 pub struct Store {
     db: Database,
     path: PathBuf,
     shown: shown::ShownMemo,
+    pages: shown::PageMemo,
+    /// Commits since the store was opened (see [`Store::generation`]).
+    generation: Arc<AtomicU64>,
 }
 
 /// What happened when the store was opened, for the log.
@@ -129,6 +173,8 @@ impl Store {
             db,
             path: path.to_path_buf(),
             shown: Default::default(),
+            pages: Default::default(),
+            generation: Default::default(),
         };
         if !existed {
             migrate::initialize(&store.db)?;
@@ -162,6 +208,8 @@ impl Store {
                 db,
                 path: path.to_path_buf(),
                 shown: Default::default(),
+                pages: Default::default(),
+                generation: Default::default(),
             },
             OpenOutcome::Migrated {
                 from: found,
@@ -179,6 +227,8 @@ impl Store {
             db,
             path: PathBuf::from(":memory:"),
             shown: Default::default(),
+            pages: Default::default(),
+            generation: Default::default(),
         })
     }
 
@@ -211,8 +261,23 @@ impl Store {
     }
 
     /// A write transaction; durable (fsync) on commit, so an answered request survives a crash.
-    pub fn write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.begin_write()?)
+    pub fn write(&self) -> Result<Writing, StoreError> {
+        Ok(Writing {
+            tx: self.db.begin_write()?,
+            generation: self.generation.clone(),
+        })
+    }
+
+    /// How many writes this store has committed. Read it before opening the read
+    /// transaction a result is computed in: while it is unchanged, nothing was committed
+    /// since, and the result still holds.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whole pages of records as the API shows them, each valid for one generation.
+    pub fn pages(&self) -> &shown::PageMemo {
+        &self.pages
     }
 
     /// Whether the database answers a read, for `/readyz`.

@@ -6,6 +6,9 @@
 //! An entry is used only when the record's stored bytes are exactly those it was made from,
 //! so the memo can never show a stale record: a changed record is decoded afresh. It is
 //! bounded; when full it starts over, which costs one decode per record and nothing else.
+//!
+//! [`PageMemo`] goes one step further for lists everyone allowed to read them sees whole: the
+//! whole response body of a page, valid for as long as the store commits nothing.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -119,6 +122,48 @@ impl ShownMemo {
             len: rows.len(),
             of: PhantomData,
         })
+    }
+}
+
+/// Which page of which list: the table, whose records (a workspace's, say), where the page
+/// starts and how long it is. Only lists every caller allowed to read them sees whole belong
+/// here, since the page is shared by all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub table: &'static str,
+    pub scope: u128,
+    pub after: Option<Box<str>>,
+    pub limit: usize,
+}
+
+/// How many pages are kept before the memo starts over.
+const PAGES: usize = 1024;
+
+/// Response bodies of list pages, each with the store generation it was read at: a page is
+/// served from here only while the store has committed nothing since, so it is exactly what
+/// reading the store again would give.
+#[derive(Default)]
+pub struct PageMemo {
+    inner: Mutex<HashMap<PageKey, (u64, bytes::Bytes)>>,
+}
+
+impl PageMemo {
+    /// The page under `key` if it was read at `generation`.
+    pub fn get(&self, key: &PageKey, generation: u64) -> Option<bytes::Bytes> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .get(key)
+            .filter(|(at, _)| *at == generation)
+            .map(|(_, body)| body.clone())
+    }
+
+    /// Remembers `body`, read at `generation`.
+    pub fn put(&self, key: PageKey, generation: u64, body: bytes::Bytes) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.len() >= PAGES && !inner.contains_key(&key) {
+            inner.clear();
+        }
+        inner.insert(key, (generation, body));
     }
 }
 

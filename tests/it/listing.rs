@@ -1,6 +1,7 @@
 //! Paging through a workspace's projects as the API shows them: every project once, in name
 //! order, across pages; a project member sees only their projects; a changed project is
-//! listed as it is now (the listing copies unchanged records from a memo).
+//! listed as it is now, and a deleted one is gone (the listing copies unchanged records, and
+//! whole pages until the store next commits, from memos).
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -135,5 +136,27 @@ async fn projects_page_in_name_order_members_see_theirs_and_changes_show_at_once
     assert_eq!(
         all_pages(&app, &dev, &list, 1).await,
         vec![vec!["bravo"], vec!["delta"]]
+    );
+    // The same page the owner was just shown whole is the member's own page.
+    let owners = all_pages(&app, &owner, &list, 5).await;
+    assert_eq!(owners[0].len(), 5, "{owners:?}");
+    assert_eq!(
+        all_pages(&app, &dev, &list, 5).await,
+        vec![vec!["bravo", "delta"]]
+    );
+
+    // A deleted project leaves the page the owner has seen before.
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/projects/{}", ids["echo"]),
+            &owner,
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    assert_eq!(
+        all_pages(&app, &owner, &list, 5).await,
+        vec![vec!["alpha", "bravo", "charlie", "delta"]]
     );
 }
