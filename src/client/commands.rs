@@ -264,20 +264,20 @@ async fn logout(server: &ServerArg) -> anyhow::Result<()> {
 // Names to ids
 // ---------------------------------------------------------------------------------------------
 
-/// The organization `--org` names (name or id), else the caller's only one.
-async fn org_id(api: &Api, org: &OrgArg) -> anyhow::Result<String> {
+/// The organization `--org` names (name or id), else the caller's only one: its id and a
+/// name to show.
+async fn org_of(api: &Api, org: &OrgArg) -> anyhow::Result<(String, String)> {
     if let Some(o) = org.org.as_deref().filter(|o| o.starts_with("org_")) {
-        return Ok(o.to_string());
+        return Ok((o.to_string(), o.to_string()));
     }
     let orgs = api.list_all("/orgs").await?;
-    match &org.org {
+    let found = match &org.org {
         Some(name) => orgs
             .iter()
             .find(|o| o["name"].as_str() == Some(name.as_str()))
-            .map(|o| text(&o["id"]))
-            .ok_or_else(|| anyhow!("you belong to no organization named {name:?}")),
+            .ok_or_else(|| anyhow!("you belong to no organization named {name:?}"))?,
         None => match orgs.as_slice() {
-            [one] => Ok(text(&one["id"])),
+            [one] => one,
             [] => bail!("you belong to no organization"),
             many => {
                 let names: Vec<String> = many.iter().map(|o| text(&o["name"])).collect();
@@ -288,7 +288,12 @@ async fn org_id(api: &Api, org: &OrgArg) -> anyhow::Result<String> {
                 )
             }
         },
-    }
+    };
+    Ok((text(&found["id"]), text(&found["name"])))
+}
+
+async fn org_id(api: &Api, org: &OrgArg) -> anyhow::Result<String> {
+    Ok(org_of(api, org).await?.0)
 }
 
 /// The workspace a name (in `--org`, or the only organization) or id names, as the API
@@ -297,16 +302,11 @@ async fn workspace(api: &Api, org: &OrgArg, ws: &str) -> anyhow::Result<Value> {
     if ws.starts_with("ws_") {
         return api.get(&format!("/workspaces/{ws}")).await;
     }
-    let org_id = org_id(api, org).await?;
+    let (org_id, org_name) = org_of(api, org).await?;
     let all = api.list_all(&format!("/orgs/{org_id}/workspaces")).await?;
     all.into_iter()
         .find(|w| w["name"].as_str() == Some(ws))
-        .ok_or_else(|| {
-            anyhow!(
-                "no workspace named {ws:?} in organization {}",
-                org.org.as_deref().unwrap_or(&org_id)
-            )
-        })
+        .ok_or_else(|| anyhow!("no workspace named {ws:?} in organization {org_name}"))
 }
 
 async fn workspace_id(api: &Api, org: &OrgArg, ws: &str) -> anyhow::Result<String> {
