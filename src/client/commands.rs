@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::creds::{self, ServerCredential};
 use super::http::{Api, normalize_base};
-use super::output::{Column, Format, render, text};
+use super::output::{Column, Field, Format, render, text};
 use super::{
     ClientCommand, KubeconfigArgs, LoginArgs, OrgArg, OrgCommand, ProjectCommand, ServerArg,
     Session, WsCommand, absolute, hostname, load_creds, session,
@@ -46,26 +46,26 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
 }
 
 const ORG_COLUMNS: &[Column] = &[
-    ("ID", |v| text(&v["id"])),
-    ("NAME", |v| text(&v["name"])),
-    ("DISPLAY NAME", |v| text(&v["display_name"])),
-    ("ROLE", |v| text(&v["my_role"])),
-    ("WORKSPACES", |v| text(&v["usage"]["workspaces"])),
+    ("ID", |v| text(v.f("id"))),
+    ("NAME", |v| text(v.f("name"))),
+    ("DISPLAY NAME", |v| text(v.f("display_name"))),
+    ("ROLE", |v| text(v.f("my_role"))),
+    ("WORKSPACES", |v| text(v.f("usage").f("workspaces"))),
 ];
 
 const WS_COLUMNS: &[Column] = &[
-    ("ID", |v| text(&v["id"])),
-    ("NAME", |v| text(&v["name"])),
-    ("PLAN", |v| text(&v["plan_id"])),
-    ("STATE", |v| text(&v["state"])),
-    ("PROJECTS", |v| text(&v["projects"])),
-    ("MESSAGE", |v| text(&v["message"])),
+    ("ID", |v| text(v.f("id"))),
+    ("NAME", |v| text(v.f("name"))),
+    ("PLAN", |v| text(v.f("plan_id"))),
+    ("STATE", |v| text(v.f("state"))),
+    ("PROJECTS", |v| text(v.f("projects"))),
+    ("MESSAGE", |v| text(v.f("message"))),
 ];
 
 const PROJECT_COLUMNS: &[Column] = &[
-    ("ID", |v| text(&v["id"])),
-    ("NAME", |v| text(&v["name"])),
-    ("CREATED", |v| text(&v["created_at"])),
+    ("ID", |v| text(v.f("id"))),
+    ("NAME", |v| text(v.f("name"))),
+    ("CREATED", |v| text(v.f("created_at"))),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -119,13 +119,14 @@ async fn device_token(api: &Api, name: &str) -> anyhow::Result<Value> {
     if !status.is_success() {
         bail!("{}", Api::message(status, &start));
     }
-    let device_code = start["device_code"]
+    let device_code = start
+        .f("device_code")
         .as_str()
         .ok_or_else(|| anyhow!("the server's device authorization has no device_code"))?;
-    let user_code = text(&start["user_code"]);
-    let complete = text(&start["verification_uri_complete"]);
-    let mut interval = start["interval"].as_u64().unwrap_or(5).max(1);
-    let expires_in = start["expires_in"].as_u64().unwrap_or(600);
+    let user_code = text(start.f("user_code"));
+    let complete = text(start.f("verification_uri_complete"));
+    let mut interval = start.f("interval").as_u64().unwrap_or(5).max(1);
+    let expires_in = start.f("expires_in").as_u64().unwrap_or(600);
     eprintln!(
         "To sign in, open {complete}\nin a browser where you are signed in to kaas, check that it shows the code {user_code}, and approve it.\nWaiting for approval…"
     );
@@ -145,7 +146,7 @@ async fn device_token(api: &Api, name: &str) -> anyhow::Result<Value> {
         if status.is_success() {
             return Ok(answer);
         }
-        match answer["error"].as_str() {
+        match answer.f("error").as_str() {
             Some("authorization_pending") => {}
             Some("slow_down") => interval += 5,
             _ => bail!("{}", Api::message(status, &answer)),
@@ -178,7 +179,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
         password_token(&api, &args, &name).await?
     };
     let field = |k: &str| {
-        got[k]
+        got.f(k)
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| anyhow!("the server's answer has no {k}"))
@@ -189,15 +190,15 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
             .parse()
             .context("the server's expires_at is not a time")?,
         user: field("user")?,
-        token_id: got["token_id"].as_str().map(str::to_string),
+        token_id: got.f("token_id").as_str().map(str::to_string),
         ca_file,
     };
     // The credential this one replaces is revoked, so logins do not pile up tokens. Best
     // effort: it may have expired or been revoked already.
-    if let Some(old) = previous.as_ref().filter(|o| o.token_id.is_some()) {
-        if let Ok(old_api) = Api::new(&base, cred.ca_file.as_deref(), Some(old.token.clone())) {
-            let _ = revoke(&old_api, old).await;
-        }
+    if let Some(old) = previous.as_ref().filter(|o| o.token_id.is_some())
+        && let Ok(old_api) = Api::new(&base, cred.ca_file.as_deref(), Some(old.token.clone()))
+    {
+        let _ = revoke(&old_api, old).await;
     }
     let (user, expires_at) = (cred.user.clone(), cred.expires_at);
     creds.servers.insert(base.clone(), cred);
@@ -274,13 +275,13 @@ async fn org_of(api: &Api, org: &OrgArg) -> anyhow::Result<(String, String)> {
     let found = match &org.org {
         Some(name) => orgs
             .iter()
-            .find(|o| o["name"].as_str() == Some(name.as_str()))
+            .find(|o| o.f("name").as_str() == Some(name.as_str()))
             .ok_or_else(|| anyhow!("you belong to no organization named {name:?}"))?,
         None => match orgs.as_slice() {
             [one] => one,
             [] => bail!("you belong to no organization"),
             many => {
-                let names: Vec<String> = many.iter().map(|o| text(&o["name"])).collect();
+                let names: Vec<String> = many.iter().map(|o| text(o.f("name"))).collect();
                 bail!(
                     "you belong to {} organizations ({}); choose one with --org",
                     many.len(),
@@ -289,7 +290,7 @@ async fn org_of(api: &Api, org: &OrgArg) -> anyhow::Result<(String, String)> {
             }
         },
     };
-    Ok((text(&found["id"]), text(&found["name"])))
+    Ok((text(found.f("id")), text(found.f("name"))))
 }
 
 async fn org_id(api: &Api, org: &OrgArg) -> anyhow::Result<String> {
@@ -305,7 +306,7 @@ async fn workspace(api: &Api, org: &OrgArg, ws: &str) -> anyhow::Result<Value> {
     let (org_id, org_name) = org_of(api, org).await?;
     let all = api.list_all(&format!("/orgs/{org_id}/workspaces")).await?;
     all.into_iter()
-        .find(|w| w["name"].as_str() == Some(ws))
+        .find(|w| w.f("name").as_str() == Some(ws))
         .ok_or_else(|| anyhow!("no workspace named {ws:?} in organization {org_name}"))
 }
 
@@ -313,7 +314,7 @@ async fn workspace_id(api: &Api, org: &OrgArg, ws: &str) -> anyhow::Result<Strin
     if ws.starts_with("ws_") {
         return Ok(ws.to_string());
     }
-    Ok(text(&workspace(api, org, ws).await?["id"]))
+    Ok(text(workspace(api, org, ws).await?.f("id")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,35 +328,35 @@ async fn wait_ready(api: &Api, id: &str, timeout: Duration) -> anyhow::Result<Va
     let mut last = String::new();
     loop {
         let w = api.get(&format!("/workspaces/{id}")).await?;
-        let state = text(&w["state"]);
-        let message = w["message"].as_str().unwrap_or("");
+        let state = text(w.f("state"));
+        let message = w.f("message").as_str().unwrap_or("");
         let line = if message.is_empty() {
             state.clone()
         } else {
             format!("{state}: {message}")
         };
         if line != last {
-            eprintln!("{} {line}", text(&w["name"]));
+            eprintln!("{} {line}", text(w.f("name")));
             last = line;
         }
         match state.as_str() {
             "Ready" => return Ok(w),
             "Error" => bail!(
                 "workspace {} failed: {}",
-                text(&w["name"]),
+                text(w.f("name")),
                 if message.is_empty() {
                     "no reason given"
                 } else {
                     message
                 }
             ),
-            "Deleting" => bail!("workspace {} is being deleted", text(&w["name"])),
+            "Deleting" => bail!("workspace {} is being deleted", text(w.f("name"))),
             _ => {}
         }
         if Instant::now() >= deadline {
             bail!(
                 "workspace {} is still {state} after {} seconds",
-                text(&w["name"]),
+                text(w.f("name")),
                 timeout.as_secs()
             );
         }
@@ -393,7 +394,7 @@ async fn workspaces(cmd: WsCommand, now: jiff::Timestamp) -> anyhow::Result<()> 
                 )
                 .await?;
             if wait {
-                w = wait_ready(&s.api, &text(&w["id"]), Duration::from_secs(timeout)).await?;
+                w = wait_ready(&s.api, &text(w.f("id")), Duration::from_secs(timeout)).await?;
             }
             print(common.output, &w, WS_COLUMNS)
         }
@@ -423,8 +424,8 @@ async fn project_id(s: &Session, ws_id: &str, project: &str) -> anyhow::Result<S
         .list_all(&format!("/workspaces/{ws_id}/projects"))
         .await?;
     all.iter()
-        .find(|p| p["name"].as_str() == Some(project))
-        .map(|p| text(&p["id"]))
+        .find(|p| p.f("name").as_str() == Some(project))
+        .map(|p| text(p.f("id")))
         .ok_or_else(|| anyhow!("no project named {project:?} in this workspace"))
 }
 
@@ -488,7 +489,7 @@ async fn projects(cmd: ProjectCommand, now: jiff::Timestamp) -> anyhow::Result<(
 async fn kubeconfig(args: KubeconfigArgs, now: jiff::Timestamp) -> anyhow::Result<()> {
     let s = session(&args.common.server, now)?;
     let w = workspace(&s.api, &args.org, &args.ws).await?;
-    let (id, name) = (text(&w["id"]), text(&w["name"]));
+    let (id, name) = (text(w.f("id")), text(w.f("name")));
     let issued = s
         .api
         .call(

@@ -148,8 +148,10 @@ mod tests {
     fn the_agreed_format_round_trips_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cfg/kaas/credentials.toml");
-        let mut c = Credentials::default();
-        c.current = Some("https://k.example:8443".into());
+        let mut c = Credentials {
+            current: Some("https://k.example:8443".into()),
+            ..Default::default()
+        };
         c.servers.insert(
             "https://k.example:8443".into(),
             ServerCredential {

@@ -9,6 +9,8 @@ use anyhow::{Context, anyhow};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::output::Field;
+
 /// A kaas server as the client talks to it.
 pub struct Api {
     http: reqwest::Client,
@@ -108,10 +110,11 @@ impl Api {
 
     /// The API's message of a refusal, as it is.
     pub fn message(status: StatusCode, body: &Value) -> String {
-        body["error"]["message"]
+        body.f("error")
+            .f("message")
             .as_str()
-            .or_else(|| body["error_description"].as_str())
-            .or_else(|| body["error"].as_str())
+            .or_else(|| body.f("error_description").as_str())
+            .or_else(|| body.f("error").as_str())
             .map(str::to_string)
             .unwrap_or_else(|| match body.as_str() {
                 Some(text) if !text.trim().is_empty() => format!("{status}: {}", text.trim()),
@@ -190,7 +193,7 @@ impl Api {
                 url.push_str(&format!("&cursor={enc}"));
             }
             let page = self.get(&url).await?;
-            match page["items"].as_array() {
+            match page.f("items").as_array() {
                 Some(a) => items.extend(a.iter().cloned()),
                 None => match page.as_array() {
                     Some(a) => {
@@ -200,7 +203,7 @@ impl Api {
                     None => anyhow::bail!("the server's answer to {path} is not a listing"),
                 },
             }
-            cursor = page["next_cursor"].as_str().map(str::to_string);
+            cursor = page.f("next_cursor").as_str().map(str::to_string);
             if cursor.is_none() {
                 return Ok(items);
             }

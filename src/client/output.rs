@@ -12,6 +12,20 @@ pub enum Format {
     Yaml,
 }
 
+/// A field of a JSON object, or `null`: `Value`'s own indexing does the same, but reads as
+/// if it could panic.
+pub trait Field {
+    fn f(&self, key: &str) -> &Value;
+}
+
+static NULL: Value = Value::Null;
+
+impl Field for Value {
+    fn f(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
 /// A column: its heading and how to read it from one object.
 pub type Column = (&'static str, fn(&Value) -> String);
 
