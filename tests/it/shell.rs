@@ -707,3 +707,198 @@ async fn completions_generate_for_bash_zsh_and_fish_and_name_the_client_commands
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The sign-in endpoints through the API router (the clock under the test's control)
+// ---------------------------------------------------------------------------------------------
+
+mod endpoints {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use jiff::SignedDuration;
+    use serde_json::{Value, json};
+
+    use crate::support::*;
+
+    const ADA: &str = "ada@example.com";
+
+    fn form_post(path: &str, form: &[(&str, &str)]) -> Request<Body> {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1{path}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    async fn audit(app: &TestApp, admin: &Auth, action: &str) -> Vec<Value> {
+        let r = app
+            .call("GET", &format!("/audit?action={action}"), admin, None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn password_tokens_are_throttled_like_sign_in_and_audited() {
+        let app = TestApp::new();
+        let (_, admin) = app.user("root@example.com", true).await;
+        app.user(ADA, false).await;
+        let body =
+            |pw: &str| Some(json!({"email": ADA, "password": pw, "name": "kaas login on box"}));
+        let guesses =
+            (0..40).map(|_| app.call("POST", "/auth/token", &Auth::None, body("wrong password!")));
+        let results = futures::future::join_all(guesses).await;
+        let count = |s: StatusCode| results.iter().filter(|r| r.status == s).count();
+        assert_eq!(
+            (
+                count(StatusCode::UNAUTHORIZED),
+                count(StatusCode::TOO_MANY_REQUESTS)
+            ),
+            (5, 35),
+            "the sign-in throttle's five free guesses, then refusals"
+        );
+        let r = app
+            .call("POST", "/auth/token", &Auth::None, body(PASSWORD))
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers.contains_key(header::RETRY_AFTER));
+        app.clock.advance(SignedDuration::from_secs(2));
+        let r = app
+            .call("POST", "/auth/token", &Auth::None, body(PASSWORD))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["token_type"], "Bearer");
+        assert_eq!(r.body["user"], ADA);
+        assert_eq!(r.body["expires_in"], 30 * 86400);
+        let token = r.body["access_token"].as_str().unwrap().to_string();
+        // An ordinary token: listed by name, and it works.
+        let r = app.call("GET", "/me/tokens", &bearer(&token), None).await;
+        assert!(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "kaas login on box"),
+            "{:?}",
+            r.body
+        );
+        let events = audit(&app, &bearer(&admin), "token.create").await;
+        assert_eq!(events[0]["actor_label"], ADA);
+        assert!(
+            events[0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("kaas login with a password"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_grant_gives_one_token_once_approved_by_a_console_session_only() {
+        let app = TestApp::new();
+        let (_, admin) = app.user("root@example.com", true).await;
+        let (ada_id, ada_token) = app.user(ADA, false).await;
+        let r = app
+            .raw(form_post(
+                "/auth/device",
+                &[("client_id", "kaas-cli"), ("name", "laptop")],
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let code = r.body["user_code"].as_str().unwrap().to_string();
+        let device = r.body["device_code"].as_str().unwrap().to_string();
+        assert!(
+            r.body["verification_uri_complete"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/device?user_code={code}")),
+            "{:?}",
+            r.body
+        );
+        assert_eq!(r.body["interval"], 5);
+        let poll = || {
+            app.raw(form_post(
+                "/auth/device/token",
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &device),
+                ],
+            ))
+        };
+        let r = poll().await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+        );
+        let r = poll().await;
+        assert_eq!(r.body["error"], "slow_down", "polled at once");
+
+        // An API token cannot approve (it would hand out a further credential).
+        let ada_by_token = kaas::ops::Actor {
+            user_id: ada_id,
+            email: ADA.into(),
+            platform_admin: false,
+            via: kaas::ops::AuthVia::Token(
+                kaas::domain::TokenId::generate(),
+                kaas::domain::TokenScope::ReadWrite,
+            ),
+            source: "test".into(),
+        };
+        assert!(matches!(
+            app.ops().decide_device_grant(&ada_by_token, &code, true),
+            Err(kaas::ops::OpsError::Forbidden(_))
+        ));
+        let ada_in_console = kaas::ops::Actor {
+            via: kaas::ops::AuthVia::Session(kaas::domain::SessionId::generate()),
+            ..ada_by_token
+        };
+        // Typed loosely, as people do.
+        app.ops()
+            .decide_device_grant(
+                &ada_in_console,
+                &code.to_lowercase().replace('-', " "),
+                true,
+            )
+            .unwrap();
+        app.clock.advance(SignedDuration::from_secs(11));
+        let r = poll().await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["user"], ADA);
+        let token = r.body["access_token"].as_str().unwrap().to_string();
+        let r = app
+            .call("GET", "/me/tokens", &bearer(&ada_token), None)
+            .await;
+        assert!(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == "laptop"),
+            "{:?}",
+            r.body
+        );
+        assert_eq!(
+            app.call("GET", "/me", &bearer(&token), None).await.status,
+            StatusCode::OK
+        );
+        // Once only.
+        app.clock.advance(SignedDuration::from_secs(11));
+        assert_eq!(poll().await.body["error"], "expired_token");
+        let events = audit(&app, &bearer(&admin), "auth.device.approve").await;
+        assert_eq!(events[0]["target"], code.as_str());
+        assert_eq!(events[0]["actor_label"], ADA);
+
+        // A wrong grant type is OAuth's error, not a token.
+        let r = app
+            .raw(form_post(
+                "/auth/device/token",
+                &[("grant_type", "password"), ("device_code", "x")],
+            ))
+            .await;
+        assert_eq!(r.body["error"], "unsupported_grant_type");
+    }
+}
