@@ -321,13 +321,49 @@ async fn workspace_id(api: &Api, org: &OrgArg, ws: &str) -> anyhow::Result<Strin
 // Workspaces and projects
 // ---------------------------------------------------------------------------------------------
 
+/// How long a workspace may stay in a retried Error before `--wait` gives up on it.
+const RETRIED_ERROR_GRACE: Duration = Duration::from_secs(120);
+
+/// What `--wait` makes of one look at the workspace.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    Ready,
+    Waiting,
+    Failed(String),
+}
+
+/// Ready is done; Deleting, and an Error kaas does not retry, fail at once. NB: the
+/// reconciler retries every failed pass and says so in the message (`retrying: …`, `…
+/// (retrying): …`, see `reconcile::runtime` and `observe`), and K3K's first attempts often
+/// fail on a real host before the cluster comes up: such an Error fails only once it has
+/// lasted `RETRIED_ERROR_GRACE`.
+fn judge(state: &str, message: &str, in_error_for: Duration) -> Waited {
+    let reason = || {
+        if message.is_empty() {
+            "no reason given".to_string()
+        } else {
+            message.to_string()
+        }
+    };
+    match state {
+        "Ready" => Waited::Ready,
+        "Deleting" => Waited::Failed("it is being deleted".into()),
+        "Error" if !message.contains("retrying") || in_error_for >= RETRIED_ERROR_GRACE => {
+            Waited::Failed(reason())
+        }
+        _ => Waited::Waiting,
+    }
+}
+
 /// Follows a workspace until Ready, printing each new state on stderr; fails with the
-/// workspace's message when it goes to Error.
+/// workspace's message when it fails (see [`judge`]) or the timeout passes.
 async fn wait_ready(api: &Api, id: &str, timeout: Duration) -> anyhow::Result<Value> {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
+    let mut error_since: Option<Instant> = None;
     loop {
         let w = api.get(&format!("/workspaces/{id}")).await?;
+        let name = text(w.f("name"));
         let state = text(w.f("state"));
         let message = w.f("message").as_str().unwrap_or("");
         let line = if message.is_empty() {
@@ -336,28 +372,29 @@ async fn wait_ready(api: &Api, id: &str, timeout: Duration) -> anyhow::Result<Va
             format!("{state}: {message}")
         };
         if line != last {
-            eprintln!("{} {line}", text(w.f("name")));
+            eprintln!("{name} {line}");
             last = line;
         }
-        match state.as_str() {
-            "Ready" => return Ok(w),
-            "Error" => bail!(
-                "workspace {} failed: {}",
-                text(w.f("name")),
-                if message.is_empty() {
-                    "no reason given"
-                } else {
-                    message
-                }
-            ),
-            "Deleting" => bail!("workspace {} is being deleted", text(w.f("name"))),
-            _ => {}
+        error_since = match (state.as_str(), error_since) {
+            ("Error", None) => Some(Instant::now()),
+            ("Error", since) => since,
+            _ => None,
+        };
+        let in_error_for = error_since.map_or(Duration::ZERO, |t| t.elapsed());
+        match judge(&state, message, in_error_for) {
+            Waited::Ready => return Ok(w),
+            Waited::Failed(why) => bail!("workspace {name} failed: {why}"),
+            Waited::Waiting => {}
         }
         if Instant::now() >= deadline {
             bail!(
-                "workspace {} is still {state} after {} seconds",
-                text(w.f("name")),
-                timeout.as_secs()
+                "workspace {name} is still {state} after {} seconds{}",
+                timeout.as_secs(),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -537,5 +574,35 @@ async fn kubeconfig(args: KubeconfigArgs, now: jiff::Timestamp) -> anyhow::Resul
             Ok(())
         }
         (other, _) => print(other, &issued, &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_fails_on_errors_kaas_does_not_retry_and_on_retried_ones_that_last() {
+        let z = Duration::ZERO;
+        assert_eq!(judge("Ready", "", z), Waited::Ready);
+        assert_eq!(
+            judge("Provisioning", "K3K is provisioning", z),
+            Waited::Waiting
+        );
+        let retried = "K3K could not provision the cluster (retrying): no secret";
+        assert_eq!(judge("Error", retried, z), Waited::Waiting);
+        assert_eq!(
+            judge("Error", retried, RETRIED_ERROR_GRACE),
+            Waited::Failed(retried.into())
+        );
+        assert_eq!(
+            judge("Error", "K3K refused the cluster: bad spec", z),
+            Waited::Failed("K3K refused the cluster: bad spec".into())
+        );
+        assert_eq!(
+            judge("Error", "", z),
+            Waited::Failed("no reason given".into())
+        );
+        assert!(matches!(judge("Deleting", "", z), Waited::Failed(_)));
     }
 }

@@ -121,7 +121,7 @@ pub enum WsCommand {
         #[command(flatten)]
         org: OrgArg,
         /// Wait until the workspace is Ready, printing each state change on stderr; fail with
-        /// the reason if it fails.
+        /// the reason if it fails (an error kaas retries only once it lasts two minutes).
         #[arg(long)]
         wait: bool,
         /// How long --wait waits, in seconds.

@@ -258,6 +258,22 @@ async fn fake_host(dir: &Path) -> (fakehost::FakeHost, fakehost::k3k::K3kControl
 async fn a_user_logs_in_from_a_shell_creates_a_workspace_and_uses_it_with_kubectl_then_logs_out() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, _k3k, host_kubeconfig) = fake_host(dir.path()).await;
+    shell_journey(&host_kubeconfig).await;
+}
+
+/// The same journey where the real K3K controllers and a real kube-apiserver per virtual
+/// cluster decide (a realhost of its own: this kaas's reconciler owns the whole host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_logs_in_from_a_shell_creates_a_workspace_and_uses_it_with_kubectl_on_realhost() {
+    crate::realhost::PrivateRealHost::with(1, async |host| shell_journey(&host.kubeconfig).await)
+        .await;
+}
+
+/// Login (password, then device) → org list → ws create --wait → output shapes → projects
+/// → unknown workspaces → kubeconfig --merge and kubectl → logout → delete, through the real
+/// binaries, against a `kaas serve` driving the host behind `host_kubeconfig`.
+async fn shell_journey(host_kubeconfig: &Path) {
+    let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
         &[
@@ -438,13 +454,24 @@ async fn a_user_logs_in_from_a_shell_creates_a_workspace_and_uses_it_with_kubect
     assert!(r.ok, "{r:?}");
     assert!(r.stdout.contains("kubectl --context dev"), "{r:?}");
     assert_eq!(mode(&t.kubeconfig()), 0o600);
-    let (ok, out) = kubectl(
-        &t.kubeconfig(),
-        &["--context", "dev", "get", "ns", "-o", "name"],
-    )
-    .await;
-    assert!(ok, "{out}");
-    assert!(out.contains("namespace/web"), "{out}");
+    // The tenant's RBAC and the project's namespace reach the virtual cluster shortly after
+    // Ready (kaas's tenant sync): kubectl is retried for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (ok, out) = kubectl(
+            &t.kubeconfig(),
+            &["--context", "dev", "get", "ns", "-o", "name"],
+        )
+        .await;
+        if ok && out.contains("namespace/web") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl get ns: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // Merging again replaces the context rather than adding one.
     let r = t.kaas(&["kubeconfig", "dev", "--merge"], "").await;
     assert!(r.ok, "{r:?}");
