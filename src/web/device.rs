@@ -5,7 +5,6 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -100,11 +99,6 @@ pub async fn decide(
         },
         Err(e) => {
             let (status, form) = refused(e, form)?;
-            let status = if status == StatusCode::OK {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                status
-            };
             Ok((status, page(&who, form, None, None)).into_response())
         }
     }
