@@ -58,7 +58,7 @@ fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
 #[utoipa::path(post, path = "/auth/device", tag = "auth",
     request_body(content = DeviceRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = DeviceAuthorization), (status = 400, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn device_authorization(
     State(s): State<AppState>,
     body: Bytes,
@@ -104,7 +104,7 @@ fn oauth_error(code: &str, description: &str) -> Response {
 #[utoipa::path(post, path = "/auth/device/token", tag = "auth",
     request_body(content = DeviceTokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = ShellToken), (status = 400, body = OAuthError),
-        (status = 409, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn device_token(
     State(s): State<AppState>,
     ClientOrigin(o): ClientOrigin,
