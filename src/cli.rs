@@ -1,6 +1,6 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
 //! `user create|reset-password`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
-//! `completions`. Every failure comes back as one readable
+//! `completions`, and the shell client's commands (`crate::client`). Every failure comes back as one readable
 //! line and a non-zero exit code.
 
 use std::io::{BufRead, IsTerminal};
@@ -65,6 +65,7 @@ enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(alias = "completion")]
     Completions { shell: clap_complete::Shell },
     /// Back up the database (through the running server, or from the file when none runs).
     Backup(BackupArgs),
@@ -83,6 +84,9 @@ enum Command {
         #[command(flatten)]
         cfg: ConfigArgs,
     },
+    /// The shell client: login, logout, org, ws, project, kubeconfig (see `crate::client`).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Args, Debug)]
@@ -403,6 +407,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into()),
             }
         }
+        Command::Client(cmd) => crate::client::run(cmd).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut std::io::stdout());
             Ok(())

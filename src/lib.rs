@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod backup;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod doctor;

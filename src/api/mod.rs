@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod nodes;
 pub mod orgs;
+pub mod shell;
 pub mod workspaces;
 
 use axum::Json;
@@ -76,6 +77,9 @@ fn routes() -> OpenApiRouter<AppState> {
         // Open: the token or the password in the body is the credential.
         .routes(routes!(auth::setup))
         .routes(routes!(auth::login))
+        .routes(routes!(shell::password_token))
+        .routes(routes!(shell::device_authorization))
+        .routes(routes!(shell::device_token))
         .routes(routes!(orgs::invitation_info))
         .routes(routes!(orgs::accept_invitation))
         // Signed in: the caller's own account.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod device;
 pub mod groups;
 pub mod ids;
 pub mod membership;

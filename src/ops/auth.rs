@@ -112,8 +112,15 @@ impl Ops {
         idle.min(absolute)
     }
 
-    /// Checks a password and opens a session.
-    pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<LoggedIn> {
+    /// The password check of every sign-in (console, API, `kaas login`): input no account
+    /// can have refused first, the attempt reserved under the throttle before the hash,
+    /// failures counted and audited, disabled accounts refused. Returns the user and the
+    /// account's known sources, to store with whatever the sign-in creates.
+    pub(crate) async fn check_sign_in(
+        &self,
+        input: LoginInput,
+        origin: &Origin,
+    ) -> OpsResult<(User, crate::domain::throttle::StoredKnown)> {
         // Before anything else (the throttle's maps, the audit log, argon2): input no
         // account can have is refused without being kept or echoed.
         if input.email.trim().len() > MAX_EMAIL_BYTES {
@@ -167,13 +174,20 @@ impl Ops {
             );
             OpsError::Unauthenticated("wrong e-mail address or password".into())
         };
-        let Some(mut user) = user.filter(|_| ok) else {
+        let Some(user) = user.filter(|_| ok) else {
             return Err(failed("wrong e-mail address or password"));
         };
         if user.disabled {
             return Err(failed("account disabled"));
         }
         let known = self.attempt_succeeded(reservation);
+        Ok((user, known))
+    }
+
+    /// Checks a password and opens a session.
+    pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<LoggedIn> {
+        let (mut user, known) = self.check_sign_in(input, origin).await?;
+        let now = self.now();
 
         let secret = new_secret("");
         let session = Session {

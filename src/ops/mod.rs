@@ -22,6 +22,7 @@ pub mod projects;
 pub mod reconcile;
 pub mod secrets;
 pub mod setup;
+pub mod shell_login;
 pub mod throttling;
 pub mod tokens;
 pub mod users;
@@ -250,6 +251,8 @@ pub struct Ops {
     meter_run: u128,
     /// Cheaper password hashing for tests; production always uses argon2's defaults.
     fast_hashing: bool,
+    /// Device grants of `kaas login --device` waiting for approval (minutes long; memory only).
+    device_grants: std::sync::Mutex<crate::domain::device::Grants>,
 }
 
 impl Ops {
@@ -268,6 +271,7 @@ impl Ops {
             host: std::sync::OnceLock::new(),
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
+            device_grants: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod billing;
 pub mod billing_chart;
 pub mod billing_view;
+pub mod device;
 pub mod error;
 pub mod extract;
 pub mod flash;
@@ -132,6 +133,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/device", get(device::show).post(device::decide))
         // Platform administrators (`Admin`/`AdminPost`: anyone else gets 404).
         .route("/admin", get(admin::orgs))
         .route("/admin/orgs/{org}/limits", post(admin::set_limits))

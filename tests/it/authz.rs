@@ -19,11 +19,15 @@ const ROLES: [&str; 11] = [
 ];
 
 /// Routes anyone may call: the credential is in the body.
-const OPEN: [(&str, &str); 4] = [
+const OPEN: [(&str, &str); 7] = [
     ("POST", "/setup"),
     ("POST", "/auth/login"),
     ("POST", "/invitations/lookup"),
     ("POST", "/invitations/accept"),
+    // `kaas login`: the password, or the device code, is the credential (tests/it/shell.rs).
+    ("POST", "/auth/token"),
+    ("POST", "/auth/device"),
+    ("POST", "/auth/device/token"),
 ];
 
 //                roles:   PA OW AD ME WA WV PJ PD PV XO AN
@@ -471,6 +475,16 @@ async fn open_routes_check_their_own_credentials() {
         .call(
             "POST",
             "/auth/login",
+            &Auth::None,
+            Some(json!({"email": "ow@example.com", "password": "wrong password!"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = f
+        .app
+        .call(
+            "POST",
+            "/auth/token",
             &Auth::None,
             Some(json!({"email": "ow@example.com", "password": "wrong password!"})),
         )

@@ -19,6 +19,7 @@ mod realbox;
 mod realhost;
 mod revocation;
 mod running;
+mod shell;
 mod ship;
 mod support;
 mod tenant_guards;
