@@ -25,6 +25,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credential;
 pub mod doctor;
 pub mod domain;
 pub mod edge;
