@@ -116,7 +116,7 @@ impl Paths {
 pub fn exec_api_version(exec_info: Option<&str>) -> &'static str {
     let announced = exec_info
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|v| v["apiVersion"].as_str().map(str::to_string));
+        .and_then(|v| v.get("apiVersion")?.as_str().map(str::to_string));
     match announced.as_deref() {
         Some(EXEC_API_V1BETA1) => EXEC_API_V1BETA1,
         _ => EXEC_API_V1,
@@ -290,7 +290,7 @@ async fn fetch(
     let message = || {
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_string))
             .unwrap_or_else(|| format!("HTTP {status}"))
     };
     match status {
