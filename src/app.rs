@@ -58,12 +58,48 @@ pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
         host: HostSettings {
             external_addresses: cfg.host.external_addresses.clone(),
             k3s_version: cfg.host.k3s_version.clone(),
+            issuer: cluster_issuer(cfg),
             ..Default::default()
         },
         resync_interval: cfg.host.resync_interval,
         inside_check_interval: cfg.host.inside_check_interval,
         ..Default::default()
     }
+}
+
+/// The issuer as virtual clusters are told to trust it: the public URL (if HTTPS) and the CA
+/// that verifies kaas's certificate — `issuer.ca_file`, else the certificate kaas serves
+/// itself (its own self-signed one is its own CA), else none (the system's CAs).
+pub fn cluster_issuer(cfg: &Config) -> Option<crate::host::oidc::ClusterIssuer> {
+    let ca_path = cfg
+        .issuer
+        .ca_file
+        .clone()
+        .or_else(|| match cfg.server.tls.mode {
+            crate::config::TlsMode::Files => cfg.server.tls.cert.clone(),
+            crate::config::TlsMode::Auto if cfg.uses_tls() => {
+                Some(crate::tls::self_signed_paths(&cfg.data.dir).0)
+            }
+            _ => None,
+        });
+    let ca_pem = match ca_path {
+        None => None,
+        Some(p) => match std::fs::read_to_string(&p) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                tracing::warn!(path = %p.display(), error = %e,
+                    "cannot read the CA the virtual clusters need to reach the issuer");
+                None
+            }
+        },
+    };
+    let issuer = crate::host::oidc::ClusterIssuer::usable(&cfg.public_url(), ca_pem);
+    if issuer.is_none() {
+        tracing::warn!(url = %cfg.public_url(),
+            "the public URL is not HTTPS: virtual clusters cannot trust kaas's OIDC issuer, \
+             so kubectl uses client certificates only");
+    }
+    issuer
 }
 
 /// Wires `ops` to the host behind `conn` — the one place every port `ops` defines gets its
@@ -79,6 +115,7 @@ pub fn attach_host(
         conn.clone(),
         settings.host.external_addresses.clone(),
     )));
+    ops.set_exec_kubeconfigs(settings.host.issuer.is_some());
     let nodes = WatchedNodes::new();
     ops.set_node_inventory(nodes.clone());
     let quotas = WatchedQuotas::new();
@@ -136,6 +173,38 @@ pub fn open_ops(cfg: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Ops> {
         tracing::info!(plans = frozen, "recorded plan prices for billing");
     }
     Ok(ops)
+}
+
+/// Where the issuer's key-encryption key lives: beside the database, never in it (nor in
+/// its backups).
+pub fn issuer_kek_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.data.dir.join("issuer").join("signing-keys.kek")
+}
+
+/// Starts the OIDC issuer (issuer URL = the public URL) with its keys on schedule.
+fn start_issuer(cfg: &Config, ops: &Ops) -> anyhow::Result<()> {
+    let path = issuer_kek_path(cfg);
+    let kek = crate::ops::issuer::load_or_create_kek(&path)
+        .map_err(|e| anyhow::anyhow!("the issuer's key file {}: {e}", path.display()))?;
+    let changes = ops.set_issuer(crate::ops::issuer::IssuerSettings {
+        url: cfg.public_url(),
+        token_lifetime: cfg.issuer.token_lifetime,
+        key_rotation: cfg.issuer.key_rotation,
+        kek,
+    })?;
+    if !changes.retire.is_empty() {
+        tracing::info!(
+            keys = changes.retire.len(),
+            "retired signing keys (due, or sealed under another key file)"
+        );
+    }
+    Ok(())
+}
+
+/// How often the key schedule is checked: often enough that a rotation is never late by
+/// more than a tenth of its period, and at most every minute.
+fn rotation_check_interval(cfg: &Config) -> Duration {
+    (cfg.issuer.key_rotation / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// The meter: every `interval`, observes every workspace and finalizes any month that
@@ -237,6 +306,14 @@ pub fn router_with_limits(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            crate::domain::oidc::DISCOVERY_PATH,
+            get(crate::api::issuer::discovery),
+        )
+        .route(
+            crate::domain::oidc::JWKS_PATH,
+            get(crate::api::issuer::jwks),
+        )
         .nest("/api/v1", crate::api::router())
         .merge(crate::web::router())
         .layer(axum::middleware::from_fn(telemetry::http_metrics))
@@ -330,6 +407,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     crate::store::private::tighten_existing(&cfg.data.dir, &cfg.backup_dir());
     let tls = crate::tls::server_config(&cfg)?;
     let ops = Arc::new(open_ops(&cfg, Arc::new(SystemClock))?);
+    start_issuer(&cfg, &ops)?;
     let setup_token = ops.prepare_setup()?;
     // Bound before READY, so `kaas backup` works as soon as systemd reports the service up.
     let control = match crate::backup::control::start(
@@ -353,6 +431,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
     let reconciler = start_host(&cfg, &ops);
     let meter = tokio::spawn(run_meter(ops.clone(), cfg.billing.meter_interval));
+    let rotation = tokio::spawn(crate::ops::issuer::run_rotation(
+        ops.clone(),
+        rotation_check_interval(&cfg),
+    ));
     let state = AppState::new(AppInner {
         ops,
         reconciler: Some(reconciler.clone()),
@@ -451,6 +533,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     reconciler.stop();
     meter.abort();
     let _ = meter.await;
+    rotation.abort();
+    let _ = rotation.await;
     // The last observation, so that the time up to the stop is billed; the time until the
     // next start is a gap.
     let ops = state.ops.clone();

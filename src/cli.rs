@@ -1,6 +1,7 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
 //! `user create|reset-password`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
-//! `completions`, and the shell client's commands (`crate::client`). Every failure comes back as one readable
+//! `completions`, `credential` (kubectl's exec plugin), and the shell client's commands
+//! (`crate::client`). Every failure comes back as one readable
 //! line and a non-zero exit code.
 
 use std::io::{BufRead, IsTerminal};
@@ -87,6 +88,17 @@ enum Command {
     /// The shell client: login, logout, org, ws, project, kubeconfig (see `crate::client`).
     #[command(flatten)]
     Client(crate::client::ClientCommand),
+    /// kubectl's exec credential plugin (run by the kubeconfigs kaas hands out): prints an
+    /// ExecCredential with a short-lived token for the workspace's virtual cluster, using the
+    /// sign-in `kaas login` keeps.
+    Credential {
+        /// kaas's base URL.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The workspace id (`ws_…`).
+        #[arg(long, value_name = "ID")]
+        workspace: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -271,6 +283,14 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
 /// Runs the command line; the caller maps the result to an exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Credential { server, workspace } => {
+            let paths = crate::credential::Paths::from_env(|k| std::env::var(k).ok())?;
+            let exec_info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+            let out =
+                crate::credential::run(&server, &workspace, &paths, exec_info.as_deref()).await?;
+            println!("{out}");
+            Ok(())
+        }
         Command::Serve {
             cfg,
             listen,

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod credential;
 pub mod doctor;
 pub mod domain;
 pub mod edge;

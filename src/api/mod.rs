@@ -10,6 +10,7 @@ pub mod billing;
 mod doc;
 pub mod error;
 pub mod extract;
+pub mod issuer;
 pub mod nodes;
 pub mod orgs;
 pub mod shell;
@@ -109,6 +110,7 @@ fn routes() -> OpenApiRouter<AppState> {
             workspaces::delete_workspace
         ))
         .routes(routes!(workspaces::issue_kubeconfig))
+        .routes(routes!(issuer::issue_token))
         .routes(routes!(workspaces::list_workspace_members))
         .routes(routes!(
             workspaces::put_workspace_member,

@@ -75,6 +75,9 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("backup.interval", Kind::Duration),
     ("backup.keep", Kind::U32),
     ("billing.meter_interval", Kind::Duration),
+    ("issuer.token_lifetime", Kind::Duration),
+    ("issuer.key_rotation", Kind::Duration),
+    ("issuer.ca_file", Kind::OptPath),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

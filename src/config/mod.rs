@@ -84,8 +84,9 @@ mod template;
 mod validate;
 
 pub use model::{
-    AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, LimitsConfig,
-    LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig, TlsMode,
+    AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, IssuerConfig,
+    LimitsConfig, LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig,
+    TlsMode,
 };
 
 pub use model::RequestLimits;

@@ -26,6 +26,7 @@ pub struct Config {
     pub host: HostConfig,
     pub backup: BackupConfig,
     pub billing: BillingConfig,
+    pub issuer: IssuerConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +233,34 @@ impl Default for BillingConfig {
     }
 }
 
+/// `[issuer]`: kaas as the OpenID Connect issuer that every virtual cluster's kube-apiserver
+/// trusts for kubectl tokens (see `domain::oidc`). The issuer URL is the public URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// How long a cluster token is valid: the longest a removed member keeps kubectl access.
+    #[serde(with = "friendly_duration")]
+    pub token_lifetime: Duration,
+    /// How long one signing key signs before a new one takes over.
+    #[serde(with = "friendly_duration")]
+    pub key_rotation: Duration,
+    /// PEM file of the CA kube-apiservers trust to reach the issuer over HTTPS. None: the
+    /// certificate kaas serves (its own self-signed one, or `server.tls.cert`); behind a
+    /// TLS-terminating proxy without kaas's own TLS, the system's trust store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        IssuerConfig {
+            token_lifetime: Duration::from_secs(10 * 60),
+            key_rotation: Duration::from_secs(DAY),
+            ca_file: None,
+        }
+    }
+}
+
 /// Values given on the command line; they win over the file and the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -298,6 +327,7 @@ impl Default for Config {
             host: HostConfig::default(),
             backup: BackupConfig::default(),
             billing: BillingConfig::default(),
+            issuer: IssuerConfig::default(),
         }
     }
 }

@@ -166,6 +166,19 @@ keep = {backup_keep}
 # host's quota usage) into hourly usage records. Changes made through kaas (plan
 # changes, deletions, node assignments) are recorded to the second regardless.
 meter_interval = "{meter}"
+
+[issuer]
+# kaas is the OpenID Connect issuer (at the public URL) that every virtual cluster's
+# kube-apiserver trusts: kubectl gets short-lived tokens through `kaas credential`.
+# How long one token is valid: the longest a removed member or a disabled user keeps
+# kubectl access.
+token_lifetime = "{issuer_token}"
+# How long one signing key signs before a new one takes over (the old one stays
+# published until every token it signed has expired).
+key_rotation = "{issuer_rotation}"
+# PEM file of the CA the kube-apiservers use to reach kaas over HTTPS. Unset: the
+# certificate kaas serves itself; behind a TLS-terminating proxy, the system's CAs.
+# ca_file = "/etc/kaas/issuer-ca.pem"
 "#,
             version = d.version,
             listen = d.server.listen,
@@ -195,6 +208,8 @@ meter_interval = "{meter}"
             backup_interval = dur(d.backup.interval),
             backup_keep = d.backup.keep,
             meter = dur(d.billing.meter_interval),
+            issuer_token = dur(d.issuer.token_lifetime),
+            issuer_rotation = dur(d.issuer.key_rotation),
         )
     }
 }

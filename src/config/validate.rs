@@ -145,6 +145,23 @@ impl Config {
         if meter < Duration::from_secs(1) || meter > Duration::from_secs(3600) {
             return invalid("billing.meter_interval", "must be between 1s and 1h".into());
         }
+        let iss = &self.issuer;
+        if iss.token_lifetime < Duration::from_secs(5)
+            || iss.token_lifetime > Duration::from_secs(24 * 3600)
+        {
+            return invalid("issuer.token_lifetime", "must be between 5s and 24h".into());
+        }
+        if iss.key_rotation < Duration::from_secs(10) {
+            return invalid("issuer.key_rotation", "must be at least 10s".into());
+        }
+        if let Some(p) = &iss.ca_file
+            && !p.is_file()
+        {
+            return invalid(
+                "issuer.ca_file",
+                format!("names {}, which is not a readable file", p.display()),
+            );
+        }
         if self.backup.keep < 1 {
             return invalid("backup.keep", "must be at least 1".into());
         }

@@ -11,6 +11,7 @@ pub mod membership;
 pub mod model;
 pub mod names;
 pub mod netaddr;
+pub mod oidc;
 pub mod overhead;
 pub mod password;
 pub mod plan;

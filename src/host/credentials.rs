@@ -264,6 +264,52 @@ pub fn kubeconfig_yaml(
     serde_yaml::to_string(&config).map_err(|e| CredentialError::Kubeconfig(e.to_string()))
 }
 
+/// A kubeconfig whose user is kubectl's exec plugin `kaas credential --server URL
+/// --workspace WS` (client.authentication.k8s.io/v1): no certificate and nothing secret; the
+/// plugin fetches short-lived tokens from kaas's issuer. `interactiveMode: Never`: the plugin
+/// never reads standard input (it says on stderr when the user must sign in again).
+pub fn exec_kubeconfig_yaml(
+    cluster_name: &str,
+    server_url: &str,
+    server_ca_pem: &str,
+    user: &str,
+    kaas_url: &str,
+    workspace: &str,
+) -> Result<String, CredentialError> {
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": cluster_name,
+            "cluster": {
+                "server": server_url,
+                "certificate-authority-data": STANDARD.encode(server_ca_pem),
+            },
+        }],
+        "users": [{
+            "name": user,
+            "user": {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1",
+                    "command": "kaas",
+                    "args": ["credential", "--server", kaas_url, "--workspace", workspace],
+                    "interactiveMode": "Never",
+                    "provideClusterInfo": false,
+                    "installHint": "kubectl gets its tokens from kaas: install the kaas binary \
+                        and run `kaas login` first, or download a kubeconfig with a client \
+                        certificate instead.",
+                },
+            },
+        }],
+        "contexts": [{
+            "name": cluster_name,
+            "context": {"cluster": cluster_name, "user": user},
+        }],
+        "current-context": cluster_name,
+    });
+    serde_yaml::to_string(&config).map_err(|e| CredentialError::Kubeconfig(e.to_string()))
+}
+
 // --- kubeconfig (clientcmd v1) -----------------------------------------------------------
 
 #[derive(Serialize)]

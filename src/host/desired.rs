@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -22,6 +22,7 @@ use super::k3k::policy::{
 };
 use super::k3k::{Cluster, VirtualClusterPolicy};
 use super::names;
+use super::oidc::{self, ClusterIssuer};
 use super::quantity;
 use super::tolerations::{dedicated_toleration, toleration_whitelist, tolerations_json};
 use crate::domain::overhead::{HostQuota, Overhead};
@@ -44,6 +45,9 @@ pub struct HostSettings {
     /// Host nodes that run K3K's shared-mode node agent (one pod each, counted in the
     /// quota; see `domain::overhead::node_runs_shared_agent`).
     pub agent_nodes: u32,
+    /// kaas's OIDC issuer, which every cluster's kube-apiserver trusts for its own
+    /// workspace (see `host::oidc`); None when kaas has no HTTPS URL to offer.
+    pub issuer: Option<ClusterIssuer>,
 }
 
 impl HostSettings {
@@ -71,7 +75,10 @@ pub struct DesiredSet {
     pub policy: VirtualClusterPolicy,
     pub cluster: Cluster,
     pub api_service: Service,
-    /// The same four, by reference, in apply order. Delete in reverse order.
+    /// The issuer's authentication configuration (`host::oidc`), applied before the
+    /// Cluster that mounts it; None without an issuer.
+    pub oidc_secret: Option<Secret>,
+    /// The same, by reference, in apply order. Delete in reverse order.
     pub objects: Vec<ObjectRef>,
 }
 
@@ -201,6 +208,12 @@ pub fn cluster(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> Cluster 
         // them exactly (domain::overhead).
         server_limit: Some(pod_limits(plan.server_resources)),
         worker_limit: Some(pod_limits(plan.agent_resources)),
+        // The kube-apiserver trusts kaas's issuer for this workspace (host::oidc).
+        server_args: settings
+            .issuer
+            .as_ref()
+            .map(|i| oidc::server_args(&oidc::secret(ws.id, i).1)),
+        secret_mounts: settings.issuer.as_ref().map(|_| vec![oidc::secret_mount()]),
         ..ClusterSpec::default()
     };
     let mut c = Cluster::new(&names::cluster(ws.id), spec);
@@ -211,7 +224,8 @@ pub fn cluster(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> Cluster 
 
 /// All host objects of a workspace.
 pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> DesiredSet {
-    let objects = vec![
+    let oidc_secret = settings.issuer.as_ref().map(|i| oidc::secret(ws.id, i).0);
+    let mut objects = vec![
         ObjectRef {
             api_version: "v1",
             kind: "Namespace",
@@ -237,11 +251,23 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
             name: names::API_SERVICE.to_string(),
         },
     ];
+    if oidc_secret.is_some() {
+        objects.insert(
+            2,
+            ObjectRef {
+                api_version: "v1",
+                kind: "Secret",
+                namespace: Some(names::namespace(ws.id)),
+                name: oidc::SECRET_NAME.to_string(),
+            },
+        );
+    }
     DesiredSet {
         namespace: namespace(ws, plan, settings),
         policy: policy(ws, plan, settings),
         cluster: cluster(ws, plan, settings),
         api_service: api_service(ws.id),
+        oidc_secret,
         objects,
     }
 }
@@ -484,6 +510,11 @@ mod tests {
             },
             all_dedicated_pools: vec!["ws-01hzy3v8k2m4n6p8q0r2s4t6v8".into(), other_pool()],
             agent_nodes: 3,
+            // Half the cases trust the issuer (and so carry its Secret).
+            issuer: dedicated.then(|| ClusterIssuer {
+                url: "https://kaas.example.com:8443".into(),
+                ca_pem: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into()),
+            }),
         }
     }
 
@@ -663,6 +694,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_trusts_the_issuer_through_its_mounted_secret() {
+        let st = settings(true);
+        let set = desired_objects(&workspace(), &plan("starter"), &st);
+        let secret = set.oidc_secret.as_ref().unwrap();
+        let key = secret.data.as_ref().unwrap().keys().next().unwrap().clone();
+        assert_eq!(set.cluster.spec.server_args, Some(oidc::server_args(&key)));
+        let mounts = set.cluster.spec.secret_mounts.as_ref().unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].secret_name.as_deref(), Some(oidc::SECRET_NAME));
+        assert_eq!(mounts[0].mount_path.as_deref(), Some(oidc::MOUNT_PATH));
+        validate_against(
+            "k3k.io_clusters.yaml",
+            &serde_json::to_value(&set.cluster).unwrap(),
+        );
+        // Without an issuer, nothing of it.
+        let set = desired_objects(&workspace(), &plan("starter"), &settings(false));
+        assert!(set.oidc_secret.is_none());
+        assert!(set.cluster.spec.server_args.is_none());
+        assert!(set.cluster.spec.secret_mounts.is_none());
+    }
+
+    #[test]
     fn the_checker_catches_what_the_server_would_refuse() {
         let schema = crd_schema("k3k.io_clusters.yaml");
         let bad = serde_json::json!({
@@ -703,12 +756,18 @@ mod tests {
             // k8s-openapi's typed Service carries no apiVersion/kind; kube adds them on apply.
             service["apiVersion"] = "v1".into();
             service["kind"] = "Service".into();
-            let bodies = [
+            let mut bodies = vec![
                 serde_json::to_value(&set.namespace).unwrap(),
                 serde_json::to_value(&set.policy).unwrap(),
-                serde_json::to_value(&set.cluster).unwrap(),
-                service,
             ];
+            if let Some(secret) = &set.oidc_secret {
+                let mut secret = serde_json::to_value(secret).unwrap();
+                secret["apiVersion"] = "v1".into();
+                secret["kind"] = "Secret".into();
+                bodies.push(secret);
+            }
+            bodies.push(serde_json::to_value(&set.cluster).unwrap());
+            bodies.push(service);
             assert_eq!(bodies.len(), set.objects.len());
             for (body, r) in bodies.iter().zip(&set.objects) {
                 assert!(body.get("status").is_none(), "{body}");

@@ -17,6 +17,7 @@ pub mod desired;
 pub mod k3k;
 pub mod names;
 pub mod nodes;
+pub mod oidc;
 pub mod quantity;
 pub mod served_cert;
 pub mod tenant;

@@ -12,6 +12,7 @@ pub mod cluster_access;
 pub mod console;
 pub mod host_status;
 pub mod invitations;
+pub mod issuer;
 pub mod kubeconfig;
 pub mod members;
 pub mod meter;
@@ -246,6 +247,10 @@ pub struct Ops {
     usage: std::sync::OnceLock<Arc<dyn meter::UsageSource>>,
     /// The host connection's status; set once a host is configured.
     host: std::sync::OnceLock<Arc<dyn host_status::HostMonitor>>,
+    /// The OIDC issuer of the virtual clusters; set when the server starts.
+    issuer: std::sync::OnceLock<Arc<issuer::Issuer>>,
+    /// Whether the virtual clusters trust the issuer (exec kubeconfigs are the default).
+    exec_kubeconfigs: std::sync::OnceLock<bool>,
     /// This run of kaas, as the meter knows it: time is only billed between two
     /// observations made by the same run.
     meter_run: u128,
@@ -269,6 +274,8 @@ impl Ops {
             nodes: std::sync::OnceLock::new(),
             usage: std::sync::OnceLock::new(),
             host: std::sync::OnceLock::new(),
+            issuer: std::sync::OnceLock::new(),
+            exec_kubeconfigs: std::sync::OnceLock::new(),
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
             device_grants: Default::default(),

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::{Api, Client};
 
 use super::context::Context;
@@ -59,6 +59,13 @@ pub async fn apply(
     apply_cached(&policies, &policy_name, &desired.policy, have)
         .await
         .map_err(|e| Error::kube(applying("virtual cluster policy"), e))?;
+    // Before the Cluster, which mounts it.
+    if let Some(secret) = &desired.oidc_secret {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
+        apply_if_changed(&secrets, crate::host::oidc::SECRET_NAME, secret)
+            .await
+            .map_err(|e| Error::kube(applying("issuer configuration"), e))?;
+    }
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
     let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
     // A field the API server refuses to change would make every apply fail (422): keep

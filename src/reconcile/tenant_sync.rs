@@ -336,4 +336,41 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
             })
         })
     }
+
+    fn exec<'a>(
+        &'a self,
+        ws: WorkspaceId,
+        user: &'a str,
+        plugin: crate::ops::kubeconfig::ExecPlugin,
+    ) -> futures::future::BoxFuture<'a, Result<crate::ops::kubeconfig::MintedKubeconfig, String>>
+    {
+        Box::pin(async move {
+            let host = self
+                .conn
+                .client()
+                .ok_or("the host cluster is not connected")?;
+            let address = self
+                .external_addresses
+                .first()
+                .ok_or("no external address configured (host.external_addresses)")?;
+            let access = access(&host, ws, address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let yaml = credentials::exec_kubeconfig_yaml(
+                &access.cluster_name,
+                &access.server_url,
+                &access.bootstrap.server_ca_pem,
+                user,
+                &plugin.kaas_url,
+                &plugin.workspace.to_string(),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(crate::ops::kubeconfig::MintedKubeconfig {
+                yaml,
+                server: access.server_url,
+                serial: String::new(),
+                expires_at: Timestamp::now(),
+            })
+        })
+    }
 }

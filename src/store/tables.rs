@@ -119,6 +119,9 @@ pub const LOGIN_FAILURES: TableDefinition<(i64, u64), &[u8]> =
 /// Account (normalised e-mail) → the sources it recently signed in from. Added in schema 5.
 pub const LOGIN_KNOWN: TableDefinition<&str, &[u8]> = TableDefinition::new("login-known-v1");
 
+/// Key id → the OIDC issuer's signing key (private part sealed). Added in schema 6.
+pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing-keys-v1");
+
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
 pub trait TableVisitor {
@@ -170,5 +173,6 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(INVOICES_BY_ORG)?;
     v.visit(LOGIN_FAILURES)?;
     v.visit(LOGIN_KNOWN)?;
+    v.visit(SIGNING_KEYS)?;
     Ok(())
 }

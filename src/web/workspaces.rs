@@ -22,7 +22,7 @@ use crate::domain::{Plan, UserId, WorkspaceId, WorkspaceRole};
 use crate::http::Id;
 use crate::ops::OpsError;
 use crate::ops::console::WorkspacePage;
-use crate::ops::kubeconfig::KubeconfigRequest;
+use crate::ops::kubeconfig::{KubeconfigKind, KubeconfigRequest};
 use crate::ops::nodes::NewAssignment;
 use crate::ops::projects::NewProject;
 use crate::ops::workspaces::{WorkspacePatch, WorkspaceRoleInput};
@@ -272,6 +272,9 @@ pub async fn delete(
 pub struct KubeconfigForm {
     #[serde(default)]
     lifetime_hours: String,
+    /// `certificate` from the second button; empty: the default kind.
+    #[serde(default)]
+    kind: String,
 }
 
 /// Sends a kubeconfig as a file download (never shown on a page); a refusal comes back as
@@ -282,6 +285,11 @@ pub async fn kubeconfig(
     Post(who, f): Post<KubeconfigForm>,
 ) -> WebResult<Response> {
     let back = format!("/workspaces/{id}#kubeconfig");
+    let kind = match f.kind.trim() {
+        "certificate" => Some(KubeconfigKind::Certificate),
+        "exec" => Some(KubeconfigKind::Exec),
+        _ => None,
+    };
     let lifetime_hours = match f.lifetime_hours.trim() {
         "" => None,
         h => match h.parse::<u32>() {
@@ -297,7 +305,14 @@ pub async fn kubeconfig(
     };
     match s
         .ops
-        .console_kubeconfig(&who.actor, id, KubeconfigRequest { lifetime_hours })
+        .console_kubeconfig(
+            &who.actor,
+            id,
+            KubeconfigRequest {
+                lifetime_hours,
+                kind,
+            },
+        )
         .await
     {
         Ok(d) => {

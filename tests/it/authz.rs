@@ -76,6 +76,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
         "/workspaces/{ws}/kubeconfig",
         "A A A N A A A A A N U",
     ),
+    ("POST", "/workspaces/{ws}/token", "A A A N A A A A A N U"),
     ("GET", "/workspaces/{ws}/members", "A A A N A A A A A N U"),
     (
         "PUT",

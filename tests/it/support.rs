@@ -71,10 +71,16 @@ impl TestApp {
     }
 
     pub fn with_settings(settings: Settings) -> TestApp {
+        Self::with_issuer(settings, test_issuer())
+    }
+
+    /// A [`TestApp`] whose OIDC issuer is `issuer` (its URL, token lifetime, rotation).
+    pub fn with_issuer(settings: Settings, issuer: kaas::ops::issuer::IssuerSettings) -> TestApp {
         let clock = ManualClock::new(Timestamp::from_second(1_790_000_000).expect("valid time"));
         let store = Store::in_memory().expect("in-memory store");
         let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), settings).with_fast_hashing();
         ops.seed_plans().expect("seed plans");
+        ops.set_issuer(issuer).expect("issuer");
         let state = AppState::new(AppInner {
             ops: Arc::new(ops),
             reconciler: None,
@@ -223,6 +229,16 @@ impl TestApp {
             cookie,
             csrf: r.body["csrf_token"].as_str().map(str::to_string),
         }
+    }
+}
+
+/// The OIDC issuer of [`TestApp`]: at its public URL, 10-minute tokens, daily keys.
+pub fn test_issuer() -> kaas::ops::issuer::IssuerSettings {
+    kaas::ops::issuer::IssuerSettings {
+        url: "http://kaas.test".into(),
+        token_lifetime: Duration::from_secs(600),
+        key_rotation: Duration::from_secs(86_400),
+        kek: [7; kaas::ops::issuer::KEK_LEN],
     }
 }
 

@@ -2,7 +2,10 @@
 // pods. No container runs here, so when a simulated kubelet starts a pod of a Cluster's server
 // StatefulSet, realhost starts what K3s would start in it, from the same inputs K3s reads:
 //
-//   - the config Secret K3K mounted into the pod (token, tls-san);
+//   - the config Secret K3K mounted into the pod (token, tls-san), and the Cluster's
+//     serverArgs in the pod's start script: each `--kube-apiserver-arg=NAME=VALUE` becomes the
+//     apiserver flag `--NAME=VALUE`, a path under a secretMount pointing at realhost's copy
+//     of that Secret (so an `authentication-config` is read by the real JWT authenticator);
 //   - a datastore on the pod's /var/lib/rancher/k3s volume (kine on SQLite in the PV's
 //     directory, or in a per-pod directory for ephemeral persistence), holding the cluster's
 //     CAs too, so a restart keeps them and a new volume gets new ones, as K3s does;
@@ -304,6 +307,118 @@ func (v *VirtualClusters) config(ctx context.Context, pod *corev1.Pod) (*k3sConf
 	return &cfg, nil
 }
 
+// serverArgs are the kube-apiserver flags K3s adds from the Cluster's serverArgs: K3K puts
+// them in the server container's start script (`EXTRA_ARGS=…`, then `k3s server … $EXTRA_ARGS`),
+// and K3s turns each `--kube-apiserver-arg=NAME=VALUE` into the apiserver flag
+// `--NAME=VALUE` (other k3s flags are not played here). A path under one of the container's
+// secret mounts (the Cluster's secretMounts) is where K3s would find that Secret's keys:
+// realhost writes them under dir and points the flag there.
+func (v *VirtualClusters) serverArgs(ctx context.Context, pod *corev1.Pod, dir string) ([]string, error) {
+	if len(pod.Spec.Containers) == 0 {
+		return nil, nil
+	}
+	c := pod.Spec.Containers[0]
+	var extra []string
+	for _, part := range append(append([]string{}, c.Command...), c.Args...) {
+		for _, line := range strings.Split(part, "\n") {
+			line = strings.TrimSpace(line)
+			if rest, ok := strings.CutPrefix(line, "EXTRA_ARGS="); ok && !strings.HasPrefix(rest, "\"") {
+				extra = append(extra, strings.Fields(rest)...)
+			}
+		}
+	}
+	var flags []string
+	for _, arg := range extra {
+		kv, ok := strings.CutPrefix(arg, "--kube-apiserver-arg=")
+		if !ok {
+			continue
+		}
+		name, value, _ := strings.Cut(kv, "=")
+		local, err := v.mountedPath(ctx, pod, c, value, dir)
+		if err != nil {
+			return nil, fmt.Errorf("serverArgs %s: %w", arg, err)
+		}
+		flags = append(flags, "--"+name+"="+local)
+	}
+	return flags, nil
+}
+
+// mountedPath maps a path inside the server container to realhost's copy of what is mounted
+// there (a Secret, or projected Secrets, written out now); other values come back unchanged.
+func (v *VirtualClusters) mountedPath(ctx context.Context, pod *corev1.Pod, c corev1.Container, value, dir string) (string, error) {
+	for _, m := range c.VolumeMounts {
+		rel, ok := strings.CutPrefix(value, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		var secrets []*corev1.SecretProjection
+		for _, vol := range pod.Spec.Volumes {
+			if vol.Name != m.Name {
+				continue
+			}
+			if vol.Secret != nil {
+				secrets = append(secrets, &corev1.SecretProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: vol.Secret.SecretName},
+					Items:                vol.Secret.Items, Optional: vol.Secret.Optional,
+				})
+			}
+			if vol.Projected != nil {
+				for _, src := range vol.Projected.Sources {
+					if src.Secret != nil {
+						secrets = append(secrets, src.Secret)
+					}
+				}
+			}
+		}
+		if len(secrets) == 0 {
+			continue
+		}
+		target := filepath.Join(dir, m.Name)
+		if err := os.RemoveAll(target); err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return "", err
+		}
+		for _, p := range secrets {
+			secret, err := v.client.CoreV1().Secrets(pod.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				if p.Optional != nil && *p.Optional {
+					continue
+				}
+				return "", fmt.Errorf("secret %s mounted at %s: %w", p.Name, m.MountPath, err)
+			}
+			files := map[string][]byte{}
+			if len(p.Items) == 0 {
+				for k, b := range secret.Data {
+					files[k] = b
+				}
+			}
+			for _, it := range p.Items {
+				b, ok := secret.Data[it.Key]
+				if !ok {
+					return "", fmt.Errorf("secret %s has no key %s", p.Name, it.Key)
+				}
+				files[it.Path] = b
+			}
+			for name, b := range files {
+				path := filepath.Join(target, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					return "", err
+				}
+				if err := os.WriteFile(path, b, 0o600); err != nil {
+					return "", err
+				}
+			}
+		}
+		if m.SubPath != "" {
+			rel = filepath.Join(m.SubPath, rel)
+		}
+		return filepath.Join(target, rel), nil
+	}
+	return value, nil
+}
+
 // clusterCAs are the certificate authorities K3s keeps in its datastore.
 type clusterCAs struct {
 	Server, Client, ETCDServer, ETCDPeer, RequestHeader *CA
@@ -467,6 +582,11 @@ func (v *VirtualClusters) start(ctx context.Context, pod *corev1.Pod, name strin
 		CertFile: servingCertFile, KeyFile: servingKeyFile,
 		ServiceCIDR: serviceCIDR, AdmissionPlugins: "NodeRestriction",
 	}.flags()
+	extra, err := v.serverArgs(ctx, pod, filepath.Join(state, "server", "mounts"))
+	if err != nil {
+		return nil, err
+	}
+	flags = append(flags, extra...)
 	auditing, err := auditFlags(pod.Namespace + "_" + name)
 	if err != nil {
 		return nil, err

@@ -85,6 +85,8 @@ pub struct WorkspacePage {
     pub kubeconfig_ready: bool,
     /// The certificate lifetimes offered (hours), within what configuration allows.
     pub kubeconfig_hours: Vec<u32>,
+    /// The default download is an exec-plugin kubeconfig (certificates are the fallback).
+    pub exec_kubeconfigs: bool,
     pub kubeconfig_default_hours: u32,
     /// The nodes dedicated to the workspace.
     pub nodes: Vec<NodeAssignment>,
@@ -284,6 +286,7 @@ impl Ops {
                 WorkspaceState::Ready | WorkspaceState::Updating
             ),
             kubeconfig_hours,
+            exec_kubeconfigs: self.exec_default(),
             kubeconfig_default_hours,
             dedicated_nodes: ws.plan.allows_dedicated_nodes(),
             nodes,

@@ -21,6 +21,7 @@ mod members;
 mod nodes;
 mod people;
 mod plans;
+mod signing_keys;
 mod tenancy;
 mod throttle;
 
@@ -29,6 +30,7 @@ pub use members::*;
 pub use nodes::*;
 pub use people::*;
 pub use plans::*;
+pub use signing_keys::*;
 pub use tenancy::*;
 pub use throttle::*;
 
