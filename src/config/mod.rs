@@ -85,7 +85,8 @@ mod validate;
 
 pub use model::{
     AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, LimitsConfig,
-    LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig, TlsMode,
+    LogConfig, LogFormat, MfaConfig, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig,
+    TlsMode,
 };
 
 pub use model::RequestLimits;

@@ -26,6 +26,15 @@ pub struct Config {
     pub host: HostConfig,
     pub backup: BackupConfig,
     pub billing: BillingConfig,
+    pub mfa: MfaConfig,
+}
+
+/// `[mfa]`: the second factor of local accounts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaConfig {
+    /// Who must enrol a second factor (at their next sign-in): "none", "admins", "everyone".
+    pub require: crate::domain::mfa::MfaRequirement,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +304,7 @@ impl Default for Config {
             host: HostConfig::default(),
             backup: BackupConfig::default(),
             billing: BillingConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }

@@ -162,6 +162,12 @@ keep = {backup_keep}
 # host's quota usage) into hourly usage records. Changes made through kaas (plan
 # changes, deletions, node assignments) are recorded to the second regardless.
 meter_interval = "{meter}"
+
+[mfa]
+# Who must use a second factor (an authenticator app's six-digit codes) to sign in with a
+# password: "none" (each user may turn it on from their account page), "admins" (platform
+# administrators) or "everyone". Those without one enrol at their next sign-in.
+require = "none"
 "#,
             version = d.version,
             listen = d.server.listen,

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod groups;
 pub mod ids;
 pub mod membership;
+pub mod mfa;
 pub mod model;
 pub mod names;
 pub mod netaddr;

@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod kubeconfig;
 pub mod members;
 pub mod meter;
+pub mod mfa;
 pub mod nodes;
 pub mod orgs;
 pub mod plans;
@@ -198,6 +199,8 @@ pub struct Settings {
     pub max_workspaces_total: u32,
     pub kubeconfig_lifetime: Duration,
     pub kubeconfig_max_lifetime: Duration,
+    /// Who must sign in with a second factor.
+    pub mfa_require: crate::domain::mfa::MfaRequirement,
 }
 
 impl Default for Settings {
@@ -217,6 +220,7 @@ impl Default for Settings {
             max_workspaces_total: 100,
             kubeconfig_lifetime: Duration::from_secs(8 * 3600),
             kubeconfig_max_lifetime: Duration::from_secs(7 * 86400),
+            mfa_require: crate::domain::mfa::MfaRequirement::None,
         }
     }
 }
@@ -251,6 +255,8 @@ pub struct Ops {
     meter_run: u128,
     /// Cheaper password hashing for tests; production always uses argon2's defaults.
     fast_hashing: bool,
+    /// Sign-ins waiting for their second factor (see `ops::mfa`).
+    pending_logins: mfa::PendingLogins,
 }
 
 impl Ops {
@@ -269,6 +275,7 @@ impl Ops {
             host: std::sync::OnceLock::new(),
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
+            pending_logins: Default::default(),
         }
     }
 

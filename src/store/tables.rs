@@ -119,6 +119,10 @@ pub const LOGIN_FAILURES: TableDefinition<(i64, u64), &[u8]> =
 /// Account (normalised e-mail) → the sources it recently signed in from. Added in schema 5.
 pub const LOGIN_KNOWN: TableDefinition<&str, &[u8]> = TableDefinition::new("login-known-v1");
 
+/// User → their second factor (TOTP secret, last step used, recovery code digests). Added
+/// in schema 6.
+pub const MFA: TableDefinition<u128, &[u8]> = TableDefinition::new("mfa-v1");
+
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
 pub trait TableVisitor {
@@ -170,5 +174,6 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(INVOICES_BY_ORG)?;
     v.visit(LOGIN_FAILURES)?;
     v.visit(LOGIN_KNOWN)?;
+    v.visit(MFA)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod credentials;
 mod edge;
 mod host;
 mod listing;
+mod mfa;
 mod nodes;
 mod openapi;
 mod plans;
