@@ -113,14 +113,16 @@ pub async fn setup(
         password: f.password,
     };
     match s.ops.setup_and_sign_in(input, &o).await {
-        Ok(step) => Ok(after_password(
-            &s,
-            step,
-            "/",
-            Flash::ok(
-                "Welcome. You are the platform administrator; create an organization to begin.",
-            ),
-        )),
+        Ok(step) => {
+            let name = match &step {
+                SignIn::Done(done) => done.user.name.clone(),
+                SignIn::SecondFactor(_) => String::new(),
+            };
+            let welcome = Flash::ok(format!(
+                "Welcome, {name}. You are the platform administrator; create an organization to begin."
+            ));
+            Ok(after_password(&s, step, "/", welcome))
+        }
         Err(OpsError::Unauthenticated(_) | OpsError::Conflict(_)) => Ok(setup_gone()),
         Err(e) => {
             let (status, form) = refused(e, form)?;
