@@ -1,5 +1,5 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
-//! `user create|reset-password`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
+//! `user create|reset-password|reset-mfa`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
 //! `completions`. Every failure comes back as one readable
 //! line and a non-zero exit code.
 
@@ -163,6 +163,14 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Turn off the user's two-step sign-in (a lost phone): they sign in with their password
+    /// and, where `[mfa] require` applies, set it up again. Audited.
+    ResetMfa {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn load(
@@ -209,7 +217,9 @@ fn shell_actor() -> Actor {
 
 async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
     let cfg_args = match &cmd {
-        UserCommand::Create { cfg, .. } | UserCommand::ResetPassword { cfg, .. } => cfg.clone(),
+        UserCommand::Create { cfg, .. }
+        | UserCommand::ResetPassword { cfg, .. }
+        | UserCommand::ResetMfa { cfg, .. } => cfg.clone(),
     };
     let cfg = load(&cfg_args, None, None)?;
     let ops = crate::app::open_ops(&cfg, Arc::new(SystemClock)).map_err(|e| {
@@ -259,6 +269,13 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
                 .reset_password(&actor, id, PasswordReset { password })
                 .await?;
             println!("password reset for {email}; {done}");
+        }
+        UserCommand::ResetMfa { email, .. } => {
+            let id = ops
+                .user_id_by_email(&email)?
+                .ok_or_else(|| anyhow::anyhow!("no user with e-mail {email}"))?;
+            ops.reset_mfa(&actor, id)?;
+            println!("two-step sign-in turned off for {email}");
         }
     }
     Ok(())

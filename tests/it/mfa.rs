@@ -346,3 +346,82 @@ async fn turning_it_off_needs_the_password() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
+
+/// The real binary: `KAAS_MFA_REQUIRE=admins` makes the administrator set it up at sign-in,
+/// the second factor outlives a restart, and `kaas user reset-mfa` turns it off from the
+/// shell (the way back in when the only administrator's phone is lost).
+#[tokio::test]
+async fn the_shell_resets_a_lost_second_factor_of_the_real_binary() {
+    use crate::binary::{BIN, Server, client};
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KAAS_MFA_REQUIRE", "admins")];
+    let server = Server::start_with(dir.path(), &env);
+    let c = client();
+    let link = server.setup_link.clone().expect("setup link");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let res = c
+        .post(format!("{}/api/v1/setup", server.base))
+        .json(&json!({"token": token, "email": ADA, "name": "Ada", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let login = |base: String| {
+        c.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": ADA, "password": PASSWORD}))
+            .send()
+    };
+    let res = login(server.base.clone()).await.unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(res.headers().get("set-cookie").is_none());
+    let pending: Value = res.json().await.unwrap();
+    assert_eq!(pending["second_factor"], "enrol");
+    let secret = secret_from_typed(pending["enrolment"]["secret"].as_str().unwrap()).unwrap();
+    let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap();
+    let res = c
+        .post(format!("{}/api/v1/auth/login/code", server.base))
+        .json(&json!({"pending_token": pending["pending_token"],
+            "code": code_at_step(&secret, step_of(now))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_some());
+    assert!(server.stop().success());
+
+    let server = Server::start_with(dir.path(), &env);
+    let pending: Value = login(server.base.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["second_factor"], "code", "kept across a restart");
+    assert!(server.stop().success());
+
+    let out = std::process::Command::new(BIN)
+        .args(["user", "reset-mfa", "--email", ADA, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("turned off"), "{said}");
+    let out = std::process::Command::new(BIN)
+        .args(["user", "reset-mfa", "--email", ADA, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing left to reset");
+
+    // Still required: the next sign-in sets up a new one.
+    let server = Server::start_with(dir.path(), &env);
+    let pending: Value = login(server.base.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["second_factor"], "enrol");
+    assert!(server.stop().success());
+}
