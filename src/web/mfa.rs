@@ -140,7 +140,7 @@ pub async fn login_code(
         }
         Err(OpsError::Unauthenticated(m)) => Ok(redirect(&s, "/login", Flash::error(m))),
         Err(e) => {
-            let (status, form) = refused(e, FormState::new(""))?;
+            let (status, form) = refused(e, FormState::new("").secret("code"))?;
             let enrolment = s.ops.pending_enrolment(&f.pending_token)?;
             Ok((status, code_page(f.pending_token, to, enrolment, form)).into_response())
         }
@@ -214,7 +214,7 @@ pub async fn confirm(
         }
         .into_response()),
         Err(e @ OpsError::Invalid { .. }) | Err(e @ OpsError::Throttled(_)) => {
-            let (status, form) = refused(e, FormState::new("mfa"))?;
+            let (status, form) = refused(e, FormState::new("mfa").secret("code"))?;
             match s.ops.mfa_enrolment_in_progress(&who.actor)? {
                 Some(en) => Ok((status, enrol_view(&who, en, form)).into_response()),
                 None => Ok(redirect(&s, "/account#mfa", Flash::error("Start again."))),

@@ -48,7 +48,11 @@ async fn the_console_sets_up_two_step_sign_in_and_then_asks_for_a_code() {
 
     let r = submit(&app, &mut b, "/account/mfa/confirm", &[("code", "000000")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(html(&r).contains("Wrong code"), "{}", html(&r));
+    assert!(
+        html(&r).contains("<p class=\"field-error\" id=\"mfa-code-err\">Wrong code</p>"),
+        "{}",
+        html(&r)
+    );
     assert!(html(&r).contains("data:image/svg+xml;base64,"));
     let code = code_now(&app, &secret);
     let r = submit(&app, &mut b, "/account/mfa/confirm", &[("code", &code)]).await;
@@ -79,7 +83,11 @@ async fn the_console_sets_up_two_step_sign_in_and_then_asks_for_a_code() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "replayed code");
-    assert!(html(&r).contains("already used"), "{}", html(&r));
+    assert!(
+        html(&r).contains("<p class=\"field-error\" id=\"code-err\">This code was already used"),
+        "{}",
+        html(&r)
+    );
     app.clock.advance(jiff::SignedDuration::from_secs(30));
     let r = post(
         &app,
