@@ -328,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn who_must_use_a_second_factor_is_read_from_the_file_and_the_environment() {
+        use crate::domain::mfa::MfaRequirement;
+        let f = file("[mfa]\nrequire = \"admins\"\n");
+        let cfg = Config::load(Some(f.path()), &[], &Overrides::default()).unwrap();
+        assert_eq!(cfg.mfa.require, MfaRequirement::Admins);
+        let env = vec![("KAAS_MFA_REQUIRE".to_string(), "everyone".to_string())];
+        let cfg = Config::load(Some(f.path()), &env, &Overrides::default()).unwrap();
+        assert_eq!(cfg.mfa.require, MfaRequirement::Everyone);
+        let f = file("[mfa]\nrequire = \"sometimes\"\n");
+        let msg = err(Config::load(Some(f.path()), &[], &Overrides::default()));
+        assert!(msg.contains("\"mfa.require\""), "{msg}");
+        assert_eq!(Config::default().mfa.require, MfaRequirement::None);
+    }
+
+    #[test]
     fn syntax_error_is_one_line_with_position() {
         let f = file("[server]\nlisten = \n");
         let msg = err(Config::load(Some(f.path()), &[], &Overrides::default()));

@@ -187,11 +187,9 @@ impl Ops {
             // The password alone proves nothing yet: the attempt counts neither way, and
             // the source becomes known only once the second factor is right.
             self.attempt_cancelled(reservation);
-            return Ok(SignIn::SecondFactor(self.begin_second_factor(
-                &user,
-                !has_factor,
-                origin,
-            )));
+            return Ok(SignIn::SecondFactor(
+                self.begin_second_factor(&user, !has_factor),
+            ));
         }
         let known = self.attempt_succeeded(reservation);
         Ok(SignIn::Done(Box::new(

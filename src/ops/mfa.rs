@@ -172,12 +172,7 @@ fn refusal(r: CodeRefused) -> OpsError {
 
 impl Ops {
     /// The pending sign-in for a user whose password was right.
-    pub(crate) fn begin_second_factor(
-        &self,
-        user: &User,
-        enrol: bool,
-        _origin: &Origin,
-    ) -> Challenge {
+    pub(crate) fn begin_second_factor(&self, user: &User, enrol: bool) -> Challenge {
         let now = self.now();
         let token = new_secret("");
         let enrol_secret = enrol.then(rules::new_secret);
@@ -272,7 +267,7 @@ impl Ops {
                 .ok_or_else(expired)?
         };
         let reservation = self.reserve_attempt(&user.email, origin.ip)?;
-        let checked = self.check_factor(&user, enrol_secret.as_deref(), &input.code, now);
+        let checked = self.check_factor(&user, enrol_secret.as_deref(), &input.code, origin);
         let (detail, recovery_codes) = match checked {
             Ok(done) => done,
             Err(e) => {
@@ -324,8 +319,9 @@ impl Ops {
         user: &User,
         enrol_secret: Option<&[u8]>,
         code: &str,
-        now: Timestamp,
+        origin: &Origin,
     ) -> OpsResult<(&'static str, Vec<String>)> {
+        let now = self.now();
         let tx = self.store.write()?;
         let stored = records::get_mfa(&tx, user.id)?;
         let out = if let Some(secret) = enrol_secret {
@@ -343,7 +339,8 @@ impl Ops {
             m.recovery = digests;
             records::put_mfa(&tx, &m)?;
             let mut ev = self.user_event(user, "user.mfa.enable", now);
-            ev.detail = "enrolled at sign-in".into();
+            ev.source = origin.ip.to_string();
+            ev.detail = "set up at sign-in".into();
             records::append_audit(&tx, &ev)?;
             ("second factor enrolled", codes)
         } else {

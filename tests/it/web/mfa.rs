@@ -173,3 +173,39 @@ async fn a_required_second_factor_is_set_up_in_the_sign_in_page() {
     let r = get(&app, &mut b, "/").await;
     assert_eq!(r.status, StatusCode::OK, "signed in once enrolled");
 }
+
+#[tokio::test]
+async fn an_invitation_is_not_a_way_around_the_second_factor() {
+    let app = TestApp::with_settings(kaas::ops::Settings {
+        mfa_require: kaas::domain::mfa::MfaRequirement::Everyone,
+        ..Default::default()
+    });
+    let (org, _) = org_with_workspace(&app, "owner@example.com", "acme").await;
+    app.user("ada@example.com", false).await;
+    let inv = app
+        .ops()
+        .invite(
+            &owner(&app, "owner@example.com"),
+            org,
+            NewInvitation {
+                email: "ada@example.com".into(),
+                role: OrgRole::Member,
+            },
+        )
+        .unwrap();
+    // The right password of an account that must use a second factor opens no session
+    // through the invitation form: it says to sign in first.
+    let mut b = Browser::default();
+    let r = post(
+        &app,
+        &mut b,
+        "/invite",
+        &[("token", &inv.token), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", html(&r));
+    assert!(html(&r).contains("two-step sign-in"), "{}", html(&r));
+    assert!(!b.has_cookie("kaas_session"));
+    // The invitation is still there to accept once signed in.
+    assert!(app.ops().invitation_info(&inv.token).is_ok());
+}
