@@ -282,6 +282,9 @@ async fn fixture() -> Fixture {
         )
         .await
         .expect("sign in");
+    let kaas::ops::mfa::SignIn::Done(session) = session else {
+        panic!("the bench's administrator has no second factor");
+    };
     let ws = first.expect("a workspace");
     let project = first_project.expect("a project");
     let pages = vec![

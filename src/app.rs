@@ -49,6 +49,7 @@ pub fn settings_from(cfg: &Config) -> Settings {
         max_workspaces_total: cfg.limits.workspaces_total,
         kubeconfig_lifetime: cfg.host.kubeconfig_lifetime,
         kubeconfig_max_lifetime: cfg.host.kubeconfig_max_lifetime,
+        mfa_require: cfg.mfa.require,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The command line: `serve`, `config check|show|default`, `version`, `healthcheck`,
-//! `user create|reset-password`, `backup [verify]`, `restore`, `audit verify`, `doctor`,
-//! `completions`, `credential` (kubectl's exec plugin), and the shell client's commands
-//! (`crate::client`). Every failure comes back as one readable
+//! `user create|reset-password|reset-mfa`, `backup [verify]`, `restore`, `audit verify`,
+//! `doctor`, `completions`, `credential` (kubectl's exec plugin), and the shell client's
+//! commands (`crate::client`). Every failure comes back as one readable
 //! line and a non-zero exit code.
 
 use std::io::{BufRead, IsTerminal};
@@ -179,6 +179,14 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Turn off the user's two-step sign-in (a lost phone): they sign in with their password
+    /// and, where `[mfa] require` applies, set it up again. Audited.
+    ResetMfa {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn load(
@@ -225,7 +233,9 @@ fn shell_actor() -> Actor {
 
 async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
     let cfg_args = match &cmd {
-        UserCommand::Create { cfg, .. } | UserCommand::ResetPassword { cfg, .. } => cfg.clone(),
+        UserCommand::Create { cfg, .. }
+        | UserCommand::ResetPassword { cfg, .. }
+        | UserCommand::ResetMfa { cfg, .. } => cfg.clone(),
     };
     let cfg = load(&cfg_args, None, None)?;
     let ops = crate::app::open_ops(&cfg, Arc::new(SystemClock)).map_err(|e| {
@@ -275,6 +285,13 @@ async fn user_command(cmd: UserCommand) -> anyhow::Result<()> {
                 .reset_password(&actor, id, PasswordReset { password })
                 .await?;
             println!("password reset for {email}; {done}");
+        }
+        UserCommand::ResetMfa { email, .. } => {
+            let id = ops
+                .user_id_by_email(&email)?
+                .ok_or_else(|| anyhow::anyhow!("no user with e-mail {email}"))?;
+            ops.reset_mfa(&actor, id)?;
+            println!("two-step sign-in turned off for {email}");
         }
     }
     Ok(())

@@ -13,7 +13,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authed, Body};
 use crate::domain::{SessionId, TokenId};
 use crate::http::{ClientOrigin, Id, session_clear_cookie, session_set_cookie};
-use crate::ops::auth::{LoginInput, PasswordChange, PasswordChanged, SessionView};
+use crate::ops::auth::{LoggedIn, LoginInput, PasswordChange, PasswordChanged, SessionView};
+use crate::ops::mfa::{Challenge, CodeInput, SignIn};
 use crate::ops::setup::SetupInput;
 use crate::ops::tokens::{CreatedToken, NewToken, TokenView};
 use crate::ops::users::{MeView, ProfilePatch, UserView};
@@ -25,6 +26,9 @@ pub struct LoginResult {
     /// Send as `X-CSRF-Token` with every state-changing request made with the cookie.
     pub csrf_token: String,
     pub expires_at: Timestamp,
+    /// After setting up two-step sign-in only: one-time recovery codes, shown this once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovery_codes: Vec<String>,
 }
 
 /// Creates the first platform administrator with the token from the setup link.
@@ -39,27 +43,52 @@ pub async fn setup(
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
-/// Signs in with e-mail and password; sets the session cookie.
+/// Signs in with e-mail and password; sets the session cookie. An account with two-step
+/// sign-in (or one that must set it up) gets 202 and a pending sign-in instead, which
+/// `POST /auth/login/code` finishes.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
-    responses((status = 200, body = LoginResult), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = LoginResult), (status = 202, body = Challenge),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(s): State<AppState>,
     ClientOrigin(o): ClientOrigin,
     Body(input): Body<LoginInput>,
 ) -> ApiResult<Response> {
-    let done = s.ops.login(input, &o).await?;
+    match s.ops.login(input, &o).await? {
+        SignIn::Done(done) => Ok(signed_in(&s, &done, Vec::new())),
+        SignIn::SecondFactor(c) => Ok((StatusCode::ACCEPTED, Json(c)).into_response()),
+    }
+}
+
+/// Finishes a pending sign-in with a code from the authenticator app or a recovery code
+/// (for an enrolment, the first code of the new secret: the answer then holds the recovery
+/// codes, shown once). Wrong codes are throttled like passwords.
+#[utoipa::path(post, path = "/auth/login/code", tag = "auth", request_body = CodeInput,
+    responses((status = 200, body = LoginResult), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login_code(
+    State(s): State<AppState>,
+    ClientOrigin(o): ClientOrigin,
+    Body(input): Body<CodeInput>,
+) -> ApiResult<Response> {
+    let done = s.ops.complete_second_factor(input, &o).await?;
+    Ok(signed_in(&s, &done.logged_in, done.recovery_codes))
+}
+
+fn signed_in(s: &AppState, done: &LoggedIn, recovery_codes: Vec<String>) -> Response {
     let max_age = s.ops.settings.session_absolute_timeout.as_secs();
     let expires_at = crate::ops::plus(done.session.created_at, s.ops.settings.session_idle_timeout);
     let mut res = Json(LoginResult {
         user: UserView::from(&done.user),
         csrf_token: done.session.csrf_token.clone(),
         expires_at,
+        recovery_codes,
     })
     .into_response();
-    if let Some(c) = session_set_cookie(&s, &done.secret, max_age) {
+    if let Some(c) = session_set_cookie(s, &done.secret, max_age) {
         res.headers_mut().insert(header::SET_COOKIE, c);
     }
-    Ok(res)
+    res
 }
 
 /// Ends the current session and clears the cookie. With an API token there is no session:

@@ -11,6 +11,7 @@ mod doc;
 pub mod error;
 pub mod extract;
 pub mod issuer;
+pub mod mfa;
 pub mod nodes;
 pub mod orgs;
 pub mod shell;
@@ -81,6 +82,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(shell::password_token))
         .routes(routes!(shell::device_authorization))
         .routes(routes!(shell::device_token))
+        .routes(routes!(auth::login_code))
         .routes(routes!(orgs::invitation_info))
         .routes(routes!(orgs::accept_invitation))
         // Signed in: the caller's own account.
@@ -91,6 +93,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::revoke_session))
         .routes(routes!(auth::list_tokens, auth::create_token))
         .routes(routes!(auth::revoke_token))
+        .routes(routes!(mfa::status))
+        .routes(routes!(mfa::start))
+        .routes(routes!(mfa::confirm))
+        .routes(routes!(mfa::recovery_codes))
+        .routes(routes!(mfa::disable))
+        .routes(routes!(mfa::reset))
         // Organizations: membership decides (domain::policy).
         .routes(routes!(orgs::list_orgs, orgs::create_org))
         .routes(routes!(orgs::get_org, orgs::update_org, orgs::delete_org))

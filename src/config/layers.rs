@@ -63,6 +63,7 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("limits.orgs_per_user", Kind::U32),
     ("limits.org_creation", Kind::Enum(&["anyone", "admins"])),
     ("limits.workspaces_total", Kind::U32),
+    ("mfa.require", Kind::Enum(&["none", "admins", "everyone"])),
     ("host.kubeconfig", Kind::OptPath),
     ("host.token", Kind::OptSecret),
     ("host.external_addresses", Kind::StrList),

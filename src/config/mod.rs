@@ -85,7 +85,8 @@ mod validate;
 
 pub use model::{
     AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, IssuerConfig,
-    LimitsConfig, LogConfig, LogFormat, OrgCreation, Overrides, Secret, ServerConfig, TlsConfig,
+    LimitsConfig, LogConfig, LogFormat, MfaConfig, OrgCreation, Overrides, Secret, ServerConfig,
+    TlsConfig,
     TlsMode,
 };
 
@@ -325,6 +326,21 @@ mod tests {
             msg.contains("\"server.shutdown_grace\"") && msg.contains("\"30s\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn who_must_use_a_second_factor_is_read_from_the_file_and_the_environment() {
+        use crate::domain::mfa::MfaRequirement;
+        let f = file("[mfa]\nrequire = \"admins\"\n");
+        let cfg = Config::load(Some(f.path()), &[], &Overrides::default()).unwrap();
+        assert_eq!(cfg.mfa.require, MfaRequirement::Admins);
+        let env = vec![("KAAS_MFA_REQUIRE".to_string(), "everyone".to_string())];
+        let cfg = Config::load(Some(f.path()), &env, &Overrides::default()).unwrap();
+        assert_eq!(cfg.mfa.require, MfaRequirement::Everyone);
+        let f = file("[mfa]\nrequire = \"sometimes\"\n");
+        let msg = err(Config::load(Some(f.path()), &[], &Overrides::default()));
+        assert!(msg.contains("\"mfa.require\""), "{msg}");
+        assert_eq!(Config::default().mfa.require, MfaRequirement::None);
     }
 
     #[test]

@@ -27,6 +27,15 @@ pub struct Config {
     pub backup: BackupConfig,
     pub billing: BillingConfig,
     pub issuer: IssuerConfig,
+    pub mfa: MfaConfig,
+}
+
+/// `[mfa]`: the second factor of local accounts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaConfig {
+    /// Who must enrol a second factor (at their next sign-in): "none", "admins", "everyone".
+    pub require: crate::domain::mfa::MfaRequirement,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,6 +337,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             billing: BillingConfig::default(),
             issuer: IssuerConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }

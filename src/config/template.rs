@@ -179,6 +179,11 @@ key_rotation = "{issuer_rotation}"
 # PEM file of the CA the kube-apiservers use to reach kaas over HTTPS. Unset: the
 # certificate kaas serves itself; behind a TLS-terminating proxy, the system's CAs.
 # ca_file = "/etc/kaas/issuer-ca.pem"
+[mfa]
+# Who must use a second factor (an authenticator app's six-digit codes) to sign in with a
+# password: "none" (each user may turn it on from their account page), "admins" (platform
+# administrators) or "everyone". Those without one enrol at their next sign-in.
+require = "none"
 "#,
             version = d.version,
             listen = d.server.listen,

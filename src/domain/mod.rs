@@ -8,6 +8,7 @@ pub mod device;
 pub mod groups;
 pub mod ids;
 pub mod membership;
+pub mod mfa;
 pub mod model;
 pub mod names;
 pub mod netaddr;

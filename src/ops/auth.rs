@@ -9,10 +9,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::mfa::SignIn;
 use super::secrets::{decoy_hash, digest, hash_password, new_secret, verify_password};
 use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
 use crate::domain::names::MAX_EMAIL_BYTES;
 use crate::domain::password::{MAX_PASSWORD_CHARS, check_password};
+use crate::domain::throttle::StoredKnown;
 use crate::domain::*;
 use crate::store::records;
 
@@ -105,6 +107,14 @@ pub(crate) fn end_credentials(
     Ok(done)
 }
 
+/// What a right password proves.
+pub(crate) enum SignInCheck {
+    /// The user, and the account's known sources with this one added.
+    Proved(User, StoredKnown),
+    /// Nothing yet: the account has a second factor, or must `enrol` one.
+    SecondFactor { user: User, enrol: bool },
+}
+
 impl Ops {
     fn session_expires_at(&self, s: &Session) -> Timestamp {
         let idle = plus(s.last_seen_at, self.settings.session_idle_timeout);
@@ -114,13 +124,15 @@ impl Ops {
 
     /// The password check of every sign-in (console, API, `kaas login`): input no account
     /// can have refused first, the attempt reserved under the throttle before the hash,
-    /// failures counted and audited, disabled accounts refused. Returns the user and the
-    /// account's known sources, to store with whatever the sign-in creates.
+    /// failures counted and audited, disabled accounts refused. A right password either
+    /// proves the user (with the account's known sources, to store with whatever the
+    /// sign-in creates) or, for an account with a second factor (or one that must enrol
+    /// one), proves nothing yet: the attempt then counts neither way.
     pub(crate) async fn check_sign_in(
         &self,
         input: LoginInput,
         origin: &Origin,
-    ) -> OpsResult<(User, crate::domain::throttle::StoredKnown)> {
+    ) -> OpsResult<SignInCheck> {
         // Before anything else (the throttle's maps, the audit log, argon2): input no
         // account can have is refused without being kept or echoed.
         if input.email.trim().len() > MAX_EMAIL_BYTES {
@@ -137,9 +149,14 @@ impl Ops {
         }
         let account = input.email.trim().to_ascii_lowercase();
         let now = self.now();
-        let user = {
+        let (user, mfa) = {
             let r = self.store.read()?;
-            records::user_by_email(&r, &account)?
+            let user = records::user_by_email(&r, &account)?;
+            let mfa = match &user {
+                Some(u) => records::get_mfa(&r, u.id)?,
+                None => None,
+            };
+            (user, mfa)
         };
         // Counted before the (costly) hash: a throttled attempt costs none, and concurrent
         // guesses cannot all pass the check before any is counted.
@@ -180,15 +197,44 @@ impl Ops {
         if user.disabled {
             return Err(failed("account disabled"));
         }
+        let has_factor = mfa.as_ref().is_some_and(|m| m.enabled());
+        if has_factor || self.settings.mfa_require.applies_to(user.platform_admin) {
+            // The password alone proves nothing yet: the attempt counts neither way, and
+            // the source becomes known only once the second factor is right.
+            self.attempt_cancelled(reservation);
+            return Ok(SignInCheck::SecondFactor {
+                user,
+                enrol: !has_factor,
+            });
+        }
         let known = self.attempt_succeeded(reservation);
-        Ok((user, known))
+        Ok(SignInCheck::Proved(user, known))
     }
 
-    /// Checks a password and opens a session.
-    pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<LoggedIn> {
-        let (mut user, known) = self.check_sign_in(input, origin).await?;
-        let now = self.now();
+    /// Checks a password; opens a session, or, for an account with a second factor (or one
+    /// that must enrol one), hands back the short-lived pending sign-in that
+    /// [`Ops::complete_second_factor`] finishes. No session exists before the second factor.
+    pub async fn login(&self, input: LoginInput, origin: &Origin) -> OpsResult<SignIn> {
+        Ok(match self.check_sign_in(input, origin).await? {
+            SignInCheck::Proved(user, known) => {
+                SignIn::Done(Box::new(self.open_session(user, origin, known, "")?))
+            }
+            SignInCheck::SecondFactor { user, enrol } => {
+                SignIn::SecondFactor(self.begin_second_factor(&user, enrol))
+            }
+        })
+    }
 
+    /// Opens a session for a user whose credentials were just proved, ending their oldest
+    /// sessions beyond the cap; audited as `auth.login` with `detail` (how they proved it).
+    pub(crate) fn open_session(
+        &self,
+        mut user: User,
+        origin: &Origin,
+        known: StoredKnown,
+        detail: &str,
+    ) -> OpsResult<LoggedIn> {
+        let now = self.now();
         let secret = new_secret("");
         let session = Session {
             id: SessionId::generate(),
@@ -219,9 +265,16 @@ impl Ops {
             source: origin.ip.to_string(),
         };
         let mut ev = self.event(&actor, "auth.login", &user.email, None);
-        if excess > 0 {
-            ev.detail = format!("{excess} oldest session(s) ended: at most {cap} allowed");
+        let mut notes = Vec::new();
+        if !detail.is_empty() {
+            notes.push(detail.to_string());
         }
+        if excess > 0 {
+            notes.push(format!(
+                "{excess} oldest session(s) ended: at most {cap} allowed"
+            ));
+        }
+        ev.detail = notes.join("; ");
         records::append_audit(&tx, &ev)?;
         self.commit(tx, &[])?;
         Ok(LoggedIn {

@@ -16,6 +16,7 @@ pub mod issuer;
 pub mod kubeconfig;
 pub mod members;
 pub mod meter;
+pub mod mfa;
 pub mod nodes;
 pub mod orgs;
 pub mod plans;
@@ -199,6 +200,8 @@ pub struct Settings {
     pub max_workspaces_total: u32,
     pub kubeconfig_lifetime: Duration,
     pub kubeconfig_max_lifetime: Duration,
+    /// Who must sign in with a second factor.
+    pub mfa_require: crate::domain::mfa::MfaRequirement,
 }
 
 impl Default for Settings {
@@ -218,6 +221,7 @@ impl Default for Settings {
             max_workspaces_total: 100,
             kubeconfig_lifetime: Duration::from_secs(8 * 3600),
             kubeconfig_max_lifetime: Duration::from_secs(7 * 86400),
+            mfa_require: crate::domain::mfa::MfaRequirement::None,
         }
     }
 }
@@ -258,6 +262,8 @@ pub struct Ops {
     fast_hashing: bool,
     /// Device grants of `kaas login --device` waiting for approval (minutes long; memory only).
     device_grants: std::sync::Mutex<crate::domain::device::Grants>,
+    /// Sign-ins waiting for their second factor (see `ops::mfa`).
+    pending_logins: mfa::PendingLogins,
 }
 
 impl Ops {
@@ -279,6 +285,7 @@ impl Ops {
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
             device_grants: Default::default(),
+            pending_logins: Default::default(),
         }
     }
 

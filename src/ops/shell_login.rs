@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::LoginInput;
+use super::auth::{LoginInput, SignInCheck};
 use super::secrets::{digest, new_secret};
 use super::{Actor, AuthVia, Ops, OpsError, OpsResult, Origin, invalid, plus};
 use crate::domain::device::{self, GrantError, Poll};
@@ -184,7 +184,7 @@ impl Ops {
         origin: &Origin,
     ) -> OpsResult<ShellToken> {
         let name = token_name(input.name)?;
-        let (user, known) = self
+        let (user, known) = match self
             .check_sign_in(
                 LoginInput {
                     email: input.email,
@@ -192,7 +192,16 @@ impl Ops {
                 },
                 origin,
             )
-            .await?;
+            .await?
+        {
+            SignInCheck::Proved(user, known) => (user, known),
+            // A password alone must not open what the console guards with a second factor.
+            SignInCheck::SecondFactor { .. } => {
+                return Err(OpsError::Forbidden(
+                    "this account signs in with a second factor: use `kaas login URL --device` and approve the sign-in in the console".into(),
+                ));
+            }
+        };
         self.mint_shell_token(
             &user,
             name,

@@ -11,7 +11,7 @@ use kube::{Api, Client};
 
 use super::context::Context;
 use super::error::{Error, Result, describe};
-use super::kubeapi::{apply_cached, cached, lookup};
+use super::kubeapi::{apply_cached, apply_if_changed, cached, lookup};
 use super::observe::{self, Agents, Pending, Seen, Verdict};
 use super::{node_sync, served_cert, tenant_sync};
 use crate::domain::{K3kMode, WorkspaceState};

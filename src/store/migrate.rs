@@ -1,8 +1,8 @@
 //! Schema versions and forward migrations. Version 1 was the first layout; version 2 added
 //! the per-organization audit index, built from the existing log; version 3 the dedicated
 //! node tables; version 4 the billing tables; version 5 the audit log's hash chain, built
-//! over the existing records in id (time) order, and the login-throttling tables; version 6 the OIDC issuer's signing keys. Each step
-//! runs in one
+//! over the existing records in id (time) order, and the login-throttling tables; version 6
+//! the OIDC issuer's signing keys; version 7 the second-factor table. Each step runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The first schema with the audit log's hash chain.
 pub const AUDIT_CHAIN_SCHEMA: u32 = 5;
@@ -95,8 +95,9 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
             // NB: the step into AUDIT_CHAIN_SCHEMA; the login-throttling tables of schema 5
             // are among those create_tables made above.
             4 => v4_to_v5(&tx)?,
-            // Schema 6 only adds the issuer's signing-key table.
-            5 => {}
+            // Schemas 6 (the issuer's signing keys) and 7 (the second-factor table) only
+            // add tables.
+            5 | 6 => {}
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"

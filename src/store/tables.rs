@@ -121,6 +121,9 @@ pub const LOGIN_KNOWN: TableDefinition<&str, &[u8]> = TableDefinition::new("logi
 
 /// Key id → the OIDC issuer's signing key (private part sealed). Added in schema 6.
 pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing-keys-v1");
+/// User → their second factor (TOTP secret, last step used, recovery code digests). Added
+/// in schema 7.
+pub const MFA: TableDefinition<u128, &[u8]> = TableDefinition::new("mfa-v1");
 
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
@@ -174,5 +177,6 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(LOGIN_FAILURES)?;
     v.visit(LOGIN_KNOWN)?;
     v.visit(SIGNING_KEYS)?;
+    v.visit(MFA)?;
     Ok(())
 }

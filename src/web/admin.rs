@@ -108,13 +108,24 @@ pub struct UsersView {
     pub l: Layout,
     pub page: Page<UserView>,
     pub form: FormState,
+    /// Users on this page with two-step sign-in on.
+    pub mfa: Vec<UserId>,
+}
+
+impl UsersView {
+    pub fn has_mfa(&self, id: impl std::borrow::Borrow<UserId>) -> bool {
+        self.mfa.contains(id.borrow())
+    }
 }
 
 fn users_page(s: &AppState, who: &SignedIn, after: &str, form: FormState) -> WebResult<UsersView> {
     let after = after.parse::<UserId>().ok();
+    let page = s.ops.list_users(&who.actor, after, ROWS)?;
+    let ids: Vec<UserId> = page.items.iter().map(|u| u.id).collect();
     Ok(UsersView {
         l: who.layout("Users", "admin-users"),
-        page: s.ops.list_users(&who.actor, after, ROWS)?,
+        mfa: s.ops.users_with_mfa(&ids)?,
+        page,
         form,
     })
 }

@@ -14,13 +14,15 @@ use serde::Deserialize;
 use super::error::WebResult;
 use super::extract::{MaybeSignedIn, NoFields, OpenForm, Post, PublicForm};
 use super::flash::Flash;
+use super::mfa::after_password;
 use super::view::{Bare, FormState};
 use super::{redirect, refused};
 use crate::http::redirect::is_local_path;
-use crate::http::{session_clear_cookie, session_set_cookie};
+use crate::http::session_clear_cookie;
 use crate::ops::OpsError;
-use crate::ops::auth::{LoggedIn, LoginInput};
+use crate::ops::auth::LoginInput;
 use crate::ops::invitations::{AcceptInvitation, InvitationInfo};
+use crate::ops::mfa::SignIn;
 use crate::ops::setup::SetupInput;
 use crate::state::AppState;
 
@@ -43,16 +45,6 @@ fn gone(heading: &str, text: &str, link_href: &'static str, link_text: &'static 
         link_text,
     };
     (StatusCode::GONE, page).into_response()
-}
-
-/// Sets the session cookie exactly as the API's sign-in does, and goes on to `to`.
-fn signed_in_redirect(s: &AppState, done: &LoggedIn, to: &str, flash: Flash) -> Response {
-    let mut res = redirect(s, to, flash);
-    let max_age = s.ops.settings.session_absolute_timeout.as_secs();
-    if let Some(c) = session_set_cookie(s, &done.secret, max_age) {
-        res.headers_mut().append(header::SET_COOKIE, c);
-    }
-    res
 }
 
 #[derive(Deserialize)]
@@ -121,15 +113,16 @@ pub async fn setup(
         password: f.password,
     };
     match s.ops.setup_and_sign_in(input, &o).await {
-        Ok(done) => Ok(signed_in_redirect(
-            &s,
-            &done,
-            "/",
-            Flash::ok(format!(
-                "Welcome, {}. You are the platform administrator; create an organization to begin.",
-                done.user.name
-            )),
-        )),
+        Ok(step) => {
+            let name = match &step {
+                SignIn::Done(done) => done.user.name.clone(),
+                SignIn::SecondFactor(_) => String::new(),
+            };
+            let welcome = Flash::ok(format!(
+                "Welcome, {name}. You are the platform administrator; create an organization to begin."
+            ));
+            Ok(after_password(&s, step, "/", welcome))
+        }
         Err(OpsError::Unauthenticated(_) | OpsError::Conflict(_)) => Ok(setup_gone()),
         Err(e) => {
             let (status, form) = refused(e, form)?;
@@ -196,10 +189,13 @@ pub async fn login(
         password: f.password,
     };
     match s.ops.login(input, &o).await {
-        Ok(done) => {
+        Ok(step) => {
             let to = local_or_home(&f.next);
-            let hello = Flash::ok(format!("Signed in as {}.", done.user.email));
-            Ok(signed_in_redirect(&s, &done, to, hello))
+            let hello = match &step {
+                SignIn::Done(done) => Flash::ok(format!("Signed in as {}.", done.user.email)),
+                SignIn::SecondFactor(_) => Flash::ok(""),
+            };
+            Ok(after_password(&s, step, to, hello))
         }
         Err(e) => {
             let (status, form) = refused(e, form)?;
@@ -316,9 +312,9 @@ pub async fn accept_invite(
         password: f.password,
     };
     match s.ops.accept_invitation_and_sign_in(input, &o).await {
-        Ok((org, done)) => Ok(signed_in_redirect(
+        Ok((org, step)) => Ok(after_password(
             &s,
-            &done,
+            step,
             &format!("/orgs/{org}"),
             Flash::ok("Welcome! You have joined the organization."),
         )),

@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod flash;
 pub mod members;
+pub mod mfa;
 pub mod orgs;
 pub mod plan_form;
 pub mod projects;
@@ -58,6 +59,8 @@ pub fn router() -> Router<AppState> {
         .route("/static/{version}/{*file}", get(static_file))
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/login", get(auth::login_page).post(auth::login))
+        // The second step of a sign-in: the pending token from the first is the credential.
+        .route("/login/code", post(mfa::login_code))
         .route("/invite", get(auth::invite_page).post(auth::accept_invite))
         // Signed in (`SignedIn`/`Post`: session cookie; forms carry the CSRF token).
         // What each may see or change is decided by `ops` from their roles.
@@ -134,6 +137,10 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/device", get(device::show).post(device::decide))
+        .route("/account/mfa", post(mfa::start))
+        .route("/account/mfa/confirm", post(mfa::confirm))
+        .route("/account/mfa/recovery-codes", post(mfa::recovery_codes))
+        .route("/account/mfa/disable", post(mfa::disable))
         // Platform administrators (`Admin`/`AdminPost`: anyone else gets 404).
         .route("/admin", get(admin::orgs))
         .route("/admin/orgs/{org}/limits", post(admin::set_limits))
@@ -141,6 +148,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{user}", post(admin::update_user))
         .route("/admin/users/{user}/name", post(admin::rename_user))
         .route("/admin/users/{user}/password", post(admin::reset_password))
+        .route("/admin/users/{user}/mfa/reset", post(mfa::admin_reset))
         .route(
             "/admin/plans",
             get(admin_plans::list).post(admin_plans::create),

@@ -432,6 +432,88 @@ impl Journey<'_> {
     }
 }
 
+/// The code an authenticator app with the key shown on the page would show now, and its
+/// step.
+fn code_now(secret: &[u8]) -> (String, u64) {
+    use kaas::domain::mfa::{code_at_step, step_of};
+    let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+    let step = step_of(now);
+    (code_at_step(secret, step).expect("a code"), step)
+}
+
+impl Journey<'_> {
+    /// Two-step sign-in: set up from the account page with the QR code (the key read off the
+    /// page, the code computed as an authenticator app would), the recovery codes shown once;
+    /// then signing in asks for a code: a recovery code works once, an authenticator code
+    /// of a later step signs in.
+    pub async fn two_step_sign_in(&mut self) {
+        let s = &self.admin;
+        s.fill("#email", ADMIN_EMAIL).await;
+        s.fill("#password", ADMIN_PASSWORD).await;
+        s.submit("Sign in").await;
+        s.expect_text("h1", "Dashboard").await;
+        s.goto(&format!("{}/account", self.kaas.base)).await;
+        s.fill("#mfa-current_password", ADMIN_PASSWORD).await;
+        s.submit("Set up").await;
+        s.expect_text("h1", "Set up two-step sign-in").await;
+        let qr = s.find(".qr img").await;
+        let natural = s.property(&qr, "naturalWidth").await;
+        assert!(natural.as_u64().unwrap_or(0) > 0, "the QR code is drawn");
+        self.shots.take(s, "mfa-enrol").await;
+        let typed = s.text_of("#totp-secret").await;
+        let secret = kaas::domain::mfa::secret_from_typed(&typed).expect("a base32 key");
+        let (code, enrolled_at) = code_now(&secret);
+        s.fill("#mfa-code", &code).await;
+        s.submit("Turn on").await;
+        s.expect_text("h1", "Your recovery codes").await;
+        s.see("Two-step sign-in is on.").await;
+        let codes = s.find_all("#recovery-codes li").await;
+        assert_eq!(codes.len(), 10);
+        let recovery = s.text(&codes[0]).await;
+        self.shots.take(s, "mfa-recovery-codes").await;
+        s.submit("Continue").await;
+        s.expect_text("h1", "Account").await;
+
+        // The password alone no longer signs in; a recovery code does, once.
+        for (attempt, expect_ok) in [(1, true), (2, false)] {
+            s.submit("Sign out").await;
+            s.fill("#email", ADMIN_EMAIL).await;
+            s.fill("#password", ADMIN_PASSWORD).await;
+            s.submit("Sign in").await;
+            s.expect_text("h1", "Two-step sign-in").await;
+            s.fill("#code", &recovery).await;
+            s.submit("Sign in").await;
+            if expect_ok {
+                s.see(&format!("Signed in as {ADMIN_EMAIL}.")).await;
+            } else {
+                let msg = s.text_of(".field-error").await;
+                assert_eq!(
+                    msg, "Wrong or already used recovery code",
+                    "attempt {attempt}"
+                );
+            }
+        }
+        // An authenticator code of a later step than the one that set it up.
+        let code = loop {
+            let (code, step) = code_now(&secret);
+            if step > enrolled_at {
+                break code;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        s.fill("#code", &code).await;
+        s.submit("Sign in").await;
+        s.see(&format!("Signed in as {ADMIN_EMAIL}.")).await;
+        s.expect_text("h1", "Dashboard").await;
+        assert_clean(
+            s,
+            "two-step sign-in",
+            &["/login/code - Failed to load resource: the server responded with a status of 422"],
+        )
+        .await;
+    }
+}
+
 /// Waits for Chromium to finish writing `name` into `dir`.
 async fn wait_for_download(dir: &std::path::Path, name: &str) -> PathBuf {
     let path = dir.join(name);

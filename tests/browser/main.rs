@@ -50,6 +50,7 @@ async fn console_journeys_in_a_real_browser() {
     j.see_billing().await;
     j.delete_workspace().await;
     j.login_throttling().await;
+    j.two_step_sign_in().await;
 
     j.admin.quit().await;
     println!("browser journeys took {:.1?}", started.elapsed());

@@ -19,9 +19,11 @@ const ROLES: [&str; 11] = [
 ];
 
 /// Routes anyone may call: the credential is in the body.
-const OPEN: [(&str, &str); 7] = [
+const OPEN: [(&str, &str); 8] = [
     ("POST", "/setup"),
     ("POST", "/auth/login"),
+    // The pending sign-in's token is the credential.
+    ("POST", "/auth/login/code"),
     ("POST", "/invitations/lookup"),
     ("POST", "/invitations/accept"),
     // `kaas login`: the password, or the device code, is the credential (tests/it/shell.rs).
@@ -41,6 +43,12 @@ const MATRIX: &[(&str, &str, &str)] = &[
     // The matrix calls with API tokens, and a token may not create tokens.
     ("POST", "/me/tokens", "F F F F F F F F F F U"),
     ("DELETE", "/me/tokens/{token}", "a a a a a a a a a a U"),
+    ("GET", "/me/mfa", "A A A A A A A A A A U"),
+    // Like token creation: an API token may not change how its owner signs in.
+    ("POST", "/me/mfa/totp", "F F F F F F F F F F U"),
+    ("POST", "/me/mfa/totp/confirm", "F F F F F F F F F F U"),
+    ("POST", "/me/mfa/recovery-codes", "F F F F F F F F F F U"),
+    ("POST", "/me/mfa/disable", "F F F F F F F F F F U"),
     ("POST", "/auth/logout", "a a a a a a a a a a U"),
     ("GET", "/orgs", "A A A A A A A A A A U"),
     ("POST", "/orgs", "A A A A A A A A A A U"),
@@ -118,6 +126,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/users/{victim}", "A F F F F F F F F F U"),
     ("PATCH", "/users/{victim}", "A F F F F F F F F F U"),
     ("POST", "/users/{victim}/password", "A F F F F F F F F F U"),
+    // The victim has no second factor: 409 for the administrator, still allowed.
+    ("DELETE", "/users/{victim}/mfa", "A F F F F F F F F F U"),
     ("GET", "/audit?org={org}", "A A A F F F F F F N U"),
     ("GET", "/audit", "A F F F F F F F F F U"),
     ("GET", "/audit/export?org={org}", "A A A F F F F F F N U"),
@@ -343,6 +353,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"email": "fresh@example.com", "name": "Fresh", "password": PASSWORD})
         }
         ("PATCH", "/users/{victim}") => json!({"name": "V"}),
+        ("POST", "/me/mfa/totp" | "/me/mfa/recovery-codes" | "/me/mfa/disable") => {
+            json!({"current_password": PASSWORD})
+        }
+        ("POST", "/me/mfa/totp/confirm") => json!({"code": "000000"}),
         ("POST", "/users/{victim}/password") => json!({"password": "another long passphrase"}),
         ("PUT", "/orgs/{org}/billing/account") => {
             json!({"name": "Acme", "currency": "EUR", "invoice_prefix": "ACME"})

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kaas");
+pub const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 
 pub struct Server {
     child: Child,

@@ -14,6 +14,7 @@ mod edge;
 mod host;
 mod kubectl_tokens;
 mod listing;
+mod mfa;
 mod nodes;
 mod openapi;
 mod plans;

@@ -17,6 +17,7 @@ mod audit;
 mod auth_hardening;
 mod billing;
 mod limits;
+mod mfa;
 mod plans;
 mod plumbing;
 

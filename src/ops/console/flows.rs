@@ -2,8 +2,9 @@
 //! its deletions confirmed by typing the name.
 
 use crate::domain::*;
-use crate::ops::auth::{LoggedIn, LoginInput};
+use crate::ops::auth::LoginInput;
 use crate::ops::invitations::AcceptInvitation;
+use crate::ops::mfa::SignIn;
 use crate::ops::setup::SetupInput;
 use crate::ops::workspaces::WorkspaceView;
 use crate::ops::{Actor, Ops, OpsError, OpsResult, Origin};
@@ -11,11 +12,7 @@ use crate::store::records;
 
 impl Ops {
     /// First run from the browser: creates the administrator, then signs them in.
-    pub async fn setup_and_sign_in(
-        &self,
-        input: SetupInput,
-        origin: &Origin,
-    ) -> OpsResult<LoggedIn> {
+    pub async fn setup_and_sign_in(&self, input: SetupInput, origin: &Origin) -> OpsResult<SignIn> {
         let password = input.password.clone();
         let user = self.complete_setup(input, origin).await?;
         self.login(
@@ -34,13 +31,13 @@ impl Ops {
         &self,
         input: AcceptInvitation,
         origin: &Origin,
-    ) -> OpsResult<(OrgId, LoggedIn)> {
+    ) -> OpsResult<(OrgId, SignIn)> {
         let info = self.invitation_info(&input.token)?;
         let org = self.org_id_by_name(&info.org_name)?;
         let password = input.password.clone().unwrap_or_default();
         if info.account_exists {
             // Prove the account first; the invitation is used only once that succeeds.
-            let done = self
+            let step = self
                 .login(
                     LoginInput {
                         email: info.email.clone(),
@@ -53,6 +50,18 @@ impl Ops {
                     OpsError::Unauthenticated(m) => crate::ops::invalid("password", m),
                     other => other,
                 })?;
+            let done = match step {
+                SignIn::Done(done) => *done,
+                // The invitation is used by a signed-in account; this one needs its second
+                // factor first, which the invitation page does not ask for.
+                SignIn::SecondFactor(_) => {
+                    return Err(OpsError::Conflict(
+                        "your account uses two-step sign-in: sign in first, then open this \
+                         invitation link again"
+                            .into(),
+                    ));
+                }
+            };
             let actor = Actor {
                 user_id: done.user.id,
                 email: done.user.email.clone(),
@@ -65,7 +74,7 @@ impl Ops {
                 let _ = self.revoke_session(&actor, done.session.id);
                 return Err(e);
             }
-            return Ok((org, done));
+            return Ok((org, SignIn::Done(Box::new(done))));
         }
         let user = self.accept_invitation(None, input, origin).await?;
         let done = self

@@ -128,6 +128,7 @@ pub struct AccountPage {
     pub me: MeView,
     pub sessions: Vec<SessionView>,
     pub tokens: Vec<TokenView>,
+    pub mfa: crate::ops::mfa::MfaStatus,
 }
 
 /// What the status poller needs for one workspace.
@@ -394,6 +395,7 @@ impl Ops {
             me: self.me(actor)?,
             sessions: self.list_sessions(actor)?,
             tokens: self.list_tokens(actor)?,
+            mfa: self.mfa_status(actor)?,
         })
     }
 

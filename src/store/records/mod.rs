@@ -18,6 +18,7 @@ type Res<T> = Result<T, StoreError>;
 
 mod audit;
 mod members;
+mod mfa;
 mod nodes;
 mod people;
 mod plans;
@@ -27,6 +28,7 @@ mod throttle;
 
 pub use audit::*;
 pub use members::*;
+pub use mfa::*;
 pub use nodes::*;
 pub use people::*;
 pub use plans::*;
