@@ -4,6 +4,8 @@
 // real K3K controllers with their CRDs, and for every K3K Cluster a real kube-apiserver as
 // its virtual cluster. Its flags mirror fakehost's where they overlap. Once everything is up
 // it writes an admin kubeconfig and prints the API server's URL on one line of stdout.
+// `realhost reach` (reach.go) answers whether the NetworkPolicies present let a pod reach an
+// address.
 
 package main
 
@@ -36,6 +38,11 @@ func fatalf(format string, args ...any) {
 }
 
 func main() {
+	// `realhost reach …`: the network referee (reach.go), a one-shot question, not a host.
+	if len(os.Args) > 1 && os.Args[1] == "reach" {
+		reachMain(os.Args[2:])
+		return
+	}
 	var (
 		kubeconfigOut = flag.String("kubeconfig-out", "", "where to write the admin kubeconfig (required)")
 		listen        = flag.String("listen", "127.0.0.1:0", "address of the host API server; port 0 picks a free one")
