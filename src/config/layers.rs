@@ -74,6 +74,10 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("backup.interval", Kind::Duration),
     ("backup.keep", Kind::U32),
     ("billing.meter_interval", Kind::Duration),
+    ("isolation.pod_cidrs", Kind::StrList),
+    ("isolation.service_cidrs", Kind::StrList),
+    ("isolation.denied_egress", Kind::StrList),
+    ("isolation.k3k_namespace", Kind::Str),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

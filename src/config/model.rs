@@ -26,6 +26,7 @@ pub struct Config {
     pub host: HostConfig,
     pub backup: BackupConfig,
     pub billing: BillingConfig,
+    pub isolation: IsolationConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +201,33 @@ pub struct HostConfig {
     pub resync_interval: Duration,
 }
 
+/// `[isolation]`: what the NetworkPolicies kaas writes in every workspace namespace deny
+/// (see `host::isolation`). The defaults are K3s's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationConfig {
+    /// The host's pod network(s) (K3s `--cluster-cidr`).
+    pub pod_cidrs: Vec<String>,
+    /// The host's Service network(s) (K3s `--service-cidr`).
+    pub service_cidrs: Vec<String>,
+    /// More networks or addresses no workspace pod may reach, e.g. the host API server's
+    /// address when it is not a node address. Node addresses are denied without saying.
+    pub denied_egress: Vec<String>,
+    /// The namespace K3K's controller runs in.
+    pub k3k_namespace: String,
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        IsolationConfig {
+            pod_cidrs: vec!["10.42.0.0/16".to_owned()],
+            service_cidrs: vec!["10.43.0.0/16".to_owned()],
+            denied_egress: Vec::new(),
+            k3k_namespace: "k3k-system".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupConfig {
@@ -295,6 +323,7 @@ impl Default for Config {
             host: HostConfig::default(),
             backup: BackupConfig::default(),
             billing: BillingConfig::default(),
+            isolation: IsolationConfig::default(),
         }
     }
 }

@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::isolation::{self, IsolationSettings};
 use super::k3k::cluster::{ClusterMode, ClusterPersistence, ClusterSpec};
 use super::k3k::policy::{
     VirtualClusterPolicyAllowedMode, VirtualClusterPolicyLimit, VirtualClusterPolicyLimitLimits,
@@ -44,6 +46,8 @@ pub struct HostSettings {
     /// Host nodes that run K3K's shared-mode node agent (one pod each, counted in the
     /// quota; see `domain::overhead::node_runs_shared_agent`).
     pub agent_nodes: u32,
+    /// The networks and addresses the workspace's NetworkPolicies deny (`host::isolation`).
+    pub isolation: IsolationSettings,
 }
 
 impl HostSettings {
@@ -71,7 +75,12 @@ pub struct DesiredSet {
     pub policy: VirtualClusterPolicy,
     pub cluster: Cluster,
     pub api_service: Service,
-    /// The same four, by reference, in apply order. Delete in reverse order.
+    /// kaas's NetworkPolicies in the namespace (`host::isolation`), applied right after it.
+    pub network_policies: Vec<NetworkPolicy>,
+    /// The priority-class ResourceQuotas in the namespace, applied right after it.
+    pub priority_quotas: Vec<ResourceQuota>,
+    /// The first four, by reference, in apply order. Delete in reverse order (the
+    /// namespaced isolation objects go with their namespace).
     pub objects: Vec<ObjectRef>,
 }
 
@@ -121,10 +130,14 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
         // The tenants' quota plus what K3K's own pods take (domain::overhead): the plan's
         // promise holds and the servers, agents and CoreDNS always admit.
         quota: Some(VirtualClusterPolicyQuota {
-            hard: Some(int_or_strings(host_quota_quantities(&HostQuota::of(
-                &plan.quota,
-                &Overhead::of(plan, settings.agent_nodes),
-            )))),
+            hard: Some(int_or_strings({
+                let mut hard = host_quota_quantities(&HostQuota::of(
+                    &plan.quota,
+                    &Overhead::of(plan, settings.agent_nodes),
+                ));
+                hard.extend(service_quantities(plan));
+                hard
+            })),
             ..VirtualClusterPolicyQuota::default()
         }),
         limit: Some(VirtualClusterPolicyLimit {
@@ -147,9 +160,10 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
             PsaLevel::Baseline => VirtualClusterPolicyPodSecurityAdmissionLevel::Baseline,
             PsaLevel::Privileged => VirtualClusterPolicyPodSecurityAdmissionLevel::Privileged,
         }),
-        // Said explicitly: K3K's default NetworkPolicy is what isolates tenants' pod traffic
-        // in shared mode.
-        disable_network_policy: Some(false),
+        // K3K's NetworkPolicy allows all ingress and egress to the host API server, nodes and
+        // kubelets; policies only add up, so kaas's own (`host::isolation`) can deny those
+        // only when K3K writes none.
+        disable_network_policy: Some(true),
         ..VirtualClusterPolicySpec::default()
     };
     let mut vcp = VirtualClusterPolicy::new(&names::policy(ws.id), spec);
@@ -242,6 +256,8 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
         policy: policy(ws, plan, settings),
         cluster: cluster(ws, plan, settings),
         api_service: api_service(ws.id),
+        network_policies: isolation::network_policies(ws.id, &settings.isolation),
+        priority_quotas: isolation::priority_quotas(ws.id, plan),
         objects,
     }
 }
@@ -392,6 +408,21 @@ pub fn host_quota_quantities(q: &HostQuota) -> BTreeMap<String, String> {
     ])
 }
 
+/// The host quota's Service entries: the plan's NodePorts plus kaas's own API Service
+/// (a NodePort), and its LoadBalancers.
+pub fn service_quantities(plan: &Plan) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "services.nodeports".into(),
+            quantity::count(u64::from(plan.services.node_ports) + 1),
+        ),
+        (
+            "services.loadbalancers".into(),
+            quantity::count(u64::from(plan.services.load_balancers)),
+        ),
+    ])
+}
+
 /// A LimitRange item's `default` (limits given to containers that set none).
 pub fn limit_defaults(l: &LimitDefaults) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -484,6 +515,7 @@ mod tests {
             },
             all_dedicated_pools: vec!["ws-01hzy3v8k2m4n6p8q0r2s4t6v8".into(), other_pool()],
             agent_nodes: 3,
+            isolation: IsolationSettings::default(),
         }
     }
 
@@ -832,6 +864,8 @@ mod tests {
                 "requests.cpu": "2900m", "limits.cpu": "3300m",
                 "requests.memory": "5958Mi", "limits.memory": "6058Mi",
                 "requests.storage": "15Gi", "pods": "55",
+                // The plan's 2 NodePorts plus kaas's own API Service; no LoadBalancer.
+                "services.nodeports": "3", "services.loadbalancers": "0",
             })
         );
         let mut more_nodes = settings(false);
@@ -852,7 +886,10 @@ mod tests {
         );
         assert_eq!(spec["allowedMode"], "shared");
         assert_eq!(spec["podSecurityAdmissionLevel"], "baseline");
-        assert_eq!(spec["disableNetworkPolicy"], false);
+        assert_eq!(
+            spec["disableNetworkPolicy"], true,
+            "kaas owns the NetworkPolicies"
+        );
         assert!(spec.get("defaultNodeSelector").is_none());
 
         // With dedicated nodes, the policy (not the Cluster) sends tenant pods there.

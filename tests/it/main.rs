@@ -11,6 +11,7 @@ mod components;
 mod credentials;
 mod edge;
 mod host;
+mod isolation;
 mod listing;
 mod nodes;
 mod openapi;

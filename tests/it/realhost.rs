@@ -215,6 +215,7 @@ fn api_path(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -
         | "policy"
         | "storage.k8s.io"
         | "coordination.k8s.io"
+        | "networking.k8s.io"
         | "apiextensions.k8s.io" => "v1",
         other => panic!("realhost test helper: no version known for API group {other:?}"),
     };
@@ -453,6 +454,11 @@ impl RealHostedApp {
             stuck_after: Duration::from_secs(30),
             ..reconciler_settings()
         };
+        let mut settings = settings;
+        // realhost's Service network is on loopback, and its API server listens on
+        // 127.0.0.1, which is no node's address: deny it as an operator would a VIP.
+        settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
+        settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
         let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
         RealHostedApp {
             app,
