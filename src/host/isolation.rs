@@ -378,6 +378,60 @@ pub fn priority_quotas(ws: WorkspaceId, plan: &Plan) -> Vec<ResourceQuota> {
     ]
 }
 
+/// The annotation in which K3s records the arguments each node's k3s was started with (its
+/// config files included, secrets masked), as a JSON list: `["server","--disable-network-policy"]`.
+pub const K3S_NODE_ARGS_ANNOTATION: &str = "k3s.io/node-args";
+/// The K3s flag that turns its embedded network policy controller (kube-router's) off.
+pub const K3S_DISABLE_NETWORK_POLICY: &str = "--disable-network-policy";
+
+/// Whether the host enforces NetworkPolicy, as far as its nodes tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Every node is K3s with its network policy controller on.
+    Enforced,
+    /// These K3s nodes run with `--disable-network-policy`.
+    Disabled(Vec<String>),
+    /// Not every node is K3s: enforcement is the CNI's, which the nodes do not show.
+    Unknown,
+}
+
+/// What to tell an operator whose host does not enforce NetworkPolicy.
+pub const NETWORK_POLICY_FIX: &str = "the host does not enforce NetworkPolicy, so workspaces can reach each other's pods, the host API server and the kubelets: remove `disable-network-policy` from K3s's configuration (/etc/rancher/k3s/config.yaml[.d]) or its command line, and restart K3s";
+
+/// Reads enforcement off the nodes' names and `k3s.io/node-args` annotations.
+pub fn network_policy_enforcement<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Enforcement {
+    let mut disabled = Vec::new();
+    let mut any = false;
+    for (name, args) in nodes {
+        any = true;
+        let Some(args) = args.and_then(|a| serde_json::from_str::<Vec<String>>(a).ok()) else {
+            return Enforcement::Unknown;
+        };
+        // The flag alone, or with a value other than false; a later `=false` turns it back on.
+        let mut off = false;
+        for a in &args {
+            if a == K3S_DISABLE_NETWORK_POLICY {
+                off = true;
+            } else if let Some(v) = a
+                .strip_prefix(K3S_DISABLE_NETWORK_POLICY)
+                .and_then(|v| v.strip_prefix('='))
+            {
+                off = v != "false";
+            }
+        }
+        if off {
+            disabled.push(name.to_string());
+        }
+    }
+    match (any, disabled.is_empty()) {
+        (false, _) => Enforcement::Unknown,
+        (true, true) => Enforcement::Enforced,
+        (true, false) => Enforcement::Disabled(disabled),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -463,5 +517,31 @@ mod tests {
             0,
             "virtual mode runs no tenant pod on the host"
         );
+    }
+
+    #[test]
+    fn enforcement_is_read_off_k3s_node_args() {
+        let on = r#"["server","--write-kubeconfig-mode","0644"]"#;
+        let off = r#"["server","--disable-network-policy"]"#;
+        let off_eq = r#"["server","--disable-network-policy=true"]"#;
+        let back_on = r#"["server","--disable-network-policy","--disable-network-policy=false"]"#;
+        assert_eq!(
+            network_policy_enforcement([("a", Some(on)), ("b", Some(r#"["agent"]"#))]),
+            Enforcement::Enforced
+        );
+        assert_eq!(
+            network_policy_enforcement([("a", Some(off)), ("b", Some(off_eq))]),
+            Enforcement::Disabled(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            network_policy_enforcement([("a", Some(back_on))]),
+            Enforcement::Enforced
+        );
+        assert_eq!(
+            network_policy_enforcement([("a", Some(on)), ("b", None)]),
+            Enforcement::Unknown,
+            "a node that is not K3s says nothing about its CNI"
+        );
+        assert_eq!(network_policy_enforcement([]), Enforcement::Unknown);
     }
 }

@@ -329,3 +329,66 @@ async fn a_plans_service_quota_is_checked_and_reaches_the_host_quota() {
     assert_eq!(hard["services.loadbalancers"], "1", "{vcp}");
     assert_eq!(vcp["spec"]["disableNetworkPolicy"], true, "{vcp}");
 }
+
+/// `kaas doctor`'s NetworkPolicy check against the host behind `kubeconfig`.
+async fn doctor_network_check(kubeconfig: &std::path::Path) -> kaas::doctor::Check {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kaas::config::Config::default();
+    cfg.host.kubeconfig = Some(kubeconfig.to_path_buf());
+    cfg.data.dir = dir.path().join("data");
+    let report = kaas::doctor::run(&cfg).await;
+    report
+        .get("network-policy")
+        .cloned()
+        .unwrap_or_else(|| panic!("no network-policy check:\n{}", report.render()))
+}
+
+/// `/api/v1/host` once kaas has read the nodes.
+async fn host_view(h: &RealHostedApp, admin: &Auth) -> Value {
+    let mut last = Value::Null;
+    h.until("the host checked", async || {
+        last = h.app().call("GET", "/host", admin, None).await.body;
+        last["connected"] == true && !last["network_policy"].is_null()
+    })
+    .await;
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_and_the_host_api_report_a_host_without_network_policy_enforcement_on_realhost() {
+    use kaas::doctor::Status;
+    // A K3s as it starts by default: its network policy controller runs.
+    let shared = crate::realhost::RealHost::connect().await;
+    let check = doctor_network_check(&shared.kubeconfig).await;
+    assert_eq!(check.status, Status::Pass, "{check:?}");
+    let h = RealHostedApp::on(shared);
+    let admin = bearer(&h.app().user("root@example.com", true).await.1);
+    let host = host_view(&h, &admin).await;
+    assert_eq!(host["network_policy"], true, "{host}");
+    drop(h);
+
+    // A K3s started with --disable-network-policy (as its node annotation shows).
+    crate::realhost::PrivateRealHost::with_flags(1, &["--disable-network-policy"], async |host| {
+        let check = doctor_network_check(&host.kubeconfig).await;
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(check.detail.contains("realhost-node-1"), "{check:?}");
+        assert!(
+            check
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("disable-network-policy")),
+            "{check:?}"
+        );
+        let h = RealHostedApp::on(host);
+        let admin = bearer(&h.app().user("root@example.com", true).await.1);
+        let host = host_view(&h, &admin).await;
+        assert_eq!(host["network_policy"], false, "{host}");
+        let warnings = host["warnings"].to_string();
+        assert!(
+            warnings.contains("does not enforce NetworkPolicy"),
+            "{host}"
+        );
+    })
+    .await;
+}

@@ -284,24 +284,31 @@ async fn private_slot() -> (usize, tokio::sync::MutexGuard<'static, ()>) {
 impl PrivateRealHost {
     /// Starts a realhost with `nodes` nodes and runs `f` against it.
     pub async fn with<T>(nodes: usize, f: impl AsyncFnOnce(RealHost) -> T) -> T {
+        PrivateRealHost::with_flags(nodes, &[], f).await
+    }
+
+    /// Like [`PrivateRealHost::with`], with more realhost flags.
+    pub async fn with_flags<T>(
+        nodes: usize,
+        flags: &'static [&'static str],
+        f: impl AsyncFnOnce(RealHost) -> T,
+    ) -> T {
         let (slot, _held) = private_slot().await;
         let (node_ports, service_cidr) = PRIVATE_SLOTS[slot];
         let dir = format!("realhost-{}-private-{slot}-{nodes}", std::process::id());
         let process = tokio::task::spawn_blocking(move || {
-            start_process(
-                &dir,
-                nodes,
-                &[
-                    "--node-port-range",
-                    node_ports,
-                    "--service-cidr",
-                    service_cidr,
-                    "--node-cpu",
-                    "32",
-                    "--node-memory",
-                    "128Gi",
-                ],
-            )
+            let mut args = vec![
+                "--node-port-range",
+                node_ports,
+                "--service-cidr",
+                service_cidr,
+                "--node-cpu",
+                "32",
+                "--node-memory",
+                "128Gi",
+            ];
+            args.extend_from_slice(flags);
+            start_process(&dir, nodes, &args)
         })
         .await
         .expect("realhost start-up thread")

@@ -53,6 +53,7 @@ func main() {
 		dataDir       = flag.String("data-dir", "", "state (datastores, certificates, volumes); default: a temporary directory removed on exit")
 		crds          = flag.String("crds", "", "directory of K3K CRDs; default: crds/ beside the binary (tests/realhost/build.sh puts K3K's there)")
 		tolerations   = flag.Bool("pod-toleration-restriction", false, "enable the PodTolerationRestriction admission plugin, as the kaas installer does")
+		noNetpol      = flag.Bool("disable-network-policy", false, "present a K3s started with --disable-network-policy (in its nodes' k3s.io/node-args), which enforces no NetworkPolicy")
 		stdinLifeline = flag.Bool("exit-with-stdin", false, "exit when standard input closes (so a test's crash cannot leave realhost running)")
 		logFile       = flag.String("log-file", "", "write the components' logs here instead of stderr")
 		auditDir      = flag.String("audit-dir", "", "write every API server's audit log of writes here (host.log, <namespace>_<cluster>.log), so tests can count what a client wrote")
@@ -106,7 +107,7 @@ func main() {
 
 	started := time.Now()
 	audit = *auditDir
-	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
+	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods, DisableNetworkPolicy: *noNetpol})
 	if err != nil {
 		fatalf("%v", err)
 	}
