@@ -207,7 +207,7 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
 
 /// The host's ResourceQuota of `ns` once K3K wrote it with the Service counts and the quota
 /// controller has counted what is there.
-async fn wait_quota(h: &RealHostedApp, ns: &str) {
+async fn wait_quota<H: TestHost>(h: &H, ns: &str) {
     h.until("the host quota counting Services", async || {
         h.list("", "resourcequotas", Some(ns))
             .await
@@ -223,13 +223,13 @@ async fn wait_quota(h: &RealHostedApp, ns: &str) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_ports_over_the_plan_and_system_priority_pods_are_refused_on_realhost() {
-    let h = RealHostedApp::start().await;
-    let (a, _, ws) = org_and_workspace(&h, "starter").await;
+/// NodePorts over the plan and a tenant pod asking for `system-node-critical`, refused by the
+/// host (realhost: the real ResourceQuota admission; fakehost must refuse the same).
+async fn quota_journey<H: TestHost>(h: &H) {
+    let (a, _, ws) = org_and_workspace(h, "starter").await;
     h.wait_ws(&a, &ws, "Ready", |w| state(w) == "Ready").await;
     let ns = format!("kaas-ws-{}", short(&ws));
-    wait_quota(&h, &ns).await;
+    wait_quota(h, &ns).await;
 
     // Starter allows tenants 2 NodePort Services, besides kaas's own API Service.
     let service = |name: &str| {
@@ -290,6 +290,16 @@ async fn node_ports_over_the_plan_and_system_priority_pods_are_refused_on_realho
         e.contains("exceeded quota") && e.contains("kaas-system-node-critical"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_over_the_plan_and_system_priority_pods_are_refused_on_realhost() {
+    quota_journey(&RealHostedApp::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_over_the_plan_and_system_priority_pods_are_refused_on_fakehost() {
+    quota_journey(&HostedApp::start().await).await;
 }
 
 #[tokio::test]
