@@ -34,6 +34,11 @@
 //! the configured extra addresses, TCP 443/6443). The virtual kubelet creates the tenants'
 //! pods on the host through it; nothing else in the namespace gets that.
 //!
+//! Not a rule here, but relied on: kubelet probes come from the pod's own node, which K3s's
+//! kube-router policy controller always admits (its rule "permit the traffic to pods when
+//! source is the pod's local node"). Node addresses are observed; a node that joins or changes
+//! address reaches the policies with the next pass over each workspace.
+//!
 //! ## Priority classes
 //! The virtual kubelet copies any `system-*` priorityClassName of a tenant pod to the host pod,
 //! which could preempt other tenants. Two scoped ResourceQuotas refuse that at admission:
