@@ -60,6 +60,13 @@ pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
             external_addresses: cfg.host.external_addresses.clone(),
             k3s_version: cfg.host.k3s_version.clone(),
             issuer: cluster_issuer(cfg),
+            isolation: crate::host::isolation::IsolationSettings {
+                pod_cidrs: cfg.isolation.pod_cidrs.clone(),
+                service_cidrs: cfg.isolation.service_cidrs.clone(),
+                denied_egress: cfg.isolation.denied_egress.clone(),
+                node_addresses: Vec::new(),
+                k3k_namespace: cfg.isolation.k3k_namespace.clone(),
+            },
             ..Default::default()
         },
         resync_interval: cfg.host.resync_interval,

@@ -79,6 +79,10 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("issuer.token_lifetime", Kind::Duration),
     ("issuer.key_rotation", Kind::Duration),
     ("issuer.ca_file", Kind::OptPath),
+    ("isolation.pod_cidrs", Kind::StrList),
+    ("isolation.service_cidrs", Kind::StrList),
+    ("isolation.denied_egress", Kind::StrList),
+    ("isolation.k3k_namespace", Kind::Str),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

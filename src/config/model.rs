@@ -28,6 +28,7 @@ pub struct Config {
     pub billing: BillingConfig,
     pub issuer: IssuerConfig,
     pub mfa: MfaConfig,
+    pub isolation: IsolationConfig,
 }
 
 /// `[mfa]`: the second factor of local accounts.
@@ -213,6 +214,33 @@ pub struct HostConfig {
     pub inside_check_interval: Duration,
 }
 
+/// `[isolation]`: what the NetworkPolicies kaas writes in every workspace namespace deny
+/// (see `host::isolation`). The defaults are K3s's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationConfig {
+    /// The host's pod network(s) (K3s `--cluster-cidr`).
+    pub pod_cidrs: Vec<String>,
+    /// The host's Service network(s) (K3s `--service-cidr`).
+    pub service_cidrs: Vec<String>,
+    /// More networks or addresses no workspace pod may reach, e.g. the host API server's
+    /// address when it is not a node address. Node addresses are denied without saying.
+    pub denied_egress: Vec<String>,
+    /// The namespace K3K's controller runs in.
+    pub k3k_namespace: String,
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        IsolationConfig {
+            pod_cidrs: vec!["10.42.0.0/16".to_owned()],
+            service_cidrs: vec!["10.43.0.0/16".to_owned()],
+            denied_egress: Vec::new(),
+            k3k_namespace: "k3k-system".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupConfig {
@@ -338,6 +366,7 @@ impl Default for Config {
             billing: BillingConfig::default(),
             issuer: IssuerConfig::default(),
             mfa: MfaConfig::default(),
+            isolation: IsolationConfig::default(),
         }
     }
 }

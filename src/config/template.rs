@@ -184,6 +184,18 @@ key_rotation = "{issuer_rotation}"
 # password: "none" (each user may turn it on from their account page), "admins" (platform
 # administrators) or "everyone". Those without one enrol at their next sign-in.
 require = "none"
+
+[isolation]
+# kaas's NetworkPolicies in each workspace namespace let its pods reach the internet, cluster
+# DNS and their own namespace, and deny these (plus every host node's address, found by
+# itself): the host's pod network(s) (K3s --cluster-cidr) and Service network(s)
+# (--service-cidr).
+pod_cidrs = ["10.42.0.0/16"]
+service_cidrs = ["10.43.0.0/16"]
+# More networks or addresses to deny, e.g. the host API server's VIP if it is not a node's.
+denied_egress = []
+# The namespace K3K runs in (its controller may reach etcd on the k3s servers).
+k3k_namespace = "k3k-system"
 "#,
             version = d.version,
             listen = d.server.listen,

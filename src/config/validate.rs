@@ -190,6 +190,24 @@ impl Config {
                 ),
             );
         }
+        let iso = &self.isolation;
+        for (key, list) in [
+            ("isolation.pod_cidrs", &iso.pod_cidrs),
+            ("isolation.service_cidrs", &iso.service_cidrs),
+            ("isolation.denied_egress", &iso.denied_egress),
+        ] {
+            for net in list {
+                if let Err(e) = net.parse::<crate::domain::netaddr::IpNet>() {
+                    return invalid(key, e);
+                }
+            }
+        }
+        if !crate::host::names::is_dns1123_label(&iso.k3k_namespace) {
+            return invalid(
+                "isolation.k3k_namespace",
+                format!("{:?} is not a namespace name", iso.k3k_namespace),
+            );
+        }
         for addr in &h.external_addresses {
             if addr.parse::<IpAddr>().is_err() && !is_hostname(addr) {
                 return invalid(

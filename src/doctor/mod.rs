@@ -11,11 +11,13 @@
 //! - When the host cannot be reached, the host checks report that instead of guessing.
 
 //!
-//! The checks: [`host`] (the K3s API server, K3K, admission, storage) and [`machine`] (this
-//! box: external address and certificate, data directory, clock).
+//! The checks: [`host`] (the K3s API server, K3K, admission, storage), [`network`]
+//! (NetworkPolicy enforcement) and [`machine`] (this box: external address and certificate,
+//! data directory, clock).
 
 mod host;
 mod machine;
+mod network;
 
 use serde::Serialize;
 
@@ -180,6 +182,7 @@ pub async fn run(cfg: &Config) -> Report {
                 )
             });
             checks.push(pod_toleration_restriction(client).await);
+            checks.push(network::network_policy(client).await);
             checks.push(default_storage_class(client).await);
         }
         None => {
@@ -187,6 +190,7 @@ pub async fn run(cfg: &Config) -> Report {
                 "k3k-crds",
                 "k3k-controller",
                 "pod-toleration-restriction",
+                "network-policy",
                 "default-storage-class",
             ] {
                 checks.push(warn(

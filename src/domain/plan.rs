@@ -106,6 +106,29 @@ impl PodResources {
     };
 }
 
+/// Services a workspace's tenants may open on the host. In shared mode K3K copies every
+/// Service created inside the virtual cluster to the host namespace, where a NodePort opens a
+/// port on every host node and a LoadBalancer (K3s ServiceLB) takes a port on every node's
+/// address: without a cap a tenant could exhaust the host's port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceQuota {
+    /// NodePort (and LoadBalancer, which also take a node port) Services; kaas's own API
+    /// Service comes on top.
+    pub node_ports: u32,
+    /// LoadBalancer Services.
+    pub load_balancers: u32,
+}
+
+impl Default for ServiceQuota {
+    fn default() -> Self {
+        ServiceQuota {
+            node_ports: 2,
+            load_balancers: 0,
+        }
+    }
+}
+
 fn default_server_resources() -> PodResources {
     PodResources::SMALL_SERVER
 }
@@ -138,6 +161,9 @@ pub struct Plan {
     /// What the workspace's tenants may use; K3K's own pods come on top.
     pub quota: Quota,
     pub limits: LimitDefaults,
+    /// NodePort and LoadBalancer Services the tenants may open on the host.
+    #[serde(default)]
+    pub services: ServiceQuota,
     /// How many dedicated host nodes a workspace may have; 0 = shared nodes only.
     pub max_dedicated_nodes: u32,
     pub max_projects: u32,
@@ -237,6 +263,18 @@ impl Plan {
                 "container defaults must fit inside the quota",
             ));
         }
+        if self.services.node_ports > 100 || self.services.load_balancers > 100 {
+            return Err(problem(
+                "services",
+                "node_ports and load_balancers must be at most 100",
+            ));
+        }
+        if self.services.load_balancers > self.services.node_ports {
+            return Err(problem(
+                "services.load_balancers",
+                "must not exceed node_ports (every LoadBalancer Service also takes a node port)",
+            ));
+        }
         if self.max_projects == 0 || self.max_members == 0 {
             return Err(problem(
                 "max_projects",
@@ -312,6 +350,7 @@ pub fn default_plans() -> Vec<Plan> {
                 pods: 50,
             },
             limits: limits(500, 512),
+            services: ServiceQuota::default(),
             max_dedicated_nodes: 0,
             max_projects: 5,
             max_members: 10,
@@ -340,6 +379,7 @@ pub fn default_plans() -> Vec<Plan> {
                 pods: 200,
             },
             limits: limits(1_000, 1_024),
+            services: ServiceQuota::default(),
             max_dedicated_nodes: 0,
             max_projects: 20,
             max_members: 50,
@@ -368,6 +408,10 @@ pub fn default_plans() -> Vec<Plan> {
                 pods: 1_000,
             },
             limits: limits(2_000, 2_048),
+            services: ServiceQuota {
+                node_ports: 5,
+                load_balancers: 1,
+            },
             max_dedicated_nodes: 3,
             max_projects: 100,
             max_members: 200,

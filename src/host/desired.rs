@@ -10,10 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    Namespace, ResourceQuota, Secret, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::isolation::{self, IsolationSettings};
 use super::k3k::cluster::{ClusterMode, ClusterPersistence, ClusterSpec};
 use super::k3k::policy::{
     VirtualClusterPolicyAllowedMode, VirtualClusterPolicyLimit, VirtualClusterPolicyLimitLimits,
@@ -48,6 +52,8 @@ pub struct HostSettings {
     /// kaas's OIDC issuer, which every cluster's kube-apiserver trusts for its own
     /// workspace (see `host::oidc`); None when kaas has no HTTPS URL to offer.
     pub issuer: Option<ClusterIssuer>,
+    /// The networks and addresses the workspace's NetworkPolicies deny (`host::isolation`).
+    pub isolation: IsolationSettings,
 }
 
 impl HostSettings {
@@ -78,7 +84,13 @@ pub struct DesiredSet {
     /// The issuer's authentication configuration (`host::oidc`), applied before the
     /// Cluster that mounts it; None without an issuer.
     pub oidc_secret: Option<Secret>,
-    /// The same, by reference, in apply order. Delete in reverse order.
+    /// kaas's NetworkPolicies in the namespace (`host::isolation`), applied right after it.
+    pub network_policies: Vec<NetworkPolicy>,
+    /// The priority-class ResourceQuotas in the namespace, applied right after it.
+    pub priority_quotas: Vec<ResourceQuota>,
+    /// The namespace, policy, issuer Secret (when there is one), Cluster and API Service, by
+    /// reference, in apply order. Delete in reverse order (the namespaced isolation objects
+    /// go with their namespace).
     pub objects: Vec<ObjectRef>,
 }
 
@@ -128,10 +140,14 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
         // The tenants' quota plus what K3K's own pods take (domain::overhead): the plan's
         // promise holds and the servers, agents and CoreDNS always admit.
         quota: Some(VirtualClusterPolicyQuota {
-            hard: Some(int_or_strings(host_quota_quantities(&HostQuota::of(
-                &plan.quota,
-                &Overhead::of(plan, settings.agent_nodes),
-            )))),
+            hard: Some(int_or_strings({
+                let mut hard = host_quota_quantities(&HostQuota::of(
+                    &plan.quota,
+                    &Overhead::of(plan, settings.agent_nodes),
+                ));
+                hard.extend(service_quantities(plan));
+                hard
+            })),
             ..VirtualClusterPolicyQuota::default()
         }),
         limit: Some(VirtualClusterPolicyLimit {
@@ -154,9 +170,10 @@ pub fn policy(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> VirtualCl
             PsaLevel::Baseline => VirtualClusterPolicyPodSecurityAdmissionLevel::Baseline,
             PsaLevel::Privileged => VirtualClusterPolicyPodSecurityAdmissionLevel::Privileged,
         }),
-        // Said explicitly: K3K's default NetworkPolicy is what isolates tenants' pod traffic
-        // in shared mode.
-        disable_network_policy: Some(false),
+        // K3K's NetworkPolicy allows all ingress and egress to the host API server, nodes and
+        // kubelets; policies only add up, so kaas's own (`host::isolation`) can deny those
+        // only when K3K writes none.
+        disable_network_policy: Some(true),
         ..VirtualClusterPolicySpec::default()
     };
     let mut vcp = VirtualClusterPolicy::new(&names::policy(ws.id), spec);
@@ -268,6 +285,8 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
         cluster: cluster(ws, plan, settings),
         api_service: api_service(ws.id),
         oidc_secret,
+        network_policies: isolation::network_policies(ws.id, &settings.isolation),
+        priority_quotas: isolation::priority_quotas(ws.id, plan),
         objects,
     }
 }
@@ -418,6 +437,21 @@ pub fn host_quota_quantities(q: &HostQuota) -> BTreeMap<String, String> {
     ])
 }
 
+/// The host quota's Service entries: the plan's NodePorts plus kaas's own API Service
+/// (a NodePort), and its LoadBalancers.
+pub fn service_quantities(plan: &Plan) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "services.nodeports".into(),
+            quantity::count(u64::from(plan.services.node_ports) + 1),
+        ),
+        (
+            "services.loadbalancers".into(),
+            quantity::count(u64::from(plan.services.load_balancers)),
+        ),
+    ])
+}
+
 /// A LimitRange item's `default` (limits given to containers that set none).
 pub fn limit_defaults(l: &LimitDefaults) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -515,6 +549,7 @@ mod tests {
                 url: "https://kaas.example.com:8443".into(),
                 ca_pem: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into()),
             }),
+            isolation: IsolationSettings::default(),
         }
     }
 
@@ -891,6 +926,8 @@ mod tests {
                 "requests.cpu": "2900m", "limits.cpu": "3300m",
                 "requests.memory": "5958Mi", "limits.memory": "6058Mi",
                 "requests.storage": "15Gi", "pods": "55",
+                // The plan's 2 NodePorts plus kaas's own API Service; no LoadBalancer.
+                "services.nodeports": "3", "services.loadbalancers": "0",
             })
         );
         let mut more_nodes = settings(false);
@@ -911,7 +948,10 @@ mod tests {
         );
         assert_eq!(spec["allowedMode"], "shared");
         assert_eq!(spec["podSecurityAdmissionLevel"], "baseline");
-        assert_eq!(spec["disableNetworkPolicy"], false);
+        assert_eq!(
+            spec["disableNetworkPolicy"], true,
+            "kaas owns the NetworkPolicies"
+        );
         assert!(spec.get("defaultNodeSelector").is_none());
 
         // With dedicated nodes, the policy (not the Cluster) sends tenant pods there.

@@ -5,6 +5,7 @@
 //! - [`k3k`]: `Cluster` and `VirtualClusterPolicy`, generated from the K3K CRDs.
 //! - [`names`]: names, labels, annotations and the field manager.
 //! - [`desired`]: a workspace's host namespace, policy, Cluster and API Service.
+//! - [`isolation`]: kaas's NetworkPolicies and priority-class quotas per workspace.
 //! - [`tolerations`]: the toleration rules and whitelist of workspace namespaces.
 //! - [`nodes`]: labels and taints of dedicated nodes.
 //! - [`quantity`]: resource quantities in the canonical form a server stores.
@@ -14,6 +15,7 @@
 
 pub mod credentials;
 pub mod desired;
+pub mod isolation;
 pub mod k3k;
 pub mod names;
 pub mod nodes;

@@ -25,6 +25,10 @@ pub struct HostStatus {
     /// Whether the host enforces PodTolerationRestriction (checked with a dry-run pod);
     /// `None` until checked. Without it tenants could land on other workspaces' nodes.
     pub pod_toleration_restriction: Option<bool>,
+    /// Whether the host enforces NetworkPolicy (K3s's embedded controller not disabled, read
+    /// off its nodes' `k3s.io/node-args`); `None` when the nodes do not tell (not K3s, or not
+    /// checked yet). Without it workspaces are not isolated from each other or the host.
+    pub network_policy: Option<bool>,
     /// Problems that do not stop kaas but an operator must fix.
     pub warnings: Vec<String>,
     pub checked_at: Option<Timestamp>,

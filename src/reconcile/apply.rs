@@ -13,7 +13,7 @@ use super::context::Context;
 use super::error::{Error, Result, describe};
 use super::kubeapi::{apply_cached, apply_if_changed, cached, lookup};
 use super::observe::{self, Agents, Pending, Seen, Verdict};
-use super::{node_sync, served_cert, tenant_sync};
+use super::{isolation, node_sync, served_cert, tenant_sync};
 use crate::domain::{K3kMode, WorkspaceState};
 use crate::host::desired::{HostSettings, desired_objects, immutable_changes};
 use crate::host::k3k::cluster::{ClusterSpec, ClusterStatusPhase};
@@ -36,12 +36,14 @@ pub async fn apply(
     let Some(agent_nodes) = ctx.nodes.shared_agent_nodes() else {
         return Ok(Some(Duration::from_millis(200)));
     };
-    let host_settings = HostSettings {
+    let mut host_settings = HostSettings {
         dedicated_nodes: snap.dedicated_nodes.clone(),
         all_dedicated_pools: snap.all_pools.clone(),
         agent_nodes,
         ..ctx.settings.host.clone()
     };
+    // The node list is there (agent_nodes above needs it): every node address is denied.
+    host_settings.isolation.node_addresses = ctx.nodes.addresses().unwrap_or_default();
     let mut desired = desired_objects(ws, &snap.plan, &host_settings);
     let ns_name = names::namespace(ws.id);
     let cluster_name = names::cluster(ws.id);
@@ -54,6 +56,13 @@ pub async fn apply(
     apply_cached(&namespaces, &ns_name, &desired.namespace, have)
         .await
         .map_err(|e| Error::kube(applying("namespace"), e))?;
+    isolation::apply(
+        client,
+        &ns_name,
+        &desired.network_policies,
+        &desired.priority_quotas,
+    )
+    .await?;
     let policies: Api<VirtualClusterPolicy> = Api::all(client.clone());
     let have = caches.and_then(|c| cached(&c.policies, &policy_name, None));
     apply_cached(&policies, &policy_name, &desired.policy, have)
@@ -380,7 +389,19 @@ pub(crate) mod tests {
             "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "numberReady": 1,
                 "currentNumberScheduled": 1, "numberMisscheduled": 0}});
         let rbac = "/apis/rbac.authorization.k8s.io/v1";
-        Objects::default()
+        let mut objects = Objects::default();
+        for p in &d.network_policies {
+            let name = p.metadata.name.clone().unwrap();
+            objects = objects.with(
+                format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{name}"),
+                p,
+            );
+        }
+        for q in &d.priority_quotas {
+            let name = q.metadata.name.clone().unwrap();
+            objects = objects.with(format!("/api/v1/namespaces/{ns}/resourcequotas/{name}"), q);
+        }
+        objects
             .with(format!("/api/v1/namespaces/{ns}"), &d.namespace)
             .with(
                 format!(

@@ -7,12 +7,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use super::error::describe;
 use super::kubeapi::apply_if_changed;
+use crate::host::isolation::{
+    Enforcement, K3S_NODE_ARGS_ANNOTATION, NETWORK_POLICY_FIX, network_policy_enforcement,
+};
 use crate::host::names;
 use crate::ops::host_status::{HostMonitor, HostStatus};
 
@@ -205,6 +209,22 @@ impl HostConnection {
         if due && restriction == Some(false) {
             tracing::warn!("{TOLERATION_RESTRICTION_FIX}");
         }
+        if let (Ok(_), Some(c)) = (&result, self.client()) {
+            let before = status.network_policy;
+            status.network_policy = match network_policy_enforced(&c).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not read the nodes for NetworkPolicy enforcement");
+                    before
+                }
+            };
+            if status.network_policy == Some(false) {
+                status.warnings.push(NETWORK_POLICY_FIX.to_string());
+                if before != Some(false) {
+                    tracing::warn!("{NETWORK_POLICY_FIX}");
+                }
+            }
+        }
         match result {
             Ok((version, crds)) => {
                 if !status.connected {
@@ -238,6 +258,27 @@ impl HostConnection {
             s.last_error = Some(error.to_string());
         }
     }
+}
+
+/// Whether the host enforces NetworkPolicy, from its nodes (`host::isolation`).
+async fn network_policy_enforced(client: &Client) -> Result<Option<bool>, kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes.list_metadata(&Default::default()).await?;
+    let seen = network_policy_enforcement(list.items.iter().map(|n| {
+        (
+            n.metadata.name.as_deref().unwrap_or_default(),
+            n.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(K3S_NODE_ARGS_ANNOTATION))
+                .map(String::as_str),
+        )
+    }));
+    Ok(match seen {
+        Enforcement::Enforced => Some(true),
+        Enforcement::Disabled(_) => Some(false),
+        Enforcement::Unknown => None,
+    })
 }
 
 impl HostMonitor for HostConnection {

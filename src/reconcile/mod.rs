@@ -6,6 +6,7 @@
 //! Kubernetes calls written once ([`kubeapi`]).
 //!
 //! - [`connection`]: the host kubeconfig, client and connection status (`/readyz`).
+//! - [`isolation`]: the workspace's NetworkPolicies and priority-class quotas.
 //! - [`node_sync`]: the node inventory (a watch) and dedicated-node labels, taints, release.
 //! - [`tenant_sync`]: kaas's client inside each virtual cluster; roles, projects, bindings.
 //! - [`usage_sync`]: quota usage for the meter (watches of K3K's quotas and pods).
@@ -19,6 +20,7 @@ pub mod apply;
 pub mod connection;
 pub mod context;
 pub mod error;
+pub mod isolation;
 pub mod kubeapi;
 pub mod node_sync;
 pub mod observe;

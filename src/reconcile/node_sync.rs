@@ -107,6 +107,24 @@ impl WatchedNodes {
     }
 }
 
+impl WatchedNodes {
+    /// Every InternalIP and ExternalIP of the host's nodes, once the watch has listed them:
+    /// what no workspace pod may reach (`host::isolation`).
+    pub fn addresses(&self) -> Option<Vec<String>> {
+        let nodes = self.snapshot()?;
+        let mut out: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.status.as_ref()?.addresses.as_ref())
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP" || a.type_ == "ExternalIP")
+            .map(|a| a.address.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+}
+
 impl NodeInventory for WatchedNodes {
     fn nodes(&self) -> Option<Vec<HostNode>> {
         let guard = self.store.read().ok()?;

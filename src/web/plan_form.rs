@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::view::FormState;
 use super::{number, required};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
+use crate::domain::plan::ServiceQuota;
 use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
 
 /// The fields of one per-unit price: the error key `ops` uses for the rate, the two inputs,
@@ -86,6 +87,11 @@ pub struct PlanForm {
     agent_cpu_millis: String,
     #[serde(rename = "agent_resources.memory_mib", default)]
     agent_memory_mib: String,
+    /// Blank: the default service quota.
+    #[serde(rename = "services.node_ports", default)]
+    node_ports: String,
+    #[serde(rename = "services.load_balancers", default)]
+    load_balancers: String,
     #[serde(default)]
     k3s_version: String,
     #[serde(default)]
@@ -248,6 +254,12 @@ pub(super) fn form_of(p: &Plan) -> FormState {
             "agent_resources.memory_mib",
             p.agent_resources.memory_mib.to_string(),
         )
+        .keep("services", "")
+        .keep("services.node_ports", p.services.node_ports.to_string())
+        .keep(
+            "services.load_balancers",
+            p.services.load_balancers.to_string(),
+        )
         .keep("k3s_version", p.k3s_version.clone().unwrap_or_default())
         .keep("retired", if p.retired { "on" } else { "" });
     let c = &p.prices.currency;
@@ -312,6 +324,9 @@ pub(super) fn parse(f: PlanForm) -> (Plan, FormState) {
         .keep("agent_resources", "")
         .keep("agent_resources.cpu_millis", &f.agent_cpu_millis)
         .keep("agent_resources.memory_mib", &f.agent_memory_mib)
+        .keep("services", "")
+        .keep("services.node_ports", &f.node_ports)
+        .keep("services.load_balancers", &f.load_balancers)
         .keep("k3s_version", &f.k3s_version)
         .keep("retired", if f.retired.is_some() { "on" } else { "" });
     let mut form = keep_prices(
@@ -353,6 +368,21 @@ pub(super) fn parse(f: PlanForm) -> (Plan, FormState) {
             PodResources::AGENT.memory_mib,
         ),
     };
+    let defaults = ServiceQuota::default();
+    let services = ServiceQuota {
+        node_ports: u32::try_from(or_default(
+            "services.node_ports",
+            &f.node_ports,
+            u64::from(defaults.node_ports),
+        ))
+        .unwrap_or(u32::MAX),
+        load_balancers: u32::try_from(or_default(
+            "services.load_balancers",
+            &f.load_balancers,
+            u64::from(defaults.load_balancers),
+        ))
+        .unwrap_or(u32::MAX),
+    };
     let plan = Plan {
         id: f.id.trim().to_string(),
         display_name: f.display_name.trim().to_string(),
@@ -391,6 +421,7 @@ pub(super) fn parse(f: PlanForm) -> (Plan, FormState) {
                 &f.default_request_memory_mib,
             ),
         },
+        services,
         max_dedicated_nodes: required(&mut form, "max_dedicated_nodes", &f.max_dedicated_nodes),
         max_projects: required(&mut form, "max_projects", &f.max_projects),
         max_members: required(&mut form, "max_members", &f.max_members),

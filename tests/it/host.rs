@@ -123,7 +123,18 @@ async fn workspace_journey<H: TestHost>(h: &H) {
         .collect();
     assert!(managers.contains(&"kaas"), "{managers:?}");
     // The quota the policy carries is applied to the namespace by K3K.
-    let quotas = h.list("", "resourcequotas", Some(&ns_name)).await;
+    // Besides kaas's two priority-class quotas (`host::isolation`).
+    let quotas: Vec<Value> = h
+        .list("", "resourcequotas", Some(&ns_name))
+        .await
+        .into_iter()
+        .filter(|q| {
+            !q["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("kaas-system-")
+        })
+        .collect();
     assert_eq!(quotas.len(), 1, "{quotas:?}");
     assert_eq!(
         quotas[0]["spec"]["hard"]["pods"],

@@ -13,6 +13,7 @@ mod credentials;
 mod edge;
 mod host;
 mod kubectl_tokens;
+mod isolation;
 mod listing;
 mod mfa;
 mod nodes;

@@ -215,6 +215,7 @@ fn api_path(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -
         | "policy"
         | "storage.k8s.io"
         | "coordination.k8s.io"
+        | "networking.k8s.io"
         | "apiextensions.k8s.io" => "v1",
         other => panic!("realhost test helper: no version known for API group {other:?}"),
     };
@@ -283,24 +284,31 @@ async fn private_slot() -> (usize, tokio::sync::MutexGuard<'static, ()>) {
 impl PrivateRealHost {
     /// Starts a realhost with `nodes` nodes and runs `f` against it.
     pub async fn with<T>(nodes: usize, f: impl AsyncFnOnce(RealHost) -> T) -> T {
+        PrivateRealHost::with_flags(nodes, &[], f).await
+    }
+
+    /// Like [`PrivateRealHost::with`], with more realhost flags.
+    pub async fn with_flags<T>(
+        nodes: usize,
+        flags: &'static [&'static str],
+        f: impl AsyncFnOnce(RealHost) -> T,
+    ) -> T {
         let (slot, _held) = private_slot().await;
         let (node_ports, service_cidr) = PRIVATE_SLOTS[slot];
         let dir = format!("realhost-{}-private-{slot}-{nodes}", std::process::id());
         let process = tokio::task::spawn_blocking(move || {
-            start_process(
-                &dir,
-                nodes,
-                &[
-                    "--node-port-range",
-                    node_ports,
-                    "--service-cidr",
-                    service_cidr,
-                    "--node-cpu",
-                    "32",
-                    "--node-memory",
-                    "128Gi",
-                ],
-            )
+            let mut args = vec![
+                "--node-port-range",
+                node_ports,
+                "--service-cidr",
+                service_cidr,
+                "--node-cpu",
+                "32",
+                "--node-memory",
+                "128Gi",
+            ];
+            args.extend_from_slice(flags);
+            start_process(&dir, nodes, &args)
         })
         .await
         .expect("realhost start-up thread")
@@ -453,6 +461,11 @@ impl RealHostedApp {
             stuck_after: Duration::from_secs(30),
             ..reconciler_settings()
         };
+        let mut settings = settings;
+        // realhost's Service network is on loopback, and its API server listens on
+        // 127.0.0.1, which is no node's address: deny it as an operator would a VIP.
+        settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
+        settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
         let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
         RealHostedApp {
             app,

@@ -820,6 +820,27 @@ async fn platform_administration_pages() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
     let r = submit(&app, &mut root, "/admin/plans/team", &good).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    // The host Services tenants may open: every LoadBalancer also takes a node port.
+    let mut services = good.clone();
+    services.push(("services.node_ports", "1"));
+    services.push(("services.load_balancers", "2"));
+    let r = submit(&app, &mut root, "/admin/plans/team", &services).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        html(&r).contains("id=\"plan-services.load_balancers-err\""),
+        "{}",
+        html(&r)
+    );
+    let n = services.len();
+    services[n - 2] = ("services.node_ports", "3");
+    services[n - 1] = ("services.load_balancers", "1");
+    let r = submit(&app, &mut root, "/admin/plans/team", &services).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let team = app.ops().get_plan(&shell(), "team").unwrap();
+    assert_eq!(
+        (team.services.node_ports, team.services.load_balancers),
+        (3, 1)
+    );
 
     let r = get(&app, &mut root, "/admin/audit?action=org.").await;
     assert_eq!(r.status, StatusCode::OK);

@@ -4,6 +4,8 @@
 // real K3K controllers with their CRDs, and for every K3K Cluster a real kube-apiserver as
 // its virtual cluster. Its flags mirror fakehost's where they overlap. Once everything is up
 // it writes an admin kubeconfig and prints the API server's URL on one line of stdout.
+// `realhost reach` (reach.go) answers whether the NetworkPolicies present let a pod reach an
+// address.
 
 package main
 
@@ -36,6 +38,11 @@ func fatalf(format string, args ...any) {
 }
 
 func main() {
+	// `realhost reach …`: the network referee (reach.go), a one-shot question, not a host.
+	if len(os.Args) > 1 && os.Args[1] == "reach" {
+		reachMain(os.Args[2:])
+		return
+	}
 	var (
 		kubeconfigOut = flag.String("kubeconfig-out", "", "where to write the admin kubeconfig (required)")
 		listen        = flag.String("listen", "127.0.0.1:0", "address of the host API server; port 0 picks a free one")
@@ -46,6 +53,7 @@ func main() {
 		dataDir       = flag.String("data-dir", "", "state (datastores, certificates, volumes); default: a temporary directory removed on exit")
 		crds          = flag.String("crds", "", "directory of K3K CRDs; default: crds/ beside the binary (tests/realhost/build.sh puts K3K's there)")
 		tolerations   = flag.Bool("pod-toleration-restriction", false, "enable the PodTolerationRestriction admission plugin, as the kaas installer does")
+		noNetpol      = flag.Bool("disable-network-policy", false, "present a K3s started with --disable-network-policy (in its nodes' k3s.io/node-args), which enforces no NetworkPolicy")
 		stdinLifeline = flag.Bool("exit-with-stdin", false, "exit when standard input closes (so a test's crash cannot leave realhost running)")
 		logFile       = flag.String("log-file", "", "write the components' logs here instead of stderr")
 		auditDir      = flag.String("audit-dir", "", "write every API server's audit log of writes here (host.log, <namespace>_<cluster>.log), so tests can count what a client wrote")
@@ -99,7 +107,7 @@ func main() {
 
 	started := time.Now()
 	audit = *auditDir
-	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods})
+	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods, DisableNetworkPolicy: *noNetpol})
 	if err != nil {
 		fatalf("%v", err)
 	}

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -59,6 +60,23 @@ type nodeSpec struct {
 	CPU    string
 	Memory string
 	Pods   string
+	// DisableNetworkPolicy: the K3s server was started with --disable-network-policy, which
+	// its node-args annotation shows (see k3sNodeArgs).
+	DisableNetworkPolicy bool
+}
+
+// k3sNodeArgs is the `k3s.io/node-args` annotation K3s writes on its nodes: the arguments
+// that node's k3s runs with, config files included, secrets masked (`********`).
+func k3sNodeArgs(index int, spec nodeSpec) string {
+	args := []string{"agent", "--server", "https://127.0.1.1:6443", "--token", "********"}
+	if index == 1 {
+		args = []string{"server"}
+		if spec.DisableNetworkPolicy {
+			args = append(args, "--disable-network-policy")
+		}
+	}
+	out, _ := json.Marshal(args)
+	return string(out)
 }
 
 func nodeName(i int) string { return fmt.Sprintf("realhost-node-%d", i) }
@@ -134,8 +152,10 @@ func (k *Kubelets) register(ctx context.Context, index int, name string, spec no
 		labels["node-role.kubernetes.io/master"] = "true"
 	}
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec:       corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.42.%d.0/24", index-1), PodCIDRs: []string{fmt.Sprintf("10.42.%d.0/24", index-1)}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: map[string]string{
+			"k3s.io/node-args": k3sNodeArgs(index, spec),
+		}},
+		Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.42.%d.0/24", index-1), PodCIDRs: []string{fmt.Sprintf("10.42.%d.0/24", index-1)}},
 	}
 	created, err := k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {

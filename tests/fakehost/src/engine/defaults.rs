@@ -149,8 +149,8 @@ pub fn on_update(store: &StoreInner, rt: &ResourceType, current: &Value, next: &
     }
 }
 
-/// Checks that need the store (a Service's nodePorts), after defaulting, on create
-/// (`current` None) and update.
+/// Checks that need the store (a Service's nodePorts, the namespace's quotas), after
+/// defaulting, on create (`current` None) and update.
 pub fn check(
     store: &StoreInner,
     rt: &ResourceType,
@@ -158,7 +158,11 @@ pub fn check(
     object: &Value,
 ) -> Result<(), crate::errors::ApiError> {
     match (rt.group.as_str(), rt.resource.as_str()) {
-        ("", "services") => services::check_node_ports(store, current, object),
+        ("", "services") => {
+            services::check_node_ports(store, current, object)?;
+            super::quota::check(store, "services", current, object)
+        }
+        ("", "pods") => super::quota::check(store, "pods", current, object),
         _ => Ok(()),
     }
 }

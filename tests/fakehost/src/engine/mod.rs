@@ -8,6 +8,7 @@ mod defaults;
 mod delete;
 mod list;
 mod patching;
+mod quota;
 mod rbac_writes;
 mod services;
 mod validate;

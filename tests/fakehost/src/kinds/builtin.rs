@@ -206,6 +206,15 @@ fn specs() -> Vec<Spec> {
             &[],
             false,
         ),
+        kind(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            true,
+            &["netpol"],
+            false,
+        ),
         kind("batch", "v1", "jobs", "Job", true, &[], true),
         kind("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
         review(
@@ -270,7 +279,7 @@ pub(super) fn builtin_types() -> Vec<ResourceType> {
             has_status: spec.has_status,
             tracks_generation: matches!(
                 spec.group,
-                "apps" | "policy" | "batch" | "apiextensions.k8s.io"
+                "apps" | "policy" | "batch" | "apiextensions.k8s.io" | "networking.k8s.io"
             ),
             builtin: true,
             schemas: BTreeMap::new(),
