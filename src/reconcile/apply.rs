@@ -58,6 +58,7 @@ pub async fn apply(
         .map_err(|e| Error::kube(applying("namespace"), e))?;
     isolation::apply(
         client,
+        caches,
         &ns_name,
         &desired.network_policies,
         &desired.priority_quotas,
@@ -70,10 +71,7 @@ pub async fn apply(
         .map_err(|e| Error::kube(applying("virtual cluster policy"), e))?;
     // Before the Cluster, which mounts it.
     if let Some(secret) = &desired.oidc_secret {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
-        apply_if_changed(&secrets, crate::host::oidc::SECRET_NAME, secret)
-            .await
-            .map_err(|e| Error::kube(applying("issuer configuration"), e))?;
+        apply_issuer_secret(ctx, client, ws.id, &ns_name, secret).await?;
     }
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
     let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
@@ -227,6 +225,39 @@ async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> 
         }
     }
     result
+}
+
+/// Applies the issuer's configuration Secret. kaas may not list or watch Secrets, so what
+/// it last found or made in place is remembered (by digest) and read again only after
+/// `inside_check_interval` or when it changes: an in-sync pass reads nothing.
+async fn apply_issuer_secret(
+    ctx: &Context,
+    client: &Client,
+    id: crate::domain::WorkspaceId,
+    ns: &str,
+    secret: &Secret,
+) -> Result<()> {
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let json = serde_json::to_vec(secret).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut h);
+        h.finish()
+    };
+    let confirmed = ctx.memory()?.issuer_secrets.get(&id).is_some_and(|(d, at)| {
+        *d == digest && at.elapsed() < ctx.settings.inside_check_interval
+    });
+    if confirmed {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    apply_if_changed(&secrets, crate::host::oidc::SECRET_NAME, secret)
+        .await
+        .map_err(|e| Error::kube("applying the issuer configuration", e))?;
+    ctx.memory()?
+        .issuer_secrets
+        .insert(id, (digest, Instant::now()));
+    Ok(())
 }
 
 /// Whether the K3K server StatefulSet has no rollout in progress (absent counts as done:

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::runtime::reflector;
 
@@ -69,6 +70,8 @@ pub struct Memory {
     /// The fingerprint of what kaas last found (or made) in place inside each virtual
     /// cluster, and when.
     pub inside_confirmed: HashMap<WorkspaceId, (u64, Instant)>,
+    /// The digest of the issuer Secret last found (or made) in place, and when.
+    pub issuer_secrets: HashMap<WorkspaceId, (u64, Instant)>,
     /// The `tlsSANs` the served certificate was last seen to cover.
     pub verified_sans: HashMap<WorkspaceId, Vec<String>>,
     /// Server pods (uids) that were running when the served certificate was found to lack
@@ -83,6 +86,7 @@ impl Memory {
         self.pending_change.remove(&id);
         self.tenant_clients.remove(&id);
         self.inside_confirmed.remove(&id);
+        self.issuer_secrets.remove(&id);
         self.verified_sans.remove(&id);
         self.san_rolls.remove(&id);
     }
@@ -98,6 +102,10 @@ pub struct Caches {
     pub services: reflector::Store<Service>,
     /// K3K's shared-mode node agent DaemonSets (`type=agent,mode=shared`).
     pub agent_sets: reflector::Store<DaemonSet>,
+    /// kaas's NetworkPolicies (`host::isolation`, labelled with the workspace id).
+    pub network_policies: reflector::Store<NetworkPolicy>,
+    /// kaas's priority-class ResourceQuotas (labelled with the workspace id).
+    pub quotas: reflector::Store<ResourceQuota>,
 }
 
 pub struct Context {

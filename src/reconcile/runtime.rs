@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -332,6 +333,8 @@ impl Reconciler {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let services: Api<Service> = Api::all(client.clone());
         let agent_sets: Api<DaemonSet> = Api::all(client.clone());
+        let network_policies: Api<NetworkPolicy> = Api::all(client.clone());
+        let quotas: Api<ResourceQuota> = Api::all(client.clone());
         let cfg = watcher::Config::default().labels(&selector);
         // K3K labels its shared-mode agent DaemonSets this way (and nothing else of ours).
         let agents_cfg = watcher::Config::default().labels(names::K3K_SHARED_AGENT_SELECTOR);
@@ -346,12 +349,16 @@ impl Reconciler {
         let (ns_read, ns_write) = reflector::store();
         let (svc_read, svc_write) = reflector::store();
         let (ds_read, ds_write) = reflector::store();
+        let (np_read, np_write) = reflector::store();
+        let (rq_read, rq_write) = reflector::store();
         let _ = self.ctx.caches.set(Caches {
             namespaces: ns_read,
             policies: vcp_read,
             clusters: cl_read,
             services: svc_read,
             agent_sets: ds_read,
+            network_policies: np_read,
+            quotas: rq_read,
         });
         tokio::spawn(async move {
             // Each touched object names its workspace: by label, or (K3K's DaemonSets) by
@@ -365,6 +372,14 @@ impl Reconciler {
                 .touched_objects()
                 .map(|r| r.map(|o| workspace_of(o.meta())));
             let n = reflector::reflector(ns_write, watcher(namespaces, cfg.clone()))
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| workspace_of(o.meta())));
+            let np = reflector::reflector(np_write, watcher(network_policies, cfg.clone()))
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o| workspace_of(o.meta())));
+            let rq = reflector::reflector(rq_write, watcher(quotas, cfg.clone()))
                 .default_backoff()
                 .touched_objects()
                 .map(|r| r.map(|o| workspace_of(o.meta())));
@@ -389,6 +404,8 @@ impl Reconciler {
                 n.boxed(),
                 s.boxed(),
                 d.boxed(),
+                np.boxed(),
+                rq.boxed(),
             ]);
             while let Some(item) = all.next().await {
                 match item {
