@@ -528,7 +528,10 @@ mod tests {
                 expose: mode,
                 ..plan("starter")
             };
-            cluster(&ws, &plan, &settings(false)).spec.tls_sa_ns.unwrap()
+            cluster(&ws, &plan, &settings(false))
+                .spec
+                .tls_sa_ns
+                .unwrap()
         };
         assert_eq!(sans(Expose::NodePort), ["kaas.example.com", "10.0.0.5"]);
         assert_eq!(

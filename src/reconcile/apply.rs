@@ -75,9 +75,14 @@ pub async fn apply(
     // The API Service before the Cluster: in loadbalancer mode the address its load
     // balancer published belongs in the Cluster's tlsSANs.
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
-    let (api_service, _) = apply_if_changed(&services, names::API_SERVICE, &desired.api_service)
-        .await
-        .map_err(|e| Error::kube(applying("API service"), e))?;
+    let (api_service, service_changed) =
+        apply_if_changed(&services, names::API_SERVICE, &desired.api_service)
+            .await
+            .map_err(|e| Error::kube(applying("API service"), e))?;
+    if service_changed {
+        // An expose mode change moves the API server: kaas's client of the old address goes.
+        ctx.memory()?.tenant_clients.remove(&ws.id);
+    }
     sync_ingress_route(client, ws.id, snap.plan.expose, &host_settings.expose).await?;
     if snap.plan.expose == Expose::LoadBalancer {
         host_settings.load_balancer_addresses = expose::load_balancer_addresses(&api_service);

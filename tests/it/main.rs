@@ -10,6 +10,7 @@ mod binary;
 mod components;
 mod credentials;
 mod edge;
+mod expose;
 mod host;
 mod isolation;
 mod listing;
