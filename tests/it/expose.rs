@@ -271,3 +271,58 @@ async fn a_workspace_on_each_expose_mode_gets_a_kubeconfig_kubectl_uses_at_that_
     // The load balancer address is released.
     assert_eq!(load_balancer_ip(&h, &by_lb).await, None);
 }
+
+/// What both hosts refuse of a Traefik route, by the same CRD schema: one without routes or
+/// whose service has no port. What they take: the route kaas writes.
+async fn routes_are_checked_alike<H: TestHost>(h: &H, name: &str) {
+    let route = |spec: Value| {
+        json!({"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRouteTCP",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    for (spec, says) in [
+        (json!({"entryPoints": ["websecure"]}), "routes"),
+        (
+            json!({"routes": [{"match": "HostSNI(`a.kaas.test`)", "services": [{"name": "kaas-api"}]}]}),
+            "port",
+        ),
+    ] {
+        let err = h
+            .create(
+                "traefik.io",
+                "ingressroutetcps",
+                Some("default"),
+                route(spec),
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            err.contains("422") && err.contains(says),
+            "{}: {err}",
+            H::NAME
+        );
+    }
+    let good = json!({"entryPoints": ["websecure"], "tls": {"passthrough": true},
+        "routes": [{"match": "HostSNI(`a.kaas.test`)", "services": [{"name": "kaas-api", "port": 443}]}]});
+    h.create(
+        "traefik.io",
+        "ingressroutetcps",
+        Some("default"),
+        route(good),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: {e}", H::NAME));
+    h.delete("traefik.io", "ingressroutetcps", Some("default"), name)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_routes_are_refused_alike_on_realhost() {
+    let h = RealHostedApp::start().await;
+    routes_are_checked_alike(&h, &format!("route-{}", crate::realhost::unique())).await;
+}
+
+#[tokio::test]
+async fn ingress_routes_are_refused_alike_on_fakehost() {
+    let h = HostedApp::start().await;
+    routes_are_checked_alike(&h, "route").await;
+}
