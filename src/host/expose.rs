@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(a.server_name.as_deref(), Some(host.as_str()));
         assert_eq!(
             extra_tls_sans(ws(), Expose::Ingress, &settings(), &[]),
-            [host.clone()]
+            std::slice::from_ref(&host)
         );
         let err =
             api_address(&svc, ws(), Some("10.0.0.5"), &ExposeSettings::default()).unwrap_err();

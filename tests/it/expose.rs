@@ -326,3 +326,28 @@ async fn ingress_routes_are_refused_alike_on_fakehost() {
     let h = HostedApp::start().await;
     routes_are_checked_alike(&h, "route").await;
 }
+
+#[tokio::test]
+async fn a_plan_shows_its_expose_mode_and_refuses_an_unknown_one() {
+    let app = TestApp::new();
+    let root = bearer(&app.user("root@example.com", true).await.1);
+    let p = app.call("GET", "/plans/starter", &root, None).await.body;
+    assert_eq!(p["expose"], "nodeport");
+    let mut bad = p.clone();
+    bad["id"] = json!("hostport");
+    bad["expose"] = json!("hostport");
+    let r = app.call("POST", "/plans", &root, Some(bad)).await;
+    assert!(r.status.is_client_error(), "{:?}", r.body);
+    let said = r.body["error"].to_string();
+    assert!(
+        said.contains("expose") || said.contains("hostport"),
+        "{said}"
+    );
+    assert_eq!(
+        app.call("GET", "/plans/hostport", &root, None)
+            .await
+            .status
+            .as_u16(),
+        404
+    );
+}
