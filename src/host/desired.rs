@@ -74,7 +74,9 @@ pub struct ObjectRef {
 }
 
 /// Every host object of one workspace, in apply order (namespace first: the Cluster lives in
-/// it; policy before Cluster: K3K reads the policy when it provisions; the API Service last).
+/// it; policy before Cluster: K3K reads the policy when it provisions). The reconciler applies
+/// the API Service (and, for ingress plans, its Traefik route: `host::expose`) before the
+/// Cluster, whose `tlsSANs` name the load balancer address the Service got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredSet {
     pub namespace: Namespace,
