@@ -67,6 +67,10 @@ pub fn reconciler_settings(cfg: &Config) -> ReconcilerSettings {
                 node_addresses: Vec::new(),
                 k3k_namespace: cfg.isolation.k3k_namespace.clone(),
             },
+            expose: crate::host::expose::ExposeSettings {
+                ingress_domain: cfg.expose.ingress_domain.clone(),
+                ingress_port: cfg.expose.ingress_port,
+            },
             ..Default::default()
         },
         resync_interval: cfg.host.resync_interval,
@@ -122,6 +126,7 @@ pub fn attach_host(
     ops.set_minter(Arc::new(HostMinter::new(
         conn.clone(),
         settings.host.external_addresses.clone(),
+        settings.host.expose.clone(),
     )));
     ops.set_exec_kubeconfigs(settings.host.issuer.is_some());
     let nodes = WatchedNodes::new();

@@ -83,6 +83,8 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("isolation.service_cidrs", Kind::StrList),
     ("isolation.denied_egress", Kind::StrList),
     ("isolation.k3k_namespace", Kind::Str),
+    ("expose.ingress_domain", Kind::Str),
+    ("expose.ingress_port", Kind::U32),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {

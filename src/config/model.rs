@@ -29,6 +29,7 @@ pub struct Config {
     pub issuer: IssuerConfig,
     pub mfa: MfaConfig,
     pub isolation: IsolationConfig,
+    pub expose: ExposeConfig,
 }
 
 /// `[mfa]`: the second factor of local accounts.
@@ -214,6 +215,28 @@ pub struct HostConfig {
     pub inside_check_interval: Duration,
 }
 
+/// `[expose]`: how plans with `expose = "ingress"` or `"loadbalancer"` reach the virtual
+/// clusters (see `host::expose`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExposeConfig {
+    /// Workspaces on an ingress plan get the host name `ws-<short>.<ingress_domain>`; its
+    /// DNS must send `*.<ingress_domain>` to the host's ingress controller. Empty: ingress
+    /// plans cannot be served.
+    pub ingress_domain: String,
+    /// The port of the ingress controller's TLS entry point (Traefik's `websecure`).
+    pub ingress_port: u16,
+}
+
+impl Default for ExposeConfig {
+    fn default() -> Self {
+        ExposeConfig {
+            ingress_domain: String::new(),
+            ingress_port: 443,
+        }
+    }
+}
+
 /// `[isolation]`: what the NetworkPolicies kaas writes in every workspace namespace deny
 /// (see `host::isolation`). The defaults are K3s's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,6 +390,7 @@ impl Default for Config {
             issuer: IssuerConfig::default(),
             mfa: MfaConfig::default(),
             isolation: IsolationConfig::default(),
+            expose: ExposeConfig::default(),
         }
     }
 }

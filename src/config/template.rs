@@ -196,6 +196,16 @@ service_cidrs = ["10.43.0.0/16"]
 denied_egress = []
 # The namespace K3K runs in (its controller may reach etcd on the k3s servers).
 k3k_namespace = "k3k-system"
+
+[expose]
+# Plans choose how tenants reach their API server: "nodeport" (a port on every node, at the
+# first host.external_addresses entry), "loadbalancer" (K3s ServiceLB; the address it
+# gives) or "ingress": the host name ws-<short>.<ingress_domain> on the host's Traefik,
+# TLS passed through to the virtual cluster (an IngressRouteTCP). DNS must send
+# *.<ingress_domain> to the host. Empty: ingress plans cannot be served.
+ingress_domain = ""
+# The port of Traefik's TLS entry point ("websecure").
+ingress_port = 443
 "#,
             version = d.version,
             listen = d.server.listen,

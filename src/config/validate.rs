@@ -208,6 +208,18 @@ impl Config {
                 format!("{:?} is not a namespace name", iso.k3k_namespace),
             );
         }
+        let ex = &self.expose;
+        if !ex.ingress_domain.is_empty()
+            && (ex.ingress_domain.parse::<IpAddr>().is_ok() || !is_hostname(&ex.ingress_domain))
+        {
+            return invalid(
+                "expose.ingress_domain",
+                format!("\"{}\" is not a DNS domain", ex.ingress_domain),
+            );
+        }
+        if ex.ingress_port == 0 {
+            return invalid("expose.ingress_port", "must be between 1 and 65535".into());
+        }
         for addr in &h.external_addresses {
             if addr.parse::<IpAddr>().is_err() && !is_hostname(addr) {
                 return invalid(

@@ -22,5 +22,5 @@ pub mod throttle;
 
 pub use ids::*;
 pub use model::*;
-pub use plan::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
+pub use plan::{Expose, K3kMode, LimitDefaults, Plan, PodResources, Quota};
 pub use roles::{OrgRole, ProjectRole, WorkspaceRole};

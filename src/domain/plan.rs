@@ -26,6 +26,36 @@ impl K3kMode {
     }
 }
 
+/// How tenants reach a workspace's API server (see `host::expose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Expose {
+    /// A port on every host node, at the first external address.
+    #[default]
+    NodePort,
+    /// A LoadBalancer Service (K3s ServiceLB); the address is read back from its status.
+    LoadBalancer,
+    /// A host name `ws-<short>.<ingress_domain>` on the host's ingress controller (Traefik),
+    /// TLS passed through to the API server by SNI.
+    Ingress,
+}
+
+impl Expose {
+    pub const ALL: [Expose; 3] = [Expose::NodePort, Expose::LoadBalancer, Expose::Ingress];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expose::NodePort => "nodeport",
+            Expose::LoadBalancer => "loadbalancer",
+            Expose::Ingress => "ingress",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Expose> {
+        Expose::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
 /// Resource amounts; also used as a project quota. Every field is a hard cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +194,9 @@ pub struct Plan {
     /// NodePort and LoadBalancer Services the tenants may open on the host.
     #[serde(default)]
     pub services: ServiceQuota,
+    /// How tenants reach the API server; changing it rolls out like any plan change.
+    #[serde(default)]
+    pub expose: Expose,
     /// How many dedicated host nodes a workspace may have; 0 = shared nodes only.
     pub max_dedicated_nodes: u32,
     pub max_projects: u32,
@@ -351,6 +384,7 @@ pub fn default_plans() -> Vec<Plan> {
             },
             limits: limits(500, 512),
             services: ServiceQuota::default(),
+            expose: Expose::NodePort,
             max_dedicated_nodes: 0,
             max_projects: 5,
             max_members: 10,
@@ -380,6 +414,7 @@ pub fn default_plans() -> Vec<Plan> {
             },
             limits: limits(1_000, 1_024),
             services: ServiceQuota::default(),
+            expose: Expose::NodePort,
             max_dedicated_nodes: 0,
             max_projects: 20,
             max_members: 50,
@@ -412,6 +447,7 @@ pub fn default_plans() -> Vec<Plan> {
                 node_ports: 5,
                 load_balancers: 1,
             },
+            expose: Expose::NodePort,
             max_dedicated_nodes: 3,
             max_projects: 100,
             max_members: 200,

@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Namespace, ResourceQuota, Secret, Service, ServicePort, ServiceSpec,
-};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::expose::{self, ExposeSettings};
 use super::isolation::{self, IsolationSettings};
 use super::k3k::cluster::{ClusterMode, ClusterPersistence, ClusterSpec};
 use super::k3k::policy::{
@@ -30,7 +29,7 @@ use super::oidc::{self, ClusterIssuer};
 use super::quantity;
 use super::tolerations::{dedicated_toleration, toleration_whitelist, tolerations_json};
 use crate::domain::overhead::{HostQuota, Overhead};
-use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota, Workspace, WorkspaceId};
+use crate::domain::{Expose, K3kMode, LimitDefaults, Plan, PodResources, Quota, Workspace};
 
 /// What the host side needs besides the workspace and its plan. Filled by the reconciler
 /// from configuration and the store.
@@ -54,6 +53,11 @@ pub struct HostSettings {
     pub issuer: Option<ClusterIssuer>,
     /// The networks and addresses the workspace's NetworkPolicies deny (`host::isolation`).
     pub isolation: IsolationSettings,
+    /// The ingress domain and port (`host::expose`).
+    pub expose: ExposeSettings,
+    /// The addresses the load balancer published for `kaas-api` (loadbalancer plans),
+    /// observed: they join the Cluster's `tlsSANs`.
+    pub load_balancer_addresses: Vec<String>,
 }
 
 impl HostSettings {
@@ -74,7 +78,9 @@ pub struct ObjectRef {
 }
 
 /// Every host object of one workspace, in apply order (namespace first: the Cluster lives in
-/// it; policy before Cluster: K3K reads the policy when it provisions; the API Service last).
+/// it; policy before Cluster: K3K reads the policy when it provisions). The reconciler applies
+/// the API Service (and, for ingress plans, its Traefik route: `host::expose`) before the
+/// Cluster, whose `tlsSANs` name the load balancer address the Service got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredSet {
     pub namespace: Namespace,
@@ -212,7 +218,19 @@ pub fn cluster(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> Cluster 
         // drop 2379 (or publish etcd on every node), and every server pod deletion hung.
         // kaas exposes the API server alone with a Service of its own ([`api_service`]).
         expose: None,
-        tls_sa_ns: tls_sans(&settings.external_addresses),
+        tls_sa_ns: tls_sans(
+            &settings
+                .external_addresses
+                .iter()
+                .cloned()
+                .chain(expose::extra_tls_sans(
+                    ws.id,
+                    plan.expose,
+                    &settings.expose,
+                    &settings.load_balancer_addresses,
+                ))
+                .collect::<Vec<_>>(),
+        ),
         // NB: no `nodeSelector`, even with dedicated nodes. K3K gives it to the server pods
         // and to the shared-mode node agent DaemonSet, which carries no tolerations: the
         // DaemonSet controller never places it on a tainted dedicated node (namespace default
@@ -283,39 +301,11 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
         namespace: namespace(ws, plan, settings),
         policy: policy(ws, plan, settings),
         cluster: cluster(ws, plan, settings),
-        api_service: api_service(ws.id),
+        api_service: expose::api_service(ws.id, plan.expose),
         oidc_secret,
         network_policies: isolation::network_policies(ws.id, &settings.isolation),
         priority_quotas: isolation::priority_quotas(ws.id, plan),
         objects,
-    }
-}
-
-/// The NodePort Service `kaas-api` through which tenants and kaas reach the virtual
-/// cluster's API server: K3K's server pods' 6443 and nothing else (etcd stays on K3K's
-/// ClusterIP Service). No `nodePort`: Kubernetes allocates one and keeps it on every
-/// later apply; the reconciler reads it back.
-pub fn api_service(ws: WorkspaceId) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(names::API_SERVICE.to_string()),
-            namespace: Some(names::namespace(ws)),
-            labels: Some(names::workspace_labels(ws)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("NodePort".into()),
-            selector: Some(names::k3k_server_pod_labels(&names::cluster(ws))),
-            ports: Some(vec![ServicePort {
-                name: Some("https".into()),
-                protocol: Some("TCP".into()),
-                port: 443,
-                target_port: Some(IntOrString::Int(names::K3S_SERVER_PORT)),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
     }
 }
 
@@ -437,17 +427,23 @@ pub fn host_quota_quantities(q: &HostQuota) -> BTreeMap<String, String> {
     ])
 }
 
-/// The host quota's Service entries: the plan's NodePorts plus kaas's own API Service
-/// (a NodePort), and its LoadBalancers.
+/// The host quota's Service entries: the plan's NodePorts and LoadBalancers plus kaas's own
+/// API Service (a NodePort in nodeport mode, a LoadBalancer — which takes a node port too —
+/// in loadbalancer mode, a ClusterIP behind the ingress controller in ingress mode).
 pub fn service_quantities(plan: &Plan) -> BTreeMap<String, String> {
+    let (own_node_port, own_lb) = match plan.expose {
+        Expose::NodePort => (1, 0),
+        Expose::LoadBalancer => (1, 1),
+        Expose::Ingress => (0, 0),
+    };
     BTreeMap::from([
         (
             "services.nodeports".into(),
-            quantity::count(u64::from(plan.services.node_ports) + 1),
+            quantity::count(u64::from(plan.services.node_ports) + own_node_port),
         ),
         (
             "services.loadbalancers".into(),
-            quantity::count(u64::from(plan.services.load_balancers)),
+            quantity::count(u64::from(plan.services.load_balancers) + own_lb),
         ),
     ])
 }
@@ -550,6 +546,54 @@ mod tests {
                 ca_pem: Some("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into()),
             }),
             isolation: IsolationSettings::default(),
+            expose: ExposeSettings {
+                ingress_domain: "k.example".into(),
+                ingress_port: 443,
+            },
+            load_balancer_addresses: vec!["192.0.2.9".into()],
+        }
+    }
+
+    #[test]
+    fn the_expose_mode_sets_the_api_service_the_tls_sans_and_the_service_quota() {
+        let ws = workspace();
+        let sans = |mode: Expose| {
+            let plan = Plan {
+                expose: mode,
+                ..plan("starter")
+            };
+            cluster(&ws, &plan, &settings(false))
+                .spec
+                .tls_sa_ns
+                .unwrap()
+        };
+        assert_eq!(sans(Expose::NodePort), ["kaas.example.com", "10.0.0.5"]);
+        assert_eq!(
+            sans(Expose::LoadBalancer),
+            ["kaas.example.com", "10.0.0.5", "192.0.2.9"]
+        );
+        assert_eq!(
+            sans(Expose::Ingress),
+            [
+                "kaas.example.com".to_string(),
+                "10.0.0.5".to_string(),
+                format!("{}.k.example", names::cluster(ws.id))
+            ]
+        );
+        for (mode, ty, node_ports, lbs) in [
+            (Expose::NodePort, "NodePort", "3", "0"),
+            (Expose::LoadBalancer, "LoadBalancer", "3", "1"),
+            (Expose::Ingress, "ClusterIP", "2", "0"),
+        ] {
+            let plan = Plan {
+                expose: mode,
+                ..plan("starter")
+            };
+            let d = desired_objects(&ws, &plan, &settings(false));
+            assert_eq!(d.api_service.spec.unwrap().type_.as_deref(), Some(ty));
+            let q = service_quantities(&plan);
+            assert_eq!(q["services.nodeports"], node_ports, "{mode:?}");
+            assert_eq!(q["services.loadbalancers"], lbs, "{mode:?}");
         }
     }
 
@@ -1262,7 +1306,8 @@ mod tests {
 
     #[test]
     fn the_api_service_exposes_only_the_servers_api_port() {
-        let svc = serde_json::to_value(api_service(workspace().id)).unwrap();
+        let svc =
+            serde_json::to_value(expose::api_service(workspace().id, Expose::NodePort)).unwrap();
         assert_eq!(svc["metadata"]["name"], "kaas-api");
         assert_eq!(
             svc["metadata"]["namespace"],

@@ -5,6 +5,7 @@
 //! - [`k3k`]: `Cluster` and `VirtualClusterPolicy`, generated from the K3K CRDs.
 //! - [`names`]: names, labels, annotations and the field manager.
 //! - [`desired`]: a workspace's host namespace, policy, Cluster and API Service.
+//! - [`expose`]: the `kaas-api` Service and Traefik route per expose mode, and addresses.
 //! - [`isolation`]: kaas's NetworkPolicies and priority-class quotas per workspace.
 //! - [`tolerations`]: the toleration rules and whitelist of workspace namespaces.
 //! - [`nodes`]: labels and taints of dedicated nodes.
@@ -15,6 +16,7 @@
 
 pub mod credentials;
 pub mod desired;
+pub mod expose;
 pub mod isolation;
 pub mod k3k;
 pub mod names;

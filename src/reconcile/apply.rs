@@ -7,15 +7,19 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kube::api::{DeleteParams, DynamicObject};
 use kube::{Api, Client};
 
 use super::context::Context;
 use super::error::{Error, Result, describe};
-use super::kubeapi::{apply_cached, apply_if_changed, cached, lookup};
+use super::kubeapi::{apply_cached, apply_if_changed, cached, delete_if_present, lookup};
 use super::observe::{self, Agents, Pending, Seen, Verdict};
 use super::{isolation, node_sync, served_cert, tenant_sync};
-use crate::domain::{K3kMode, WorkspaceState};
-use crate::host::desired::{HostSettings, desired_objects, immutable_changes};
+use crate::domain::{Expose, K3kMode, WorkspaceId, WorkspaceState};
+use crate::host::desired::{
+    HostSettings, cluster as cluster_object, desired_objects, immutable_changes,
+};
+use crate::host::expose::{self, ExposeSettings};
 use crate::host::k3k::cluster::{ClusterSpec, ClusterStatusPhase};
 use crate::host::k3k::{Cluster, VirtualClusterPolicy};
 use crate::host::names;
@@ -73,6 +77,23 @@ pub async fn apply(
     if let Some(secret) = &desired.oidc_secret {
         apply_issuer_secret(ctx, client, ws.id, &ns_name, secret).await?;
     }
+    // The API Service before the Cluster: in loadbalancer mode the address its load
+    // balancer published belongs in the Cluster's tlsSANs.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+    let have = caches.and_then(|c| cached(&c.services, names::API_SERVICE, Some(&ns_name)));
+    let (api_service, service_changed) =
+        apply_cached(&services, names::API_SERVICE, &desired.api_service, have)
+            .await
+            .map_err(|e| Error::kube(applying("API service"), e))?;
+    if service_changed {
+        // An expose mode change moves the API server: kaas's client of the old address goes.
+        ctx.memory()?.tenant_clients.remove(&ws.id);
+    }
+    sync_ingress_route(ctx, client, ws.id, snap.plan.expose, &host_settings.expose).await?;
+    if snap.plan.expose == Expose::LoadBalancer {
+        host_settings.load_balancer_addresses = expose::load_balancer_addresses(&api_service);
+        desired.cluster = cluster_object(ws, &snap.plan, &host_settings);
+    }
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns_name);
     let have = caches.and_then(|c| cached(&c.clusters, &cluster_name, Some(&ns_name)));
     // A field the API server refuses to change would make every apply fail (422): keep
@@ -84,11 +105,6 @@ pub async fn apply(
     let (cluster, changed) = apply_cached(&clusters, &cluster_name, &desired.cluster, have)
         .await
         .map_err(|e| Error::kube(applying("K3K cluster"), e))?;
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
-    let have = caches.and_then(|c| cached(&c.services, names::API_SERVICE, Some(&ns_name)));
-    let (api_service, _) = apply_cached(&services, names::API_SERVICE, &desired.api_service, have)
-        .await
-        .map_err(|e| Error::kube(applying("API service"), e))?;
 
     let status = cluster.status.as_ref();
     let phase_ready = observe::phase(status) == Some(&ClusterStatusPhase::Ready);
@@ -136,11 +152,30 @@ pub async fn apply(
         agent_daemonset: &daemonset,
     });
     if verdict.state == WorkspaceState::Ready {
-        let wanted = desired.cluster.spec.tls_sa_ns.clone().unwrap_or_default();
-        if let Some(rolling) =
-            served_cert::check_served_names(ctx, client, ws.id, &api_service, &wanted).await?
-        {
-            verdict = rolling;
+        let external = ctx.settings.host.external_addresses.first();
+        match expose::api_address(
+            &api_service,
+            ws.id,
+            external.map(String::as_str),
+            &host_settings.expose,
+        ) {
+            Ok(address) => {
+                let wanted = desired.cluster.spec.tls_sa_ns.clone().unwrap_or_default();
+                if let Some(rolling) =
+                    served_cert::check_served_names(ctx, client, ws.id, &address, &wanted).await?
+                {
+                    verdict = rolling;
+                }
+            }
+            // Tenants cannot connect before the load balancer (or ingress) gives an address.
+            Err(why) if snap.plan.expose != Expose::NodePort => {
+                verdict = Verdict {
+                    state: WorkspaceState::Updating,
+                    message: why,
+                    applied: None,
+                };
+            }
+            Err(_) => {}
         }
     }
     let node_pass = node_sync::sync(client, &ctx.nodes, ws.id, &snap.dedicated_nodes).await?;
@@ -204,7 +239,8 @@ async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> 
             let address = ctx.settings.host.external_addresses.first().ok_or_else(|| {
                 Error::Misconfigured("no external address configured (host.external_addresses): kaas cannot reach the virtual cluster".into())
             })?;
-            let access = tenant_sync::access(host, id, address).await?;
+            let access =
+                tenant_sync::access(host, id, Some(address), &ctx.settings.host.expose).await?;
             let c = tenant_sync::admin_client(&access).await?;
             ctx.memory()?
                 .tenant_clients
@@ -233,31 +269,96 @@ async fn sync_inside(ctx: &Context, host: &Client, snap: &WorkspaceSnapshot) -> 
 async fn apply_issuer_secret(
     ctx: &Context,
     client: &Client,
-    id: crate::domain::WorkspaceId,
+    id: WorkspaceId,
     ns: &str,
     secret: &Secret,
 ) -> Result<()> {
-    let digest = {
-        use std::hash::{Hash, Hasher};
-        let json = serde_json::to_vec(secret).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        json.hash(&mut h);
-        h.finish()
-    };
-    let confirmed = ctx.memory()?.issuer_secrets.get(&id).is_some_and(|(d, at)| {
-        *d == digest && at.elapsed() < ctx.settings.inside_check_interval
-    });
-    if confirmed {
+    let digest = digest_of(secret)?;
+    if confirmed(ctx, id, "issuer-secret", digest)? {
         return Ok(());
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     apply_if_changed(&secrets, crate::host::oidc::SECRET_NAME, secret)
         .await
         .map_err(|e| Error::kube("applying the issuer configuration", e))?;
+    confirm(ctx, id, "issuer-secret", digest)
+}
+
+/// A digest of what kaas would send for `object`.
+fn digest_of<T: serde::Serialize>(object: &T) -> Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let json = serde_json::to_vec(object).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
+    Ok(h.finish())
+}
+
+/// Whether `what` (with this digest) was found or made in place less than
+/// `inside_check_interval` ago.
+fn confirmed(ctx: &Context, id: WorkspaceId, what: &'static str, digest: u64) -> Result<bool> {
+    Ok(ctx
+        .memory()?
+        .confirmed_objects
+        .get(&(id, what))
+        .is_some_and(|(d, at)| *d == digest && at.elapsed() < ctx.settings.inside_check_interval))
+}
+
+fn confirm(ctx: &Context, id: WorkspaceId, what: &'static str, digest: u64) -> Result<()> {
     ctx.memory()?
-        .issuer_secrets
-        .insert(id, (digest, Instant::now()));
+        .confirmed_objects
+        .insert((id, what), (digest, Instant::now()));
     Ok(())
+}
+
+/// Keeps Traefik's `IngressRouteTCP` for the API server while the plan says `ingress`, and
+/// removes it otherwise (looked up first: a pass that finds nothing to remove writes nothing,
+/// and a host without Traefik's CRDs answers 404).
+async fn sync_ingress_route(
+    ctx: &Context,
+    client: &Client,
+    ws: WorkspaceId,
+    mode: Expose,
+    settings: &ExposeSettings,
+) -> Result<()> {
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &names::namespace(ws),
+        &expose::ingress_route_resource(),
+    );
+    if mode == Expose::Ingress {
+        let host = expose::ingress_host(ws, settings).ok_or_else(|| {
+            Error::Misconfigured(
+                "the plan exposes the API server by ingress, but expose.ingress_domain is not configured"
+                    .into(),
+            )
+        })?;
+        let route = expose::ingress_route(ws, &host);
+        let digest = digest_of(&route)?;
+        if confirmed(ctx, ws, "ingress-route", digest)? {
+            return Ok(());
+        }
+        apply_if_changed(&routes, names::API_SERVICE, &route)
+            .await
+            .map_err(|e| Error::kube("applying the ingress route (Traefik IngressRouteTCP)", e))?;
+        confirm(ctx, ws, "ingress-route", digest)
+    } else {
+        // Digest 0 stands for "no route".
+        if confirmed(ctx, ws, "ingress-route", 0)? {
+            return Ok(());
+        }
+        if routes
+            .get_opt(names::API_SERVICE)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            delete_if_present(&routes, names::API_SERVICE, &DeleteParams::default())
+                .await
+                .map_err(|e| Error::kube("removing the ingress route", e))?;
+        }
+        confirm(ctx, ws, "ingress-route", 0)
+    }
 }
 
 /// Whether the K3K server StatefulSet has no rollout in progress (absent counts as done:

@@ -70,8 +70,9 @@ pub struct Memory {
     /// The fingerprint of what kaas last found (or made) in place inside each virtual
     /// cluster, and when.
     pub inside_confirmed: HashMap<WorkspaceId, (u64, Instant)>,
-    /// The digest of the issuer Secret last found (or made) in place, and when.
-    pub issuer_secrets: HashMap<WorkspaceId, (u64, Instant)>,
+    /// Host objects kaas may not watch (the issuer Secret, the ingress route): the digest of
+    /// what was last found (or made) in place, and when.
+    pub confirmed_objects: HashMap<(WorkspaceId, &'static str), (u64, Instant)>,
     /// The `tlsSANs` the served certificate was last seen to cover.
     pub verified_sans: HashMap<WorkspaceId, Vec<String>>,
     /// Server pods (uids) that were running when the served certificate was found to lack
@@ -86,7 +87,7 @@ impl Memory {
         self.pending_change.remove(&id);
         self.tenant_clients.remove(&id);
         self.inside_confirmed.remove(&id);
-        self.issuer_secrets.remove(&id);
+        self.confirmed_objects.retain(|(ws, _), _| *ws != id);
         self.verified_sans.remove(&id);
         self.san_rolls.remove(&id);
     }

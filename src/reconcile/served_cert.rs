@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 
@@ -22,6 +22,7 @@ use super::error::{Error, Result};
 use super::kubeapi::delete_if_present;
 use super::observe::Verdict;
 use crate::domain::{WorkspaceId, WorkspaceState};
+use crate::host::expose::ApiAddress;
 use crate::host::k3k::Cluster;
 use crate::host::names;
 use crate::host::served_cert::{config_tls_sans, missing};
@@ -32,6 +33,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The subject alternative names (DNS names lower-cased, IPs as text) of the certificate
 /// served at `host:port`. Nothing is sent after the handshake.
 pub async fn served_names(host: &str, port: u16) -> Result<Vec<String>, String> {
+    served_names_as(host, port, None).await
+}
+
+/// Like [`served_names`], naming `server_name` in TLS (SNI) instead of `host`: what an SNI
+/// router (the ingress controller) needs to pick the backend.
+pub async fn served_names_as(
+    host: &str,
+    port: u16,
+    server_name: Option<&str>,
+) -> Result<Vec<String>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -40,8 +51,12 @@ pub async fn served_names(host: &str, port: u16) -> Result<Vec<String>, String> 
         .with_custom_certificate_verifier(Arc::new(AcceptToRead(provider)))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-        .map_err(|e| format!("{host} is no TLS server name: {e}"))?;
+    let name = ServerName::try_from(
+        server_name
+            .unwrap_or(host.trim_matches(['[', ']']))
+            .to_string(),
+    )
+    .map_err(|e| format!("{host} is no TLS server name: {e}"))?;
     let look = async {
         let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
@@ -79,7 +94,7 @@ pub async fn check_served_names(
     ctx: &Context,
     client: &Client,
     id: WorkspaceId,
-    api_service: &Service,
+    address: &ApiAddress,
     wanted: &[String],
 ) -> Result<Option<Verdict>> {
     let verified = ctx
@@ -90,13 +105,13 @@ pub async fn check_served_names(
     if verified || wanted.is_empty() {
         return Ok(None);
     }
-    let (Some(address), Some(port)) = (
-        ctx.settings.host.external_addresses.first(),
-        super::tenant_sync::api_node_port(api_service),
-    ) else {
-        return Ok(None);
-    };
-    let served = match served_names(address, port).await {
+    let served = match served_names_as(
+        &address.connect,
+        address.port,
+        address.server_name.as_deref(),
+    )
+    .await
+    {
         Ok(names) => names,
         Err(e) => {
             return Ok(Some(updating(format!(

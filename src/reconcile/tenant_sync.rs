@@ -22,6 +22,7 @@ use super::error::{Error, Result};
 use super::kubeapi::{apply_if_changed, apply_missing, delete_if_present};
 use crate::domain::WorkspaceId;
 use crate::host::credentials::{self, Bootstrap, MintedCert};
+use crate::host::expose::{self, ApiAddress, ExposeSettings};
 use crate::host::{names, tenant};
 use crate::ops::reconcile::WorkspaceSnapshot;
 
@@ -29,15 +30,18 @@ use crate::ops::reconcile::WorkspaceSnapshot;
 #[derive(Clone)]
 pub struct VirtualClusterAccess {
     pub bootstrap: Bootstrap,
-    pub server_url: String,
+    /// Where it is reached, as the plan's expose mode says (`host::expose`).
+    pub address: ApiAddress,
     pub cluster_name: String,
 }
 
-/// Reads the bootstrap Secret K3K made for a workspace and kaas's NodePort API Service.
+/// Reads the bootstrap Secret K3K made for a workspace and kaas's API Service, whose type and
+/// status say where the API server is reached.
 pub async fn access(
     host: &Client,
     ws: WorkspaceId,
-    external_address: &str,
+    external_address: Option<&str>,
+    settings: &ExposeSettings,
 ) -> Result<VirtualClusterAccess> {
     let ns = names::namespace(ws);
     let cluster = names::cluster(ws);
@@ -63,33 +67,13 @@ pub async fn access(
         .ok_or_else(|| {
             Error::NotReady("the virtual cluster's API service does not exist yet".into())
         })?;
-    let port = api_node_port(&svc).ok_or_else(|| {
-        Error::NotReady("the virtual cluster's API service has no NodePort for port 443 yet".into())
-    })?;
+    let address =
+        expose::api_address(&svc, ws, external_address, settings).map_err(Error::NotReady)?;
     Ok(VirtualClusterAccess {
         bootstrap,
-        server_url: format!("https://{}:{port}", bracket_ipv6(external_address)),
+        address,
         cluster_name: cluster,
     })
-}
-
-/// The NodePort Kubernetes allocated to port 443 of kaas's API Service.
-pub fn api_node_port(svc: &Service) -> Option<u16> {
-    svc.spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())?
-        .iter()
-        .find(|p| p.port == 443)
-        .and_then(|p| p.node_port)
-        .and_then(|p| u16::try_from(p).ok())
-}
-
-fn bracket_ipv6(addr: &str) -> String {
-    if addr.contains(':') && !addr.starts_with('[') {
-        format!("[{addr}]")
-    } else {
-        addr.to_string()
-    }
 }
 
 /// A certificate and a kubeconfig for one user of a virtual cluster.
@@ -104,7 +88,7 @@ pub fn kubeconfig_for(
         .map_err(|e| e.to_string())?;
     let yaml = credentials::kubeconfig_yaml(
         &access.cluster_name,
-        &access.server_url,
+        &access.address.url(),
         &access.bootstrap.server_ca_pem,
         user,
         &cert,
@@ -126,9 +110,19 @@ pub async fn admin_client(access: &VirtualClusterAccess) -> Result<Client> {
     .map_err(Error::Internal)?;
     let internal = |what: &str, e: &dyn std::fmt::Display| Error::Internal(format!("{what}: {e}"));
     let kc = Kubeconfig::from_yaml(&yaml).map_err(|e| internal("admin kubeconfig", &e))?;
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| internal("admin kubeconfig", &e))?;
+    // Ingress: kaas dials the ingress controller itself, naming the route's host in TLS
+    // (SNI and verification), so it needs no DNS for the workspace's host name.
+    if let Some(name) = &access.address.server_name {
+        config.cluster_url = access
+            .address
+            .connect_url()
+            .parse()
+            .map_err(|e| internal("virtual cluster address", &e))?;
+        config.tls_server_name = Some(name.clone());
+    }
     Client::try_from(config).map_err(|e| internal("virtual cluster client", &e))
 }
 
@@ -292,16 +286,19 @@ pub async fn sync(client: &Client, ws: WorkspaceId, inside: Inside) -> Result<()
 pub struct HostMinter {
     conn: std::sync::Arc<HostConnection>,
     external_addresses: Vec<String>,
+    expose: ExposeSettings,
 }
 
 impl HostMinter {
     pub fn new(
         conn: std::sync::Arc<HostConnection>,
         external_addresses: Vec<String>,
+        expose: ExposeSettings,
     ) -> HostMinter {
         HostMinter {
             conn,
             external_addresses,
+            expose,
         }
     }
 }
@@ -320,17 +317,14 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
                 .conn
                 .client()
                 .ok_or("the host cluster is not connected")?;
-            let address = self
-                .external_addresses
-                .first()
-                .ok_or("no external address configured (host.external_addresses)")?;
-            let access = access(&host, ws, address)
+            let address = self.external_addresses.first().map(String::as_str);
+            let access = access(&host, ws, address, &self.expose)
                 .await
                 .map_err(|e| e.to_string())?;
             let (yaml, cert) = kubeconfig_for(&access, user, &groups, Timestamp::now(), lifetime)?;
             Ok(crate::ops::kubeconfig::MintedKubeconfig {
                 yaml,
-                server: access.server_url,
+                server: access.address.url(),
                 serial: cert.serial_hex,
                 expires_at: cert.not_after,
             })
@@ -349,16 +343,14 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
                 .conn
                 .client()
                 .ok_or("the host cluster is not connected")?;
-            let address = self
-                .external_addresses
-                .first()
-                .ok_or("no external address configured (host.external_addresses)")?;
-            let access = access(&host, ws, address)
+            let address = self.external_addresses.first().map(String::as_str);
+            let access = access(&host, ws, address, &self.expose)
                 .await
                 .map_err(|e| e.to_string())?;
+            let server = access.address.url();
             let yaml = credentials::exec_kubeconfig_yaml(
                 &access.cluster_name,
-                &access.server_url,
+                &server,
                 &access.bootstrap.server_ca_pem,
                 user,
                 &plugin.kaas_url,
@@ -367,7 +359,7 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
             .map_err(|e| e.to_string())?;
             Ok(crate::ops::kubeconfig::MintedKubeconfig {
                 yaml,
-                server: access.server_url,
+                server,
                 serial: String::new(),
                 expires_at: Timestamp::now(),
             })

@@ -8,7 +8,7 @@ use super::view::FormState;
 use super::{number, required};
 use crate::domain::billing::{Currency, PlanPrices, Rate};
 use crate::domain::plan::ServiceQuota;
-use crate::domain::{K3kMode, LimitDefaults, Plan, PodResources, Quota};
+use crate::domain::{Expose, K3kMode, LimitDefaults, Plan, PodResources, Quota};
 
 /// The fields of one per-unit price: the error key `ops` uses for the rate, the two inputs,
 /// and their labels.
@@ -92,6 +92,9 @@ pub struct PlanForm {
     node_ports: String,
     #[serde(rename = "services.load_balancers", default)]
     load_balancers: String,
+    /// Absent (an older form): nodeport.
+    #[serde(default)]
+    expose: Expose,
     #[serde(default)]
     k3s_version: String,
     #[serde(default)]
@@ -208,6 +211,7 @@ pub(super) fn form_of(p: &Plan) -> FormState {
         .keep("display_name", &p.display_name)
         .keep("description", &p.description)
         .keep("k3k_mode", p.k3k_mode.as_str())
+        .keep("expose", p.expose.as_str())
         .keep("servers", p.servers.to_string())
         .keep("agents", p.agents.to_string())
         .keep("storage_gib", p.storage_gib.to_string())
@@ -296,6 +300,7 @@ pub(super) fn parse(f: PlanForm) -> (Plan, FormState) {
         .keep("display_name", &f.display_name)
         .keep("description", &f.description)
         .keep("k3k_mode", f.k3k_mode.as_str())
+        .keep("expose", f.expose.as_str())
         .keep("servers", &f.servers)
         .keep("agents", &f.agents)
         .keep("storage_gib", &f.storage_gib)
@@ -388,6 +393,7 @@ pub(super) fn parse(f: PlanForm) -> (Plan, FormState) {
         display_name: f.display_name.trim().to_string(),
         description: f.description.trim().to_string(),
         k3k_mode: f.k3k_mode,
+        expose: f.expose,
         servers: required(&mut form, "servers", &f.servers),
         agents: required(&mut form, "agents", &f.agents),
         storage_gib: required(&mut form, "storage_gib", &f.storage_gib),

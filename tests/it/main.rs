@@ -11,6 +11,7 @@ mod cluster_tokens;
 mod components;
 mod credentials;
 mod edge;
+mod expose;
 mod host;
 mod kubectl_tokens;
 mod isolation;

@@ -35,6 +35,8 @@ const TAIL_LINES: usize = 80;
 /// The shared realhost process and where it writes.
 struct Shared {
     kubeconfig: PathBuf,
+    /// Where the Traefik stand-in's TLS entry point listens (`--ingress-addr-out`).
+    ingress: PathBuf,
     log: PathBuf,
     stderr: PathBuf,
     /// Held open for the life of the test process: realhost runs `--exit-with-stdin`.
@@ -132,6 +134,7 @@ fn start_process(dir_name: &str, nodes: usize, extra: &[&str]) -> Result<Shared,
     let dir = parent.join(dir_name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let kubeconfig = dir.join("admin.kubeconfig");
+    let ingress = dir.join("ingress.addr");
     let log = dir.join("components.log");
     let stderr = dir.join("stderr.log");
     let stderr_file =
@@ -147,6 +150,8 @@ fn start_process(dir_name: &str, nodes: usize, extra: &[&str]) -> Result<Shared,
         .args(["--node-cpu", "32", "--node-memory", "128Gi"])
         .args(["--listen", "127.0.0.1:0"])
         .arg("--pod-toleration-restriction")
+        .arg("--ingress-addr-out")
+        .arg(&ingress)
         .arg("--exit-with-stdin")
         .arg("--log-file")
         .arg(&log)
@@ -180,6 +185,7 @@ fn start_process(dir_name: &str, nodes: usize, extra: &[&str]) -> Result<Shared,
             );
             return Ok(Shared {
                 kubeconfig,
+                ingress,
                 log,
                 stderr,
                 stdin: Some(stdin),
@@ -210,6 +216,7 @@ fn api_path(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -
     let version = match group {
         "" => "v1",
         "k3k.io" => "v1beta1",
+        "traefik.io" => "v1alpha1",
         "apps"
         | "rbac.authorization.k8s.io"
         | "policy"
@@ -250,6 +257,8 @@ pub struct RealHost {
     pub client: kube::Client,
     /// The admin (system:masters) kubeconfig realhost wrote.
     pub kubeconfig: PathBuf,
+    /// `127.0.0.1:<port>` of the Traefik stand-in's TLS entry point.
+    pub ingress: String,
     log: PathBuf,
     stderr: PathBuf,
 }
@@ -343,6 +352,9 @@ impl RealHost {
         RealHost {
             client: kube::Client::try_from(config).expect("client for realhost"),
             kubeconfig: shared.kubeconfig.clone(),
+            ingress: std::fs::read_to_string(&shared.ingress)
+                .map(|a| a.trim().to_string())
+                .unwrap_or_default(),
             log: shared.log.clone(),
             stderr: shared.stderr.clone(),
         }
@@ -453,6 +465,11 @@ impl RealHostedApp {
 
     /// A kaas driving `host` (a [`PrivateRealHost`]'s, say).
     pub fn on(host: RealHost) -> RealHostedApp {
+        RealHostedApp::on_with(host, |_| {})
+    }
+
+    /// Like [`RealHostedApp::on`], with `tweak` applied to the reconciler's settings.
+    pub fn on_with(host: RealHost, tweak: impl FnOnce(&mut ReconcilerSettings)) -> RealHostedApp {
         let mut app = TestApp::new();
         let settings = ReconcilerSettings {
             // A real API server per Cluster: poll less eagerly than on fakehost.
@@ -466,6 +483,7 @@ impl RealHostedApp {
         // 127.0.0.1, which is no node's address: deny it as an operator would a VIP.
         settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
         settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
+        tweak(&mut settings);
         let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
         RealHostedApp {
             app,

@@ -60,6 +60,9 @@ func main() {
 		verbosity     = flag.Int("v", 0, "log verbosity of the Kubernetes components")
 		serviceCIDR   = flag.String("service-cidr", defaultServiceCIDR, "ClusterIP range; must be loopback (127.0.0.0/8): realhost listens on ClusterIPs. Give a second realhost on the machine another one")
 		nodePortRange = flag.String("node-port-range", "30000-32767", "NodePort range (listened on 127.0.0.1); give a second realhost on the machine a range of its own")
+		lbCIDR        = flag.String("lb-cidr", "127.77.0.0/16", "loopback range the ServiceLB stand-in gives LoadBalancer Services addresses from (each the first one free on this machine)")
+		ingressListen = flag.String("ingress-listen", "127.0.0.1:0", "where the Traefik stand-in's TLS entry point (websecure) listens; port 0 picks a free one")
+		ingressOut    = flag.String("ingress-addr-out", "", "write the address the ingress entry point listens on here")
 	)
 	flag.Parse()
 	if *kubeconfigOut == "" {
@@ -107,7 +110,7 @@ func main() {
 
 	started := time.Now()
 	audit = *auditDir
-	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods, DisableNetworkPolicy: *noNetpol})
+	url, err := run(ctx, dir, crdDir, port, *tolerations, *serviceCIDR, *nodePortRange, *kubeconfigOut, exposeSpec{LBCIDR: *lbCIDR, IngressListen: *ingressListen, IngressOut: *ingressOut}, nodeSpec{Count: *nodes, CPU: *nodeCPU, Memory: *nodeMemory, Pods: *nodePods, DisableNetworkPolicy: *noNetpol})
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -138,7 +141,12 @@ func setupLogging(file string, verbosity int) {
 	}
 }
 
-func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, serviceCIDR, nodePortRange, kubeconfigOut string, nodes nodeSpec) (string, error) {
+// exposeSpec: the ServiceLB and Traefik stand-ins (lb.go, ingress.go).
+type exposeSpec struct {
+	LBCIDR, IngressListen, IngressOut string
+}
+
+func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, serviceCIDR, nodePortRange, kubeconfigOut string, expose exposeSpec, nodes nodeSpec) (string, error) {
 	sockets, err := os.MkdirTemp("", "rh")
 	if err != nil {
 		return "", err
@@ -204,7 +212,18 @@ func run(ctx context.Context, dir, crdDir string, port int, tolerations bool, se
 	if err != nil {
 		return "", err
 	}
-	if err := startKubeProxy(ctx, proxyClient, backends); err != nil {
+	proxy, err := startKubeProxy(ctx, proxyClient, backends, expose.LBCIDR)
+	if err != nil {
+		return "", err
+	}
+	if err := installIngressRouteCRD(ctx, cfg); err != nil {
+		return "", err
+	}
+	ingressConfig, _, err := clientAs("realhost:traefik")
+	if err != nil {
+		return "", err
+	}
+	if err := startIngress(ctx, ingressConfig, proxy, expose.IngressListen, expose.IngressOut); err != nil {
 		return "", err
 	}
 	if _, err := startKubelets(ctx, kubeletClient, nodes, virtual); err != nil {

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -67,10 +68,13 @@ func (b *Backends) Lookup(podIP string, port int32) (string, bool) {
 	return local, ok
 }
 
-// kubeProxy serves the node ports of every NodePort and LoadBalancer Service.
+// kubeProxy serves the node ports of every NodePort and LoadBalancer Service, and the
+// LoadBalancers' own addresses (lb.go).
 type kubeProxy struct {
 	backends *Backends
 	slices   discoverylisters.EndpointSliceLister
+	services corelisters.ServiceLister
+	lbs      *loadBalancers
 
 	mu    sync.Mutex
 	ports map[int32]*nodePort // by node port
@@ -84,27 +88,39 @@ type nodePort struct {
 }
 
 // startKubeProxy follows Services and EndpointSlices in every namespace and serves node ports
-// until ctx ends.
-func startKubeProxy(ctx context.Context, client kubernetes.Interface, backends *Backends) error {
+// and LoadBalancer addresses (from lbCIDR) until ctx ends.
+func startKubeProxy(ctx context.Context, client kubernetes.Interface, backends *Backends, lbCIDR string) (*kubeProxy, error) {
 	// The periodic resync retries node ports that could not be listened on.
 	factory := informers.NewSharedInformerFactory(client, 30*time.Second)
 	services := factory.Core().V1().Services().Informer()
 	p := &kubeProxy{
 		backends: backends,
 		slices:   factory.Discovery().V1().EndpointSlices().Lister(),
+		services: factory.Core().V1().Services().Lister(),
 		ports:    map[int32]*nodePort{},
 	}
+	lbs, err := newLoadBalancers(client, p, lbCIDR)
+	if err != nil {
+		return nil, err
+	}
+	p.lbs = lbs
+	syncBoth := func(obj any, deleted bool) {
+		p.sync(obj, deleted)
+		if service, ok := obj.(*corev1.Service); ok {
+			p.lbs.sync(service, deleted)
+		}
+	}
 	if _, err := services.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { p.sync(obj, false) },
-		UpdateFunc: func(_, obj any) { p.sync(obj, false) },
+		AddFunc:    func(obj any) { syncBoth(obj, false) },
+		UpdateFunc: func(_, obj any) { syncBoth(obj, false) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			p.sync(obj, true)
+			syncBoth(obj, true)
 		},
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
@@ -116,8 +132,9 @@ func startKubeProxy(ctx context.Context, client kubernetes.Interface, backends *
 			np.listener.Close()
 			delete(p.ports, number)
 		}
+		p.lbs.closeAll()
 	}()
-	return nil
+	return p, nil
 }
 
 // sync makes the listening node ports of the Service match its spec: a port that went or
@@ -241,13 +258,21 @@ func (p *kubeProxy) readyEndpoints(namespace, service, portName string) []podEnd
 func pipe(conn net.Conn, target string) { pipeTo(conn, "tcp", target) }
 
 // pipeTo copies bytes both ways between conn and a new connection to target.
-func pipeTo(conn net.Conn, network, target string) {
+func pipeTo(conn net.Conn, network, target string) { pipePrefixed(conn, nil, network, target) }
+
+// pipePrefixed is pipeTo for a conn whose first bytes, prefix, were already read from it.
+func pipePrefixed(conn net.Conn, prefix []byte, network, target string) {
 	defer conn.Close()
 	upstream, err := net.DialTimeout(network, target, 5*time.Second)
 	if err != nil {
 		return
 	}
 	defer upstream.Close()
+	if len(prefix) > 0 {
+		if _, err := upstream.Write(prefix); err != nil {
+			return
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { _, _ = io.Copy(upstream, conn); closeWrite(upstream); wg.Done() }()

@@ -170,3 +170,25 @@ async fn a_used_plans_server_storage_is_refused_next_to_its_field() {
         8
     );
 }
+
+#[tokio::test]
+async fn a_plans_expose_mode_is_chosen_in_the_console() {
+    let app = TestApp::new();
+    app.user("root@kaas.test", true).await;
+    let mut root = sign_in(&app, "root@kaas.test").await;
+    let r = get(&app, &mut root, "/admin/plans/standard").await;
+    let page = html(&r);
+    assert!(
+        page.contains("<option value=\"nodeport\" selected>nodeport</option>"),
+        "{page}"
+    );
+    let mut form = inputs(page);
+    form.push(("expose".into(), "ingress".into()));
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = submit(&app, &mut root, "/admin/plans/standard", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    let plan = app.ops().get_plan(&shell(), "standard").unwrap();
+    assert_eq!(plan.expose, kaas::domain::Expose::Ingress);
+    let r = get(&app, &mut root, "/admin/plans/standard").await;
+    assert!(html(&r).contains("<option value=\"ingress\" selected>ingress</option>"));
+}
