@@ -90,6 +90,7 @@ pub use model::{
 };
 
 pub use model::RequestLimits;
+pub use model::{SsoConfig, SsoProvider};
 
 pub use duration::{format_duration, friendly_duration, parse_duration};
 use layers::{apply_env, is_hostname, one_line, read_file, url_host};

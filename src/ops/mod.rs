@@ -23,6 +23,7 @@ pub mod projects;
 pub mod reconcile;
 pub mod secrets;
 pub mod setup;
+pub mod sso;
 pub mod throttling;
 pub mod tokens;
 pub mod users;
@@ -257,6 +258,8 @@ pub struct Ops {
     fast_hashing: bool,
     /// Sign-ins waiting for their second factor (see `ops::mfa`).
     pending_logins: mfa::PendingLogins,
+    /// Identity providers for single sign-on; set when serving with `[[sso.providers]]`.
+    sso: std::sync::OnceLock<Arc<sso::SsoProviders>>,
 }
 
 impl Ops {
@@ -276,6 +279,7 @@ impl Ops {
             meter_run: crate::domain::ids::monotonic(),
             fast_hashing: false,
             pending_logins: Default::default(),
+            sso: std::sync::OnceLock::new(),
         }
     }
 
