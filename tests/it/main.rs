@@ -21,6 +21,7 @@ mod realhost;
 mod revocation;
 mod running;
 mod ship;
+mod sso;
 mod support;
 mod tenant_guards;
 mod tenants;
