@@ -175,6 +175,8 @@ require = "none"
 # <public URL>/sso/<id>/callback. Endpoints and keys are read from the issuer's discovery
 # document at the first sign-in. Sign-ins through a provider skip kaas's second factor
 # (the provider does its own).
+[sso]
+# providers = []                 # none by default; one [[sso.providers]] table each:
 # [[sso.providers]]
 # id = "corp"                      # in URLs: lower-case letters, digits, dashes
 # name = "Corp SSO"                # the button says "Sign in with Corp SSO"
