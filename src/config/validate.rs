@@ -226,53 +226,6 @@ impl super::RequestLimits {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod request_limit_tests {
-    use super::super::{Config, Overrides};
-
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
-        let env: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::load(None, &env, &Overrides::default()).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn request_limits_come_from_the_environment_and_are_checked() {
-        let cfg = load(&[
-            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "50"),
-            ("KAAS_SERVER_LIMITS_HEADER_READ_TIMEOUT", "3s"),
-        ])
-        .unwrap();
-        assert_eq!(cfg.server.limits.max_connections, 50);
-        assert_eq!(cfg.server.limits.header_read_timeout.as_secs(), 3);
-        for (key, value, says) in [
-            (
-                "KAAS_SERVER_LIMITS_MAX_HEADER_BYTES",
-                "4096",
-                "at least 8192",
-            ),
-            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "0", "at least 1"),
-            (
-                "KAAS_SERVER_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
-                "0",
-                "at least 1",
-            ),
-            ("KAAS_SERVER_LIMITS_REQUEST_TIMEOUT", "0s", "at least 1s"),
-            ("KAAS_SERVER_LIMITS_MAX_JSON_DEPTH", "1", "at least 4"),
-        ] {
-            let e = load(&[(key, value)]).unwrap_err();
-            assert!(
-                e.contains("server.limits.") && e.contains(says),
-                "{key}={value}: {e}"
-            );
-        }
-        assert!(Config::to_toml_commented().contains("[server.limits]"));
-    }
-}
-
 impl super::SsoConfig {
     /// `[[sso.providers]]`: each provider usable as configured (the issuer itself is only
     /// reached at the first sign-in, so an unreachable one does not stop kaas).
@@ -342,5 +295,52 @@ impl super::SsoConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod request_limit_tests {
+    use super::super::{Config, Overrides};
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &env, &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn request_limits_come_from_the_environment_and_are_checked() {
+        let cfg = load(&[
+            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "50"),
+            ("KAAS_SERVER_LIMITS_HEADER_READ_TIMEOUT", "3s"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.server.limits.max_connections, 50);
+        assert_eq!(cfg.server.limits.header_read_timeout.as_secs(), 3);
+        for (key, value, says) in [
+            (
+                "KAAS_SERVER_LIMITS_MAX_HEADER_BYTES",
+                "4096",
+                "at least 8192",
+            ),
+            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS", "0", "at least 1"),
+            (
+                "KAAS_SERVER_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+                "0",
+                "at least 1",
+            ),
+            ("KAAS_SERVER_LIMITS_REQUEST_TIMEOUT", "0s", "at least 1s"),
+            ("KAAS_SERVER_LIMITS_MAX_JSON_DEPTH", "1", "at least 4"),
+        ] {
+            let e = load(&[(key, value)]).unwrap_err();
+            assert!(
+                e.contains("server.limits.") && e.contains(says),
+                "{key}={value}: {e}"
+            );
+        }
+        assert!(Config::to_toml_commented().contains("[server.limits]"));
     }
 }

@@ -241,7 +241,8 @@ async fn single_sign_on_through_a_real_openid_connect_provider() {
     let port = free_port();
     let kaas = format!("http://127.0.0.1:{port}");
     let (_idp, issuer) = start_idp(&format!(
-        "{kaas}/sso/corp/callback,{kaas}/sso/badkey/callback,{kaas}/sso/tamper/callback"
+        "{kaas}/sso/corp/callback,{kaas}/sso/invited/callback,{kaas}/sso/badkey/callback,\
+         {kaas}/sso/tamper/callback"
     ));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kaas.toml");
@@ -262,6 +263,14 @@ accounts = "domains"
 allowed_domains = ["example.com"]
 groups_claim = "groups"
 groups = [{{ group = "k8s-admins", org = "acme", role = "admin" }}]
+
+# The same client under the default account policy: only invited addresses get accounts.
+[[sso.providers]]
+id = "invited"
+name = "Invited IdP"
+issuer = "{issuer}"
+client_id = "kaas"
+client_secret = "kaas-secret"
 
 # The provider signs this client's ID tokens with HS256 and the client secret: not a key
 # kaas accepts for the provider.
@@ -436,6 +445,24 @@ accounts = "open"
     assert_eq!(path, "/login");
     assert!(html.contains("domain not allowed"), "{html}");
     assert_eq!(admin.user("mallory@elsewhere.test").await, Value::Null);
+
+    // Under the "invited" policy, the same address gets an account once it is invited.
+    let (ci, _) = browser(false);
+    let (path, _, html) = landed(sso(&ci, &kaas, "invited", "mallory").await).await;
+    assert_eq!(path, "/login");
+    assert!(html.contains("no pending invitation"), "{html}");
+    let (s, inv) = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/orgs/{acme}/invitations"),
+            Some(json!({"email": "mallory@elsewhere.test", "role": "member"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let (ci, _) = browser(false);
+    let (path, _, html) = landed(sso(&ci, &kaas, "invited", "mallory").await).await;
+    assert_eq!(path, "/", "{html}");
+    assert_eq!(me(&ci, &kaas).await.1["email"], "mallory@elsewhere.test");
 
     // An address the provider has not verified links and creates nothing.
     let (ce, _) = browser(false);

@@ -102,6 +102,12 @@ server.listen(0, '127.0.0.1', () => {
   });
   const callback = provider.callback();
   server.on('request', async (req, res) => {
+    // Browsers ask for one; a 404 would show as a console error in the browser tests.
+    if (req.url === '/favicon.ico') {
+      res.statusCode = 204;
+      res.end();
+      return undefined;
+    }
     const m = req.url.match(/^\/interaction\/([^/?]+)(\/login)?/);
     if (!m) {
       if (req.url.startsWith('/token') && basicClient(req) === 'kaas-tamper') tamper(res);
