@@ -242,7 +242,7 @@ async fn single_sign_on_through_a_real_openid_connect_provider() {
     let kaas = format!("http://127.0.0.1:{port}");
     let (_idp, issuer) = start_idp(&format!(
         "{kaas}/sso/corp/callback,{kaas}/sso/invited/callback,{kaas}/sso/badkey/callback,\
-         {kaas}/sso/tamper/callback"
+         {kaas}/sso/tamper/callback,{kaas}/sso/expired/callback"
     ));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kaas.toml");
@@ -289,6 +289,15 @@ name = "Tampered IdP"
 issuer = "{issuer}"
 client_id = "kaas-tamper"
 client_secret = "kaas-tamper-secret"
+accounts = "open"
+
+# The provider's ID tokens for this client have expired when they arrive.
+[[sso.providers]]
+id = "expired"
+name = "Slow IdP"
+issuer = "{issuer}"
+client_id = "kaas-expired"
+client_secret = "kaas-expired-secret"
 accounts = "open"
 "#
         ),
@@ -486,6 +495,13 @@ accounts = "open"
     assert!(html.contains("the ID token was refused"), "{html}");
     assert!(html.contains("Signature verification failed"), "{html}");
     assert_eq!(me(&ct, &kaas).await.0, 401);
+
+    // An expired ID token is refused.
+    let (cexp, _) = browser(false);
+    let (path, _, html) = landed(sso(&cexp, &kaas, "expired", "alice").await).await;
+    assert_eq!(path, "/login");
+    assert!(html.contains("ID token expired"), "{html}");
+    assert_eq!(me(&cexp, &kaas).await.0, 401);
 
     // Sessions from SSO are audited like password sign-ins, saying how.
     let (_, audit) = admin

@@ -6,7 +6,8 @@
 // "kaas-hs" (ID tokens signed HS256 with the client secret: a key kaas does not accept, the
 // "unexpected key" case) and "kaas-tamper" (like "kaas", but the token response is altered
 // on its way out: the ID token's e-mail claim is changed after signing, as a man in the
-// middle would). Sign-in is a one-field form the test posts to non-interactively:
+// middle would), and "kaas-expired" (ID tokens valid for 1 second, answered 2.5 seconds
+// late: expired on arrival). Sign-in is a one-field form the test posts to non-interactively:
 // POST /interaction/<uid>/login with account=<id>; consent is granted with it.
 import http from 'node:http';
 import Provider from 'oidc-provider';
@@ -75,6 +76,13 @@ server.listen(0, '127.0.0.1', () => {
         response_types: ['code'],
       },
       {
+        client_id: 'kaas-expired',
+        client_secret: 'kaas-expired-secret',
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
         client_id: 'kaas-hs',
         client_secret: 'kaas-hs-secret-0123456789-0123456789-0123456789',
         redirect_uris: redirectUris,
@@ -83,6 +91,9 @@ server.listen(0, '127.0.0.1', () => {
         id_token_signed_response_alg: 'HS256',
       },
     ],
+    ttl: {
+      IdToken: (ctx, token, client) => (client.clientId === 'kaas-expired' ? 1 : 3600),
+    },
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256'] },
     claims: {
       openid: ['sub'],
@@ -111,6 +122,10 @@ server.listen(0, '127.0.0.1', () => {
     const m = req.url.match(/^\/interaction\/([^/?]+)(\/login)?/);
     if (!m) {
       if (req.url.startsWith('/token') && basicClient(req) === 'kaas-tamper') tamper(res);
+      if (req.url.startsWith('/token') && basicClient(req) === 'kaas-expired') {
+        const end = res.end.bind(res);
+        res.end = (...args) => { setTimeout(() => end(...args), 2500); return res; };
+      }
       return callback(req, res);
     }
     try {
