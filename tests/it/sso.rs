@@ -26,6 +26,11 @@ impl Drop for Idp {
 
 /// Starts tests/oidc/provider.js accepting `redirects`; returns it with its issuer URL.
 fn start_idp(redirects: &str) -> (Idp, String) {
+    start_idp_with(redirects, &[])
+}
+
+/// [`start_idp`] with more environment (`TLS_CERT`, `TLS_KEY`: served over HTTPS).
+fn start_idp_with(redirects: &str, env: &[(&str, &Path)]) -> (Idp, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
@@ -35,6 +40,7 @@ fn start_idp(redirects: &str) -> (Idp, String) {
         .arg("provider.js")
         .current_dir(&dir)
         .env("REDIRECT_URIS", redirects)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -53,7 +59,8 @@ fn start_idp(redirects: &str) -> (Idp, String) {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
             && let Some(port) = line.strip_prefix("listening on ")
         {
-            return (idp, format!("http://127.0.0.1:{}", port.trim()));
+            let scheme = if env.is_empty() { "http" } else { "https" };
+            return (idp, format!("{scheme}://127.0.0.1:{}", port.trim()));
         }
     }
     panic!("the OpenID Connect provider did not start");
@@ -547,5 +554,92 @@ accounts = "open"
     assert_eq!(path, "/login");
     assert!(html.contains("You have signed out."), "{html}");
     assert_eq!(me(&c, &kaas).await.0, 401);
+    server.stop();
+}
+
+/// A provider served over HTTPS with a certificate of a private CA: trusted through the
+/// provider's `ca_file`, and not without it.
+#[tokio::test]
+async fn an_on_prem_provider_is_trusted_through_its_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::default();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "on-prem IdP CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &rcgen::Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let (cert, key, bundle) = (
+        dir.path().join("idp.pem"),
+        dir.path().join("idp.key"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&bundle, ca_cert.pem()).unwrap();
+
+    let port = free_port();
+    let kaas = format!("http://127.0.0.1:{port}");
+    let (_idp, issuer) = start_idp_with(
+        &format!("{kaas}/sso/onprem/callback,{kaas}/sso/nobundle/callback"),
+        &[("TLS_CERT", &cert), ("TLS_KEY", &key)],
+    );
+    assert!(issuer.starts_with("https://"));
+    let config = dir.path().join("kaas.toml");
+    let provider = |id: &str, extra: &str| {
+        format!(
+            "[[sso.providers]]\nid = \"{id}\"\nname = \"{id}\"\nissuer = \"{issuer}\"\n\
+             client_id = \"kaas\"\nclient_secret = \"kaas-secret\"\naccounts = \"open\"\n{extra}\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\npublic_url = \"{kaas}\"\n\n{}{}",
+            provider(
+                "onprem",
+                &format!("ca_file = \"{}\"", bundle.to_str().unwrap())
+            ),
+            provider("nobundle", "")
+        ),
+    )
+    .unwrap();
+    let server = Server::start_on(
+        &dir.path().join("data"),
+        &format!("127.0.0.1:{port}"),
+        &[("KAAS_CONFIG", config.to_str().unwrap())],
+    );
+
+    // Without the bundle, the provider's certificate is not trusted: no discovery.
+    let (c, _) = browser(false);
+    let (path, _, html) = landed(
+        c.get(format!("{kaas}/sso/nobundle/start"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(path, "/login");
+    assert!(html.contains("cannot be reached right now"), "{html}");
+
+    // With it, the whole sign-in goes through over HTTPS. (The test's browser trusts the
+    // CA too: it talks to the provider as well.)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let (path, _, html) = landed(sso(&c, &kaas, "onprem", "alice").await).await;
+    assert_eq!(path, "/", "{html}");
+    assert!(html.contains("Signed in as alice@example.com"), "{html}");
     server.stop();
 }

@@ -1,6 +1,7 @@
 // A real OpenID Connect provider (node-oidc-provider) on loopback for kaas's SSO tests
 // (tests/it/sso.rs). Usage: REDIRECT_URIS=<uri>[,<uri>...] node provider.js
-// Prints "listening on <port>" once it serves the issuer http://127.0.0.1:<port>.
+// Prints "listening on <port>" once it serves the issuer http://127.0.0.1:<port>, or
+// https://127.0.0.1:<port> with TLS_CERT and TLS_KEY (PEM files) set.
 //
 // Three clients: "kaas" (ID tokens signed RS256 with the provider's published key),
 // "kaas-hs" (ID tokens signed HS256 with the client secret: a key kaas does not accept, the
@@ -9,7 +10,9 @@
 // middle would), and "kaas-expired" (ID tokens valid for 1 second, answered 2.5 seconds
 // late: expired on arrival). Sign-in is a one-field form the test posts to non-interactively:
 // POST /interaction/<uid>/login with account=<id>; consent is granted with it.
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import Provider from 'oidc-provider';
 
 const redirectUris = (process.env.REDIRECT_URIS || '').split(',').filter(Boolean);
@@ -56,10 +59,13 @@ function tamper(res) {
   };
 }
 
-const server = http.createServer();
+const tls = process.env.TLS_CERT
+  ? { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) }
+  : null;
+const server = tls ? https.createServer(tls) : http.createServer();
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
-  const provider = new Provider(`http://127.0.0.1:${port}`, {
+  const provider = new Provider(`${tls ? 'https' : 'http'}://127.0.0.1:${port}`, {
     clients: [
       {
         client_id: 'kaas',
