@@ -25,6 +25,8 @@ pub(super) enum Kind {
     SocketAddr,
     OptSocketAddr,
     StrList,
+    /// A list of tables whose fields serde checks (`[[sso.providers]]`).
+    TableList,
     Enum(&'static [&'static str]),
 }
 
@@ -85,6 +87,7 @@ pub(super) const SETTINGS: &[(&str, Kind)] = &[
     ("isolation.k3k_namespace", Kind::Str),
     ("expose.ingress_domain", Kind::Str),
     ("expose.ingress_port", Kind::U32),
+    ("sso.providers", Kind::TableList),
 ];
 
 fn setting_kind(key: &str) -> Option<Kind> {
@@ -144,6 +147,8 @@ fn check_value(kind: Kind, value: &toml::Value) -> Result<(), String> {
         )),
         (Kind::StrList, V::Array(items)) if items.iter().all(|v| v.is_str()) => Ok(()),
         (Kind::StrList, _) => Err(format!("expected a list of strings, got {}", got())),
+        (Kind::TableList, V::Array(items)) if items.iter().all(|v| v.is_table()) => Ok(()),
+        (Kind::TableList, _) => Err(format!("expected [[tables]], got {}", got())),
         (Kind::Enum(allowed), V::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
         (Kind::Enum(allowed), _) => Err(format!(
             "expected one of {}, got {}",

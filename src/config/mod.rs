@@ -86,11 +86,11 @@ mod validate;
 pub use model::{
     AuthConfig, BackupConfig, BillingConfig, Config, DataConfig, HostConfig, IssuerConfig,
     LimitsConfig, LogConfig, LogFormat, MfaConfig, OrgCreation, Overrides, Secret, ServerConfig,
-    TlsConfig,
-    TlsMode,
+    TlsConfig, TlsMode,
 };
 
 pub use model::RequestLimits;
+pub use model::{SsoConfig, SsoProvider};
 
 pub use duration::{format_duration, friendly_duration, parse_duration};
 use layers::{apply_env, is_hostname, one_line, read_file, url_host};
@@ -527,6 +527,51 @@ mod tests {
         assert!(!format!("{cfg:?}").contains("hunter2"));
         assert!(!toml::to_string(&cfg).unwrap().contains("hunter2"));
         assert!(!serde_json::to_string(&cfg).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn sso_providers_are_read_checked_and_keep_their_secret() {
+        let provider = |extra: &str| {
+            format!(
+                "[[sso.providers]]\nid = \"corp\"\nname = \"Corp\"\n\
+                 issuer = \"https://idp.example.com\"\nclient_id = \"kaas\"\n\
+                 client_secret = \"s3cret-value\"\n{extra}"
+            )
+        };
+        let f = file(&provider(
+            "accounts = \"domains\"\nallowed_domains = [\"example.com\"]\n\
+             groups_claim = \"groups\"\n\
+             groups = [{ group = \"ops\", org = \"acme\", role = \"admin\" }]\n",
+        ));
+        let cfg = Config::load(Some(f.path()), &[], &Overrides::default()).unwrap();
+        let p = &cfg.sso.providers[0];
+        assert_eq!(p.client_secret.expose(), "s3cret-value");
+        assert_eq!(p.scopes, ["openid", "email", "profile"]);
+        assert_eq!(p.groups[0].role, crate::domain::OrgRole::Admin);
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        assert!(!toml::to_string(&cfg).unwrap().contains("s3cret"));
+        for (extra, needle) in [
+            ("accounts = \"domains\"\n", "allowed_domains"),
+            (
+                "groups = [{ group = \"a\", org = \"b\", role = \"member\" }]\n",
+                "groups_claim",
+            ),
+            ("scopes = [\"email\"]\n", "openid"),
+            ("ca_file = \"/nonexistent/ca.pem\"\n", "ca_file"),
+        ] {
+            let f = file(&provider(extra));
+            let msg = Config::load(Some(f.path()), &[], &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(needle), "{extra}: {msg}");
+        }
+        let f = file(&provider("").replace("https://idp.example.com", "http://idp.example.com"));
+        let msg = Config::load(Some(f.path()), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("https://"), "{msg}");
+        let f = file(&provider("").replace("\"corp\"", "\"Corp IdP\""));
+        assert!(Config::load(Some(f.path()), &[], &Overrides::default()).is_err());
     }
 
     #[test]

@@ -30,6 +30,51 @@ pub struct Config {
     pub mfa: MfaConfig,
     pub isolation: IsolationConfig,
     pub expose: ExposeConfig,
+    pub sso: SsoConfig,
+}
+
+/// `[sso]`: single sign-on through OpenID Connect identity providers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SsoConfig {
+    /// `[[sso.providers]]`, each a button on the sign-in page.
+    pub providers: Vec<SsoProvider>,
+}
+
+/// One OpenID Connect provider. Its endpoints and keys come from the issuer's discovery
+/// document (`<issuer>/.well-known/openid-configuration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoProvider {
+    /// In URLs (`/sso/<id>/callback`): lower-case letters, digits and dashes.
+    pub id: String,
+    /// On the sign-in button: "Sign in with <name>".
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    #[serde(default = "default_sso_scopes")]
+    pub scopes: Vec<String>,
+    /// PEM certificates trusted (instead of the system's) for the provider's HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub accounts: crate::domain::sso::AccountPolicy,
+    /// For `accounts = "domains"`.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Existing accounts linked on sign-in lose their local password (SSO only).
+    #[serde(default)]
+    pub sso_only_linked: bool,
+    /// The ID token claim that lists the person's groups (e.g. "groups").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<crate::domain::sso::GroupMapping>,
+}
+
+fn default_sso_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
 }
 
 /// `[mfa]`: the second factor of local accounts.
@@ -391,6 +436,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             isolation: IsolationConfig::default(),
             expose: ExposeConfig::default(),
+            sso: SsoConfig::default(),
         }
     }
 }

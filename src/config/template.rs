@@ -179,6 +179,7 @@ key_rotation = "{issuer_rotation}"
 # PEM file of the CA the kube-apiservers use to reach kaas over HTTPS. Unset: the
 # certificate kaas serves itself; behind a TLS-terminating proxy, the system's CAs.
 # ca_file = "/etc/kaas/issuer-ca.pem"
+
 [mfa]
 # Who must use a second factor (an authenticator app's six-digit codes) to sign in with a
 # password: "none" (each user may turn it on from their account page), "admins" (platform
@@ -206,6 +207,33 @@ k3k_namespace = "k3k-system"
 ingress_domain = ""
 # The port of Traefik's TLS entry point ("websecure").
 ingress_port = 443
+
+# Single sign-on through OpenID Connect identity providers (Keycloak, Dex, Authentik,
+# Entra ID, Google Workspace, ...): one [[sso.providers]] table each, one button each on
+# the sign-in page. Register kaas at the provider with the redirect URI
+# <public URL>/sso/<id>/callback. Endpoints and keys are read from the issuer's discovery
+# document at the first sign-in. Sign-ins through a provider skip kaas's second factor
+# (the provider does its own).
+[sso]
+# providers = []                 # none by default; one [[sso.providers]] table each:
+# [[sso.providers]]
+# id = "corp"                      # in URLs: lower-case letters, digits, dashes
+# name = "Corp SSO"                # the button says "Sign in with Corp SSO"
+# issuer = "https://idp.example.com/realms/corp"
+# client_id = "kaas"
+# client_secret = "..."            # never shown back nor logged
+# scopes = ["openid", "email", "profile"]
+# ca_file = "/etc/kaas/idp-ca.pem" # trusted instead of the system's CAs for this provider
+# # Who gets an account at their first sign-in (a verified e-mail address that already has
+# # one is always linked to it): "open" (anyone), "invited" (an address with a pending
+# # invitation) or "domains" (addresses in allowed_domains).
+# accounts = "invited"
+# allowed_domains = ["example.com"]
+# sso_only_linked = false          # true: a linked account's local password stops working
+# # Organization roles from the provider's groups, re-applied at each sign-in and shown as
+# # managed by the identity provider. Roles: "member", "admin", "owner".
+# groups_claim = "groups"
+# groups = [{{ group = "k8s-admins", org = "acme", role = "admin" }}]
 "#,
             version = d.version,
             listen = d.server.listen,

@@ -228,6 +228,7 @@ impl Config {
                 );
             }
         }
+        self.sso.validate()?;
         Ok(())
     }
 }
@@ -267,6 +268,78 @@ impl super::RequestLimits {
         ] {
             if d < Duration::from_secs(1) {
                 return invalid(key, "must be at least 1s".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl super::SsoConfig {
+    /// `[[sso.providers]]`: each provider usable as configured (the issuer itself is only
+    /// reached at the first sign-in, so an unreachable one does not stop kaas).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |problem: String| {
+            Err(ConfigError::Invalid {
+                key: "sso.providers",
+                problem,
+            })
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.providers {
+            let id_ok = !p.id.is_empty()
+                && p.id.len() <= 32
+                && p.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !id_ok {
+                return invalid(format!(
+                    "id \"{}\" must be 1-32 lower-case letters, digits or dashes",
+                    p.id
+                ));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return invalid(format!("id \"{}\" is used twice", p.id));
+            }
+            let issuer_ok = url::Url::parse(&p.issuer).is_ok_and(|u| {
+                let loopback = match u.host() {
+                    Some(url::Host::Ipv4(a)) => a.is_loopback(),
+                    Some(url::Host::Ipv6(a)) => a.is_loopback(),
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    None => false,
+                };
+                u.scheme() == "https" || (u.scheme() == "http" && loopback)
+            });
+            if !issuer_ok {
+                return invalid(format!(
+                    "{}: issuer \"{}\" must be an https:// URL (http:// only on loopback)",
+                    p.id, p.issuer
+                ));
+            }
+            if p.name.trim().is_empty() || p.client_id.trim().is_empty() {
+                return invalid(format!("{}: name and client_id must not be empty", p.id));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return invalid(format!("{}: scopes must include \"openid\"", p.id));
+            }
+            if p.accounts == crate::domain::sso::AccountPolicy::Domains
+                && p.allowed_domains.is_empty()
+            {
+                return invalid(format!(
+                    "{}: accounts = \"domains\" needs allowed_domains",
+                    p.id
+                ));
+            }
+            if !p.groups.is_empty() && p.groups_claim.is_none() {
+                return invalid(format!("{}: groups needs groups_claim", p.id));
+            }
+            if let Some(ca) = &p.ca_file
+                && !ca.is_file()
+            {
+                return invalid(format!(
+                    "{}: ca_file {} is not a readable file",
+                    p.id,
+                    ca.display()
+                ));
             }
         }
         Ok(())

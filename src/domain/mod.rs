@@ -18,6 +18,7 @@ pub mod password;
 pub mod plan;
 pub mod policy;
 pub mod roles;
+pub mod sso;
 pub mod throttle;
 
 pub use ids::*;

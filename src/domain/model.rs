@@ -36,6 +36,22 @@ pub struct User {
     /// still authenticates (it grants only the roles they hold; see `domain::groups`).
     #[serde(default)]
     pub kubeconfigs_valid_until: Option<Timestamp>,
+    /// Set once the account signed in through an identity provider (see `ops::sso`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoLink>,
+}
+
+/// How an account relates to the identity providers it signed in through.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SsoLink {
+    /// The provider (its configured id) of the last single sign-on.
+    pub provider: String,
+    /// No usable local password: the account signs in through a provider only.
+    pub sso_only: bool,
+    /// Organizations whose membership the provider's groups decide (re-applied at each
+    /// single sign-on; shown as managed by the identity provider).
+    #[serde(default)]
+    pub managed_orgs: Vec<OrgId>,
 }
 
 /// How an account was created. An account made by accepting an invitation was made by
@@ -51,6 +67,8 @@ pub enum CreatedVia {
     Admin,
     /// Accepting an organization's invitation.
     Invitation,
+    /// The first single sign-on through an identity provider.
+    Sso,
 }
 
 impl User {
@@ -75,6 +93,7 @@ impl User {
             last_login_at: None,
             created_via: Some(created_via),
             kubeconfigs_valid_until: None,
+            sso: None,
         }
     }
 }

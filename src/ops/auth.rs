@@ -158,6 +158,17 @@ impl Ops {
             };
             (user, mfa)
         };
+        // An account that signs in through its identity provider has no password to try:
+        // said plainly (which tells that the address has an account, as the provider's
+        // button would anyway).
+        if let Some(link) = user.as_ref().and_then(|u| u.sso.as_ref())
+            && link.sso_only
+        {
+            return Err(OpsError::Unauthenticated(format!(
+                "this account signs in with single sign-on only: use the \"{}\" button",
+                link.provider
+            )));
+        }
         // Counted before the (costly) hash: a throttled attempt costs none, and concurrent
         // guesses cannot all pass the check before any is counted.
         let reservation = self.reserve_attempt(&account, origin.ip)?;

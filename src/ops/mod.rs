@@ -25,6 +25,7 @@ pub mod reconcile;
 pub mod secrets;
 pub mod setup;
 pub mod shell_login;
+pub mod sso;
 pub mod throttling;
 pub mod tokens;
 pub mod users;
@@ -264,6 +265,8 @@ pub struct Ops {
     device_grants: std::sync::Mutex<crate::domain::device::Grants>,
     /// Sign-ins waiting for their second factor (see `ops::mfa`).
     pending_logins: mfa::PendingLogins,
+    /// Identity providers for single sign-on; set when serving with `[[sso.providers]]`.
+    sso: std::sync::OnceLock<Arc<sso::SsoProviders>>,
 }
 
 impl Ops {
@@ -286,6 +289,7 @@ impl Ops {
             fast_hashing: false,
             device_grants: Default::default(),
             pending_logins: Default::default(),
+            sso: std::sync::OnceLock::new(),
         }
     }
 

@@ -74,6 +74,12 @@ impl Ops {
         }
     }
 
+    /// The sources `account` recently signed in from (a sign-in without a password adds
+    /// none, but the stored list is rewritten with the session).
+    pub(crate) fn throttle_known(&self, account: &str) -> Vec<(IpAddr, jiff::Timestamp)> {
+        self.throttle.known_sources(account)
+    }
+
     /// The reserved attempt was never decided (hashing failed): it counts for nothing.
     pub(crate) fn attempt_cancelled(&self, r: Reservation) {
         self.throttle.cancel(r);

@@ -30,6 +30,8 @@ pub struct UserView {
     /// whoever held the invitation link chose the password: an organization administrator
     /// who invited an unregistered address could have made it themselves.
     pub created_via: Option<CreatedVia>,
+    /// Signs in through an identity provider only: no usable local password.
+    pub sso_only: bool,
 }
 
 impl From<&User> for UserView {
@@ -43,6 +45,7 @@ impl From<&User> for UserView {
             created_at: u.created_at,
             last_login_at: u.last_login_at,
             created_via: u.created_via,
+            sso_only: u.sso.as_ref().is_some_and(|l| l.sso_only),
         }
     }
 }

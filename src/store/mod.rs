@@ -307,6 +307,7 @@ mod tests {
             last_login_at: None,
             created_via: None,
             kubeconfigs_valid_until: None,
+            sso: None,
         }
     }
 

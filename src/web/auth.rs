@@ -137,6 +137,8 @@ pub struct LoginPage {
     pub b: Bare,
     pub next: String,
     pub form: FormState,
+    /// Identity providers, one button each (`[[sso.providers]]`).
+    pub providers: Vec<crate::ops::sso::ProviderButton>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +152,7 @@ fn local_or_home(next: &str) -> &str {
 }
 
 pub async fn login_page(
+    State(s): State<AppState>,
     MaybeSignedIn(who): MaybeSignedIn,
     super::flash::Incoming(flash): super::flash::Incoming,
     Query(q): Query<NextQuery>,
@@ -165,6 +168,7 @@ pub async fn login_page(
             String::new()
         },
         form: FormState::new(""),
+        providers: s.ops.sso_buttons(),
     }
     .into_response()
 }
@@ -207,6 +211,7 @@ pub async fn login(
                     String::new()
                 },
                 form,
+                providers: s.ops.sso_buttons(),
             };
             Ok((status, page).into_response())
         }

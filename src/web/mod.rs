@@ -27,6 +27,7 @@ pub mod mfa;
 pub mod orgs;
 pub mod plan_form;
 pub mod projects;
+pub mod sso;
 pub mod view;
 pub mod workspaces;
 
@@ -59,6 +60,8 @@ pub fn router() -> Router<AppState> {
         .route("/static/{version}/{*file}", get(static_file))
         .route("/setup", get(auth::setup_page).post(auth::setup))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/sso/{provider}/start", get(sso::start))
+        .route("/sso/{provider}/callback", get(sso::callback))
         // The second step of a sign-in: the pending token from the first is the credential.
         .route("/login/code", post(mfa::login_code))
         .route("/invite", get(auth::invite_page).post(auth::accept_invite))

@@ -514,6 +514,27 @@ impl Journey<'_> {
     }
 }
 
+impl Journey<'_> {
+    /// Single sign-on: the sign-in page's provider button, the provider's own sign-in form,
+    /// and back in kaas, signed in to a new account (the second factor is the provider's).
+    pub async fn single_sign_on(&mut self) {
+        let s = &self.admin;
+        s.submit("Sign out").await;
+        s.see("Signing in with an identity provider skips kaas's own second factor")
+            .await;
+        self.shots.take(s, "sso-sign-in-page").await;
+        s.submit("Sign in with Corp IdP").await;
+        s.fill("input[name=account]", "alice").await;
+        s.submit("Sign in").await;
+        s.see("Signed in as alice@example.com.").await;
+        s.expect_text("h1", "Dashboard").await;
+        self.shots.take(s, "sso-signed-in").await;
+        s.submit("Sign out").await;
+        s.see("You have signed out.").await;
+        assert_clean(s, "single sign-on", &[]).await;
+    }
+}
+
 /// Waits for Chromium to finish writing `name` into `dir`.
 async fn wait_for_download(dir: &std::path::Path, name: &str) -> PathBuf {
     let path = dir.join(name);

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use journeys::Journey;
 use webdriver::Driver;
-use world::{Host, Kaas, Shots};
+use world::{Host, Idp, Kaas, Shots};
 
 // NB: one test, not one per journey: they build on each other (the member needs the
 // organization, the kubeconfig needs the workspace), and one Chromium at a time is what two
@@ -22,10 +22,25 @@ async fn console_journeys_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("temp dir");
     let shots = Shots::new();
     let host = Host::start(dir.path()).await;
+    // kaas's port is chosen first: the identity provider must know its redirect URI.
+    let port = webdriver::free_port();
+    let idp = Idp::start(&format!("http://127.0.0.1:{port}/sso/corp/callback"));
+    let config = dir.path().join("kaas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sso.providers]]\nid = \"corp\"\nname = \"Corp IdP\"\nissuer = \"{}\"\n\
+             client_id = \"kaas\"\nclient_secret = \"kaas-secret\"\naccounts = \"open\"\n",
+            idp.issuer
+        ),
+    )
+    .expect("kaas config");
     let kaas = Kaas::start(
+        port,
         &dir.path().join("data"),
         &host.kubeconfig,
         shots.dir.join("kaas.log"),
+        &config,
     );
     println!("kaas at {} (log: {})", kaas.base, kaas.log.display());
     let driver = Driver::start().await;
@@ -51,6 +66,7 @@ async fn console_journeys_in_a_real_browser() {
     j.delete_workspace().await;
     j.login_throttling().await;
     j.two_step_sign_in().await;
+    j.single_sign_on().await;
 
     j.admin.quit().await;
     println!("browser journeys took {:.1?}", started.elapsed());

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::webdriver::{Session, free_port};
+use crate::webdriver::Session;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 
@@ -82,9 +82,69 @@ pub struct Kaas {
     pub log: PathBuf,
 }
 
+/// The OpenID Connect provider of tests/oidc (node-oidc-provider; `npm ci` there first),
+/// accepting `redirect`; killed on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    pub fn start(redirect: &str) -> Idp {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "the test provider is not installed: run `npm ci` in tests/oidc (.ci/run does)"
+        );
+        let mut child = Command::new("node")
+            .arg("provider.js")
+            .current_dir(&dir)
+            .env("REDIRECT_URIS", redirect)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs (install nodejs)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // Owned by the guard at once: a provider that does not start is killed on the panic.
+        let mut idp = Idp {
+            child,
+            issuer: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100))
+                && let Some(port) = line.strip_prefix("listening on ")
+            {
+                idp.issuer = format!("http://127.0.0.1:{}", port.trim());
+                return idp;
+            }
+        }
+        panic!("the OpenID Connect provider did not start");
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Kaas {
-    pub fn start(data: &Path, host_kubeconfig: &Path, log: PathBuf) -> Kaas {
-        let port = free_port();
+    /// On `port`, with the settings of `config` (a file) besides the environment's.
+    pub fn start(
+        port: u16,
+        data: &Path,
+        host_kubeconfig: &Path,
+        log: PathBuf,
+        config: &Path,
+    ) -> Kaas {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -93,7 +153,7 @@ impl Kaas {
                 "--data-dir",
             ])
             .arg(data)
-            .env_remove("KAAS_CONFIG")
+            .env("KAAS_CONFIG", config)
             .env_remove("KUBECONFIG")
             .env("KAAS_HOST_KUBECONFIG", host_kubeconfig)
             .env("KAAS_HOST_EXTERNAL_ADDRESSES", "127.0.0.1")

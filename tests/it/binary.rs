@@ -25,8 +25,13 @@ impl Server {
 
     /// [`Server::start`] with settings from `KAAS_*` environment variables.
     pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_on(data, "127.0.0.1:0", env)
+    }
+
+    /// [`Server::start_with`] on a given address (when its URL must be known beforehand).
+    pub fn start_on(data: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data)
             .env("KAAS_LOG", "warn")
             .env_remove("KAAS_CONFIG")

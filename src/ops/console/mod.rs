@@ -52,6 +52,8 @@ pub struct OrgPage {
     pub org: OrgView,
     pub workspaces: Vec<WorkspaceView>,
     pub members: Vec<MemberView>,
+    /// Members whose role the identity provider's groups decide (see `ops::sso`).
+    pub idp_managed: Vec<UserId>,
     /// Pending invitations; empty when the caller may not manage members.
     pub invitations: Vec<InvitationView>,
     /// Plans that can be chosen for a new workspace.
@@ -65,6 +67,13 @@ pub struct OrgPage {
     pub can_delete: bool,
     /// Reading the organization's audit log: organization admins.
     pub can_read_audit: bool,
+}
+
+impl OrgPage {
+    /// Whether the identity provider decides `user`'s role here.
+    pub fn idp_managed(&self, user: &UserId) -> bool {
+        self.idp_managed.contains(user)
+    }
 }
 
 pub struct WorkspacePage {
@@ -212,9 +221,24 @@ impl Ops {
         } else {
             Vec::new()
         };
+        let members = self.list_members(actor, id, None, PAGE_ROWS)?.items;
+        let idp_managed = {
+            let r = self.store.read()?;
+            let mut managed = Vec::new();
+            for m in &members {
+                if records::get_user(&r, m.user_id)?
+                    .and_then(|u| u.sso)
+                    .is_some_and(|l| l.managed_orgs.contains(&id))
+                {
+                    managed.push(m.user_id);
+                }
+            }
+            managed
+        };
         Ok(OrgPage {
             workspaces: self.list_workspaces(actor, id, None, PAGE_ROWS)?.items,
-            members: self.list_members(actor, id, None, PAGE_ROWS)?.items,
+            members,
+            idp_managed,
             invitations,
             plans: self
                 .list_plans(actor)?

@@ -1,0 +1,166 @@
+// A real OpenID Connect provider (node-oidc-provider) on loopback for kaas's SSO tests
+// (tests/it/sso.rs). Usage: REDIRECT_URIS=<uri>[,<uri>...] node provider.js
+// Prints "listening on <port>" once it serves the issuer http://127.0.0.1:<port>, or
+// https://127.0.0.1:<port> with TLS_CERT and TLS_KEY (PEM files) set.
+//
+// Three clients: "kaas" (ID tokens signed RS256 with the provider's published key),
+// "kaas-hs" (ID tokens signed HS256 with the client secret: a key kaas does not accept, the
+// "unexpected key" case) and "kaas-tamper" (like "kaas", but the token response is altered
+// on its way out: the ID token's e-mail claim is changed after signing, as a man in the
+// middle would), and "kaas-expired" (ID tokens valid for 1 second, answered 2.5 seconds
+// late: expired on arrival). Sign-in is a one-field form the test posts to non-interactively:
+// POST /interaction/<uid>/login with account=<id>; consent is granted with it.
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import Provider from 'oidc-provider';
+
+const redirectUris = (process.env.REDIRECT_URIS || '').split(',').filter(Boolean);
+
+const accounts = {
+  alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['k8s-admins'] },
+  bob: { email: 'bob@example.com', email_verified: true, name: 'Bob', groups: [] },
+  eve: { email: 'eve@example.com', email_verified: false, name: 'Eve', groups: [] },
+  mallory: { email: 'mallory@elsewhere.test', email_verified: true, name: 'Mallory', groups: [] },
+};
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => resolve(new URLSearchParams(data)));
+    req.on('error', reject);
+  });
+}
+
+function basicClient(req) {
+  const auth = req.headers.authorization || '';
+  if (!auth.startsWith('Basic ')) return '';
+  return decodeURIComponent(Buffer.from(auth.slice(6), 'base64').toString().split(':')[0]);
+}
+
+// Rewrites the ID token in the token response: a different e-mail address, same signature.
+function tamper(res) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    try {
+      const body = JSON.parse(chunk.toString());
+      if (body.id_token) {
+        const [h, p, sig] = body.id_token.split('.');
+        const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+        claims.email = 'root@example.com';
+        body.id_token = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), sig].join('.');
+        const out = JSON.stringify(body);
+        res.setHeader('content-length', Buffer.byteLength(out));
+        return end(out, ...rest);
+      }
+    } catch (e) { /* not JSON: sent as it was */ }
+    return end(chunk, ...rest);
+  };
+}
+
+const tls = process.env.TLS_CERT
+  ? { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) }
+  : null;
+const server = tls ? https.createServer(tls) : http.createServer();
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const provider = new Provider(`${tls ? 'https' : 'http'}://127.0.0.1:${port}`, {
+    clients: [
+      {
+        client_id: 'kaas',
+        client_secret: 'kaas-secret',
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
+        client_id: 'kaas-tamper',
+        client_secret: 'kaas-tamper-secret',
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
+        client_id: 'kaas-expired',
+        client_secret: 'kaas-expired-secret',
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
+        client_id: 'kaas-hs',
+        client_secret: 'kaas-hs-secret-0123456789-0123456789-0123456789',
+        redirect_uris: redirectUris,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        id_token_signed_response_alg: 'HS256',
+      },
+    ],
+    ttl: {
+      IdToken: (ctx, token, client) => (client.clientId === 'kaas-expired' ? 1 : 3600),
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256'] },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+      groups: ['groups'],
+    },
+    // Claims of the requested scopes go into the ID token itself (kaas reads only it).
+    conformIdTokenClaims: false,
+    features: { devInteractions: { enabled: false } },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    async findAccount(ctx, id) {
+      const a = accounts[id];
+      if (!a) return undefined;
+      return { accountId: id, async claims() { return { sub: id, ...a }; } };
+    },
+  });
+  const callback = provider.callback();
+  server.on('request', async (req, res) => {
+    // Browsers ask for one; a 404 would show as a console error in the browser tests.
+    if (req.url === '/favicon.ico') {
+      res.statusCode = 204;
+      res.end();
+      return undefined;
+    }
+    const m = req.url.match(/^\/interaction\/([^/?]+)(\/login)?/);
+    if (!m) {
+      if (req.url.startsWith('/token') && basicClient(req) === 'kaas-tamper') tamper(res);
+      if (req.url.startsWith('/token') && basicClient(req) === 'kaas-expired') {
+        const end = res.end.bind(res);
+        res.end = (...args) => { setTimeout(() => end(...args), 2500); return res; };
+      }
+      return callback(req, res);
+    }
+    try {
+      if (req.method === 'GET') {
+        await provider.interactionDetails(req, res);
+        res.setHeader('content-type', 'text/html');
+        res.end(`<form method="post" action="/interaction/${m[1]}/login">`
+          + '<input name="account"><button>Sign in</button></form>');
+        return undefined;
+      }
+      const body = await readBody(req);
+      const account = body.get('account');
+      const { params } = await provider.interactionDetails(req, res);
+      if (!accounts[account]) {
+        res.statusCode = 400;
+        res.end('unknown account');
+        return undefined;
+      }
+      const grant = new provider.Grant({ accountId: account, clientId: params.client_id });
+      grant.addOIDCScope(params.scope);
+      const grantId = await grant.save();
+      await provider.interactionFinished(req, res,
+        { login: { accountId: account }, consent: { grantId } },
+        { mergeWithLastSubmission: false });
+    } catch (e) {
+      res.statusCode = 500;
+      res.end(String(e));
+    }
+    return undefined;
+  });
+  console.log(`listening on ${port}`);
+});
