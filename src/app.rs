@@ -50,6 +50,7 @@ pub fn settings_from(cfg: &Config) -> Settings {
         kubeconfig_lifetime: cfg.host.kubeconfig_lifetime,
         kubeconfig_max_lifetime: cfg.host.kubeconfig_max_lifetime,
         mfa_require: cfg.mfa.require,
+        ingress_available: !cfg.expose.ingress_domain.trim().is_empty(),
     }
 }
 

@@ -203,6 +203,9 @@ pub struct Settings {
     pub kubeconfig_max_lifetime: Duration,
     /// Who must sign in with a second factor.
     pub mfa_require: crate::domain::mfa::MfaRequirement,
+    /// Whether `expose.ingress_domain` is configured: without it a plan cannot expose its
+    /// API servers by ingress.
+    pub ingress_available: bool,
 }
 
 impl Default for Settings {
@@ -223,6 +226,7 @@ impl Default for Settings {
             kubeconfig_lifetime: Duration::from_secs(8 * 3600),
             kubeconfig_max_lifetime: Duration::from_secs(7 * 86400),
             mfa_require: crate::domain::mfa::MfaRequirement::None,
+            ingress_available: true,
         }
     }
 }

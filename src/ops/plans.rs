@@ -37,9 +37,22 @@ impl Ops {
         records::get_plan(&self.store.read()?, id)?.ok_or(OpsError::NotFound("plan"))
     }
 
+    /// An ingress plan on a box without an ingress domain could never be served: refused
+    /// when it is written rather than found at the first reconcile.
+    fn check_expose_available(&self, plan: &Plan) -> OpsResult<()> {
+        if plan.expose == crate::domain::Expose::Ingress && !self.settings.ingress_available {
+            return Err(invalid(
+                "expose",
+                "ingress needs expose.ingress_domain in kaas's configuration (the host names of the workspaces' API servers are made under it); set it, or choose nodeport or loadbalancer",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn create_plan(&self, actor: &Actor, mut plan: Plan) -> OpsResult<Plan> {
         require_platform_admin(actor)?;
         plan.validate().map_err(|p| invalid(p.field, p.message))?;
+        self.check_expose_available(&plan)?;
         let tx = self.store.write()?;
         if records::get_plan(&tx, &plan.id)?.is_some() {
             return Err(OpsError::Conflict(format!(
@@ -62,6 +75,7 @@ impl Ops {
             return Err(invalid("id", "a plan's id cannot change"));
         }
         plan.validate().map_err(|p| invalid(p.field, p.message))?;
+        self.check_expose_available(&plan)?;
         let tx = self.store.write()?;
         let old = records::get_plan(&tx, id)?.ok_or(OpsError::NotFound("plan"))?;
         let on_plan: Vec<Workspace> = records::all_workspaces(&tx)?

@@ -351,3 +351,41 @@ async fn a_plan_shows_its_expose_mode_and_refuses_an_unknown_one() {
         404
     );
 }
+
+#[tokio::test]
+async fn an_ingress_plan_needs_an_ingress_domain_and_nothing_changes_without_one() {
+    let app = TestApp::with_settings(kaas::ops::Settings {
+        ingress_available: false,
+        ..Default::default()
+    });
+    let root = bearer(&app.user("root@example.com", true).await.1);
+    let starter = app.call("GET", "/plans/starter", &root, None).await.body;
+    let mut ingress = starter.clone();
+    ingress["id"] = json!("edge");
+    ingress["expose"] = json!("ingress");
+    let r = app.call("POST", "/plans", &root, Some(ingress)).await;
+    assert_eq!(r.status.as_u16(), 422, "{:?}", r.body);
+    assert!(
+        r.body["error"]
+            .to_string()
+            .contains("expose.ingress_domain"),
+        "{:?}",
+        r.body
+    );
+    let mut moved = starter.clone();
+    moved["expose"] = json!("ingress");
+    let r = app.call("PUT", "/plans/starter", &root, Some(moved)).await;
+    assert_eq!(r.status.as_u16(), 422, "{:?}", r.body);
+    assert_eq!(
+        app.call("GET", "/plans/starter", &root, None).await.body["expose"],
+        "nodeport",
+        "the stored plan is unchanged"
+    );
+    assert_eq!(
+        app.call("GET", "/plans/edge", &root, None)
+            .await
+            .status
+            .as_u16(),
+        404
+    );
+}
