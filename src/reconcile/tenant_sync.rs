@@ -303,6 +303,20 @@ impl HostMinter {
     }
 }
 
+impl HostMinter {
+    /// How to reach the workspace's virtual cluster, as its plan exposes it.
+    async fn access(&self, ws: WorkspaceId) -> Result<VirtualClusterAccess, String> {
+        let host = self
+            .conn
+            .client()
+            .ok_or("the host cluster is not connected")?;
+        let address = self.external_addresses.first().map(String::as_str);
+        access(&host, ws, address, &self.expose)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
     fn mint<'a>(
         &'a self,
@@ -313,14 +327,7 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
     ) -> futures::future::BoxFuture<'a, Result<crate::ops::kubeconfig::MintedKubeconfig, String>>
     {
         Box::pin(async move {
-            let host = self
-                .conn
-                .client()
-                .ok_or("the host cluster is not connected")?;
-            let address = self.external_addresses.first().map(String::as_str);
-            let access = access(&host, ws, address, &self.expose)
-                .await
-                .map_err(|e| e.to_string())?;
+            let access = self.access(ws).await?;
             let (yaml, cert) = kubeconfig_for(&access, user, &groups, Timestamp::now(), lifetime)?;
             Ok(crate::ops::kubeconfig::MintedKubeconfig {
                 yaml,
@@ -339,14 +346,7 @@ impl crate::ops::kubeconfig::KubeconfigMinter for HostMinter {
     ) -> futures::future::BoxFuture<'a, Result<crate::ops::kubeconfig::MintedKubeconfig, String>>
     {
         Box::pin(async move {
-            let host = self
-                .conn
-                .client()
-                .ok_or("the host cluster is not connected")?;
-            let address = self.external_addresses.first().map(String::as_str);
-            let access = access(&host, ws, address, &self.expose)
-                .await
-                .map_err(|e| e.to_string())?;
+            let access = self.access(ws).await?;
             let server = access.address.url();
             let yaml = credentials::exec_kubeconfig_yaml(
                 &access.cluster_name,
