@@ -63,8 +63,15 @@ impl Modify for Security {
 const OPEN: &[(&str, &str)] = &[
     ("post", "/setup"),
     ("post", "/auth/login"),
+    // The pending sign-in's token, the password, or the device code is the credential.
+    ("post", "/auth/login/code"),
+    ("post", "/auth/token"),
+    ("post", "/auth/device"),
+    ("post", "/auth/device/token"),
     ("post", "/invitations/lookup"),
 ];
+/// Operations whose body may be left out (every field of it is optional).
+const OPTIONAL_BODY: &[(&str, &str)] = &[("post", "/auth/device")];
 /// Operations where credentials are optional (a signed-in invitee, or a new account).
 const OPTIONAL_AUTH: &[(&str, &str)] = &[("post", "/invitations/accept")];
 /// Operations that hash a password: they wait for a hashing slot and answer 429 when none
@@ -72,6 +79,7 @@ const OPTIONAL_AUTH: &[(&str, &str)] = &[("post", "/invitations/accept")];
 const HASHING: &[(&str, &str)] = &[
     ("post", "/setup"),
     ("post", "/auth/login"),
+    ("post", "/auth/token"),
     ("post", "/invitations/accept"),
     ("post", "/me/password"),
     ("post", "/users"),
@@ -124,6 +132,11 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
             .entry(status.to_string())
             .or_insert_with(|| error_response(why));
     };
+    if is(OPTIONAL_BODY)
+        && let Some(body) = op.request_body.as_mut()
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
     if is(OPEN) {
         op.security = Some(Vec::new());
     } else {
