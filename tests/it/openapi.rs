@@ -137,6 +137,10 @@ async fn every_operation_lists_the_errors_it_can_answer() {
     let open = [
         ("post", "/setup"),
         ("post", "/auth/login"),
+        ("post", "/auth/login/code"),
+        ("post", "/auth/token"),
+        ("post", "/auth/device"),
+        ("post", "/auth/device/token"),
         ("post", "/invitations/lookup"),
     ];
     for (method, path, op) in operations(&doc) {
