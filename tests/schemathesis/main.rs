@@ -182,7 +182,11 @@ fn fuzz(tool: &Path, kaas: &Kaas, who: &str, token: &str, config: &Path, out: &P
             "positive_data_acceptance",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "25", "--workers", "2", "--seed", "16"])
+        // One worker: with two, hypothesis parses lambda sources with `ast` from two threads at
+        // once, and CPython 3.11's AST constructor keeps its recursion depth per interpreter,
+        // so the threads race and raise "AST constructor recursion depth mismatch" at random
+        // (python/cpython#106905); CI failed on it once.
+        .args(["--max-examples", "25", "--workers", "1", "--seed", "16"])
         .args(["--request-timeout", "20", "--suppress-health-check", "all"])
         .args(["--output-truncate", "false"])
         .env("NO_COLOR", "1")
