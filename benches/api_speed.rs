@@ -7,29 +7,17 @@
 //! `API_SPEED_SECONDS` sets each measurement's length (default 8).
 
 mod common;
+mod seed;
 
 use std::process::Command;
 use std::sync::Arc;
 
 use kaas::clock::SystemClock;
-use kaas::domain::TokenScope;
+use kaas::ops::Ops;
 use kaas::ops::orgs::NewOrg;
 use kaas::ops::projects::NewProject;
-use kaas::ops::tokens::NewToken;
-use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::store::Store;
-
-/// The use cases' settings without the per-user organization and box-wide workspace caps,
-/// which a bench of many workspaces exceeds on purpose.
-fn unlimited() -> Settings {
-    Settings {
-        max_orgs_per_user: 0,
-        max_workspaces_total: 0,
-        ..Settings::default()
-    }
-}
 
 /// Runs wrk against `url` and returns its requests per second.
 fn wrk(url: &str, token: Option<&str>, seconds: u64) -> f64 {
@@ -68,47 +56,10 @@ async fn main() {
     // 20 organizations of 10 workspaces, so lookups do not run on an empty database.
     let (ws50, ws20, token) = {
         let (store, _) = Store::open(&db, 8 << 20).expect("store");
-        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited());
+        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), seed::unlimited());
         ops.seed_plans().expect("plans");
-        let shell = Actor {
-            user_id: kaas::domain::UserId(0),
-            email: "bench".into(),
-            platform_admin: true,
-            via: AuthVia::Shell,
-            source: "bench".into(),
-        };
-        let u = ops
-            .create_user(
-                &shell,
-                NewUser {
-                    email: "bench@example.com".into(),
-                    name: "Bench".into(),
-                    password: "measured by the stopwatch".into(),
-                    platform_admin: false,
-                },
-            )
-            .await
-            .expect("user");
-        let me = Actor {
-            user_id: u.id,
-            email: u.email.clone(),
-            platform_admin: false,
-            via: AuthVia::Shell,
-            source: "bench".into(),
-        };
-        let token = ops
-            .create_token(
-                &me,
-                NewToken {
-                    name: "bench".into(),
-                    scope: TokenScope::ReadOnly,
-                    expires_in_days: Some(1),
-                    current_password: "measured by the stopwatch".into(),
-                },
-            )
-            .await
-            .expect("token")
-            .secret;
+        let me = seed::member(&ops, "bench@example.com").await;
+        let token = seed::read_only_token(&ops, &me).await;
         let mut listed = Vec::new();
         for o in 0..20 {
             let org = ops

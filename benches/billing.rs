@@ -8,29 +8,21 @@
 //!
 //! Run: `cargo bench --bench billing`.
 
+mod seed;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kaas::clock::ManualClock;
 use kaas::domain::billing::{DayUsage, HourSlice};
-use kaas::domain::{OrgLimits, UserId, WorkspaceId, WorkspaceState};
+use kaas::domain::{OrgLimits, WorkspaceId, WorkspaceState};
+use kaas::ops::Ops;
 use kaas::ops::orgs::NewOrg;
 use kaas::ops::reconcile::Observation;
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::store::Store;
 use kaas::store::usage as ustore;
-
-/// The use cases' settings without the per-user organization and box-wide workspace caps,
-/// which a bench of many workspaces exceeds on purpose.
-fn unlimited() -> Settings {
-    Settings {
-        max_orgs_per_user: 0,
-        max_workspaces_total: 0,
-        ..Settings::default()
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -67,16 +59,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = ManualClock::new(at("2026-11-01T00:00:00Z"));
     let (store, _) = Store::open(&dir.path().join("kaas.redb"), 64 << 20).expect("store");
-    let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), unlimited());
+    let ops = Ops::new(Arc::new(store), Arc::new(clock.clone()), seed::unlimited());
     ops.seed_plans().expect("plans");
     ops.close_periods().expect("billing starts");
-    let shell = Actor {
-        user_id: UserId(0),
-        email: "bench".into(),
-        platform_admin: true,
-        via: AuthVia::Shell,
-        source: "bench".into(),
-    };
+    let shell = seed::shell();
 
     // 100 organizations × 10 workspaces, all Ready.
     let fill = Instant::now();

@@ -9,6 +9,8 @@
 //! Besides wall time, each request's CPU time on the (single) runtime thread is printed:
 //! on a shared machine the wall-time p99 mostly measures other processes' time slices.
 
+mod seed;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,20 +27,10 @@ use kaas::ops::orgs::NewOrg;
 use kaas::ops::projects::{NewProject, ProjectRoleInput};
 use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::{NewWorkspace, WorkspaceRoleInput};
-use kaas::ops::{Actor, AuthVia, Ops, Origin, Settings};
+use kaas::ops::{Actor, AuthVia, Ops, Origin};
 use kaas::state::{AppInner, AppState};
 use kaas::store::Store;
 use tower::ServiceExt;
-
-/// The use cases' settings without the per-user organization and box-wide workspace caps,
-/// which a bench of many workspaces exceeds on purpose.
-fn unlimited() -> Settings {
-    Settings {
-        max_orgs_per_user: 0,
-        max_workspaces_total: 0,
-        ..Settings::default()
-    }
-}
 
 const PASSWORD: &str = "measured by the stopwatch";
 const WORKSPACES: usize = 100;
@@ -111,7 +103,8 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let store = Store::in_memory().expect("store");
-    let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited()).with_fast_hashing();
+    let ops =
+        Ops::new(Arc::new(store), Arc::new(SystemClock), seed::unlimited()).with_fast_hashing();
     ops.seed_plans().expect("plans");
     ops.set_node_inventory(Arc::new(nodes()));
     let shell = person(UserId(0), "bench", true);

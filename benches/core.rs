@@ -4,28 +4,18 @@
 //!
 //! Run: `cargo bench --bench core`.
 
+mod seed;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kaas::clock::SystemClock;
-use kaas::domain::{OrgLimits, TokenScope};
+use kaas::domain::OrgLimits;
+use kaas::ops::Ops;
 use kaas::ops::orgs::NewOrg;
-use kaas::ops::tokens::NewToken;
-use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::store::Store;
-
-/// The use cases' settings without the per-user organization and box-wide workspace caps,
-/// which a bench of many workspaces exceeds on purpose.
-fn unlimited() -> Settings {
-    Settings {
-        max_orgs_per_user: 0,
-        max_workspaces_total: 0,
-        ..Settings::default()
-    }
-}
 
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 
@@ -54,47 +44,11 @@ async fn main() {
     let fill = Instant::now();
     let (org_id, token) = {
         let (store, _) = Store::open(&db, 8 << 20).expect("store");
-        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), unlimited());
+        let ops = Ops::new(Arc::new(store), Arc::new(SystemClock), seed::unlimited());
         ops.seed_plans().expect("plans");
-        let shell = Actor {
-            user_id: kaas::domain::UserId(0),
-            email: "bench".into(),
-            platform_admin: true,
-            via: AuthVia::Shell,
-            source: "bench".into(),
-        };
-        let u = ops
-            .create_user(
-                &shell,
-                NewUser {
-                    email: "bench@example.com".into(),
-                    name: "Bench".into(),
-                    password: "measured by the stopwatch".into(),
-                    platform_admin: false,
-                },
-            )
-            .await
-            .expect("user");
-        let me = Actor {
-            user_id: u.id,
-            email: u.email.clone(),
-            platform_admin: false,
-            via: AuthVia::Shell,
-            source: "bench".into(),
-        };
-        let token = ops
-            .create_token(
-                &me,
-                NewToken {
-                    name: "bench".into(),
-                    scope: TokenScope::ReadOnly,
-                    expires_in_days: Some(1),
-                    current_password: "measured by the stopwatch".into(),
-                },
-            )
-            .await
-            .expect("token")
-            .secret;
+        let shell = seed::shell();
+        let me = seed::member(&ops, "bench@example.com").await;
+        let token = seed::read_only_token(&ops, &me).await;
         let mut first = None;
         for o in 0..20 {
             let org = ops

@@ -5,17 +5,17 @@
 //!
 //! Run: `cargo bench --bench issuer`.
 
+mod seed;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kaas::clock::SystemClock;
-use kaas::domain::UserId;
 use kaas::ops::issuer::{IssuerSettings, KEK_LEN};
 use kaas::ops::orgs::NewOrg;
-use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia, Ops, Settings};
+use kaas::ops::{Ops, Settings};
 use kaas::store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
@@ -51,32 +51,7 @@ async fn main() {
         kek: [3; KEK_LEN],
     })
     .expect("issuer");
-    let shell = Actor {
-        user_id: UserId(0),
-        email: "bench".into(),
-        platform_admin: true,
-        via: AuthVia::Shell,
-        source: "bench".into(),
-    };
-    let u = ops
-        .create_user(
-            &shell,
-            NewUser {
-                email: "bench@example.com".into(),
-                name: "Bench".into(),
-                password: "measured by the stopwatch".into(),
-                platform_admin: false,
-            },
-        )
-        .await
-        .expect("user");
-    let me = Actor {
-        user_id: u.id,
-        email: u.email.clone(),
-        platform_admin: false,
-        via: AuthVia::Shell,
-        source: "bench".into(),
-    };
+    let me = seed::member(&ops, "bench@example.com").await;
     let org = ops
         .create_org(
             &me,

@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench reconcile`.
 
+mod seed;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,23 +14,12 @@ use std::time::{Duration, Instant};
 use kaas::clock::SystemClock;
 use kaas::domain::{OrgLimits, WorkspaceState};
 use kaas::host::desired::HostSettings;
+use kaas::ops::Ops;
 use kaas::ops::orgs::NewOrg;
-use kaas::ops::users::NewUser;
 use kaas::ops::workspaces::NewWorkspace;
-use kaas::ops::{Actor, AuthVia, Ops, Settings};
 use kaas::reconcile::ReconcilerSettings;
 use kaas::reconcile::connection::HostConnection;
 use kaas::store::{Store, records};
-
-/// The use cases' settings without the per-user organization and box-wide workspace caps,
-/// which a bench of many workspaces exceeds on purpose.
-fn unlimited() -> Settings {
-    Settings {
-        max_orgs_per_user: 0,
-        max_workspaces_total: 0,
-        ..Settings::default()
-    }
-}
 
 fn ready_count(ops: &Ops) -> usize {
     let r = ops.store.read().expect("read");
@@ -95,35 +86,11 @@ async fn main() {
     let ops = Arc::new(Ops::new(
         Arc::new(store),
         Arc::new(SystemClock),
-        unlimited(),
+        seed::unlimited(),
     ));
     ops.seed_plans().expect("plans");
-    let shell = Actor {
-        user_id: kaas::domain::UserId(0),
-        email: "bench".into(),
-        platform_admin: true,
-        via: AuthVia::Shell,
-        source: "bench".into(),
-    };
-    let u = ops
-        .create_user(
-            &shell,
-            NewUser {
-                email: "owner@example.com".into(),
-                name: "Owner".into(),
-                password: "measured by the stopwatch".into(),
-                platform_admin: false,
-            },
-        )
-        .await
-        .expect("user");
-    let me = Actor {
-        user_id: u.id,
-        email: u.email.clone(),
-        platform_admin: false,
-        via: AuthVia::Shell,
-        source: "bench".into(),
-    };
+    let shell = seed::shell();
+    let me = seed::member(&ops, "owner@example.com").await;
     let org = ops
         .create_org(
             &me,

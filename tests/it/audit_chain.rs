@@ -2,9 +2,8 @@
 //! `kaas audit verify` on a copied database with an edited record, a backup restored with
 //! its chain, and failed sign-ins folded into few, capped records.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -168,29 +167,12 @@ fn kaas(args: &[&str], dir: &Path) -> std::process::Output {
 }
 
 fn create_user(dir: &Path, email: &str) {
-    let mut child = Command::new(BIN)
-        .args([
-            "user",
-            "create",
-            "--email",
-            email,
-            "--name",
-            "X",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env_remove("KAAS_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = crate::binary::kaas_with_input(
+        &["user", "create", "--email", email, "--name", "X"],
+        dir,
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 fn text(out: &std::process::Output) -> String {

@@ -69,6 +69,56 @@ impl Server {
         }
     }
 
+    /// The setup link's one-time token, printed at the first start.
+    pub fn setup_token(&self) -> &str {
+        let link = self
+            .setup_link
+            .as_deref()
+            .expect("first start prints a setup link");
+        link.split("token=")
+            .nth(1)
+            .expect("the setup link carries its token")
+    }
+
+    /// Creates the first platform administrator (root@example.com, "Root") with `password`
+    /// through the console's setup form, which also signs `c` in if it keeps cookies.
+    pub async fn set_up_admin_in_console(&self, c: &reqwest::Client, password: &str) {
+        let res = c
+            .post(format!("{}/setup", self.base))
+            .form(&[
+                ("token", self.setup_token()),
+                ("email", "root@example.com"),
+                ("name", "Root"),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "the setup form creates the administrator"
+        );
+    }
+
+    /// Creates the first platform administrator through `POST /api/v1/setup` (no session).
+    pub async fn set_up_admin_via_api(&self, c: &reqwest::Client, email: &str, password: &str) {
+        let res = c
+            .post(format!("{}/api/v1/setup", self.base))
+            .json(
+                &json!({"token": self.setup_token(), "email": email, "name": "Root",
+                "password": password}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            201,
+            "the setup route creates the administrator"
+        );
+    }
+
     /// The server's process id (for /proc).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -93,6 +143,29 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `kaas ARGS --data-dir DATA` with `input` on its standard input (a passphrase, as a
+/// person types it) and no `KAAS_CONFIG` from the environment.
+pub fn kaas_with_input(args: &[&str], data: &Path, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("KAAS_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn client() -> reqwest::Client {
@@ -164,19 +237,9 @@ async fn operator_journey_against_the_real_binary() {
         res.text().await.unwrap().contains("id=\"password-err\""),
         "the error sits next to the field"
     );
-    let form = [
-        ("token", token.as_str()),
-        ("email", "root@example.com"),
-        ("name", "Root"),
-        ("password", "an admin passphrase"),
-    ];
-    let res = c
-        .post(format!("{}/setup", server.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server
+        .set_up_admin_in_console(&c, "an admin passphrase")
+        .await;
     assert_eq!(
         c.get(&link).send().await.unwrap().status(),
         410,
@@ -265,8 +328,8 @@ async fn operator_journey_against_the_real_binary() {
     assert!(server.stop().success(), "SIGTERM ends kaas cleanly");
 
     // With the server stopped the shell can create a user; the data survived.
-    let mut child = Command::new(BIN)
-        .args([
+    let out = kaas_with_input(
+        &[
             "user",
             "create",
             "--email",
@@ -274,21 +337,10 @@ async fn operator_journey_against_the_real_binary() {
             "--name",
             "Ops",
             "--admin",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"another admin passphrase\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        dir.path(),
+        "another admin passphrase\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -368,18 +420,9 @@ async fn a_restart_keeps_a_throttled_account_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let c = client();
-    let link = server.setup_link.clone().expect("setup link");
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let res = c
-        .post(format!("{}/api/v1/setup", server.base))
-        .json(
-            &json!({"token": token, "email": "root@example.com", "name": "Root",
-            "password": "an admin passphrase"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    server
+        .set_up_admin_via_api(&c, "root@example.com", "an admin passphrase")
+        .await;
     let login = |base: &str, password: &str, forwarded: Option<String>| {
         let mut req = c
             .post(format!("{base}/api/v1/auth/login"))
@@ -477,27 +520,11 @@ async fn a_restart_keeps_a_throttled_account_throttled() {
     assert!(server.stop().success());
 
     // The shell's password reset revokes the API token too, and says so.
-    let mut child = Command::new(BIN)
-        .args([
-            "user",
-            "reset-password",
-            "--email",
-            "root@example.com",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a replacement passphrase\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = kaas_with_input(
+        &["user", "reset-password", "--email", "root@example.com"],
+        dir.path(),
+        "a replacement passphrase\n",
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("1 API token revoked"), "{said}");

@@ -357,15 +357,7 @@ async fn the_shell_resets_a_lost_second_factor_of_the_real_binary() {
     let env = [("KAAS_MFA_REQUIRE", "admins")];
     let server = Server::start_with(dir.path(), &env);
     let c = client();
-    let link = server.setup_link.clone().expect("setup link");
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let res = c
-        .post(format!("{}/api/v1/setup", server.base))
-        .json(&json!({"token": token, "email": ADA, "name": "Ada", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    server.set_up_admin_via_api(&c, ADA, PASSWORD).await;
     let login = |base: String| {
         c.post(format!("{base}/api/v1/auth/login"))
             .json(&json!({"email": ADA, "password": PASSWORD}))

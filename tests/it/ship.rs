@@ -143,21 +143,9 @@ fn ready_is_sent_after_listening_with_the_control_socket_up_and_stopping_on_sigt
 
 pub(crate) async fn admin_token(server: &Server) -> String {
     let c = client();
-    let link = server.setup_link.clone().expect("setup link");
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let form = [
-        ("token", token.as_str()),
-        ("email", "root@example.com"),
-        ("name", "Root"),
-        ("password", "an admin passphrase"),
-    ];
-    let res = c
-        .post(format!("{}/setup", server.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server
+        .set_up_admin_in_console(&c, "an admin passphrase")
+        .await;
     let login: Value = c
         .post(format!("{}/api/v1/auth/login", server.base))
         .json(&json!({"email": "root@example.com", "password": "an admin passphrase"}))
