@@ -6,10 +6,14 @@
 //! groups then decide their roles in mapped organizations; the session is opened exactly
 //! as a password sign-in opens one. The second factor of local accounts does not apply: the
 //! identity provider does its own.
+//!
+//! Providers come from the config file (fixed while kaas runs) and from the console or the
+//! API (`ops::sso_admin`, stored); the set in use is swapped whole when an administrator
+//! changes one, while sign-ins under way keep going.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -56,9 +60,19 @@ pub struct ProviderButton {
     pub name: String,
 }
 
+/// Where a provider is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderSource {
+    /// `[[sso.providers]]`: read-only while kaas runs.
+    ConfigFile,
+    /// Added by a platform administrator in the console or the API (stored).
+    Console,
+}
+
 /// A provider with its HTTP client and, once read, its discovery document.
-struct Provider {
+pub(crate) struct Provider {
     cfg: SsoProvider,
+    source: ProviderSource,
     http: reqwest::Client,
     redirect: RedirectUrl,
     metadata: tokio::sync::Mutex<Option<CoreProviderMetadata>>,
@@ -73,9 +87,13 @@ struct PendingSso {
     expires: Timestamp,
 }
 
-/// The configured providers and the sign-ins under way.
+/// The providers in use and the sign-ins under way.
 pub struct SsoProviders {
-    providers: Vec<Provider>,
+    public_url: String,
+    /// The config file's, kept across swaps (with their discovery documents).
+    configured: Vec<Arc<Provider>>,
+    /// The config file's, then the console's: what the sign-in page offers.
+    current: RwLock<Arc<Vec<Arc<Provider>>>>,
     pending: Mutex<HashMap<String, PendingSso>>,
 }
 
@@ -87,10 +105,17 @@ pub struct HttpError(String);
 /// forbids it for these endpoints).
 async fn send(client: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, HttpError> {
     let req = reqwest::Request::try_from(req).map_err(|e| HttpError(e.to_string()))?;
-    let res = client
-        .execute(req)
-        .await
-        .map_err(|e| HttpError(format!("{e:#}")))?;
+    let res = client.execute(req).await.map_err(|e| {
+        // The innermost cause says what happened ("Connection refused", a certificate
+        // problem); the outer ones repeat the URL.
+        let mut why = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            why = c.to_string();
+            cause = c.source();
+        }
+        HttpError(why)
+    })?;
     let mut out = http::Response::builder().status(res.status());
     for (k, v) in res.headers() {
         out = out.header(k, v);
@@ -104,19 +129,70 @@ async fn send(client: reqwest::Client, req: HttpRequest) -> Result<HttpResponse,
 }
 
 fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let pem = match ca_file {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    http_client_pem(pem.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ca_file.unwrap_or(Path::new("")).display()))
+}
+
+/// The HTTP client of a provider: its own CA bundle (PEM) trusted instead of the system's
+/// when given. An error says what is wrong with the bundle.
+pub(crate) fn http_client_pem(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     // Installed once per process; an earlier installation (tests) is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(15));
-    if let Some(path) = ca_file {
-        let pem =
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no PEM certificate found".into());
+        }
         b = b.tls_certs_only(certs);
     }
-    Ok(b.build()?)
+    b.build().map_err(|e| e.to_string())
+}
+
+impl Provider {
+    pub(crate) fn new(
+        cfg: SsoProvider,
+        source: ProviderSource,
+        http: reqwest::Client,
+        public_url: &str,
+    ) -> anyhow::Result<Provider> {
+        let redirect = RedirectUrl::new(format!(
+            "{}/sso/{}/callback",
+            public_url.trim_end_matches('/'),
+            cfg.id
+        ))?;
+        Ok(Provider {
+            cfg,
+            source,
+            http,
+            redirect,
+            metadata: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// With its discovery document already read (when it was saved).
+    pub(crate) fn with_metadata(self, m: CoreProviderMetadata) -> Provider {
+        Provider {
+            metadata: tokio::sync::Mutex::new(Some(m)),
+            ..self
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &SsoProvider {
+        &self.cfg
+    }
+
+    pub(crate) fn source(&self) -> ProviderSource {
+        self.source
+    }
 }
 
 impl SsoProviders {
@@ -124,28 +200,54 @@ impl SsoProviders {
     pub fn new(providers: &[SsoProvider], public_url: &str) -> anyhow::Result<SsoProviders> {
         let mut out = Vec::new();
         for cfg in providers {
-            let redirect = RedirectUrl::new(format!(
-                "{}/sso/{}/callback",
-                public_url.trim_end_matches('/'),
-                cfg.id
-            ))?;
-            out.push(Provider {
-                http: http_client(cfg.ca_file.as_deref())?,
-                cfg: cfg.clone(),
-                redirect,
-                metadata: tokio::sync::Mutex::new(None),
-            });
+            let http = http_client(cfg.ca_file.as_deref())?;
+            out.push(Arc::new(Provider::new(
+                cfg.clone(),
+                ProviderSource::ConfigFile,
+                http,
+                public_url,
+            )?));
         }
         Ok(SsoProviders {
-            providers: out,
+            public_url: public_url.to_string(),
+            current: RwLock::new(Arc::new(out.clone())),
+            configured: out,
             pending: Mutex::new(HashMap::new()),
         })
     }
 
-    fn provider(&self, id: &str) -> OpsResult<&Provider> {
-        self.providers
+    pub(crate) fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The providers in use now: the config file's first.
+    pub(crate) fn current(&self) -> Arc<Vec<Arc<Provider>>> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the config file has a provider with this id.
+    pub(crate) fn configured(&self, id: &str) -> bool {
+        self.configured.iter().any(|p| p.cfg.id == id)
+    }
+
+    /// Puts `console` (the stored providers, ready) in use beside the config file's.
+    pub(crate) fn replace_console(&self, console: Vec<Provider>) {
+        let mut all = self.configured.clone();
+        all.extend(console.into_iter().map(Arc::new));
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(all);
+    }
+
+    fn provider(&self, id: &str) -> OpsResult<Arc<Provider>> {
+        self.current()
             .iter()
             .find(|p| p.cfg.id == id)
+            .cloned()
             .ok_or(OpsError::NotFound("identity provider"))
     }
 
@@ -164,21 +266,39 @@ impl Provider {
         if let Some(m) = cached.as_ref() {
             return Ok(m.clone());
         }
-        let issuer = IssuerUrl::new(self.cfg.issuer.clone())
-            .map_err(|e| OpsError::Unavailable(format!("issuer URL: {e}")))?;
-        let http = self.http.clone();
-        let m = CoreProviderMetadata::discover_async(issuer, &|r| send(http.clone(), r))
-            .await
-            .map_err(|e| {
-                tracing::warn!(provider = %self.cfg.id, error = %e, "OpenID Connect discovery failed");
-                OpsError::Unavailable(format!(
-                    "{} cannot be reached right now; try again later",
-                    self.cfg.name
-                ))
-            })?;
+        let m = discover(&self.cfg.issuer, &self.http).await.map_err(|e| {
+            tracing::warn!(provider = %self.cfg.id, error = %e, "OpenID Connect discovery failed");
+            OpsError::Unavailable(format!(
+                "{} cannot be reached right now; try again later",
+                self.cfg.name
+            ))
+        })?;
         *cached = Some(m.clone());
         Ok(m)
     }
+}
+
+/// Reads `issuer`'s discovery document (and checks that it names the same issuer); the
+/// reason in words, with its causes, when that fails.
+pub(crate) async fn discover(
+    issuer: &str,
+    http: &reqwest::Client,
+) -> Result<CoreProviderMetadata, String> {
+    let url = IssuerUrl::new(issuer.to_string()).map_err(|e| format!("issuer URL: {e}"))?;
+    CoreProviderMetadata::discover_async(url, &|r| send(http.clone(), r))
+        .await
+        .map_err(|e| {
+            let mut why = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let c_text = c.to_string();
+                if !why.contains(&c_text) {
+                    why = format!("{why}: {c_text}");
+                }
+                cause = c.source();
+            }
+            why
+        })
 }
 
 /// The claims kaas uses, from a verified ID token.
@@ -216,7 +336,7 @@ impl Ops {
         let _ = self.sso.set(Arc::new(providers));
     }
 
-    fn sso(&self) -> OpsResult<&Arc<SsoProviders>> {
+    pub(crate) fn sso(&self) -> OpsResult<&Arc<SsoProviders>> {
         self.sso
             .get()
             .ok_or(OpsError::NotFound("identity provider"))
@@ -227,7 +347,7 @@ impl Ops {
         self.sso
             .get()
             .map(|s| {
-                s.providers
+                s.current()
                     .iter()
                     .map(|p| ProviderButton {
                         id: p.cfg.id.clone(),
@@ -305,7 +425,7 @@ impl Ops {
                 "this sign-in was already used or has expired; start again".into(),
             ));
         };
-        let verified = match self.sso_verify(p, code, &flow).await {
+        let verified = match self.sso_verify(&p, code, &flow).await {
             Ok(v) => v,
             Err(why) => {
                 self.sso_refused(provider, "", origin, &why);
@@ -315,7 +435,7 @@ impl Ops {
                 )));
             }
         };
-        let user = match self.sso_account(p, &verified) {
+        let user = match self.sso_account(&p, &verified) {
             Ok(u) => u,
             Err(e) => {
                 self.sso_refused(provider, &verified.email, origin, &e.to_string());

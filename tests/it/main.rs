@@ -27,6 +27,7 @@ mod running;
 mod shell;
 mod ship;
 mod sso;
+mod sso_admin;
 mod support;
 mod tenant_guards;
 mod tenants;
