@@ -27,6 +27,8 @@ pub mod setup;
 pub mod shell_login;
 pub mod sso;
 pub mod sso_admin;
+mod sso_groups;
+mod sso_http;
 pub mod throttling;
 pub mod tokens;
 pub mod users;

@@ -3,18 +3,16 @@
 //! own HTTP client (rustls, the provider's CA bundle if configured). The flow's secrets stay
 //! in memory for ten minutes and are used once. A verified e-mail address links the person
 //! to their account or, as the provider's account policy allows, makes one; the provider's
-//! groups then decide their roles in mapped organizations; the session is opened exactly
-//! as a password sign-in opens one. The second factor of local accounts does not apply: the
-//! identity provider does its own.
+//! groups then decide their roles in mapped organizations (`ops::sso_groups`); the session
+//! is opened exactly as a password sign-in opens one. The second factor of local accounts
+//! does not apply: the identity provider does its own.
 //!
 //! Providers come from the config file (fixed while kaas runs) and from the console or the
 //! API (`ops::sso_admin`, stored); the set in use is swapped whole when an administrator
 //! changes one, while sign-ins under way keep going.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
@@ -23,14 +21,15 @@ use openidconnect::core::{
     CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
 use super::auth::LoggedIn;
-use super::{Ops, OpsError, OpsResult, Origin, members, records};
+use super::sso_http::{discover, http_client, send};
+use super::{Ops, OpsError, OpsResult, Origin, records};
 use crate::config::SsoProvider;
-use crate::domain::sso::{mapped_roles, refuse_new_account};
+use crate::domain::sso::refuse_new_account;
 use crate::domain::throttle::StoredKnown;
 use crate::domain::*;
 
@@ -95,66 +94,6 @@ pub struct SsoProviders {
     /// The config file's, then the console's: what the sign-in page offers.
     current: RwLock<Arc<Vec<Arc<Provider>>>>,
     pending: Mutex<HashMap<String, PendingSso>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpError(String);
-
-/// One request to the provider through reqwest (redirects are not followed: the protocol
-/// forbids it for these endpoints).
-async fn send(client: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, HttpError> {
-    let req = reqwest::Request::try_from(req).map_err(|e| HttpError(e.to_string()))?;
-    let res = client.execute(req).await.map_err(|e| {
-        // The innermost cause says what happened ("Connection refused", a certificate
-        // problem); the outer ones repeat the URL.
-        let mut why = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            why = c.to_string();
-            cause = c.source();
-        }
-        HttpError(why)
-    })?;
-    let mut out = http::Response::builder().status(res.status());
-    for (k, v) in res.headers() {
-        out = out.header(k, v);
-    }
-    let body = res
-        .bytes()
-        .await
-        .map_err(|e| HttpError(e.to_string()))?
-        .to_vec();
-    out.body(body).map_err(|e| HttpError(e.to_string()))
-}
-
-fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    let pem = match ca_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
-    http_client_pem(pem.as_deref())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", ca_file.unwrap_or(Path::new("")).display()))
-}
-
-/// The HTTP client of a provider: its own CA bundle (PEM) trusted instead of the system's
-/// when given. An error says what is wrong with the bundle.
-pub(crate) fn http_client_pem(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    // Installed once per process; an earlier installation (tests) is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(15));
-    if let Some(pem) = ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
-        if certs.is_empty() {
-            return Err("no PEM certificate found".into());
-        }
-        b = b.tls_certs_only(certs);
-    }
-    b.build().map_err(|e| e.to_string())
 }
 
 impl Provider {
@@ -276,29 +215,6 @@ impl Provider {
         *cached = Some(m.clone());
         Ok(m)
     }
-}
-
-/// Reads `issuer`'s discovery document (and checks that it names the same issuer); the
-/// reason in words, with its causes, when that fails.
-pub(crate) async fn discover(
-    issuer: &str,
-    http: &reqwest::Client,
-) -> Result<CoreProviderMetadata, String> {
-    let url = IssuerUrl::new(issuer.to_string()).map_err(|e| format!("issuer URL: {e}"))?;
-    CoreProviderMetadata::discover_async(url, &|r| send(http.clone(), r))
-        .await
-        .map_err(|e| {
-            let mut why = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                let c_text = c.to_string();
-                if !why.contains(&c_text) {
-                    why = format!("{why}: {c_text}");
-                }
-                cause = c.source();
-            }
-            why
-        })
 }
 
 /// The claims kaas uses, from a verified ID token.
@@ -568,74 +484,7 @@ impl Ops {
         Ok(user)
     }
 
-    /// Gives `user` the roles the provider's groups map to in each mapped organization, and
-    /// takes away those it gave before and no longer maps. Memberships the provider did not
-    /// make or change are left alone; the last owner of an organization stays one.
-    fn apply_group_mapping(
-        &self,
-        tx: &redb::WriteTransaction,
-        p: &Provider,
-        user: &mut User,
-        groups: &[String],
-    ) -> OpsResult<Vec<super::Change>> {
-        let wanted = mapped_roles(groups, &p.cfg.groups);
-        let mut link = user.sso.take().unwrap_or_default();
-        let mut changes = Vec::new();
-        let mut orgs: Vec<&str> = p.cfg.groups.iter().map(|m| m.org.as_str()).collect();
-        orgs.sort_unstable();
-        orgs.dedup();
-        for name in orgs {
-            let Some(org) = records::org_by_name(tx, name)? else {
-                tracing::warn!(provider = %p.cfg.id, org = name, "group mapping names an organization that does not exist");
-                continue;
-            };
-            let current = records::get_member(tx, org.id, user.id)?;
-            let managed = link.managed_orgs.contains(&org.id);
-            match (wanted.get(name), current) {
-                (Some(role), Some(m)) if m.role == *role => {
-                    if !managed {
-                        link.managed_orgs.push(org.id);
-                    }
-                }
-                (Some(role), _) => {
-                    match members::put(tx, org.id, org.id, user.id, *role, None, self.now()) {
-                        Ok(_) => {
-                            if !managed {
-                                link.managed_orgs.push(org.id);
-                            }
-                            let mut ev = self.sso_event(user, "org.member.role", Some(org.id));
-                            ev.target = user.email.clone();
-                            ev.detail =
-                                format!("{} (identity provider {})", role.as_str(), p.cfg.id);
-                            records::append_audit(tx, &ev)?;
-                            changes.extend(super::cluster_access::org_workspaces(tx, org.id)?);
-                        }
-                        Err(e) => {
-                            tracing::warn!(org = name, error = %e, "group mapping not applied")
-                        }
-                    }
-                }
-                (None, Some(_)) if managed => match members::remove(tx, org.id, user.id) {
-                    Ok(_) => {
-                        drop_org_roles(tx, org.id, user.id)?;
-                        link.managed_orgs.retain(|o| *o != org.id);
-                        let mut ev = self.sso_event(user, "org.member.remove", Some(org.id));
-                        ev.target = user.email.clone();
-                        ev.detail = format!("identity provider {}", p.cfg.id);
-                        records::append_audit(tx, &ev)?;
-                        changes.extend(super::cluster_access::org_workspaces(tx, org.id)?);
-                    }
-                    Err(e) => tracing::warn!(org = name, error = %e, "group mapping not applied"),
-                },
-                (None, None) => link.managed_orgs.retain(|o| *o != org.id),
-                (None, Some(_)) => {}
-            }
-        }
-        user.sso = Some(link);
-        Ok(changes)
-    }
-
-    fn sso_event(&self, user: &User, action: &str, org: Option<OrgId>) -> AuditEvent {
+    pub(super) fn sso_event(&self, user: &User, action: &str, org: Option<OrgId>) -> AuditEvent {
         AuditEvent {
             id: AuditId::generate(),
             time: self.now(),
@@ -688,25 +537,6 @@ fn has_pending_invitation(
         }
     }
     Ok(false)
-}
-
-/// A member leaving an organization leaves its workspaces and projects too.
-fn drop_org_roles(tx: &redb::WriteTransaction, org: OrgId, user: UserId) -> OpsResult<()> {
-    for ws_id in records::scopes_of_user::<WorkspaceId>(tx, user)? {
-        if let Some(ws) = records::get_workspace(tx, ws_id)?
-            && ws.org_id == org
-        {
-            records::delete_member(tx, ws_id, user)?;
-        }
-    }
-    for pid in records::scopes_of_user::<ProjectId>(tx, user)? {
-        if let Some(p) = records::get_project(tx, pid)?
-            && p.org_id == org
-        {
-            records::delete_member(tx, pid, user)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::authz::require_platform_admin;
-use super::sso::{Provider, ProviderSource, discover, http_client_pem};
+use super::sso::{Provider, ProviderSource};
+use super::sso_http::{discover, http_client_pem};
 use super::{Actor, Ops, OpsError, OpsResult, invalid};
 use crate::config::{Secret, SsoProvider};
 use crate::domain::sso::{

@@ -28,6 +28,7 @@ mod shell;
 mod ship;
 mod sso;
 mod sso_admin;
+mod sso_groups;
 mod sso_only;
 mod support;
 mod tenant_guards;
