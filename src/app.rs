@@ -443,12 +443,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.backup.keep,
         ))
     });
-    if !cfg.sso.providers.is_empty() {
-        ops.set_sso(crate::ops::sso::SsoProviders::new(
-            &cfg.sso.providers,
-            &cfg.public_url(),
-        )?);
-    }
+    // Always: platform administrators may add providers in the console at any time.
+    ops.set_sso(crate::ops::sso::SsoProviders::new(
+        &cfg.sso.providers,
+        &cfg.public_url(),
+    )?);
+    ops.reload_sso(None)?;
     let reconciler = start_host(&cfg, &ops);
     let meter = tokio::spawn(run_meter(ops.clone(), cfg.billing.meter_interval));
     let rotation = tokio::spawn(crate::ops::issuer::run_rotation(

@@ -30,6 +30,7 @@ use super::error::{ErrorBody, ErrorDetail};
         (name = "audit", description = "The audit log"),
         (name = "nodes", description = "Host nodes and dedicated nodes"),
         (name = "billing", description = "Usage, invoices and billing accounts"),
+        (name = "sso", description = "Identity providers for single sign-on (platform administrators)"),
     )
 )]
 struct ApiDoc;

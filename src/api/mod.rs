@@ -15,6 +15,7 @@ pub mod mfa;
 pub mod nodes;
 pub mod orgs;
 pub mod shell;
+pub mod sso;
 pub mod workspaces;
 
 use axum::Json;
@@ -153,6 +154,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::export_audit))
         .routes(routes!(admin::verify_audit))
         .routes(routes!(admin::host_status))
+        .routes(routes!(sso::list_providers, sso::create_provider))
+        .routes(routes!(
+            sso::get_provider,
+            sso::update_provider,
+            sso::delete_provider
+        ))
         // Nodes: platform administrators assign; workspace readers see their own.
         .routes(routes!(nodes::list_nodes))
         .routes(routes!(nodes::workspace_nodes, nodes::assign_node))

@@ -213,7 +213,8 @@ ingress_port = 443
 # the sign-in page. Register kaas at the provider with the redirect URI
 # <public URL>/sso/<id>/callback. Endpoints and keys are read from the issuer's discovery
 # document at the first sign-in. Sign-ins through a provider skip kaas's second factor
-# (the provider does its own).
+# (the provider does its own). Platform administrators can also add providers in the
+# console (Administration -> Sign-in providers); those here are read-only there.
 [sso]
 # providers = []                 # none by default; one [[sso.providers]] table each:
 # [[sso.providers]]

@@ -161,13 +161,8 @@ impl Ops {
         // An account that signs in through its identity provider has no password to try:
         // said plainly (which tells that the address has an account, as the provider's
         // button would anyway).
-        if let Some(link) = user.as_ref().and_then(|u| u.sso.as_ref())
-            && link.sso_only
-        {
-            return Err(OpsError::Unauthenticated(format!(
-                "this account signs in with single sign-on only: use the \"{}\" button",
-                link.provider
-            )));
+        if let Some(why) = user.as_ref().and_then(|u| self.sso_only_refusal(u)) {
+            return Err(OpsError::Unauthenticated(why));
         }
         // Counted before the (costly) hash: a throttled attempt costs none, and concurrent
         // guesses cannot all pass the check before any is counted.
@@ -220,6 +215,21 @@ impl Ops {
         }
         let known = self.attempt_succeeded(reservation);
         Ok(SignInCheck::Proved(user, known))
+    }
+
+    /// Why `user` may not use a password (sign-in, `kaas login`, a change or a reset): the
+    /// account signs in through its identity provider only. Says which provider to use.
+    pub(crate) fn sso_only_refusal(&self, user: &User) -> Option<String> {
+        let link = user.sso.as_ref().filter(|l| l.sso_only)?;
+        let name = self
+            .sso_buttons()
+            .into_iter()
+            .find(|b| b.id == link.provider)
+            .map_or_else(|| link.provider.clone(), |b| b.name);
+        Some(format!(
+            "this account signs in with single sign-on only: use the \"Sign in with {name}\" \
+             button"
+        ))
     }
 
     /// Checks a password; opens a session, or, for an account with a second factor (or one
@@ -430,6 +440,9 @@ impl Ops {
             let r = self.store.read()?;
             records::get_user(&r, actor.user_id)?.ok_or(OpsError::NotFound("user"))?
         };
+        if let Some(why) = self.sso_only_refusal(&user) {
+            return Err(invalid("new_password", why));
+        }
         self.reauthenticate(actor, &user, input.current_password, "current_password")
             .await?;
         check_password(

@@ -138,15 +138,33 @@ impl Issuer {
     /// The PKCS#8 document of a stored key, or None if it was sealed under another
     /// key-encryption key (or damaged).
     fn unseal(&self, rec: &SigningKeyRecord) -> Option<Vec<u8>> {
-        let raw = URL_SAFE_NO_PAD.decode(&rec.sealed_private).ok()?;
+        self.open(&rec.kid, &rec.sealed_private)
+    }
+
+    /// What [`Issuer::seal`] sealed under `label`, or None under another key-encryption
+    /// key, another label or damaged.
+    fn open(&self, label: &str, sealed: &str) -> Option<Vec<u8>> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         let nonce = raw.get(..NONCE_LEN)?;
         let mut body = raw.get(NONCE_LEN..)?.to_vec();
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let plain = self
             .sealer
-            .open_in_place(nonce, Aad::from(rec.kid.as_bytes()), &mut body)
+            .open_in_place(nonce, Aad::from(label.as_bytes()), &mut body)
             .ok()?;
         Some(plain.to_vec())
+    }
+
+    /// Seals another secret kept in the store (an identity provider's client secret) the
+    /// way the signing keys are, bound to `label`. Labels never look like key ids (which
+    /// are ULIDs), so neither can pass for the other.
+    pub(crate) fn seal_secret(&self, label: &str, plain: &[u8]) -> OpsResult<String> {
+        self.seal(label, plain)
+    }
+
+    /// The secret [`Issuer::seal_secret`] sealed under `label`.
+    pub(crate) fn open_secret(&self, label: &str, sealed: &str) -> Option<Vec<u8>> {
+        self.open(label, sealed)
     }
 
     /// A new P-256 key, sealed.

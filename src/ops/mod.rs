@@ -26,6 +26,9 @@ pub mod secrets;
 pub mod setup;
 pub mod shell_login;
 pub mod sso;
+pub mod sso_admin;
+mod sso_groups;
+mod sso_http;
 pub mod throttling;
 pub mod tokens;
 pub mod users;
@@ -269,7 +272,7 @@ pub struct Ops {
     device_grants: std::sync::Mutex<crate::domain::device::Grants>,
     /// Sign-ins waiting for their second factor (see `ops::mfa`).
     pending_logins: mfa::PendingLogins,
-    /// Identity providers for single sign-on; set when serving with `[[sso.providers]]`.
+    /// Identity providers for single sign-on (config file and console); set when serving.
     sso: std::sync::OnceLock<Arc<sso::SsoProviders>>,
 }
 

@@ -3,14 +3,16 @@
 //! own HTTP client (rustls, the provider's CA bundle if configured). The flow's secrets stay
 //! in memory for ten minutes and are used once. A verified e-mail address links the person
 //! to their account or, as the provider's account policy allows, makes one; the provider's
-//! groups then decide their roles in mapped organizations; the session is opened exactly
-//! as a password sign-in opens one. The second factor of local accounts does not apply: the
-//! identity provider does its own.
+//! groups then decide their roles in mapped organizations (`ops::sso_groups`); the session
+//! is opened exactly as a password sign-in opens one. The second factor of local accounts
+//! does not apply: the identity provider does its own.
+//!
+//! Providers come from the config file (fixed while kaas runs) and from the console or the
+//! API (`ops::sso_admin`, stored); the set in use is swapped whole when an administrator
+//! changes one, while sign-ins under way keep going.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
@@ -19,14 +21,15 @@ use openidconnect::core::{
     CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
 use super::auth::LoggedIn;
-use super::{Ops, OpsError, OpsResult, Origin, members, records};
+use super::sso_http::{discover, http_client, send};
+use super::{Ops, OpsError, OpsResult, Origin, records};
 use crate::config::SsoProvider;
-use crate::domain::sso::{mapped_roles, refuse_new_account};
+use crate::domain::sso::refuse_new_account;
 use crate::domain::throttle::StoredKnown;
 use crate::domain::*;
 
@@ -56,9 +59,19 @@ pub struct ProviderButton {
     pub name: String,
 }
 
+/// Where a provider is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderSource {
+    /// `[[sso.providers]]`: read-only while kaas runs.
+    ConfigFile,
+    /// Added by a platform administrator in the console or the API (stored).
+    Console,
+}
+
 /// A provider with its HTTP client and, once read, its discovery document.
-struct Provider {
+pub(crate) struct Provider {
     cfg: SsoProvider,
+    source: ProviderSource,
     http: reqwest::Client,
     redirect: RedirectUrl,
     metadata: tokio::sync::Mutex<Option<CoreProviderMetadata>>,
@@ -73,50 +86,52 @@ struct PendingSso {
     expires: Timestamp,
 }
 
-/// The configured providers and the sign-ins under way.
+/// The providers in use and the sign-ins under way.
 pub struct SsoProviders {
-    providers: Vec<Provider>,
+    public_url: String,
+    /// The config file's, kept across swaps (with their discovery documents).
+    configured: Vec<Arc<Provider>>,
+    /// The config file's, then the console's: what the sign-in page offers.
+    current: RwLock<Arc<Vec<Arc<Provider>>>>,
     pending: Mutex<HashMap<String, PendingSso>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpError(String);
-
-/// One request to the provider through reqwest (redirects are not followed: the protocol
-/// forbids it for these endpoints).
-async fn send(client: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, HttpError> {
-    let req = reqwest::Request::try_from(req).map_err(|e| HttpError(e.to_string()))?;
-    let res = client
-        .execute(req)
-        .await
-        .map_err(|e| HttpError(format!("{e:#}")))?;
-    let mut out = http::Response::builder().status(res.status());
-    for (k, v) in res.headers() {
-        out = out.header(k, v);
+impl Provider {
+    pub(crate) fn new(
+        cfg: SsoProvider,
+        source: ProviderSource,
+        http: reqwest::Client,
+        public_url: &str,
+    ) -> anyhow::Result<Provider> {
+        let redirect = RedirectUrl::new(format!(
+            "{}/sso/{}/callback",
+            public_url.trim_end_matches('/'),
+            cfg.id
+        ))?;
+        Ok(Provider {
+            cfg,
+            source,
+            http,
+            redirect,
+            metadata: tokio::sync::Mutex::new(None),
+        })
     }
-    let body = res
-        .bytes()
-        .await
-        .map_err(|e| HttpError(e.to_string()))?
-        .to_vec();
-    out.body(body).map_err(|e| HttpError(e.to_string()))
-}
 
-fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    // Installed once per process; an earlier installation (tests) is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(15));
-    if let Some(path) = ca_file {
-        let pem =
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        b = b.tls_certs_only(certs);
+    /// With its discovery document already read (when it was saved).
+    pub(crate) fn with_metadata(self, m: CoreProviderMetadata) -> Provider {
+        Provider {
+            metadata: tokio::sync::Mutex::new(Some(m)),
+            ..self
+        }
     }
-    Ok(b.build()?)
+
+    pub(crate) fn settings(&self) -> &SsoProvider {
+        &self.cfg
+    }
+
+    pub(crate) fn source(&self) -> ProviderSource {
+        self.source
+    }
 }
 
 impl SsoProviders {
@@ -124,28 +139,54 @@ impl SsoProviders {
     pub fn new(providers: &[SsoProvider], public_url: &str) -> anyhow::Result<SsoProviders> {
         let mut out = Vec::new();
         for cfg in providers {
-            let redirect = RedirectUrl::new(format!(
-                "{}/sso/{}/callback",
-                public_url.trim_end_matches('/'),
-                cfg.id
-            ))?;
-            out.push(Provider {
-                http: http_client(cfg.ca_file.as_deref())?,
-                cfg: cfg.clone(),
-                redirect,
-                metadata: tokio::sync::Mutex::new(None),
-            });
+            let http = http_client(cfg.ca_file.as_deref())?;
+            out.push(Arc::new(Provider::new(
+                cfg.clone(),
+                ProviderSource::ConfigFile,
+                http,
+                public_url,
+            )?));
         }
         Ok(SsoProviders {
-            providers: out,
+            public_url: public_url.to_string(),
+            current: RwLock::new(Arc::new(out.clone())),
+            configured: out,
             pending: Mutex::new(HashMap::new()),
         })
     }
 
-    fn provider(&self, id: &str) -> OpsResult<&Provider> {
-        self.providers
+    pub(crate) fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The providers in use now: the config file's first.
+    pub(crate) fn current(&self) -> Arc<Vec<Arc<Provider>>> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the config file has a provider with this id.
+    pub(crate) fn configured(&self, id: &str) -> bool {
+        self.configured.iter().any(|p| p.cfg.id == id)
+    }
+
+    /// Puts `console` (the stored providers, ready) in use beside the config file's.
+    pub(crate) fn replace_console(&self, console: Vec<Provider>) {
+        let mut all = self.configured.clone();
+        all.extend(console.into_iter().map(Arc::new));
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(all);
+    }
+
+    fn provider(&self, id: &str) -> OpsResult<Arc<Provider>> {
+        self.current()
             .iter()
             .find(|p| p.cfg.id == id)
+            .cloned()
             .ok_or(OpsError::NotFound("identity provider"))
     }
 
@@ -164,18 +205,13 @@ impl Provider {
         if let Some(m) = cached.as_ref() {
             return Ok(m.clone());
         }
-        let issuer = IssuerUrl::new(self.cfg.issuer.clone())
-            .map_err(|e| OpsError::Unavailable(format!("issuer URL: {e}")))?;
-        let http = self.http.clone();
-        let m = CoreProviderMetadata::discover_async(issuer, &|r| send(http.clone(), r))
-            .await
-            .map_err(|e| {
-                tracing::warn!(provider = %self.cfg.id, error = %e, "OpenID Connect discovery failed");
-                OpsError::Unavailable(format!(
-                    "{} cannot be reached right now; try again later",
-                    self.cfg.name
-                ))
-            })?;
+        let m = discover(&self.cfg.issuer, &self.http).await.map_err(|e| {
+            tracing::warn!(provider = %self.cfg.id, error = %e, "OpenID Connect discovery failed");
+            OpsError::Unavailable(format!(
+                "{} cannot be reached right now; try again later",
+                self.cfg.name
+            ))
+        })?;
         *cached = Some(m.clone());
         Ok(m)
     }
@@ -216,7 +252,7 @@ impl Ops {
         let _ = self.sso.set(Arc::new(providers));
     }
 
-    fn sso(&self) -> OpsResult<&Arc<SsoProviders>> {
+    pub(crate) fn sso(&self) -> OpsResult<&Arc<SsoProviders>> {
         self.sso
             .get()
             .ok_or(OpsError::NotFound("identity provider"))
@@ -227,7 +263,7 @@ impl Ops {
         self.sso
             .get()
             .map(|s| {
-                s.providers
+                s.current()
                     .iter()
                     .map(|p| ProviderButton {
                         id: p.cfg.id.clone(),
@@ -305,7 +341,7 @@ impl Ops {
                 "this sign-in was already used or has expired; start again".into(),
             ));
         };
-        let verified = match self.sso_verify(p, code, &flow).await {
+        let verified = match self.sso_verify(&p, code, &flow).await {
             Ok(v) => v,
             Err(why) => {
                 self.sso_refused(provider, "", origin, &why);
@@ -315,7 +351,7 @@ impl Ops {
                 )));
             }
         };
-        let user = match self.sso_account(p, &verified) {
+        let user = match self.sso_account(&p, &verified) {
             Ok(u) => u,
             Err(e) => {
                 self.sso_refused(provider, &verified.email, origin, &e.to_string());
@@ -448,74 +484,7 @@ impl Ops {
         Ok(user)
     }
 
-    /// Gives `user` the roles the provider's groups map to in each mapped organization, and
-    /// takes away those it gave before and no longer maps. Memberships the provider did not
-    /// make or change are left alone; the last owner of an organization stays one.
-    fn apply_group_mapping(
-        &self,
-        tx: &redb::WriteTransaction,
-        p: &Provider,
-        user: &mut User,
-        groups: &[String],
-    ) -> OpsResult<Vec<super::Change>> {
-        let wanted = mapped_roles(groups, &p.cfg.groups);
-        let mut link = user.sso.take().unwrap_or_default();
-        let mut changes = Vec::new();
-        let mut orgs: Vec<&str> = p.cfg.groups.iter().map(|m| m.org.as_str()).collect();
-        orgs.sort_unstable();
-        orgs.dedup();
-        for name in orgs {
-            let Some(org) = records::org_by_name(tx, name)? else {
-                tracing::warn!(provider = %p.cfg.id, org = name, "group mapping names an organization that does not exist");
-                continue;
-            };
-            let current = records::get_member(tx, org.id, user.id)?;
-            let managed = link.managed_orgs.contains(&org.id);
-            match (wanted.get(name), current) {
-                (Some(role), Some(m)) if m.role == *role => {
-                    if !managed {
-                        link.managed_orgs.push(org.id);
-                    }
-                }
-                (Some(role), _) => {
-                    match members::put(tx, org.id, org.id, user.id, *role, None, self.now()) {
-                        Ok(_) => {
-                            if !managed {
-                                link.managed_orgs.push(org.id);
-                            }
-                            let mut ev = self.sso_event(user, "org.member.role", Some(org.id));
-                            ev.target = user.email.clone();
-                            ev.detail =
-                                format!("{} (identity provider {})", role.as_str(), p.cfg.id);
-                            records::append_audit(tx, &ev)?;
-                            changes.extend(super::cluster_access::org_workspaces(tx, org.id)?);
-                        }
-                        Err(e) => {
-                            tracing::warn!(org = name, error = %e, "group mapping not applied")
-                        }
-                    }
-                }
-                (None, Some(_)) if managed => match members::remove(tx, org.id, user.id) {
-                    Ok(_) => {
-                        drop_org_roles(tx, org.id, user.id)?;
-                        link.managed_orgs.retain(|o| *o != org.id);
-                        let mut ev = self.sso_event(user, "org.member.remove", Some(org.id));
-                        ev.target = user.email.clone();
-                        ev.detail = format!("identity provider {}", p.cfg.id);
-                        records::append_audit(tx, &ev)?;
-                        changes.extend(super::cluster_access::org_workspaces(tx, org.id)?);
-                    }
-                    Err(e) => tracing::warn!(org = name, error = %e, "group mapping not applied"),
-                },
-                (None, None) => link.managed_orgs.retain(|o| *o != org.id),
-                (None, Some(_)) => {}
-            }
-        }
-        user.sso = Some(link);
-        Ok(changes)
-    }
-
-    fn sso_event(&self, user: &User, action: &str, org: Option<OrgId>) -> AuditEvent {
+    pub(super) fn sso_event(&self, user: &User, action: &str, org: Option<OrgId>) -> AuditEvent {
         AuditEvent {
             id: AuditId::generate(),
             time: self.now(),
@@ -568,25 +537,6 @@ fn has_pending_invitation(
         }
     }
     Ok(false)
-}
-
-/// A member leaving an organization leaves its workspaces and projects too.
-fn drop_org_roles(tx: &redb::WriteTransaction, org: OrgId, user: UserId) -> OpsResult<()> {
-    for ws_id in records::scopes_of_user::<WorkspaceId>(tx, user)? {
-        if let Some(ws) = records::get_workspace(tx, ws_id)?
-            && ws.org_id == org
-        {
-            records::delete_member(tx, ws_id, user)?;
-        }
-    }
-    for pid in records::scopes_of_user::<ProjectId>(tx, user)? {
-        if let Some(p) = records::get_project(tx, pid)?
-            && p.org_id == org
-        {
-            records::delete_member(tx, pid, user)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

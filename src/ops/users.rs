@@ -30,8 +30,12 @@ pub struct UserView {
     /// whoever held the invitation link chose the password: an organization administrator
     /// who invited an unregistered address could have made it themselves.
     pub created_via: Option<CreatedVia>,
-    /// Signs in through an identity provider only: no usable local password.
+    /// Signs in through an identity provider only: password sign-in (console, API,
+    /// `kaas login`) and password resets are refused.
     pub sso_only: bool,
+    /// The identity provider (its id) the account is linked to, once it signed in through
+    /// one: needed before `sso_only` can be set.
+    pub sso_provider: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -46,6 +50,7 @@ impl From<&User> for UserView {
             last_login_at: u.last_login_at,
             created_via: u.created_via,
             sso_only: u.sso.as_ref().is_some_and(|l| l.sso_only),
+            sso_provider: u.sso.as_ref().map(|l| l.provider.clone()),
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct UserPatch {
     pub name: Option<String>,
     pub disabled: Option<bool>,
     pub platform_admin: Option<bool>,
+    /// Restricts the user to single sign-on (true; they must be linked to an identity
+    /// provider) or allows password sign-in again (false; with the password they had).
+    pub sso_only: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -240,6 +248,21 @@ impl Ops {
         if let Some(a) = patch.platform_admin {
             u.platform_admin = a;
         }
+        if let Some(only) = patch.sso_only {
+            let Some(link) = u.sso.as_mut() else {
+                return Err(invalid(
+                    "sso_only",
+                    format!(
+                        "{} is not linked to an identity provider: they must sign in through \
+                         one once before password sign-in can be turned off",
+                        u.email
+                    ),
+                ));
+            };
+            // NB: the password hash is kept, so clearing the flag gives back the password
+            // they had (an account made by single sign-on has none: set one then).
+            link.sso_only = only;
+        }
         let touches_clusters = patch.disabled.is_some_and(|d| d != was.disabled)
             || patch
                 .platform_admin
@@ -250,6 +273,9 @@ impl Ops {
             "disabled={} platform_admin={}",
             u.disabled, u.platform_admin
         );
+        if let Some(only) = patch.sso_only {
+            ev.detail.push_str(&format!(" sso_only={only}"));
+        }
         records::append_audit(&tx, &ev)?;
         // Their role bindings are in every workspace they (or an administrator) belong to;
         // syncing all workspaces is simpler than finding those and cheap when in sync.
@@ -273,9 +299,11 @@ impl Ops {
         require_platform_admin(actor)?;
         let email = {
             let r = self.store.read()?;
-            records::get_user(&r, id)?
-                .ok_or(OpsError::NotFound("user"))?
-                .email
+            let u = records::get_user(&r, id)?.ok_or(OpsError::NotFound("user"))?;
+            if let Some(why) = self.sso_only_refusal(&u) {
+                return Err(invalid("password", why));
+            }
+            u.email
         };
         check_password(&input.password, &email, self.settings.password_min_length)
             .map_err(|p| invalid("password", p.to_string()))?;

@@ -2,7 +2,8 @@
 //! the per-organization audit index, built from the existing log; version 3 the dedicated
 //! node tables; version 4 the billing tables; version 5 the audit log's hash chain, built
 //! over the existing records in id (time) order, and the login-throttling tables; version 6
-//! the OIDC issuer's signing keys; version 7 the second-factor table. Each step runs in one
+//! the OIDC issuer's signing keys; version 7 the second-factor table; version 8 the identity
+//! providers added in the console. Each step runs in one
 //! write transaction with the version bump, so a crash mid-migration leaves the old schema.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use super::{StoreError, codec};
 use crate::domain::AuditEvent;
 
 /// The schema this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The first schema with the audit log's hash chain.
 pub const AUDIT_CHAIN_SCHEMA: u32 = 5;
@@ -95,9 +96,9 @@ pub fn run(db: &Database, from: u32) -> Result<(), StoreError> {
             // NB: the step into AUDIT_CHAIN_SCHEMA; the login-throttling tables of schema 5
             // are among those create_tables made above.
             4 => v4_to_v5(&tx)?,
-            // Schemas 6 (the issuer's signing keys) and 7 (the second-factor table) only
-            // add tables.
-            5 | 6 => {}
+            // Schemas 6 (the issuer's signing keys), 7 (the second-factor table) and 8 (the
+            // console's identity providers) only add tables.
+            5..=7 => {}
             other => {
                 return Err(StoreError::Internal(format!(
                     "no migration from schema {other}"

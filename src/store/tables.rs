@@ -124,6 +124,9 @@ pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("sig
 /// User → their second factor (TOTP secret, last step used, recovery code digests). Added
 /// in schema 7.
 pub const MFA: TableDefinition<u128, &[u8]> = TableDefinition::new("mfa-v1");
+/// Provider id → an identity provider added in the console or the API (client secret
+/// sealed). Added in schema 8.
+pub const SSO_PROVIDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("sso-providers-v1");
 
 /// Visits every table definition kaas has: the one list that creating a database, migrating
 /// and backing up all walk, so a new table cannot be forgotten by any of them.
@@ -178,5 +181,6 @@ pub fn visit_tables<T: TableVisitor>(v: &mut T) -> Result<(), StoreError> {
     v.visit(LOGIN_KNOWN)?;
     v.visit(SIGNING_KEYS)?;
     v.visit(MFA)?;
+    v.visit(SSO_PROVIDERS)?;
     Ok(())
 }

@@ -186,7 +186,8 @@ pub struct UserActionForm {
     action: String,
 }
 
-/// One form per button: `disable`, `enable`, `grant_admin`, `remove_admin`.
+/// One form per button: `disable`, `enable`, `grant_admin`, `remove_admin`, `sso_only`,
+/// `allow_password`.
 pub async fn update_user(
     State(s): State<AppState>,
     Id(id): Id<UserId>,
@@ -221,6 +222,20 @@ pub async fn update_user(
             },
             "no longer a platform administrator",
         ),
+        "sso_only" => (
+            UserPatch {
+                sso_only: Some(true),
+                ..Default::default()
+            },
+            "restricted to single sign-on",
+        ),
+        "allow_password" => (
+            UserPatch {
+                sso_only: Some(false),
+                ..Default::default()
+            },
+            "allowed to sign in with a password again",
+        ),
         _ => return Err(WebError::BadRequest("unknown action".into())),
     };
     match s.ops.update_user(&who.actor, id, patch) {
@@ -229,7 +244,7 @@ pub async fn update_user(
             "/admin/users",
             Flash::ok(format!("{} is {done}.", u.email)),
         )),
-        Err(OpsError::Conflict(m)) => Ok(redirect(
+        Err(OpsError::Conflict(m) | OpsError::Invalid { message: m, .. }) => Ok(redirect(
             &s,
             "/admin/users",
             Flash::error(super::error::capitalise(&m)),

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_plans;
+pub mod admin_sso;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -162,6 +163,13 @@ pub fn router() -> Router<AppState> {
             get(admin_plans::edit_page).post(admin_plans::update),
         )
         .route("/admin/plans/{plan}/delete", post(admin_plans::delete))
+        .route("/admin/sso", get(admin_sso::list).post(admin_sso::create))
+        .route("/admin/sso/new", get(admin_sso::new_page))
+        .route(
+            "/admin/sso/{provider}",
+            get(admin_sso::show).post(admin_sso::update),
+        )
+        .route("/admin/sso/{provider}/delete", post(admin_sso::delete))
         .route("/admin/audit", get(audit::admin))
         .route("/admin/audit/export", get(audit::admin_export))
         .route("/admin/nodes", get(admin::nodes))

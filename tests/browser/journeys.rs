@@ -564,3 +564,53 @@ async fn wait_for_download(dir: &std::path::Path, name: &str) -> PathBuf {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+impl Journey<'_> {
+    /// Sign-in providers in the administration: the config file's listed read-only; a new
+    /// one with an issuer that does not answer is refused next to the field; with the right
+    /// issuer it is added and its button is on the sign-in page.
+    pub async fn manage_sign_in_providers(&mut self, issuer: &str) {
+        let s = &self.admin;
+        s.fill("#email", ADMIN_EMAIL).await;
+        s.fill("#password", ADMIN_PASSWORD).await;
+        s.submit("Sign in").await;
+        s.expect_text("h1", "Dashboard").await;
+        s.submit("Sign-in providers").await;
+        s.expect_text("h1", "Sign-in providers").await;
+        s.see("from the config file").await;
+        self.shots.take(s, "sso-providers").await;
+        s.submit("New provider").await;
+        s.expect_text("h1", "New sign-in provider").await;
+        s.fill("#provider-id", "web").await;
+        s.fill("#provider-name", "Web IdP").await;
+        s.fill("#provider-issuer", "http://127.0.0.1:1").await;
+        s.fill("#provider-client_id", "kaas").await;
+        s.fill("#provider-client_secret", "kaas-secret").await;
+        s.fill("#provider-groups_claim", "groups").await;
+        s.fill("#provider-groups", "k8s-admins, acme, admin").await;
+        s.submit("Add provider").await;
+        let err = s.text_of("#provider-issuer-err").await;
+        assert!(
+            err.contains("discovery document could not be read"),
+            "{err}"
+        );
+        self.shots.take(s, "sso-provider-refused").await;
+        s.fill("#provider-issuer", issuer).await;
+        s.fill("#provider-client_secret", "kaas-secret").await;
+        s.submit("Add provider").await;
+        s.see("Provider Web IdP added").await;
+        s.see("k8s-admins → acme (admin)").await;
+        self.shots.take(s, "sso-provider-added").await;
+        s.submit("Edit").await;
+        s.see("Leave blank to keep the current secret").await;
+        self.shots.take(s, "sso-provider-edit").await;
+        s.submit("Sign out").await;
+        s.see("Sign in with Web IdP").await;
+        assert_clean(
+            s,
+            "sign-in providers",
+            &["/admin/sso - Failed to load resource: the server responded with a status of 422"],
+        )
+        .await;
+    }
+}

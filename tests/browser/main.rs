@@ -24,7 +24,9 @@ async fn console_journeys_in_a_real_browser() {
     let host = Host::start(dir.path()).await;
     // kaas's port is chosen first: the identity provider must know its redirect URI.
     let port = webdriver::free_port();
-    let idp = Idp::start(&format!("http://127.0.0.1:{port}/sso/corp/callback"));
+    let idp = Idp::start(&format!(
+        "http://127.0.0.1:{port}/sso/corp/callback,http://127.0.0.1:{port}/sso/web/callback"
+    ));
     let config = dir.path().join("kaas.toml");
     std::fs::write(
         &config,
@@ -65,6 +67,7 @@ async fn console_journeys_in_a_real_browser() {
     j.see_billing().await;
     j.delete_workspace().await;
     j.login_throttling().await;
+    j.manage_sign_in_providers(&idp.issuer).await;
     j.two_step_sign_in().await;
     j.single_sign_on().await;
 

@@ -134,6 +134,17 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/audit/export", "A F F F F F F F F F U"),
     ("GET", "/audit/verify", "A F F F F F F F F F U"),
     ("GET", "/host", "A F F F F F F F F F U"),
+    // Identity providers: none is stored in the fixture (404 for the administrator), and
+    // the test app runs no single sign-on (503 on adding one).
+    ("GET", "/sso/providers", "A F F F F F F F F F U"),
+    ("POST", "/sso/providers", "A F F F F F F F F F U"),
+    ("GET", "/sso/providers/{provider}", "a F F F F F F F F F U"),
+    ("PUT", "/sso/providers/{provider}", "a F F F F F F F F F U"),
+    (
+        "DELETE",
+        "/sso/providers/{provider}",
+        "a F F F F F F F F F U",
+    ),
     ("GET", "/nodes", "a F F F F F F F F F U"),
     ("GET", "/workspaces/{ws}/nodes", "A A A N A A A A A N U"),
     ("POST", "/workspaces/{ws}/nodes", "A F F F F F F F F F U"),
@@ -316,6 +327,7 @@ async fn fixture() -> Fixture {
         ("{session}", SessionId::generate().to_string()),
         ("{token}", pa_token_id),
         ("{invoice}", invoice),
+        ("{provider}", "corp".to_string()),
     ]);
     Fixture { app, tokens, vars }
 }
@@ -362,6 +374,11 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"name": "Acme", "currency": "EUR", "invoice_prefix": "ACME"})
         }
         ("POST", "/invoices/{invoice}/void") => json!({"reason": "issued twice"}),
+        ("POST", "/sso/providers") => json!({"id": "web", "name": "Web", "client_id": "kaas",
+            "issuer": "https://idp.example.com", "client_secret": "s"}),
+        ("PUT", "/sso/providers/{provider}") => {
+            json!({"name": "Web", "issuer": "https://idp.example.com", "client_id": "kaas"})
+        }
         _ => return None,
     };
     Some(b)

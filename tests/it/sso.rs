@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::binary::Server;
 
 /// The provider, stopped when dropped.
-struct Idp {
+pub(super) struct Idp {
     child: Child,
 }
 
@@ -25,7 +25,7 @@ impl Drop for Idp {
 }
 
 /// Starts tests/oidc/provider.js accepting `redirects`; returns it with its issuer URL.
-fn start_idp(redirects: &str) -> (Idp, String) {
+pub(super) fn start_idp(redirects: &str) -> (Idp, String) {
     start_idp_with(redirects, &[])
 }
 
@@ -66,7 +66,7 @@ fn start_idp_with(redirects: &str, env: &[(&str, &Path)]) -> (Idp, String) {
     panic!("the OpenID Connect provider did not start");
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -76,7 +76,7 @@ fn free_port() -> u16 {
 
 /// A browser: cookies kept, redirects followed and logged; with `stop_at_callback`, the
 /// redirect back to kaas is not followed (the test then holds the `code` and `state`).
-fn browser(stop_at_callback: bool) -> (reqwest::Client, Arc<Mutex<Vec<String>>>) {
+pub(super) fn browser(stop_at_callback: bool) -> (reqwest::Client, Arc<Mutex<Vec<String>>>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
@@ -97,7 +97,7 @@ fn browser(stop_at_callback: bool) -> (reqwest::Client, Arc<Mutex<Vec<String>>>)
     (c, log)
 }
 
-fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+pub(super) fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text.find(start).map(|i| i + start.len()).unwrap_or(0);
     let rest = &text[from..];
     &rest[..rest.find(end).unwrap_or(rest.len())]
@@ -105,7 +105,12 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 
 /// Presses kaas's button for `provider` and signs in at the provider as `account`; the
 /// response at the end of the redirects.
-async fn sso(c: &reqwest::Client, kaas: &str, provider: &str, account: &str) -> reqwest::Response {
+pub(super) async fn sso(
+    c: &reqwest::Client,
+    kaas: &str,
+    provider: &str,
+    account: &str,
+) -> reqwest::Response {
     let form = c
         .get(format!("{kaas}/sso/{provider}/start"))
         .send()
@@ -123,26 +128,31 @@ async fn sso(c: &reqwest::Client, kaas: &str, provider: &str, account: &str) -> 
 }
 
 /// Where a response landed and what it says.
-async fn landed(res: reqwest::Response) -> (String, u16, String) {
+pub(super) async fn landed(res: reqwest::Response) -> (String, u16, String) {
     let path = res.url().path().to_string();
     let status = res.status().as_u16();
     (path, status, res.text().await.unwrap())
 }
 
-async fn me(c: &reqwest::Client, kaas: &str) -> (u16, Value) {
+pub(super) async fn me(c: &reqwest::Client, kaas: &str) -> (u16, Value) {
     let res = c.get(format!("{kaas}/api/v1/me")).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-struct Admin {
-    c: reqwest::Client,
-    base: String,
-    token: String,
+pub(super) struct Admin {
+    pub(super) c: reqwest::Client,
+    pub(super) base: String,
+    pub(super) token: String,
 }
 
 impl Admin {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(super) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .c
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -155,7 +165,7 @@ impl Admin {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn user(&self, email: &str) -> Value {
+    pub(super) async fn user(&self, email: &str) -> Value {
         let (_, users) = self.call(reqwest::Method::GET, "/users", None).await;
         users["items"]
             .as_array()
@@ -166,7 +176,7 @@ impl Admin {
             .unwrap_or(Value::Null)
     }
 
-    async fn role_in(&self, org: &str, email: &str) -> Value {
+    pub(super) async fn role_in(&self, org: &str, email: &str) -> Value {
         let (_, m) = self
             .call(reqwest::Method::GET, &format!("/orgs/{org}/members"), None)
             .await;
@@ -181,7 +191,7 @@ impl Admin {
 }
 
 /// The first administrator through the setup link, signed in (cookie) with an API token.
-async fn admin(server: &Server) -> Admin {
+pub(super) async fn admin(server: &Server) -> Admin {
     let c = super::binary::client();
     let link = server.setup_link.clone().expect("setup link");
     let token = link.split("token=").nth(1).unwrap().to_string();

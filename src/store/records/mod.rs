@@ -23,6 +23,7 @@ mod nodes;
 mod people;
 mod plans;
 mod signing_keys;
+mod sso_providers;
 mod tenancy;
 mod throttle;
 
@@ -33,6 +34,7 @@ pub use nodes::*;
 pub use people::*;
 pub use plans::*;
 pub use signing_keys::*;
+pub use sso_providers::*;
 pub use tenancy::*;
 pub use throttle::*;
 
