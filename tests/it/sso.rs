@@ -193,21 +193,9 @@ impl Admin {
 /// The first administrator through the setup link, signed in (cookie) with an API token.
 pub(super) async fn admin(server: &Server) -> Admin {
     let c = super::binary::client();
-    let link = server.setup_link.clone().expect("setup link");
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let form = [
-        ("token", token.as_str()),
-        ("email", "root@example.com"),
-        ("name", "Root"),
-        ("password", "an admin passphrase"),
-    ];
-    let res = c
-        .post(format!("{}/setup", server.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server
+        .set_up_admin_in_console(&c, "an admin passphrase")
+        .await;
     let res = c
         .post(format!("{}/api/v1/me/tokens", server.base))
         .json(
