@@ -14,6 +14,7 @@ mod edge;
 mod expose;
 mod host;
 mod isolation;
+mod jwt_referee;
 mod kubectl_tokens;
 mod listing;
 mod mfa;
