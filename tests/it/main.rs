@@ -26,6 +26,7 @@ mod realhost;
 mod revocation;
 mod running;
 mod shell;
+mod shell_tokens;
 mod ship;
 mod sso;
 mod support;
