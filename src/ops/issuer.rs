@@ -340,6 +340,11 @@ impl Ops {
         Ok(plan)
     }
 
+    /// How long the cluster tokens kaas issues live; None when it issues none.
+    pub(super) fn cluster_token_lifetime(&self) -> Option<Duration> {
+        self.issuer().ok().map(|i| i.token_lifetime())
+    }
+
     /// Mints a token for the caller's own access to workspace `id`'s cluster: only for a
     /// person with a current role there (organization, workspace or project) whose account
     /// is enabled; audited with the token id and expiry.

@@ -310,7 +310,7 @@ impl Ops {
                 records::delete_member(&tx, pid, user)?;
             }
         }
-        let removed = RemovedMember::of(&tx, user, self.now())?;
+        let removed = RemovedMember::of(&tx, user, self.now(), self.cluster_token_lifetime())?;
         records::append_audit(
             &tx,
             &self.event(actor, "org.member.remove", &removed.email, Some(org)),

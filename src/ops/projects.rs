@@ -267,7 +267,7 @@ impl Ops {
         let tx = self.store.write()?;
         let p = project_for(&tx, actor, id, Action::ProjectMembersManage)?;
         members::remove(&tx, id, user)?;
-        let removed = RemovedMember::of(&tx, user, self.now())?;
+        let removed = RemovedMember::of(&tx, user, self.now(), self.cluster_token_lifetime())?;
         let mut ev = self.event(
             actor,
             "project.member.remove",

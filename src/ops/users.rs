@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::auth::{PasswordChanged, end_credentials};
 use super::authz::require_platform_admin;
-use super::cluster_access;
+use super::cluster_access::{self, Lost, RemainingAccess};
 use super::secrets::hash_password;
 use super::{Actor, Ops, OpsError, OpsResult, Page, invalid, page};
 use crate::domain::names::{check_display_name, normalize_email};
@@ -36,6 +36,10 @@ pub struct UserView {
     /// The identity provider (its id) the account is linked to, once it signed in through
     /// one: needed before `sso_only` can be set.
     pub sso_provider: Option<String>,
+    /// Only in the answer to disabling the account: until when the cluster access already
+    /// issued to them remains valid (granting nothing once their roles are out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_access: Option<RemainingAccess>,
 }
 
 impl From<&User> for UserView {
@@ -51,6 +55,7 @@ impl From<&User> for UserView {
             created_via: u.created_via,
             sso_only: u.sso.as_ref().is_some_and(|l| l.sso_only),
             sso_provider: u.sso.as_ref().map(|l| l.provider.clone()),
+            remaining_access: None,
         }
     }
 }
@@ -285,7 +290,17 @@ impl Ops {
             Vec::new()
         };
         self.commit(tx, &changes)?;
-        Ok(UserView::from(&u))
+        let mut view = UserView::from(&u);
+        if u.disabled && !was.disabled {
+            view.remaining_access = Some(RemainingAccess::of(
+                &u.email,
+                Some(&u),
+                self.now(),
+                self.cluster_token_lifetime(),
+                Lost::Account,
+            ));
+        }
+        Ok(view)
     }
 
     /// Sets a new password for someone (platform administrators), ends their sessions and

@@ -393,7 +393,7 @@ impl Ops {
         let tx = self.store.write()?;
         let ws = workspace_for(&tx, actor, id, Action::WorkspaceMembersManage)?;
         members::remove(&tx, id, user)?;
-        let removed = RemovedMember::of(&tx, user, self.now())?;
+        let removed = RemovedMember::of(&tx, user, self.now(), self.cluster_token_lifetime())?;
         let mut ev = self.event(
             actor,
             "workspace.member.remove",

@@ -239,11 +239,18 @@ pub async fn update_user(
         _ => return Err(WebError::BadRequest("unknown action".into())),
     };
     match s.ops.update_user(&who.actor, id, patch) {
-        Ok(u) => Ok(redirect(
-            &s,
-            "/admin/users",
-            Flash::ok(format!("{} is {done}.", u.email)),
-        )),
+        Ok(u) => {
+            // Disabling says until when the access already issued stays valid.
+            let left = u
+                .remaining_access
+                .map(|r| format!(" {}", r.message))
+                .unwrap_or_default();
+            Ok(redirect(
+                &s,
+                "/admin/users",
+                Flash::ok(format!("{} is {done}.{left}", u.email)),
+            ))
+        }
         Err(OpsError::Conflict(m) | OpsError::Invalid { message: m, .. }) => Ok(redirect(
             &s,
             "/admin/users",

@@ -222,3 +222,100 @@ async fn a_disabled_account_is_refused_a_token_with_a_credential_it_still_holds(
         401
     );
 }
+
+/// Removing a member or disabling an account answers until when the access already issued
+/// remains valid: cluster tokens at most the configured lifetime from now, certificates
+/// until the last one expires; one sentence says so.
+#[tokio::test]
+async fn removal_and_disabling_say_until_when_issued_cluster_access_remains_valid() {
+    let app = TestApp::new();
+    let (_, root) = app.user("root@example.com", true).await;
+    let (_, owner) = app.user("own@example.com", false).await;
+    let (wan_id, _) = app.user("wan@example.com", false).await;
+    let own = bearer(&owner);
+    let org = app.create_org(&own, "acme").await;
+    let ws = app.create_workspace(&own, &org, "alpha", "starter").await;
+    {
+        let tx = app.ops().store.write().unwrap();
+        let m = Membership {
+            org_id: org.parse().unwrap(),
+            user_id: wan_id,
+            role: OrgRole::Member,
+            joined_at: app.ops().now(),
+        };
+        records::put_member(&tx, &m).unwrap();
+        tx.commit().unwrap();
+    }
+    let path = format!("/workspaces/{ws}/members/{wan_id}");
+    let r = app
+        .call(
+            "PUT",
+            &path,
+            &own,
+            Some(json!({"role": "workspace-viewer"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    // The test issuer's tokens live ten minutes.
+    let tokens_until = app.ops().now() + jiff::SignedDuration::from_secs(600);
+
+    let r = app.call("DELETE", &path, &own, None).await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["cluster_tokens_valid_until"],
+        tokens_until.to_string()
+    );
+    assert!(r.body["kubeconfigs_valid_until"].is_null());
+    assert_eq!(
+        r.body["message"],
+        format!(
+            "Cluster tokens already issued to wan@example.com remain valid until {} UTC at \
+             the latest (no kubeconfig certificate of theirs is still valid), but no longer \
+             grant the removed role: kaas takes it out of the virtual clusters within seconds.",
+            tokens_until.strftime("%Y-%m-%d %H:%M:%S")
+        )
+    );
+
+    // A certificate issued for three more hours: both are named.
+    let certs_until = app.ops().now() + jiff::SignedDuration::from_hours(3);
+    {
+        let tx = app.ops().store.write().unwrap();
+        let mut u = records::get_user(&tx, wan_id).unwrap().unwrap();
+        u.kubeconfigs_valid_until = Some(certs_until);
+        records::update_user(&tx, &u).unwrap();
+        tx.commit().unwrap();
+    }
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/users/{wan_id}"),
+            &bearer(&root),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    let left = &r.body["remaining_access"];
+    assert_eq!(left["kubeconfigs_valid_until"], certs_until.to_string());
+    assert_eq!(left["cluster_tokens_valid_until"], tokens_until.to_string());
+    assert_eq!(
+        left["message"],
+        format!(
+            "Kubeconfigs already issued to wan@example.com remain valid certificates until {} \
+             UTC and their cluster tokens until {} UTC at the latest, but no longer grant any \
+             role: kaas takes their roles out of the virtual clusters within seconds.",
+            certs_until.strftime("%Y-%m-%d %H:%M"),
+            tokens_until.strftime("%Y-%m-%d %H:%M:%S")
+        )
+    );
+    // Enabling again (or any other change) says nothing of the kind.
+    let r = app
+        .call(
+            "PATCH",
+            &format!("/users/{wan_id}"),
+            &bearer(&root),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    assert!(r.body.get("remaining_access").is_none(), "{:?}", r.body);
+}

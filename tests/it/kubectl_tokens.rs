@@ -30,7 +30,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_kaas");
 const LIFETIME: Duration = Duration::from_secs(20);
 
 /// Serves `router` over HTTPS on `listener` with `cert`/`key` (PEM).
-fn serve_https(router: axum::Router, listener: std::net::TcpListener, cert: &str, key: &str) {
+pub(crate) fn serve_https(
+    router: axum::Router,
+    listener: std::net::TcpListener,
+    cert: &str,
+    key: &str,
+) {
     let certs = rustls_pemfile::certs(&mut cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();

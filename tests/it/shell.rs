@@ -17,17 +17,17 @@ use crate::binary::{Server, client};
 use crate::support::kubectl;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kaas");
-const ADMIN_PASSWORD: &str = "an admin passphrase";
+pub(crate) const ADMIN_PASSWORD: &str = "an admin passphrase";
 
 /// A user's terminal: its own home, config directory and kubeconfig.
-struct Terminal {
-    home: tempfile::TempDir,
+pub(crate) struct Terminal {
+    pub(crate) home: tempfile::TempDir,
 }
 
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl std::fmt::Debug for Ran {
@@ -41,21 +41,21 @@ impl std::fmt::Debug for Ran {
 }
 
 impl Terminal {
-    fn new() -> Terminal {
+    pub(crate) fn new() -> Terminal {
         Terminal {
             home: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn credentials(&self) -> PathBuf {
+    pub(crate) fn credentials(&self) -> PathBuf {
         self.home.path().join("cfg/kaas/credentials.toml")
     }
 
-    fn kubeconfig(&self) -> PathBuf {
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.home.path().join("kube/config")
     }
 
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
+    pub(crate) fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(BIN);
         c.args(args)
             .env("HOME", self.home.path())
@@ -70,7 +70,7 @@ impl Terminal {
     }
 
     /// Runs `kaas ARGS` with `stdin` (not a terminal) and waits for it.
-    async fn kaas(&self, args: &[&str], stdin: &str) -> Ran {
+    pub(crate) async fn kaas(&self, args: &[&str], stdin: &str) -> Ran {
         let mut child = self.command(args).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.as_bytes()).await.unwrap();
@@ -86,7 +86,7 @@ impl Terminal {
         }
     }
 
-    async fn password_login(&self, base: &str, email: &str, password: &str) -> Ran {
+    pub(crate) async fn password_login(&self, base: &str, email: &str, password: &str) -> Ran {
         self.kaas(
             &["login", base, "--email", email, "--password-stdin"],
             &format!("{password}\n"),
@@ -95,7 +95,7 @@ impl Terminal {
     }
 
     /// The stored credential of `base`.
-    fn stored(&self, base: &str) -> Value {
+    pub(crate) fn stored(&self, base: &str) -> Value {
         let text = std::fs::read_to_string(self.credentials()).unwrap();
         let v: toml::Value = toml::from_str(&text).unwrap();
         serde_json::to_value(&v["servers"][base]).unwrap()
@@ -103,7 +103,7 @@ impl Terminal {
 }
 
 /// A failure as the user sees it: a non-zero exit and exactly one line on stderr.
-fn one_line_failure(r: &Ran) -> String {
+pub(crate) fn one_line_failure(r: &Ran) -> String {
     assert!(!r.ok, "expected a failure: {r:?}");
     let line = r.stderr.trim_end_matches('\n');
     assert_eq!(line.lines().count(), 1, "one line: {r:?}");
@@ -112,20 +112,9 @@ fn one_line_failure(r: &Ran) -> String {
 
 /// Creates the platform administrator through the setup link.
 async fn set_up_admin(server: &Server) {
-    let link = server.setup_link.clone().expect("setup link");
-    let token = link.split("token=").nth(1).unwrap().to_string();
-    let res = client()
-        .post(format!("{}/setup", server.base))
-        .form(&[
-            ("token", token.as_str()),
-            ("email", "root@example.com"),
-            ("name", "Root"),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server
+        .set_up_admin_in_console(&client(), ADMIN_PASSWORD)
+        .await;
 }
 
 /// What the console's /device page does for a signed-in person: look the code up, then
@@ -145,6 +134,16 @@ async fn decide_in_console(
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "signed in to the console");
+    decide_with(&c, base, code, decision).await
+}
+
+/// What the console's /device page does for the person signed in with `c`.
+pub(crate) async fn decide_with(
+    c: &reqwest::Client,
+    base: &str,
+    code: &str,
+    decision: &str,
+) -> String {
     let page = c
         .get(format!("{base}/device?user_code={code}"))
         .send()
@@ -176,7 +175,11 @@ async fn decide_in_console(
 }
 
 /// Starts `kaas login --device`, hands its user code to `approve`, and waits for it.
-async fn device_login(t: &Terminal, base: &str, approve: impl AsyncFnOnce(String)) -> Ran {
+pub(crate) async fn device_login(
+    t: &Terminal,
+    base: &str,
+    approve: impl AsyncFnOnce(String),
+) -> Ran {
     let mut child = t.command(&["login", base, "--device"]).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -231,7 +234,9 @@ async fn api(
 }
 
 /// A fakehost (K3s API + simulated K3K) for a `kaas serve` process to drive.
-async fn fake_host(dir: &Path) -> (fakehost::FakeHost, fakehost::k3k::K3kController, PathBuf) {
+pub(crate) async fn fake_host(
+    dir: &Path,
+) -> (fakehost::FakeHost, fakehost::k3k::K3kController, PathBuf) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let host = fakehost::FakeHost::start(fakehost::FakeHostOptions {
         manifests: vec![PathBuf::from(fakehost::K3K_CRDS_DIR)],
@@ -669,24 +674,12 @@ async fn a_server_with_a_private_ca_needs_ca_file_once_and_it_is_remembered() {
     );
     let base = server.base.clone();
     assert!(base.starts_with("https://"), "{base}");
-    let link = server.setup_link.clone().unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .build()
         .unwrap();
-    let res = c
-        .post(format!("{base}/setup"))
-        .form(&[
-            ("token", link.split("token=").nth(1).unwrap()),
-            ("email", "root@example.com"),
-            ("name", "Root"),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server.set_up_admin_in_console(&c, ADMIN_PASSWORD).await;
 
     let t = Terminal::new();
     let r = t

@@ -616,10 +616,13 @@ async fn invitations_show_the_link_once_and_can_be_accepted() {
     let until = (app.ops().now() + jiff::SignedDuration::from_hours(3))
         .strftime("%Y-%m-%d %H:%M")
         .to_string();
+    let tokens = (app.ops().now() + jiff::SignedDuration::from_mins(10))
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
     let page = html(&r);
     assert!(
         page.contains(&format!(
-            "Kubeconfigs already issued to bob@example.com remain valid certificates until {until} UTC, but no longer grant the removed role"
+            "Kubeconfigs already issued to bob@example.com remain valid certificates until {until} UTC and their cluster tokens until {tokens} UTC at the latest, but no longer grant the removed role"
         )),
         "{page}"
     );
@@ -757,6 +760,17 @@ async fn platform_administration_pages() {
     .await;
     let r = get(&app, &mut root, location(&r)).await;
     assert!(html(&r).contains("x@example.com is disabled"));
+    // … and until when the cluster access already issued to them remains valid.
+    let tokens = (app.ops().now() + jiff::SignedDuration::from_mins(10))
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert!(
+        html(&r).contains(&format!(
+            "Cluster tokens already issued to x@example.com remain valid until {tokens} UTC at the latest"
+        )),
+        "{}",
+        html(&r)
+    );
     let me = app
         .ops()
         .user_id_by_email("root@example.com")

@@ -7,10 +7,13 @@
 //! `k3k-<n>-bootstrap` Secret when fakehost's controller restarts) with a certificate for the
 //! SANs of that moment, and passes its readiness probe after the start-up delay. It listens on
 //! 6443 (the API) and on 2379 (etcd's client port, which only K3K's StatefulSet controller
-//! dials). A deleted or stopped pod stops its server.
+//! dials). A deleted or stopped pod stops its server. A server started with an
+//! `authentication-config` (the Cluster's `serverArgs` and `secretMounts`) authenticates
+//! bearer tokens with `vcluster::jwt`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -23,6 +26,7 @@ use super::server::{ETCD_PORT, K3S_SERVER_PORT};
 use crate::engine::Engine;
 use crate::hostsim::{self, Containers, controller_uid, deleting};
 use crate::kinds::ResourceRef;
+use crate::vcluster::jwt::{self, JwtAuthenticator};
 use crate::vcluster::{VirtualCluster, VirtualClusterSpec};
 
 /// One Cluster's K3s: its datastore and when each server pod's K3s started.
@@ -79,6 +83,93 @@ fn mounted_config(engine: &Engine, pod: &Value, volume: &str) -> Option<Value> {
         .ok()?;
     let raw = STANDARD.decode(text(&object, "/data/config.yaml")).ok()?;
     serde_yaml::from_slice(&raw).ok()
+}
+
+/// The JWT authenticator K3s gives its kube-apiserver, from the Cluster's `serverArgs` in
+/// the server container's start script: `--kube-apiserver-arg=authentication-config=PATH`,
+/// PATH read from the Secret mounted there (the Cluster's `secretMounts`), as realhost maps
+/// it. The `--oidc-*` flags are not played: a server given one does not start.
+fn jwt_authenticator(
+    engine: &Engine,
+    pod: &Value,
+) -> anyhow::Result<Option<Arc<JwtAuthenticator>>> {
+    let Some(container) = pod.pointer("/spec/containers/0") else {
+        return Ok(None);
+    };
+    let script: Vec<&str> = container
+        .get("command")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .flat_map(str::split_whitespace)
+        .collect();
+    let mut issuers = Vec::new();
+    for arg in script {
+        let Some((name, value)) = arg
+            .strip_prefix("--kube-apiserver-arg=")
+            .and_then(|kv| kv.split_once('='))
+        else {
+            continue;
+        };
+        anyhow::ensure!(
+            !name.starts_with("oidc-"),
+            "--kube-apiserver-arg={name} is not played by fakehost"
+        );
+        if name == "authentication-config" {
+            let file = mounted_file(engine, pod, container, value)
+                .ok_or_else(|| anyhow::anyhow!("authentication-config {value}: no such file"))?;
+            issuers.extend(jwt::parse_authentication_config(&file)?);
+        }
+    }
+    if issuers.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(JwtAuthenticator::start(issuers)?)))
+}
+
+/// The content of `path` inside `container`, when a Secret volume is mounted over it.
+fn mounted_file(engine: &Engine, pod: &Value, container: &Value, path: &str) -> Option<String> {
+    let ns = text(pod, "/metadata/namespace");
+    for mount in container.get("volumeMounts")?.as_array()? {
+        let base = text(mount, "/mountPath").trim_end_matches('/');
+        let Some(rel) = path.strip_prefix(&format!("{base}/")) else {
+            continue;
+        };
+        let sub = text(mount, "/subPath");
+        let rel = if sub.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{sub}/{rel}")
+        };
+        let volume = pod
+            .pointer("/spec/volumes")?
+            .as_array()?
+            .iter()
+            .find(|v| text(v, "/name") == text(mount, "/name"))?;
+        let source = volume.get("secret")?;
+        let key = match source.get("items").and_then(Value::as_array) {
+            Some(items) => {
+                text(items.iter().find(|i| text(i, "/path") == rel)?, "/key").to_string()
+            }
+            None => rel,
+        };
+        let secret = engine
+            .get(
+                &ResourceRef::core("secrets"),
+                Some(ns),
+                text(source, "/secretName"),
+            )
+            .ok()?;
+        let raw = STANDARD
+            .decode(text(
+                &secret,
+                &format!("/data/{}", key.replace('~', "~0").replace('/', "~1")),
+            ))
+            .ok()?;
+        return String::from_utf8(raw).ok();
+    }
+    None
 }
 
 impl K3s {
@@ -224,9 +315,15 @@ impl K3s {
             return Ok(());
         };
         let uid = text(pod, "/metadata/uid");
+        // The authenticator is read when the server starts, not on every pass.
+        let jwt = if store.cluster.server_addr(pod_name, uid).is_some() {
+            None
+        } else {
+            jwt_authenticator(engine, pod)?
+        };
         store
             .cluster
-            .start_server(pod_name, uid, &service_ip, &tls_san)?;
+            .start_server(pod_name, uid, &service_ip, &tls_san, jwt)?;
         store
             .started
             .entry(uid.to_string())

@@ -5,8 +5,8 @@
 //! `podSpec`'s: affinity from `status.policy.serverAffinity` else `spec.serverAffinity`,
 //! `spec.nodeSelector`, `spec.priorityClass`, the config volumes, the startup command (which
 //! changes with the server count, mode and `serverArgs`), probes, `serverLimit` as container
-//! limits unless `serverResources` (pod-level) is set. Secret mounts, addons and custom CAs
-//! are not rendered.
+//! limits unless `serverResources` (pod-level) is set, and the `secretMounts` of servers
+//! (role `server` or `all`) as Secret volumes. Addons and custom CAs are not rendered.
 
 use serde_json::{Map, Value, json};
 
@@ -243,6 +243,32 @@ fn pod_spec(cluster: &Value, image: &str, servers: i64, persistent: bool) -> Val
     .iter()
     .map(|(n, p)| json!({"name": n, "mountPath": p}))
     .collect();
+    // The Cluster's secretMounts for servers (role `server` or `all`), as K3K mounts them.
+    let mut mounts = mounts;
+    for mount in cluster
+        .pointer("/spec/secretMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let secret = text(mount, "/secretName");
+        if secret.is_empty() || !matches!(text(mount, "/role"), "" | "all" | "server") {
+            continue;
+        }
+        let mut source = json!({"secretName": secret});
+        for field in ["items", "defaultMode", "optional"] {
+            if let Some(v) = mount.get(field) {
+                source[field] = v.clone();
+            }
+        }
+        volumes.push(json!({"name": secret, "secret": source}));
+        let mut volume_mount =
+            json!({"name": secret, "mountPath": text(mount, "/mountPath"), "readOnly": true});
+        if !text(mount, "/subPath").is_empty() {
+            volume_mount["subPath"] = json!(text(mount, "/subPath"));
+        }
+        mounts.push(volume_mount);
+    }
     let mut env = vec![
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
         json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),

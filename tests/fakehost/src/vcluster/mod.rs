@@ -3,11 +3,14 @@
 //! controllers a tenant notices (default ServiceAccounts, Deployments → Pods), served by one
 //! K3s server per running server pod: HTTPS with a certificate from the cluster's serverCA
 //! for the SANs in force when that server started, authenticating client certificates signed
-//! by its clientCA (CN = user, O = groups) and authorizing every request with RBAC.
+//! by its clientCA (CN = user, O = groups) or bearer tokens its JWT authenticator accepts
+//! (`jwt`, from the `authentication-config` the server started with), and authorizing every
+//! request with RBAC.
 
 // Every `Engine` call returns the engine's `ApiError` unboxed; these handlers pass it on.
 #![allow(clippy::result_large_err)]
 
+pub mod jwt;
 mod serve;
 mod workloads;
 
@@ -178,13 +181,15 @@ impl VirtualCluster {
     /// Starts the K3s server of pod `pod` (uid `pod_uid`) on a new loopback port, with a
     /// certificate for the SANs K3s reads at start: its own, `service_ip` and `tls_san`. A
     /// server already running for that pod is kept as it is (K3s reads `tls-san` only at
-    /// start); one left by an earlier pod of that name is replaced.
+    /// start); one left by an earlier pod of that name is replaced. `jwt`: the JWT
+    /// authenticator of its `authentication-config`, if it was started with one.
     pub fn start_server(
         &self,
         pod: &str,
         pod_uid: &str,
         service_ip: &str,
         tls_san: &[String],
+        jwt: Option<Arc<jwt::JwtAuthenticator>>,
     ) -> anyhow::Result<SocketAddr> {
         let mut servers = lock(&self.inner.servers);
         if let Some(server) = servers.get(pod) {
@@ -205,6 +210,7 @@ impl VirtualCluster {
             listener,
             tls,
             Arc::from(self.inner.client_ca.cert_pem()),
+            jwt,
             self.inner.router.clone(),
             stop_rx,
         ));

@@ -3,6 +3,8 @@
 //! the host's listener, which lets rustls verify chains), the TLS layer accepts any client
 //! certificate and the authenticator decides afterwards: a certificate the cluster's client CA did not
 //! sign, or an expired one, is answered 401 Unauthorized rather than a handshake failure.
+//! Without a valid client certificate, a bearer token goes to the server's JWT
+//! authenticator (`jwt`), if its configuration has one; a refused token is a 401 as well.
 
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::jwt::JwtAuthenticator;
 use crate::pki;
 
 /// Asks for a client certificate, checks only the handshake signature (proof of key
@@ -115,6 +118,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     client_ca_pem: Arc<str>,
+    jwt: Option<Arc<JwtAuthenticator>>,
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -127,6 +131,7 @@ pub(super) async fn serve(
                 let acceptor = TlsAcceptor::from(tls.clone());
                 let router = router.clone();
                 let client_ca_pem = client_ca_pem.clone();
+                let jwt = jwt.clone();
                 connections.spawn(async move {
                     let Ok(stream) = acceptor.accept(tcp).await else { return };
                     let identity = stream
@@ -135,11 +140,23 @@ pub(super) async fn serve(
                         .peer_certificates()
                         .and_then(|chain| chain.first())
                         .and_then(|cert| pki::authenticate_client_cert(cert.as_ref(), &client_ca_pem, jiff::Timestamp::now()).ok());
-                    let service = router.map_request(move |mut request: Request<Incoming>| {
-                        if let Some(identity) = &identity {
-                            request.extensions_mut().insert(identity.clone());
+                    // As kube-apiserver's union authenticator: the certificate first, then
+                    // the bearer token.
+                    let service = tower::service_fn(move |mut request: Request<Incoming>| {
+                        let router = router.clone();
+                        let identity = identity.clone();
+                        let jwt = jwt.clone();
+                        async move {
+                            let who = match (identity, jwt, bearer(&request)) {
+                                (Some(identity), _, _) => Some(identity),
+                                (None, Some(jwt), Some(token)) => jwt.authenticate(&token).await.ok(),
+                                _ => None,
+                            };
+                            if let Some(who) = who {
+                                request.extensions_mut().insert(who);
+                            }
+                            router.oneshot(request).await
                         }
-                        request
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
@@ -151,4 +168,16 @@ pub(super) async fn serve(
         }
     }
     connections.abort_all();
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer<B>(request: &Request<B>) -> Option<String> {
+    let value = request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_string())
 }
