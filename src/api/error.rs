@@ -81,7 +81,7 @@ impl From<OpsError> for ApiError {
                 let mut e = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "throttled",
-                    format!("too many failed attempts; try again in {secs} seconds"),
+                    format!("too many attempts; try again in {secs} seconds"),
                 );
                 e.retry_after = Some(secs);
                 e

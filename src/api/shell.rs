@@ -58,14 +58,20 @@ fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
 #[utoipa::path(post, path = "/auth/device", tag = "auth",
     request_body(content = DeviceRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = DeviceAuthorization), (status = 400, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn device_authorization(
     State(s): State<AppState>,
+    ClientOrigin(o): ClientOrigin,
     body: Bytes,
 ) -> ApiResult<Json<DeviceAuthorization>> {
     let req: DeviceRequest =
         form(&body).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m))?;
-    Ok(Json(s.ops.start_device_grant(req.name, &s.public_url)?))
+    Ok(Json(s.ops.start_device_grant(
+        req.name,
+        &s.public_url,
+        &o,
+    )?))
 }
 
 /// A device token request (RFC 8628 §3.4), as a form.

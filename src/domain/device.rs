@@ -7,9 +7,12 @@
 //! decided, expired or answered grant is removed when its poller learns the outcome, so one
 //! approval yields at most one credential; a poll sooner than the interval is answered
 //! `slow_down` and the interval grows by five seconds (RFC 8628 §3.5); at most
-//! [`MAX_PENDING`] grants exist at once.
+//! [`MAX_PENDING`] grants exist at once, and at most [`MAX_PENDING_PER_ADDRESS`] of them
+//! were asked for from one client address, so one client cannot fill the table and lock
+//! everyone else out of `kaas login --device`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -26,6 +29,9 @@ pub const GRANT_LIFETIME: SignedDuration = SignedDuration::from_secs(600);
 pub const POLL_INTERVAL_SECS: u64 = 5;
 /// Pending grants held at once; more are refused until some expire.
 pub const MAX_PENDING: usize = 1000;
+/// Pending grants asked for from one client address. Generous for an office behind one NAT
+/// address (each person signs in once), far below [`MAX_PENDING`].
+pub const MAX_PENDING_PER_ADDRESS: usize = 10;
 
 /// What the person in the console decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +50,8 @@ pub struct Grant {
     pub client_name: String,
     pub expires_at: Timestamp,
     pub interval_secs: u64,
+    /// The client address that asked for it, for the per-address limit.
+    requested_from: IpAddr,
     last_poll: Option<Timestamp>,
     pub decision: Decision,
 }
@@ -67,6 +75,10 @@ pub enum Poll {
 pub enum GrantError {
     #[error("too many sign-ins are waiting for approval; try again in a few minutes")]
     Full,
+    /// This address already has [`MAX_PENDING_PER_ADDRESS`] grants waiting; the oldest
+    /// expires after `retry_after`.
+    #[error("too many device sign-ins are waiting from this address")]
+    TooManyFromAddress { retry_after: SignedDuration },
     #[error("the code is taken")]
     CodeTaken,
     #[error(
@@ -123,9 +135,21 @@ impl Grants {
         device_digest: [u8; 32],
         user_code: &str,
         client_name: String,
+        requested_from: IpAddr,
         now: Timestamp,
     ) -> Result<&Grant, GrantError> {
         self.prune(now);
+        let from_here = || {
+            self.by_device
+                .values()
+                .filter(|g| g.requested_from == requested_from)
+        };
+        if from_here().count() >= MAX_PENDING_PER_ADDRESS {
+            let oldest = from_here().map(|g| g.expires_at).min().unwrap_or(now);
+            return Err(GrantError::TooManyFromAddress {
+                retry_after: oldest.duration_since(now),
+            });
+        }
         if self.by_device.len() >= MAX_PENDING {
             return Err(GrantError::Full);
         }
@@ -138,6 +162,7 @@ impl Grants {
             client_name,
             expires_at: now.saturating_add(GRANT_LIFETIME).unwrap_or(now),
             interval_secs: POLL_INTERVAL_SECS,
+            requested_from,
             last_poll: None,
             decision: Decision::Pending,
         };
@@ -206,6 +231,10 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
 
+    fn here() -> IpAddr {
+        "192.0.2.1".parse().unwrap()
+    }
+
     #[test]
     fn user_codes_are_typed_loosely_and_shown_in_two_groups() {
         assert_eq!(normalize_user_code("bcdf-ghjk "), "BCDFGHJK");
@@ -218,7 +247,7 @@ mod tests {
     #[test]
     fn an_approved_grant_answers_its_poller_once() {
         let mut g = Grants::default();
-        g.start([1; 32], "BCDF-GHJK", "laptop".into(), t(0))
+        g.start([1; 32], "BCDF-GHJK", "laptop".into(), here(), t(0))
             .unwrap();
         assert_eq!(g.poll(&[1; 32], t(0)).0, Poll::Pending);
         assert_eq!(g.pending("bcdfghjk", t(1)).unwrap().client_name, "laptop");
@@ -238,7 +267,8 @@ mod tests {
     #[test]
     fn polling_too_fast_slows_the_poller_down_and_denial_and_expiry_end_the_grant() {
         let mut g = Grants::default();
-        g.start([2; 32], "BBBBBBBB", "x".into(), t(0)).unwrap();
+        g.start([2; 32], "BBBBBBBB", "x".into(), here(), t(0))
+            .unwrap();
         assert_eq!(g.poll(&[2; 32], t(1)).0, Poll::Pending);
         assert_eq!(g.poll(&[2; 32], t(2)).0, Poll::SlowDown(10));
         assert_eq!(g.poll(&[2; 32], t(8)).0, Poll::SlowDown(15));
@@ -247,16 +277,43 @@ mod tests {
         assert_eq!(g.poll(&[2; 32], t(50)).0, Poll::Denied);
         assert_eq!(g.poll(&[2; 32], t(60)).0, Poll::Expired);
 
-        g.start([3; 32], "CCCCCCCC", "y".into(), t(0)).unwrap();
+        g.start([3; 32], "CCCCCCCC", "y".into(), here(), t(0))
+            .unwrap();
         assert!(g.pending("CCCCCCCC", t(599)).is_some());
         assert!(g.pending("CCCCCCCC", t(600)).is_none());
         assert_eq!(g.poll(&[3; 32], t(600)).0, Poll::Expired);
         // A taken user code is refused; an unknown device code is expired.
-        g.start([4; 32], "DDDDDDDD", "z".into(), t(0)).unwrap();
+        g.start([4; 32], "DDDDDDDD", "z".into(), here(), t(0))
+            .unwrap();
         assert_eq!(
-            g.start([5; 32], "DDDD-DDDD", "z".into(), t(1)).err(),
+            g.start([5; 32], "DDDD-DDDD", "z".into(), here(), t(1))
+                .err(),
             Some(GrantError::CodeTaken)
         );
         assert_eq!(g.poll(&[9; 32], t(1)).0, Poll::Expired);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_table_for_everyone_else() {
+        let mut g = Grants::default();
+        let code = |i: usize| user_code_from(&[i as u8, (i / 20) as u8, 0, 0, 0, 0, 0, 1]);
+        for i in 0..MAX_PENDING_PER_ADDRESS {
+            g.start([i as u8; 32], &code(i), "x".into(), here(), t(i as i64))
+                .unwrap();
+        }
+        // The next one from the same address waits until its oldest grant expires.
+        assert_eq!(
+            g.start([99; 32], &code(99), "x".into(), here(), t(100))
+                .err(),
+            Some(GrantError::TooManyFromAddress {
+                retry_after: SignedDuration::from_secs(500)
+            })
+        );
+        // Another address is served, and the first one again once its oldest expired.
+        let elsewhere: IpAddr = "2001:db8::7".parse().unwrap();
+        g.start([98; 32], &code(98), "y".into(), elsewhere, t(100))
+            .unwrap();
+        g.start([99; 32], &code(99), "x".into(), here(), t(600))
+            .unwrap();
     }
 }

@@ -102,6 +102,9 @@ fn token_name(name: Option<String>) -> OpsResult<String> {
 fn grant_refusal(e: GrantError) -> OpsError {
     match e {
         GrantError::Full => OpsError::Unavailable(e.to_string()),
+        GrantError::TooManyFromAddress { retry_after } => {
+            OpsError::Throttled(retry_after.unsigned_abs())
+        }
         GrantError::UnknownCode => invalid("user_code", e.to_string()),
         GrantError::CodeTaken => OpsError::Conflict(e.to_string()),
     }
@@ -216,6 +219,7 @@ impl Ops {
         &self,
         name: Option<String>,
         base: &str,
+        origin: &Origin,
     ) -> OpsResult<DeviceAuthorization> {
         let name = token_name(name)?;
         let device_code = new_secret("kaasdev_");
@@ -226,7 +230,7 @@ impl Ops {
             let mut random = [0u8; device::USER_CODE_LEN];
             rand::rng().fill_bytes(&mut random);
             let code = device::user_code_from(&random);
-            match grants.start(digest(&device_code), &code, name.clone(), now) {
+            match grants.start(digest(&device_code), &code, name.clone(), origin.ip, now) {
                 Ok(g) => {
                     let shown = device::display_user_code(&g.user_code);
                     let base = base.trim_end_matches('/');

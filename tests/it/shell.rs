@@ -640,6 +640,38 @@ async fn expired_revoked_and_denied_credentials_are_refused_with_one_line_saying
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "expired_token", "{body}");
 
+    // One address cannot fill the table of waiting sign-ins: beyond ten waiting from it,
+    // the next is refused with when to try again.
+    for _ in 0..10 {
+        let res = c
+            .post(format!("{base}/api/v1/auth/device"))
+            .form(&[("name", "flood")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let res = c
+        .post(format!("{base}/api/v1/auth/device"))
+        .form(&[("name", "flood")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "throttled", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        format!("too many attempts; try again in {wait} seconds"),
+        "{body}"
+    );
+
     // Bad URLs are refused before anything is sent.
     let r = t
         .kaas(
