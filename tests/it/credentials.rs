@@ -200,7 +200,12 @@ async fn minted_credentials_journey<H: TestHost>(h: &H) {
     assert!(applied.status.success(), "{}", describe(&applied));
 
     // The binding names only the group `team`, so these answers prove the O made it through.
-    assert_eq!(can_i(&alice, "list", "pods", "default").await, "yes");
+    // A real apiserver's RBAC authorizer learns of the binding from its informer, a moment
+    // after the write is acknowledged: wait for it rather than race it.
+    h.until("the binding to take effect for alice", async || {
+        can_i(&alice, "list", "pods", "default").await == "yes"
+    })
+    .await;
     assert_eq!(can_i(&alice, "create", "pods", "default").await, "no");
     assert_eq!(can_i(&alice, "list", "pods", "kube-system").await, "no");
     let pods = kubectl_output(&alice, &["get", "pods", "-n", "default"]).await;
