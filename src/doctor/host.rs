@@ -6,26 +6,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::ListParams;
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
-use serde_json::json;
 
 use super::{Check, fail, one_line, pass, warn};
-use crate::host::names::{
-    K3K_CLUSTER_FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, TOLERATIONS_WHITELIST_ANNOTATION,
+use crate::host::names::K3K_CLUSTER_FINALIZER;
+use crate::reconcile::connection::{
+    K3K_CRDS, PROBE_NAMESPACE, ProbeError, enforces_toleration_restriction,
 };
-use crate::host::tolerations::{system_tolerations, tolerations_json};
-use crate::reconcile::connection::K3K_CRDS;
 
-/// The namespace the PodTolerationRestriction probe uses (created by the installer's RBAC
-/// manifest, or here when missing).
-pub const PROBE_NAMESPACE: &str = "kaas-doctor";
-/// The toleration the probe pod carries and the probe namespace's whitelist forbids.
-const PROBE_TOLERATION_KEY: &str = "kaas.io/doctor-probe";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 /// How long a Cluster may sit on K3K's finalizer before doctor blames the controller.
 const STUCK_DELETING: Duration = Duration::from_secs(5 * 60);
@@ -197,84 +189,24 @@ pub(super) async fn pod_toleration_restriction(client: &Client) -> Check {
     let fix = "enable it in K3s: /etc/rancher/k3s/config.yaml.d/50-kaas.yaml with \
                `kube-apiserver-arg+: [enable-admission-plugins=NodeRestriction,PodTolerationRestriction]` \
                (install.sh writes it), then restart K3s (systemctl restart k3s)";
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": PROBE_NAMESPACE,
-            "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
-            "annotations": {
-                TOLERATIONS_WHITELIST_ANNOTATION: tolerations_json(&system_tolerations()),
-            },
-        },
-    });
-    if let Err(e) = namespaces
-        .patch(
-            PROBE_NAMESPACE,
-            &PatchParams::apply("kaas-doctor").force(),
-            &Patch::Apply(&ns),
-        )
-        .await
-    {
-        return warn(
-            NAME,
-            format!(
-                "cannot prepare the probe namespace {PROBE_NAMESPACE}: {}",
-                one_line(&e)
-            ),
-            "give kaas's host account the installer's ClusterRole (namespaces: patch)",
-        );
-    }
-    let pod: Pod = match serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": { "name": "toleration-probe" },
-        "spec": {
-            "containers": [{
-                "name": "probe",
-                "image": "registry.invalid/kaas-doctor-probe:never-pulled",
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "runAsNonRoot": true,
-                    "runAsUser": 65534,
-                    "capabilities": { "drop": ["ALL"] },
-                    "seccompProfile": { "type": "RuntimeDefault" },
-                },
-            }],
-            "tolerations": [{
-                "key": PROBE_TOLERATION_KEY,
-                "operator": "Exists",
-                "effect": "NoSchedule",
-            }],
-        },
-    })) {
-        Ok(p) => p,
-        Err(e) => return warn(NAME, format!("building the probe pod: {e}"), "report a bug"),
-    };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), PROBE_NAMESPACE);
-    let params = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    match pods.create(&params, &pod).await {
-        Ok(_) => fail(
+    match enforces_toleration_restriction(client).await {
+        Ok(false) => fail(
             NAME,
             "not enabled: a pod with a toleration its namespace's whitelist forbids was admitted (dry run)",
             fix,
         ),
-        Err(kube::Error::Api(ae)) if crate::reconcile::connection::is_toleration_refusal(&ae) => {
-            pass(
-                NAME,
-                "enabled: a forbidden toleration was refused by admission (dry run)",
-            )
-        }
-        Err(e) => warn(
+        Ok(true) => pass(
             NAME,
-            format!(
-                "the probe pod (dry run) failed for another reason: {}",
-                one_line(&e)
-            ),
+            "enabled: a forbidden toleration was refused by admission (dry run)",
+        ),
+        Err(ProbeError::Namespace(e)) => warn(
+            NAME,
+            format!("cannot prepare the probe namespace {PROBE_NAMESPACE}: {e}"),
+            "give kaas's host account the installer's ClusterRole (namespaces: patch)",
+        ),
+        Err(ProbeError::Pod(e)) => warn(
+            NAME,
+            format!("the probe pod (dry run) failed for another reason: {e}"),
             "give kaas's host account pods: create in the kaas-doctor namespace, then re-run",
         ),
     }
@@ -341,7 +273,7 @@ mod tests {
             )
             .within("ns");
             if let Some(p) = phase {
-                o.data = json!({"status": {"phase": p}});
+                o.data = serde_json::json!({"status": {"phase": p}});
             }
             o.metadata.finalizers = Some(vec![K3K_CLUSTER_FINALIZER.into()]);
             o.metadata.deletion_timestamp =

@@ -28,7 +28,7 @@ use host::{
 };
 use machine::{clock, data_dir, external_address};
 
-pub use host::PROBE_NAMESPACE;
+pub use crate::reconcile::connection::PROBE_NAMESPACE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,6 +18,7 @@ use crate::host::isolation::{
     Enforcement, K3S_NODE_ARGS_ANNOTATION, NETWORK_POLICY_FIX, network_policy_enforcement,
 };
 use crate::host::names;
+use crate::host::tolerations::{system_tolerations, tolerations_json};
 use crate::ops::host_status::{HostMonitor, HostStatus};
 
 /// Where the host kubeconfig is looked for, in order, when none is configured.
@@ -25,9 +26,6 @@ pub const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
 
 /// The K3K CRDs kaas needs on the host.
 pub const K3K_CRDS: [&str; 2] = ["clusters.k3k.io", "virtualclusterpolicies.k3k.io"];
-
-/// The namespace kaas keeps on the host for its own checks.
-pub const KAAS_SYSTEM_NAMESPACE: &str = "kaas-system";
 
 /// What to tell an operator whose host does not enforce toleration whitelists.
 pub const TOLERATION_RESTRICTION_FIX: &str = "the host does not enforce PodTolerationRestriction, so a tenant could schedule onto another workspace's dedicated nodes: add `kube-apiserver-arg: [\"enable-admission-plugins=NodeRestriction,PodTolerationRestriction\"]` to /etc/rancher/k3s/config.yaml.d/kaas.yaml and restart K3s";
@@ -42,9 +40,27 @@ pub fn is_toleration_refusal(status: &kube::core::Status) -> bool {
             .contains("conflict with its namespace whitelist")
 }
 
+/// The namespace the PodTolerationRestriction probe uses, for the server and `kaas doctor`
+/// alike: made by the installer's RBAC manifest, which lets kaas's account create pods there
+/// and nowhere else (only dry runs are ever sent), or here when missing.
+pub const PROBE_NAMESPACE: &str = "kaas-doctor";
+/// The toleration the probe pod carries and the probe namespace's whitelist forbids.
+const PROBE_TOLERATION_KEY: &str = "kaas.io/doctor-probe";
+
+/// Why the PodTolerationRestriction probe got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The probe namespace could not be prepared.
+    Namespace(String),
+    /// The dry-run pod was refused for another reason than its toleration.
+    Pod(String),
+}
+
 /// Asks the host whether it rejects a pod whose toleration its namespace's whitelist does
-/// not admit (a dry run: nothing is stored).
-pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, String> {
+/// not admit (a dry run: nothing is stored). The namespace admits only the tolerations
+/// Kubernetes adds itself and enforces the `restricted` Pod Security level, so the probe pod
+/// is one that level admits.
+pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, ProbeError> {
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::PostParams;
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -52,26 +68,38 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
-            "name": KAAS_SYSTEM_NAMESPACE,
+            "name": PROBE_NAMESPACE,
             "labels": {names::MANAGED_BY_LABEL: names::MANAGED_BY_VALUE},
-            "annotations": {names::TOLERATIONS_WHITELIST_ANNOTATION: "[{\"key\":\"kaas.hexabase.ai/probe\",\"operator\":\"Exists\"}]"}
+            "annotations": {
+                names::TOLERATIONS_WHITELIST_ANNOTATION: tolerations_json(&system_tolerations()),
+            },
         }
     }))
-    .map_err(|e| e.to_string())?;
-    apply_if_changed(&namespaces, KAAS_SYSTEM_NAMESPACE, &ns)
+    .map_err(|e| ProbeError::Namespace(e.to_string()))?;
+    apply_if_changed(&namespaces, PROBE_NAMESPACE, &ns)
         .await
-        .map_err(|e| format!("preparing {KAAS_SYSTEM_NAMESPACE}: {}", describe(&e)))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), KAAS_SYSTEM_NAMESPACE);
+        .map_err(|e| ProbeError::Namespace(describe(&e)))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), PROBE_NAMESPACE);
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "kaas-toleration-probe"},
+        "metadata": {"name": "toleration-probe"},
         "spec": {
-            "containers": [{"name": "probe", "image": "kaas/probe:none"}],
-            "tolerations": [{"key": "kaas.hexabase.ai/not-whitelisted", "operator": "Exists", "effect": "NoSchedule"}]
+            "containers": [{
+                "name": "probe",
+                "image": "registry.invalid/kaas-doctor-probe:never-pulled",
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "runAsNonRoot": true,
+                    "runAsUser": 65534,
+                    "capabilities": { "drop": ["ALL"] },
+                    "seccompProfile": { "type": "RuntimeDefault" },
+                },
+            }],
+            "tolerations": [{"key": PROBE_TOLERATION_KEY, "operator": "Exists", "effect": "NoSchedule"}]
         }
     }))
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| ProbeError::Pod(e.to_string()))?;
     let params = PostParams {
         dry_run: true,
         ..Default::default()
@@ -79,7 +107,7 @@ pub async fn enforces_toleration_restriction(client: &Client) -> Result<bool, St
     match pods.create(&params, &pod).await {
         Ok(_) => Ok(false),
         Err(kube::Error::Api(s)) if is_toleration_refusal(&s) => Ok(true),
-        Err(e) => Err(describe(&e)),
+        Err(e) => Err(ProbeError::Pod(describe(&e))),
     }
 }
 
@@ -195,7 +223,7 @@ impl HostConnection {
             (Ok(_), Some(c)) if due => match enforces_toleration_restriction(&c).await {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    tracing::debug!(error = %e, "could not check PodTolerationRestriction");
+                    tracing::debug!(error = ?e, "could not check PodTolerationRestriction");
                     status.pod_toleration_restriction
                 }
             },

@@ -242,3 +242,54 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
         "peak memory {peak} KiB, {rss_before} KiB before the abuse"
     );
 }
+
+/// Finding 1 of issue 16: every sign-in hashes a password with argon2 (about 19 MiB each),
+/// so 150 concurrent bogus sign-ins from 150 addresses took an unbounded server to about
+/// 3 GB. Hashing has a slot per core; the rest wait briefly and are told to retry (429),
+/// so the peak stays near a few hashes' worth and other clients are served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_sign_ins_costs_a_few_hashes_of_memory_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[]);
+    let addr: SocketAddr = server
+        .base
+        .strip_prefix("http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = server.pid();
+    bystander_served(addr, "warm-up").await;
+    let (rss_before, _) = memory_kib(pid);
+
+    // Distinct accounts from distinct addresses: no throttle stops them before the hash.
+    let mut tasks = Vec::new();
+    for i in 0..150u8 {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 1, i + 1));
+        let body =
+            format!(r#"{{"email":"nobody{i}@example.com","password":"wrong password {i}"}}"#);
+        let req = json_post("/api/v1/auth/login", &body);
+        tasks.push(tokio::spawn(
+            async move { status_of(addr, from, &req).await },
+        ));
+    }
+    bystander_served(addr, "150 concurrent sign-ins").await;
+    let mut answers = std::collections::BTreeMap::new();
+    for t in tasks {
+        *answers.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    println!("answers to 150 concurrent sign-ins: {answers:?}");
+    assert!(
+        answers.keys().all(|c| *c == 401 || *c == 429),
+        "{answers:?}"
+    );
+    assert!(answers.get(&401).is_some_and(|n| *n > 0), "{answers:?}");
+    bystander_served(addr, "after the sign-ins").await;
+
+    let (rss_after, peak) = memory_kib(pid);
+    println!("kaas memory: {rss_before} KiB before, {rss_after} KiB after, peak {peak} KiB");
+    // Unbounded, 150 hashes at once would be about 2.9 GiB.
+    assert!(
+        peak < rss_before + 256 * 1024,
+        "peak memory {peak} KiB, {rss_before} KiB before the flood"
+    );
+}

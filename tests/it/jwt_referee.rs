@@ -395,11 +395,13 @@ async fn the_real_authenticator_decides_the_token_table_on_realhost() {
         stuck_after: Duration::from_secs(30),
         ..reconciler_settings()
     });
-    let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
+    let kaas_kubeconfig = host.packaged_service_account_kubeconfig();
+    let reconciler = attach_host(&mut app, kaas_kubeconfig.clone(), settings);
     let (url, ticking) = issuer.serve(&app);
     let h = RealHostedApp {
         app,
         host,
+        kaas_kubeconfig,
         reconciler,
     };
     let outcomes = run_table(&h, &url).await;

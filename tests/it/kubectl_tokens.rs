@@ -202,11 +202,13 @@ async fn kubectl_uses_kaas_tokens_and_loses_access_with_the_role_on_realhost() {
         ..reconciler_settings()
     };
     settings.host.issuer = Some(ClusterIssuer::usable(&url, Some(cert_pem.clone())).unwrap());
-    let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
+    let kaas_kubeconfig = host.packaged_service_account_kubeconfig();
+    let reconciler = attach_host(&mut app, kaas_kubeconfig.clone(), settings);
     serve_https(app.router.clone(), listener, &cert_pem, &key_pem);
     let h = RealHostedApp {
         app,
         host,
+        kaas_kubeconfig,
         reconciler,
     };
     let app = &h.app;

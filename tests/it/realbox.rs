@@ -364,7 +364,7 @@ async fn a_changed_external_address_reaches_the_served_certificate_on_realhost()
     let mut settings = reconciler_settings();
     settings.poll_while_busy = Duration::from_millis(500);
     settings.host.external_addresses = vec!["127.0.0.1".into(), "kaas-new.example".into()];
-    h.reconciler = attach_host(&mut h.app, h.host.kubeconfig.clone(), settings);
+    h.reconciler = attach_host(&mut h.app, h.kaas_kubeconfig.clone(), settings);
     h.until("the Cluster's tlsSANs changed", async || {
         cluster_of(&h, &ws).await["spec"]["tlsSANs"] == json!(["127.0.0.1", "kaas-new.example"])
     })

@@ -444,6 +444,65 @@ impl RealHost {
         }
     }
 
+    /// This host as an installed kaas sees it: packaging/k3s/kaas-rbac.yaml is applied (with
+    /// the administrator's credentials, as K3s's auto-deploy would; once per host) and the
+    /// kubeconfig kaas is given authenticates as its ServiceAccount, with a token the real
+    /// TokenRequest API issues. So whatever kaas does that the packaged ClusterRole does not
+    /// grant is refused by the real RBAC authorizer, in every realhost test. The client tests
+    /// inspect and arrange the host with stays the administrator's. Returns that kubeconfig.
+    pub fn packaged_service_account_kubeconfig(&self) -> PathBuf {
+        // By the admin kubeconfig's text: private hosts reuse their directories, not their
+        // servers and CAs.
+        static APPLIED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let admin = self.kubeconfig.clone();
+        let kubectl = |args: &[&str]| {
+            let out = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&admin)
+                .args(args)
+                .output()
+                .expect("kubectl runs");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        {
+            // Concurrent applies of the same new objects would race to create them.
+            let host = std::fs::read_to_string(&admin).expect("admin kubeconfig");
+            let mut applied = APPLIED.lock().unwrap_or_else(|e| e.into_inner());
+            if !applied.contains(&host) {
+                let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/k3s/kaas-rbac.yaml");
+                kubectl(&["apply", "-f", rbac]);
+                applied.push(host);
+            }
+        }
+        let token = kubectl(&[
+            "create",
+            "token",
+            "kaas",
+            "-n",
+            "kube-system",
+            "--duration",
+            "6h",
+        ]);
+        let mut config: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&admin).expect("admin kubeconfig"))
+                .expect("admin kubeconfig is YAML");
+        for user in config["users"].as_sequence_mut().expect("users") {
+            user["user"] =
+                serde_yaml::to_value(serde_json::json!({ "token": token })).expect("token as YAML");
+        }
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = admin.with_file_name(format!("kaas-sa-{n}.kubeconfig"));
+        std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML"))
+            .expect("kubeconfig written");
+        path
+    }
+
     /// Where to look when something went wrong.
     pub fn diagnostics(&self) -> String {
         format!(" (realhost log: {})", self.log.display())
@@ -455,6 +514,9 @@ impl RealHost {
 pub struct RealHostedApp {
     pub app: TestApp,
     pub host: RealHost,
+    /// What kaas is given: the packaged ServiceAccount's kubeconfig (see
+    /// [`RealHost::packaged_service_account_kubeconfig`]).
+    pub kaas_kubeconfig: PathBuf,
     pub reconciler: ReconcilerHandle,
 }
 
@@ -484,10 +546,12 @@ impl RealHostedApp {
         settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
         settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
         tweak(&mut settings);
-        let reconciler = attach_host(&mut app, host.kubeconfig.clone(), settings);
+        let kaas_kubeconfig = host.packaged_service_account_kubeconfig();
+        let reconciler = attach_host(&mut app, kaas_kubeconfig.clone(), settings);
         RealHostedApp {
             app,
             host,
+            kaas_kubeconfig,
             reconciler,
         }
     }

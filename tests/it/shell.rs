@@ -270,8 +270,10 @@ async fn a_user_logs_in_from_a_shell_creates_a_workspace_and_uses_it_with_kubect
 /// cluster decide (a realhost of its own: this kaas's reconciler owns the whole host).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_logs_in_from_a_shell_creates_a_workspace_and_uses_it_with_kubectl_on_realhost() {
-    crate::realhost::PrivateRealHost::with(1, async |host| shell_journey(&host.kubeconfig).await)
-        .await;
+    crate::realhost::PrivateRealHost::with(1, async |host| {
+        shell_journey(&host.packaged_service_account_kubeconfig()).await
+    })
+    .await;
 }
 
 /// Login (password, then device) → org list → ws create --wait → output shapes → projects

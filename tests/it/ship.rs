@@ -60,6 +60,10 @@ fn the_unit_is_hardened_and_passes_systemd_analyze() {
         "ProtectSystem=strict",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "ExecStart=/usr/local/bin/kaas serve --config /etc/kaas/config.toml",
+        // A flood that gets past kaas's own bounds costs kaas itself, never the K3s beside it.
+        "MemoryHigh=768M",
+        "MemoryMax=1G",
+        "TasksMax=512",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
@@ -508,6 +512,37 @@ async fn doctor_on_a_prepared_host_passes_the_host_checks() {
     ] {
         assert_eq!(s[name], Status::Pass, "{name}");
     }
+}
+
+/// `kaas doctor` as an installed kaas runs it, with the packaged ServiceAccount's token, on
+/// realhost's real RBAC: it comes to the same verdicts as with the administrator's
+/// credentials, so the packaged ClusterRole and the kaas-doctor Role grant every read and the
+/// dry-run probe the checks make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_as_the_packaged_service_account_sees_what_the_administrator_sees_on_realhost() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let host = crate::realhost::RealHost::connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut as_admin = doctor_config(&host.kubeconfig, &dir.path().join("data"));
+    as_admin.host.external_addresses = vec!["127.0.0.1".into()];
+    let mut as_kaas = as_admin.clone();
+    as_kaas.host.kubeconfig = Some(host.packaged_service_account_kubeconfig());
+    let (admin, kaas) = (
+        kaas::doctor::run(&as_admin).await,
+        kaas::doctor::run(&as_kaas).await,
+    );
+    eprintln!("{}", kaas.render());
+    for c in &kaas.checks {
+        let text = format!("{} {}", c.detail, c.fix.as_deref().unwrap_or_default());
+        assert!(
+            // RBAC's refusal reads "<resource> is forbidden: User \"...\" cannot ...".
+            !text.contains("forbidden: User"),
+            "the packaged ServiceAccount is refused: {c:?}"
+        );
+    }
+    assert_eq!(statuses(&kaas), statuses(&admin), "{}", kaas.render());
+    assert_eq!(statuses(&kaas)["k3k-crds"], Status::Pass);
+    assert_eq!(statuses(&kaas)["pod-toleration-restriction"], Status::Pass);
 }
 
 #[tokio::test]
