@@ -3,7 +3,7 @@
 //! driven over HTTP like a browser (redirects followed, cookies kept).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::binary::Server;
 
 /// The provider, stopped when dropped.
-pub(super) struct Idp {
+struct Idp {
     child: Child,
 }
 
@@ -24,13 +24,9 @@ impl Drop for Idp {
     }
 }
 
-/// Starts tests/oidc/provider.js accepting `redirects`; returns it with its issuer URL.
-pub(super) fn start_idp(redirects: &str) -> (Idp, String) {
-    start_idp_with(redirects, &[])
-}
-
-/// [`start_idp`] with more environment (`TLS_CERT`, `TLS_KEY`: served over HTTPS).
-fn start_idp_with(redirects: &str, env: &[(&str, &Path)]) -> (Idp, String) {
+/// Starts tests/oidc/provider.js accepting `redirects`, with more environment (`TLS_CERT`,
+/// `TLS_KEY`: served over HTTPS); returns it with its issuer URL.
+fn start_idp(redirects: &str, env: &[(&str, &Path)]) -> (Idp, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
@@ -66,12 +62,125 @@ fn start_idp_with(redirects: &str, env: &[(&str, &Path)]) -> (Idp, String) {
     panic!("the OpenID Connect provider did not start");
 }
 
-pub(super) fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// kaas on a port known beforehand (its URL is the `public_url` the provider redirects to),
+/// configured with providers of the test provider, which accepts each `/sso/<id>/callback`.
+/// Dropped: kaas, then the provider, then the temporary directory (fields drop in order).
+pub(super) struct SsoBox {
+    /// kaas's URL, `http://127.0.0.1:<port>`.
+    pub(super) kaas: String,
+    /// The provider's issuer URL.
+    pub(super) issuer: String,
+    pub(super) server: Server,
+    _idp: Idp,
+    /// Holds kaas.toml and the data directory.
+    dir: tempfile::TempDir,
+}
+
+impl SsoBox {
+    /// Starts the provider for `callback_ids`, then kaas with `[server] public_url` and the
+    /// `[[sso.providers]]` entries `providers` writes for the issuer.
+    pub(super) fn start(callback_ids: &[&str], providers: impl FnOnce(&str) -> String) -> SsoBox {
+        SsoBox::start_in(tempfile::tempdir().unwrap(), callback_ids, &[], providers)
+    }
+
+    /// [`SsoBox::start`] in `dir` (which may hold the provider's files), with more
+    /// environment for the provider (see [`start_idp`]).
+    fn start_in(
+        dir: tempfile::TempDir,
+        callback_ids: &[&str],
+        idp_env: &[(&str, &Path)],
+        providers: impl FnOnce(&str) -> String,
+    ) -> SsoBox {
+        let kaas = format!("http://127.0.0.1:{}", free_port());
+        let redirects: Vec<String> = callback_ids
+            .iter()
+            .map(|id| format!("{kaas}/sso/{id}/callback"))
+            .collect();
+        let (idp, issuer) = start_idp(&redirects.join(","), idp_env);
+        std::fs::write(
+            dir.path().join("kaas.toml"),
+            format!(
+                "[server]\npublic_url = \"{kaas}\"\n\n{}",
+                providers(&issuer)
+            ),
+        )
+        .unwrap();
+        let server = SsoBox::serve(&dir, &kaas);
+        SsoBox {
+            kaas,
+            issuer,
+            server,
+            _idp: idp,
+            dir,
+        }
+    }
+
+    fn serve(dir: &tempfile::TempDir, kaas: &str) -> Server {
+        let config = dir.path().join("kaas.toml");
+        Server::start_on(
+            &dir.path().join("data"),
+            kaas.trim_start_matches("http://"),
+            &[("KAAS_CONFIG", config.to_str().unwrap())],
+        )
+    }
+
+    /// kaas's data directory.
+    pub(super) fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops kaas (SIGTERM) and starts it again on the same port, data and config.
+    pub(super) fn restart(self) -> SsoBox {
+        self.server.stop();
+        let server = SsoBox::serve(&self.dir, &self.kaas);
+        SsoBox { server, ..self }
+    }
+
+    /// Stops kaas with SIGTERM; the provider and the directory go with the rest.
+    pub(super) fn stop(self) {
+        self.server.stop();
+    }
+}
+
+/// The client `kaas` of the test provider, with its secret.
+pub(super) const KAAS_CLIENT: (&str, &str) = ("kaas", "kaas-secret");
+/// Accounts for anyone the provider vouches for.
+pub(super) const OPEN: &str = r#"accounts = "open""#;
+/// Accounts for verified addresses at example.com.
+pub(super) const EXAMPLE_COM: &str = r#"accounts = "domains"
+allowed_domains = ["example.com"]"#;
+/// The provider's group k8s-admins (alice is in it) makes its members admins of acme.
+pub(super) const ACME_GROUPS: &str = r#"scopes = ["openid", "email", "profile", "groups"]
+groups_claim = "groups"
+groups = [{ group = "k8s-admins", org = "acme", role = "admin" }]"#;
+
+/// A `[[sso.providers]]` entry for the provider's `(client_id, client_secret)`, with
+/// `extra` lines.
+pub(super) fn provider(
+    id: &str,
+    name: &str,
+    issuer: &str,
+    (client_id, client_secret): (&str, &str),
+    extra: &[&str],
+) -> String {
+    format!(
+        "[[sso.providers]]\nid = \"{id}\"\nname = \"{name}\"\nissuer = \"{issuer}\"\n\
+         client_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n{}\n\n",
+        extra.join("\n")
+    )
+}
+
+/// The provider "corp" ("Corp IdP", client `kaas`) with `extra` lines.
+pub(super) fn corp(issuer: &str, extra: &[&str]) -> String {
+    provider("corp", "Corp IdP", issuer, KAAS_CLIENT, extra)
 }
 
 /// A browser: cookies kept, redirects followed and logged; with `stop_at_callback`, the
@@ -165,6 +274,15 @@ impl Admin {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// Creates the organization `name` (as [`ACME_GROUPS`] needs); its id.
+    pub(super) async fn create_org(&self, name: &str) -> String {
+        let (s, org) = self
+            .call(reqwest::Method::POST, "/orgs", Some(json!({"name": name})))
+            .await;
+        assert_eq!(s, 201, "{org}");
+        org["id"].as_str().unwrap().to_string()
+    }
+
     pub(super) async fn user(&self, email: &str) -> Value {
         let (_, users) = self.call(reqwest::Method::GET, "/users", None).await;
         users["items"]
@@ -243,87 +361,48 @@ pub(super) async fn admin(server: &Server) -> Admin {
 
 #[tokio::test]
 async fn single_sign_on_through_a_real_openid_connect_provider() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!(
-        "{kaas}/sso/corp/callback,{kaas}/sso/invited/callback,{kaas}/sso/badkey/callback,\
-         {kaas}/sso/tamper/callback,{kaas}/sso/expired/callback"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-public_url = "{kaas}"
-
-[[sso.providers]]
-id = "corp"
-name = "Corp IdP"
-issuer = "{issuer}"
-client_id = "kaas"
-client_secret = "kaas-secret"
-scopes = ["openid", "email", "profile", "groups"]
-accounts = "domains"
-allowed_domains = ["example.com"]
-groups_claim = "groups"
-groups = [{{ group = "k8s-admins", org = "acme", role = "admin" }}]
-
-# The same client under the default account policy: only invited addresses get accounts.
-[[sso.providers]]
-id = "invited"
-name = "Invited IdP"
-issuer = "{issuer}"
-client_id = "kaas"
-client_secret = "kaas-secret"
-
-# The provider signs this client's ID tokens with HS256 and the client secret: not a key
-# kaas accepts for the provider.
-[[sso.providers]]
-id = "badkey"
-name = "Bad Key IdP"
-issuer = "{issuer}"
-client_id = "kaas-hs"
-client_secret = "kaas-hs-secret-0123456789-0123456789-0123456789"
-accounts = "open"
-
-# The provider's token responses to this client carry an ID token altered after signing.
-[[sso.providers]]
-id = "tamper"
-name = "Tampered IdP"
-issuer = "{issuer}"
-client_id = "kaas-tamper"
-client_secret = "kaas-tamper-secret"
-accounts = "open"
-
-# The provider's ID tokens for this client have expired when they arrive.
-[[sso.providers]]
-id = "expired"
-name = "Slow IdP"
-issuer = "{issuer}"
-client_id = "kaas-expired"
-client_secret = "kaas-expired-secret"
-accounts = "open"
-"#
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start_on(
-        &data,
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
+    let sso_box = SsoBox::start(
+        &["corp", "invited", "badkey", "tamper", "expired"],
+        |issuer| {
+            let open = &[OPEN];
+            [
+                corp(issuer, &[EXAMPLE_COM, ACME_GROUPS]),
+                // The same client under the default account policy: only invited addresses
+                // get accounts.
+                provider("invited", "Invited IdP", issuer, KAAS_CLIENT, &[]),
+                // The provider signs this client's ID tokens with HS256 and the client
+                // secret: not a key kaas accepts for the provider.
+                provider(
+                    "badkey",
+                    "Bad Key IdP",
+                    issuer,
+                    ("kaas-hs", "kaas-hs-secret-0123456789-0123456789-0123456789"),
+                    open,
+                ),
+                // The provider's token responses to this client carry an ID token altered
+                // after signing.
+                provider(
+                    "tamper",
+                    "Tampered IdP",
+                    issuer,
+                    ("kaas-tamper", "kaas-tamper-secret"),
+                    open,
+                ),
+                // The provider's ID tokens for this client have expired when they arrive.
+                provider(
+                    "expired",
+                    "Slow IdP",
+                    issuer,
+                    ("kaas-expired", "kaas-expired-secret"),
+                    open,
+                ),
+            ]
+            .concat()
+        },
     );
-    let admin = admin(&server).await;
-    let (s, org) = admin
-        .call(
-            reqwest::Method::POST,
-            "/orgs",
-            Some(json!({"name": "acme"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{org}");
-    let acme = org["id"].as_str().unwrap().to_string();
+    let kaas = sso_box.kaas.clone();
+    let admin = admin(&sso_box.server).await;
+    let acme = admin.create_org("acme").await;
     let (s, bob) = admin
         .call(
             reqwest::Method::POST,
@@ -552,7 +631,7 @@ accounts = "open"
     assert_eq!(path, "/login");
     assert!(html.contains("You have signed out."), "{html}");
     assert_eq!(me(&c, &kaas).await.0, 401);
-    server.stop();
+    sso_box.stop();
 }
 
 /// A provider served over HTTPS with a certificate of a private CA: trusted through the
@@ -584,37 +663,18 @@ async fn an_on_prem_provider_is_trusted_through_its_ca_bundle() {
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
     std::fs::write(&bundle, ca_cert.pem()).unwrap();
 
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp_with(
-        &format!("{kaas}/sso/onprem/callback,{kaas}/sso/nobundle/callback"),
+    let ca_file = format!("ca_file = \"{}\"", bundle.to_str().unwrap());
+    let sso_box = SsoBox::start_in(
+        dir,
+        &["onprem", "nobundle"],
         &[("TLS_CERT", &cert), ("TLS_KEY", &key)],
+        |issuer| {
+            provider("onprem", "onprem", issuer, KAAS_CLIENT, &[OPEN, &ca_file])
+                + &provider("nobundle", "nobundle", issuer, KAAS_CLIENT, &[OPEN])
+        },
     );
-    assert!(issuer.starts_with("https://"));
-    let config = dir.path().join("kaas.toml");
-    let provider = |id: &str, extra: &str| {
-        format!(
-            "[[sso.providers]]\nid = \"{id}\"\nname = \"{id}\"\nissuer = \"{issuer}\"\n\
-             client_id = \"kaas\"\nclient_secret = \"kaas-secret\"\naccounts = \"open\"\n{extra}\n"
-        )
-    };
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_url = \"{kaas}\"\n\n{}{}",
-            provider(
-                "onprem",
-                &format!("ca_file = \"{}\"", bundle.to_str().unwrap())
-            ),
-            provider("nobundle", "")
-        ),
-    )
-    .unwrap();
-    let server = Server::start_on(
-        &dir.path().join("data"),
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
-    );
+    assert!(sso_box.issuer.starts_with("https://"));
+    let kaas = sso_box.kaas.clone();
 
     // Without the bundle, the provider's certificate is not trusted: no discovery.
     let (c, _) = browser(false);
@@ -639,5 +699,5 @@ async fn an_on_prem_provider_is_trusted_through_its_ca_bundle() {
     let (path, _, html) = landed(sso(&c, &kaas, "onprem", "alice").await).await;
     assert_eq!(path, "/", "{html}");
     assert!(html.contains("Signed in as alice@example.com"), "{html}");
-    server.stop();
+    sso_box.stop();
 }

@@ -6,8 +6,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::binary::Server;
-use super::sso::{admin, between, browser, free_port, landed, me, sso, start_idp};
+use super::sso::{OPEN, SsoBox, admin, between, browser, corp, landed, me, sso};
 
 async fn login_page(kaas: &str) -> String {
     reqwest::get(format!("{kaas}/login"))
@@ -20,26 +19,9 @@ async fn login_page(kaas: &str) -> String {
 
 #[tokio::test]
 async fn providers_added_through_the_api_are_used_at_once_and_keep_their_secret() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!(
-        "{kaas}/sso/corp/callback,{kaas}/sso/added/callback"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_url = \"{kaas}\"\n\n[[sso.providers]]\nid = \"corp\"\n\
-             name = \"Corp IdP\"\nissuer = \"{issuer}\"\nclient_id = \"kaas\"\n\
-             client_secret = \"kaas-secret\"\naccounts = \"open\"\n"
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let env = [("KAAS_CONFIG", config.to_str().unwrap())];
-    let server = Server::start_on(&data, &format!("127.0.0.1:{port}"), &env);
-    let admin = admin(&server).await;
+    let sso_box = SsoBox::start(&["corp", "added"], |issuer| corp(issuer, &[OPEN]));
+    let (kaas, issuer) = (sso_box.kaas.clone(), sso_box.issuer.clone());
+    let admin = admin(&sso_box.server).await;
 
     // The config file's provider is listed, marked, and cannot be changed or shadowed.
     let (s, list) = admin.call(Method::GET, "/sso/providers", None).await;
@@ -153,7 +135,7 @@ async fn providers_added_through_the_api_are_used_at_once_and_keep_their_secret(
     assert!(html.contains("Signed in as bob@example.com"), "{html}");
     assert_eq!(me(&c, &kaas).await.1["email"], "bob@example.com");
     // Sealed in the database: the secret is not in it in the clear.
-    let db = std::fs::read(data.join("kaas.redb")).unwrap();
+    let db = std::fs::read(sso_box.data().join("kaas.redb")).unwrap();
     assert!(
         !db.windows(b"kaas-secret".len())
             .any(|w| w == b"kaas-secret"),
@@ -220,8 +202,7 @@ async fn providers_added_through_the_api_are_used_at_once_and_keep_their_secret(
     assert!(!audit.to_string().contains("kaas-secret"));
 
     // Kept across a restart: the secret is unsealed with the key file beside the database.
-    server.stop();
-    let server = Server::start_on(&data, &format!("127.0.0.1:{port}"), &env);
+    let sso_box = sso_box.restart();
     assert!(login_page(&kaas).await.contains("Sign in with Renamed IdP"));
     let (c, _) = browser(false);
     let (path, _, html) = landed(sso(&c, &kaas, "added", "alice").await).await;
@@ -252,33 +233,16 @@ async fn providers_added_through_the_api_are_used_at_once_and_keep_their_secret(
         .call(Method::GET, "/audit?action=sso.provider.delete", None)
         .await;
     assert_eq!(audit["items"][0]["target"], "added", "{audit}");
-    server.stop();
+    sso_box.stop();
 }
 
 /// The console's pages: the list marks the config file's provider; the form refuses a bad
 /// issuer next to the field, adds a good one, shows no secret when editing, and removes.
 #[tokio::test]
 async fn the_console_manages_providers_with_errors_next_to_their_fields() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!("{kaas}/sso/corp/callback,{kaas}/sso/web/callback"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_url = \"{kaas}\"\n\n[[sso.providers]]\nid = \"corp\"\n\
-             name = \"Corp IdP\"\nissuer = \"{issuer}\"\nclient_id = \"kaas\"\n\
-             client_secret = \"kaas-secret\"\n"
-        ),
-    )
-    .unwrap();
-    let server = Server::start_on(
-        &dir.path().join("data"),
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
-    );
-    let admin = admin(&server).await;
+    let sso_box = SsoBox::start(&["corp", "web"], |issuer| corp(issuer, &[]));
+    let (kaas, issuer) = (sso_box.kaas.clone(), sso_box.issuer.clone());
+    let admin = admin(&sso_box.server).await;
     let c = &admin.c;
     let page = |path: &'static str| {
         let c = c.clone();
@@ -394,7 +358,7 @@ async fn the_console_manages_providers_with_errors_next_to_their_fields() {
     assert_eq!((s, path.as_str()), (200, "/admin/sso"), "{html}");
     assert!(html.contains("Provider web removed"), "{html}");
     assert!(!login_page(&kaas).await.contains("Web IdP"));
-    server.stop();
+    sso_box.stop();
 }
 
 /// Every schema reachable from `v` through `$ref`s (names), transitively.

@@ -6,39 +6,14 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::binary::Server;
-use super::sso::{admin, browser, free_port, landed, me, sso, start_idp};
+use super::sso::{ACME_GROUPS, OPEN, SsoBox, admin, browser, corp, landed, me, sso};
 
 #[tokio::test]
 async fn a_group_mapping_does_not_overfill_an_organization() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!("{kaas}/sso/corp/callback"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_url = \"{kaas}\"\n\n[[sso.providers]]\nid = \"corp\"\n\
-             name = \"Corp IdP\"\nissuer = \"{issuer}\"\nclient_id = \"kaas\"\n\
-             client_secret = \"kaas-secret\"\naccounts = \"open\"\n\
-             scopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n\
-             groups_claim = \"groups\"\n\
-             groups = [{{ group = \"k8s-admins\", org = \"acme\", role = \"admin\" }}]\n"
-        ),
-    )
-    .unwrap();
-    let server = Server::start_on(
-        &dir.path().join("data"),
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
-    );
-    let admin = admin(&server).await;
-    let (s, org) = admin
-        .call(Method::POST, "/orgs", Some(json!({"name": "acme"})))
-        .await;
-    assert_eq!(s, 201, "{org}");
-    let acme = org["id"].as_str().unwrap().to_string();
+    let sso_box = SsoBox::start(&["corp"], |issuer| corp(issuer, &[OPEN, ACME_GROUPS]));
+    let kaas = sso_box.kaas.clone();
+    let admin = admin(&sso_box.server).await;
+    let acme = admin.create_org("acme").await;
     let limits = |max: u32| json!({"max_workspaces": 5, "max_members": max});
     // Two seats: the owner's, and one held by a pending invitation.
     let (s, body) = admin
@@ -100,5 +75,5 @@ async fn a_group_mapping_does_not_overfill_an_organization() {
     let (path, _, html) = landed(sso(&c, &kaas, "corp", "alice").await).await;
     assert_eq!(path, "/", "{html}");
     assert_eq!(admin.role_in(&acme, "alice@example.com").await, "admin");
-    server.stop();
+    sso_box.stop();
 }

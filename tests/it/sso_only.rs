@@ -6,8 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::binary::Server;
-use super::sso::{admin, between, browser, free_port, landed, sso, start_idp};
+use super::sso::{OPEN, SsoBox, admin, between, browser, corp, landed, sso};
 
 const BOB_PASSWORD: &str = "bob's long passphrase";
 
@@ -44,26 +43,9 @@ fn message(body: &Value) -> String {
 
 #[tokio::test]
 async fn an_administrator_restricts_a_linked_user_to_single_sign_on_and_back() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!("{kaas}/sso/corp/callback"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\npublic_url = \"{kaas}\"\n\n[[sso.providers]]\nid = \"corp\"\n\
-             name = \"Corp IdP\"\nissuer = \"{issuer}\"\nclient_id = \"kaas\"\n\
-             client_secret = \"kaas-secret\"\naccounts = \"open\"\n"
-        ),
-    )
-    .unwrap();
-    let server = Server::start_on(
-        &dir.path().join("data"),
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
-    );
-    let admin = admin(&server).await;
+    let sso_box = SsoBox::start(&["corp"], |issuer| corp(issuer, &[OPEN]));
+    let kaas = sso_box.kaas.clone();
+    let admin = admin(&sso_box.server).await;
     let (s, bob) = admin
         .call(
             Method::POST,
@@ -228,5 +210,5 @@ async fn an_administrator_restricts_a_linked_user_to_single_sign_on_and_back() {
         html.contains("is not linked to an identity provider"),
         "{html}"
     );
-    server.stop();
+    sso_box.stop();
 }

@@ -5,52 +5,17 @@
 
 use serde_json::json;
 
-use super::binary::Server;
 use super::shell::{Terminal, decide_with, device_login, one_line_failure};
-use super::sso::{admin, browser, free_port, landed, me, sso, start_idp};
+use super::sso::{ACME_GROUPS, EXAMPLE_COM, SsoBox, admin, browser, corp, landed, me, sso};
 
 #[tokio::test]
 async fn a_single_sign_on_user_logs_in_from_a_shell_with_the_device_grant() {
-    let port = free_port();
-    let kaas = format!("http://127.0.0.1:{port}");
-    let (_idp, issuer) = start_idp(&format!("{kaas}/sso/corp/callback"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kaas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-public_url = "{kaas}"
-
-[[sso.providers]]
-id = "corp"
-name = "Corp IdP"
-issuer = "{issuer}"
-client_id = "kaas"
-client_secret = "kaas-secret"
-scopes = ["openid", "email", "profile", "groups"]
-accounts = "domains"
-allowed_domains = ["example.com"]
-groups_claim = "groups"
-groups = [{{ group = "k8s-admins", org = "acme", role = "admin" }}]
-"#
-        ),
-    )
-    .unwrap();
-    let server = Server::start_on(
-        &dir.path().join("data"),
-        &format!("127.0.0.1:{port}"),
-        &[("KAAS_CONFIG", config.to_str().unwrap())],
-    );
-    let admin = admin(&server).await;
-    let (s, org) = admin
-        .call(
-            reqwest::Method::POST,
-            "/orgs",
-            Some(json!({"name": "acme"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{org}");
+    let sso_box = SsoBox::start(&["corp"], |issuer| {
+        corp(issuer, &[EXAMPLE_COM, ACME_GROUPS])
+    });
+    let kaas = sso_box.kaas.clone();
+    let admin = admin(&sso_box.server).await;
+    admin.create_org("acme").await;
 
     // Alice signs in to the console through the provider: her account is made there and
     // then, without a password of kaas's, and her group makes her an admin of acme.
