@@ -13,7 +13,10 @@
 //! kubelet, virtual-mode agents and shared-mode tenant pods — is selected by
 //! [`ISOLATION_POLICY`], so what it allows is the whole of what such a pod may do, plus the
 //! narrow additions of [`API_SERVER_POLICY`], [`TENANT_INGRESS_POLICY`] and
-//! [`NODE_AGENT_POLICY`].
+//! [`NODE_AGENT_POLICY`]. The two that open something for K3K's own pods select them by
+//! K3K's labels *and* the absence of `k3k.io/clusterName`: a shared-mode tenant chooses its
+//! pods' labels, which the virtual kubelet copies to the host, but cannot shed that one
+//! ([`k3k_own_pods`]).
 //!
 //! ## What is allowed
 //! Ingress (every pod): from pods of the same namespace. Other workspaces' pods are in another
@@ -56,7 +59,9 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names;
@@ -172,6 +177,25 @@ fn selector(labels: BTreeMap<String, String>) -> LabelSelector {
     }
 }
 
+/// K3K's own pods of the workspace carrying `labels`, and never a tenant's. In shared mode
+/// the virtual kubelet copies a tenant pod's labels to its host pod unchanged and only adds
+/// [`K3K_CLUSTER_NAME_LABEL`] (`translate.ToHostTranslator.TranslateTo`, called by the
+/// provider's `createPod`): a tenant can label a pod `cluster=<n>, type=agent, mode=shared`
+/// or `cluster=<n>, role=server`, so those labels alone would hand it the node agent's or the
+/// server's openings. K3K's server StatefulSet and node-agent DaemonSet pods carry only
+/// `cluster`/`role` and `cluster`/`type`/`mode`, never [`K3K_CLUSTER_NAME_LABEL`], which every
+/// tenant host pod has (the virtual kubelet sets it last, over anything the tenant wrote).
+fn k3k_own_pods(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: (!labels.is_empty()).then_some(labels),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: K3K_CLUSTER_NAME_LABEL.to_string(),
+            operator: "DoesNotExist".to_string(),
+            values: None,
+        }]),
+    }
+}
+
 fn same_namespace() -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         pod_selector: Some(LabelSelector::default()),
@@ -282,7 +306,9 @@ pub fn api_server_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
     NetworkPolicy {
         metadata: meta(ws, API_SERVER_POLICY),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(names::k3k_server_pod_labels(&names::cluster(ws)))),
+            pod_selector: Some(k3k_own_pods(names::k3k_server_pod_labels(&names::cluster(
+                ws,
+            )))),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
@@ -329,7 +355,9 @@ pub fn node_agent_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
     NetworkPolicy {
         metadata: meta(ws, NODE_AGENT_POLICY),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(k3k_shared_agent_pod_labels(&names::cluster(ws)))),
+            pod_selector: Some(k3k_own_pods(k3k_shared_agent_pod_labels(&names::cluster(
+                ws,
+            )))),
             policy_types: Some(vec!["Egress".into()]),
             ingress: None,
             // An empty list under policyTypes Egress would deny, not allow: but this policy
@@ -507,6 +535,45 @@ mod tests {
         assert_eq!(to, vec!["192.168.1.10/32", "fd00::10/128"]);
         let labels = spec.pod_selector.unwrap().match_labels.unwrap();
         assert_eq!(labels.get("mode").map(String::as_str), Some("shared"));
+    }
+
+    /// What the API server does with a selector, for the operators kaas uses.
+    fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+        sel.match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && sel
+                .match_expressions
+                .iter()
+                .flatten()
+                .all(|e| match e.operator.as_str() {
+                    "DoesNotExist" => !labels.contains_key(&e.key),
+                    "Exists" => labels.contains_key(&e.key),
+                    other => panic!("operator {other} not expected"),
+                })
+    }
+
+    #[test]
+    fn only_k3ks_own_pods_get_the_agents_and_the_servers_openings() {
+        let cluster = names::cluster(ws());
+        let agent = node_agent_policy(ws(), &settings()).spec.unwrap();
+        let agent = agent.pod_selector.unwrap();
+        let server = api_server_policy(ws(), &settings()).spec.unwrap();
+        let server = server.pod_selector.unwrap();
+        // K3K's node-agent DaemonSet and server StatefulSet pods (agent/shared.go, server/server.go).
+        let agent_pod = k3k_shared_agent_pod_labels(&cluster);
+        let server_pod = names::k3k_server_pod_labels(&cluster);
+        assert!(selects(&agent, &agent_pod));
+        assert!(selects(&server, &server_pod));
+        assert!(!selects(&agent, &server_pod) && !selects(&server, &agent_pod));
+        // A tenant pod labelled like them: the virtual kubelet adds k3k.io/clusterName.
+        for (sel, labels) in [(&agent, agent_pod), (&server, server_pod)] {
+            let mut spoofed = labels;
+            spoofed.insert(K3K_CLUSTER_NAME_LABEL.into(), cluster.clone());
+            spoofed.insert("app".into(), "web".into());
+            assert!(!selects(sel, &spoofed), "{spoofed:?} selected");
+        }
     }
 
     #[test]

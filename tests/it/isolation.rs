@@ -35,15 +35,34 @@ fn allowed(v: &Value) -> bool {
     v["allowed"] == true
 }
 
-/// A pod on the host as K3K's virtual kubelet makes one for a tenant (shared mode), waited
-/// for until the simulated kubelet gave it an IP. Returns that IP.
+/// A pod on the host as K3K's virtual kubelet makes one for a tenant (shared mode): the
+/// tenant's labels plus `k3k.io/clusterName`, waited for until the simulated kubelet gave it
+/// an IP. Returns that IP.
 async fn tenant_pod(h: &RealHostedApp, ns: &str, cluster: &str, name: &str) -> String {
-    let pod = json!({
+    tenant_pod_labelled(h, ns, cluster, name, json!({"app": "web"}), None).await
+}
+
+/// [`tenant_pod`] with the tenant's own `labels`; `owner`, a controller reference to put on
+/// it (see [`spoofed_agent_pod`]).
+async fn tenant_pod_labelled(
+    h: &RealHostedApp,
+    ns: &str,
+    cluster: &str,
+    name: &str,
+    labels: Value,
+    owner: Option<Value>,
+) -> String {
+    let mut labels = labels;
+    labels["k3k.io/clusterName"] = json!(cluster);
+    let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"k3k.io/clusterName": cluster, "app": "web"}},
+        "metadata": {"name": name, "labels": labels},
         "spec": {"containers": [{"name": "web", "image": "registry.example/web:1",
             "ports": [{"containerPort": 8080, "name": "http"}]}]}
     });
+    if let Some(owner) = owner {
+        pod["metadata"]["ownerReferences"] = json!([owner]);
+    }
     h.create("", "pods", Some(ns), pod)
         .await
         .unwrap_or_else(|e| panic!("tenant pod {ns}/{name}: {e}"));
@@ -58,6 +77,52 @@ async fn tenant_pod(h: &RealHostedApp, ns: &str, cluster: &str, name: &str) -> S
     })
     .await;
     ip
+}
+
+/// A tenant pod labelled like K3K's shared-mode node agent (`cluster=<n>, type=agent,
+/// mode=shared`), as the virtual kubelet copies it to the host. The host pods K3K makes carry
+/// no owner; this one gets a controller reference (to a ConfigMap) only so that the node
+/// agent's DaemonSet controller, whose selector it matches, does not adopt it and delete it as
+/// a surplus daemon pod while the referee is asked.
+async fn spoofed_agent_pod(h: &RealHostedApp, ns: &str, cluster: &str, name: &str) -> String {
+    let cm = h
+        .create(
+            "",
+            "configmaps",
+            Some(ns),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
+        )
+        .await
+        .unwrap();
+    let owner = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name,
+        "uid": cm["metadata"]["uid"], "controller": true});
+    let labels = json!({"cluster": cluster, "type": "agent", "mode": "shared"});
+    tenant_pod_labelled(h, ns, cluster, name, labels, Some(owner)).await
+}
+
+/// `<ns>/<name>` of the first pod of `ns` whose labels include `labels`.
+async fn pod_ref(h: &RealHostedApp, ns: &str, labels: &[(&str, &str)]) -> String {
+    let mut found = String::new();
+    h.until(&format!("a pod {labels:?} in {ns}"), async || {
+        found = h
+            .list("", "pods", Some(ns))
+            .await
+            .into_iter()
+            .find(|p| {
+                labels.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)
+                    && p["status"]["podIP"].is_string()
+            })
+            .map(|p| {
+                format!(
+                    "{ns}/{}",
+                    p["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        !found.is_empty()
+    })
+    .await;
+    found
 }
 
 async fn second_workspace(h: &RealHostedApp, a: &Auth, org: &str) -> String {
@@ -178,16 +243,7 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
     let v = reach(&h, &from, &pod_a, 8080, "TCP").await;
     assert!(allowed(&v), "A cannot reach its own pod: {v}");
     // Clients from outside reach the workspace's API server (its k3s server pod's 6443).
-    let server = h
-        .list("", "pods", Some(&ns_a))
-        .await
-        .into_iter()
-        .find(|p| p["metadata"]["labels"]["role"] == "server")
-        .expect("a k3s server pod");
-    let server_ref = format!(
-        "{ns_a}/{}",
-        server["metadata"]["name"].as_str().unwrap_or_default()
-    );
+    let server_ref = pod_ref(&h, &ns_a, &[("role", "server")]).await;
     // ... from a client outside, or a node (kube-proxy's source NAT for a NodePort).
     for client in ["203.0.113.7", node.as_str()] {
         let v = reach(&h, client, &server_ref, 6443, "TCP").await;
@@ -202,6 +258,56 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
     for port in [6443, 2379] {
         let v = reach(&h, &format!("{ns_b}/web"), &server_ref, port, "TCP").await;
         assert!(!allowed(&v), "B reaches A's server on {port}: {v}");
+    }
+
+    // Only K3K's own pods get the node agent's and the server's openings, not a tenant pod
+    // labelled like them (the virtual kubelet copies a tenant's labels to the host).
+    let cluster_a = format!("ws-{}", short(&ws_a));
+    let agent = pod_ref(&h, &ns_a, &[("type", "agent"), ("mode", "shared")]).await;
+    let v = reach(&h, &agent, &node, 6443, "TCP").await;
+    assert!(
+        allowed(&v),
+        "the node agent cannot reach the host API server: {v}"
+    );
+    spoofed_agent_pod(&h, &ns_a, &cluster_a, "like-agent").await;
+    let like_agent = format!("{ns_a}/like-agent");
+    for (to, port) in [
+        (node.as_str(), 6443),
+        ("127.0.0.1", 443),
+        ("127.0.0.1", 6443),
+    ] {
+        let v = reach(&h, &like_agent, to, port, "TCP").await;
+        assert!(
+            !allowed(&v),
+            "a tenant pod labelled like the agent reaches {to}:{port}: {v}"
+        );
+    }
+    let labels = json!({"cluster": cluster_a, "role": "server"});
+    tenant_pod_labelled(&h, &ns_a, &cluster_a, "like-server", labels, None).await;
+    let like_server = format!("{ns_a}/like-server");
+    // The ingress controller (Traefik, in kube-system, under no policy) reaches the server's
+    // 6443; of a tenant pod labelled like one, nothing from the pod network but its namespace.
+    let traefik = format!("traefik-{}", unique());
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": traefik, "labels": {"app.kubernetes.io/name": "traefik", "test": traefik}},
+        "spec": {"containers": [{"name": "traefik", "image": "rancher/mirrored-library-traefik:3.3.6"}]}
+    });
+    h.create("", "pods", Some("kube-system"), pod)
+        .await
+        .unwrap();
+    let traefik = pod_ref(&h, "kube-system", &[("test", &traefik)]).await;
+    let v = reach(&h, &traefik, &server_ref, 6443, "TCP").await;
+    assert!(
+        allowed(&v),
+        "the ingress controller cannot reach the API server: {v}"
+    );
+    for port in [6443, 2379] {
+        let v = reach(&h, &traefik, &like_server, port, "TCP").await;
+        assert!(
+            !allowed(&v),
+            "a tenant pod labelled like the server is open on {port}: {v}"
+        );
     }
 }
 
