@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::host::{org_and_workspace, short, state};
-use crate::realhost::{RealHostedApp, unique};
+use kaas::host::oidc::ClusterIssuer;
+
+use crate::realhost::{RealHost, RealHostedApp, unique};
 use crate::support::*;
 
 /// The referee's verdict for a connection from pod `from` (`<ns>/<name>`) to `to`.
@@ -125,6 +127,22 @@ async fn pod_ref(h: &RealHostedApp, ns: &str, labels: &[(&str, &str)]) -> String
     found
 }
 
+/// Where kaas's issuer listens in [`a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_the_host_on_realhost`].
+const ISSUER_PORT: u16 = 8443;
+
+/// A node's InternalIP.
+fn internal_ip(node: &Value) -> String {
+    node["status"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn second_workspace(h: &RealHostedApp, a: &Auth, org: &str) -> String {
     let r = h
         .app()
@@ -142,7 +160,14 @@ async fn second_workspace(h: &RealHostedApp, a: &Auth, org: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_the_host_on_realhost()
 {
-    let h = RealHostedApp::start().await;
+    // kaas offers the virtual clusters its OIDC issuer at its public URL, which on a single
+    // box is a node's address.
+    let host = RealHost::connect().await;
+    let node = internal_ip(&host.list("", "nodes", None).await[0]);
+    let issuer = format!("https://{node}:{ISSUER_PORT}");
+    let h = RealHostedApp::on_with(host, |s| {
+        s.host.issuer = ClusterIssuer::usable(&issuer, None);
+    });
     let (a, org, ws_a) = org_and_workspace(&h, "starter").await;
     let ws_b = second_workspace(&h, &a, &org).await;
     for ws in [&ws_a, &ws_b] {
@@ -220,15 +245,6 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
     let (api_ip, api_port) = api.rsplit_once(':').unwrap();
     let v = reach(&h, &from, api_ip, api_port.parse().unwrap(), "TCP").await;
     assert!(!allowed(&v), "A reaches the host API server at {api}: {v}");
-    let node = h.list("", "nodes", None).await[0]["status"]["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["type"] == "InternalIP")
-        .unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
     for port in [6443, 10250, 30080] {
         let v = reach(&h, &from, &node, port, "TCP").await;
         assert!(!allowed(&v), "A reaches node {node}:{port}: {v}");
@@ -307,6 +323,25 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
         assert!(
             !allowed(&v),
             "a tenant pod labelled like the server is open on {port}: {v}"
+        );
+    }
+
+    // The k3s servers reach kaas's issuer (discovery and JWKS) on that node address and
+    // port; nothing else in the namespace does, and the servers get no other node port.
+    let v = reach(&h, &server_ref, &node, ISSUER_PORT, "TCP").await;
+    assert!(
+        allowed(&v),
+        "the API server cannot reach the issuer {issuer}: {v}"
+    );
+    for pod in [&from, &agent, &like_server, &like_agent] {
+        let v = reach(&h, pod, &node, ISSUER_PORT, "TCP").await;
+        assert!(!allowed(&v), "{pod} reaches the issuer {issuer}: {v}");
+    }
+    for port in [6443, 10250, 30080] {
+        let v = reach(&h, &server_ref, &node, port, "TCP").await;
+        assert!(
+            !allowed(&v),
+            "the API server reaches node {node}:{port}: {v}"
         );
     }
 }
