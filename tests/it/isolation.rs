@@ -1,6 +1,9 @@
 //! Tenant isolation on a shared host (`host::isolation`): what kaas's NetworkPolicies let a
-//! workspace's pods reach — judged by realhost's referee (`realhost reach`, cyclonus's policy
-//! engine) from the policies on the real API server — and what the host quota refuses
+//! workspace's pods reach, in shared mode (tenant pods, the node agent, the servers) and in
+//! virtual mode (the servers and the k3s agent pods) — judged by realhost's referee
+//! (`realhost reach`, cyclonus's policy engine) from the policies on the real API server;
+//! realhost runs no k3s agent in a virtual-mode agent pod, but the pod itself is K3K's, with
+//! its labels and an address — and what the host quota refuses
 //! (NodePorts over the plan's count, system priority classes), refused by the real
 //! kube-apiserver's ResourceQuota admission.
 
@@ -344,6 +347,141 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
             "the API server reaches node {node}:{port}: {v}"
         );
     }
+}
+
+/// A plan like starter in K3K's virtual mode with one agent, made by an administrator.
+async fn virtual_plan(h: &RealHostedApp) -> &'static str {
+    let root = bearer(&h.app().user("root@example.com", true).await.1);
+    let mut p = h
+        .app()
+        .call("GET", "/plans/starter", &root, None)
+        .await
+        .body;
+    p["id"] = json!("starter-vm");
+    p["display_name"] = json!("Starter (virtual)");
+    p["k3k_mode"] = json!("virtual");
+    p["agents"] = json!(1);
+    let r = h.app().call("POST", "/plans", &root, Some(p)).await;
+    assert_eq!(r.status.as_u16(), 201, "{:?}", r.body);
+    "starter-vm"
+}
+
+/// Virtual mode: K3K runs the k3s servers (StatefulSet) and the k3s agents (Deployment
+/// `k3k-<n>-agent`, `cluster=<n>, type=agent, mode=virtual`) as host pods, and the tenants'
+/// pods run inside the agents, so those two kinds are all the host sees of the workspace.
+/// realhost's simulated kubelets run the agent pods as they run any pod (an address, Running)
+/// though no k3s agent runs in them; the referee judges by their labels and addresses, which
+/// are K3K's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_mode_servers_and_agents_reach_dns_and_the_outside_but_not_other_workspaces_or_the_host_on_realhost()
+ {
+    let h = RealHostedApp::start().await;
+    let plan = virtual_plan(&h).await;
+    let (a, org, ws_a) = org_and_workspace(&h, plan).await;
+    let ws_b = second_workspace(&h, &a, &org).await;
+    for ws in [&ws_a, &ws_b] {
+        h.wait_ws(&a, ws, "Ready", |w| state(w) == "Ready").await;
+    }
+    let (ns_a, ns_b) = (
+        format!("kaas-ws-{}", short(&ws_a)),
+        format!("kaas-ws-{}", short(&ws_b)),
+    );
+    let cluster_a = format!("ws-{}", short(&ws_a));
+    let vcp = h
+        .get("k3k.io", "virtualclusterpolicies", None, &ns_a)
+        .await
+        .unwrap();
+    assert_eq!(vcp["spec"]["allowedMode"], "virtual", "{vcp}");
+    let server = pod_ref(&h, &ns_a, &[("cluster", &cluster_a), ("role", "server")]).await;
+    let agent = pod_ref(
+        &h,
+        &ns_a,
+        &[
+            ("cluster", &cluster_a),
+            ("type", "agent"),
+            ("mode", "virtual"),
+        ],
+    )
+    .await;
+    let pod_b = tenant_pod(&h, &ns_b, &format!("ws-{}", short(&ws_b)), "web").await;
+    let server_b = pod_ref(&h, &ns_b, &[("role", "server")]).await;
+    let dns = format!("coredns-{}", unique());
+    let coredns = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": dns, "labels": {"k8s-app": "kube-dns"}},
+        "spec": {"containers": [{"name": "coredns", "image": "rancher/mirrored-coredns-coredns:1.12.1"}]}
+    });
+    h.create("", "pods", Some("kube-system"), coredns)
+        .await
+        .unwrap();
+    let nodes: Vec<String> = h
+        .list("", "nodes", None)
+        .await
+        .iter()
+        .map(internal_ip)
+        .collect();
+    let kubernetes = h
+        .get("", "services", Some("default"), "kubernetes")
+        .await
+        .unwrap();
+    let cluster_ip = kubernetes["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kubeconfig = std::fs::read_to_string(&h.host.kubeconfig).unwrap();
+    let api = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("the host API server's URL")
+        .to_string();
+    let (api_ip, api_port) = api.rsplit_once(':').unwrap();
+    let api_port: u16 = api_port.parse().unwrap();
+
+    for from in [&server, &agent] {
+        // Another workspace's pods, by name and by address.
+        for to in [format!("{ns_b}/web"), pod_b.clone(), server_b.clone()] {
+            for port in [8080, 6443] {
+                let v = reach(&h, from, &to, port, "TCP").await;
+                assert!(!allowed(&v), "{from} reaches {to}:{port}: {v}");
+            }
+        }
+        // The host API server (its Service and its own address), and every node's API
+        // server, kubelet and NodePorts.
+        for (to, port) in [(cluster_ip.as_str(), 443), (api_ip, api_port)] {
+            let v = reach(&h, from, to, port, "TCP").await;
+            assert!(
+                !allowed(&v),
+                "{from} reaches the host API server at {to}:{port}: {v}"
+            );
+        }
+        for node in &nodes {
+            for port in [6443, 10250, 30080] {
+                let v = reach(&h, from, node, port, "TCP").await;
+                assert!(!allowed(&v), "{from} reaches node {node}:{port}: {v}");
+            }
+        }
+        // DNS and the outside world.
+        for protocol in ["UDP", "TCP"] {
+            let v = reach(&h, from, &format!("kube-system/{dns}"), 53, protocol).await;
+            assert!(
+                allowed(&v),
+                "{from} cannot resolve names over {protocol}: {v}"
+            );
+        }
+        let v = reach(&h, from, "203.0.113.10", 443, "TCP").await;
+        assert!(allowed(&v), "{from} cannot reach the internet: {v}");
+        // Nor does another workspace come in.
+        let v = reach(&h, &format!("{ns_b}/web"), from, 6443, "TCP").await;
+        assert!(!allowed(&v), "B reaches {from}: {v}");
+    }
+    // The agents join their servers; clients reach the API server from outside.
+    let v = reach(&h, &agent, &server, 6443, "TCP").await;
+    assert!(allowed(&v), "the agent cannot reach its server: {v}");
+    let v = reach(&h, "203.0.113.7", &server, 6443, "TCP").await;
+    assert!(allowed(&v), "clients cannot reach the API server: {v}");
+    // Virtual-mode agents are not shared-mode tenant pods: no ingress from outside.
+    let v = reach(&h, "203.0.113.7", &agent, 10250, "TCP").await;
+    assert!(!allowed(&v), "the outside reaches the agent's kubelet: {v}");
 }
 
 /// The host's ResourceQuota of `ns` once K3K wrote it with the Service counts and the quota
