@@ -303,7 +303,11 @@ pub fn desired_objects(ws: &Workspace, plan: &Plan, settings: &HostSettings) -> 
         cluster: cluster(ws, plan, settings),
         api_service: expose::api_service(ws.id, plan.expose),
         oidc_secret,
-        network_policies: isolation::network_policies(ws.id, &settings.isolation),
+        network_policies: isolation::network_policies(
+            ws.id,
+            &settings.isolation,
+            settings.issuer.as_ref().map(|i| i.url.as_str()),
+        ),
         priority_quotas: isolation::priority_quotas(ws.id, plan),
         objects,
     }

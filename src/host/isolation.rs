@@ -13,7 +13,10 @@
 //! kubelet, virtual-mode agents and shared-mode tenant pods — is selected by
 //! [`ISOLATION_POLICY`], so what it allows is the whole of what such a pod may do, plus the
 //! narrow additions of [`API_SERVER_POLICY`], [`TENANT_INGRESS_POLICY`] and
-//! [`NODE_AGENT_POLICY`].
+//! [`NODE_AGENT_POLICY`]. The two that open something for K3K's own pods select them by
+//! K3K's labels *and* the absence of `k3k.io/clusterName`: a shared-mode tenant chooses its
+//! pods' labels, which the virtual kubelet copies to the host, but cannot shed that one
+//! ([`k3k_own_pods`]).
 //!
 //! ## What is allowed
 //! Ingress (every pod): from pods of the same namespace. Other workspaces' pods are in another
@@ -33,6 +36,10 @@
 //! Egress (shared-mode node agent only): the host API server (each node address, TCP 6443, and
 //! the configured extra addresses, TCP 443/6443). The virtual kubelet creates the tenants'
 //! pods on the host through it; nothing else in the namespace gets that.
+//! Egress (k3s server pods only, when kaas offers the virtual clusters its OIDC issuer): the
+//! issuer's address and port ([`issuer_egress`]). Each server's kube-apiserver fetches the
+//! issuer's discovery document and JWKS from kaas's public URL, which on a single box is
+//! usually a node address — denied above — and without them no exec kubeconfig works.
 //!
 //! Not a rule here, but relied on: kubelet probes come from the pod's own node, which K3s's
 //! kube-router policy controller always admits (its rule "permit the traffic to pods when
@@ -56,7 +63,9 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names;
@@ -172,6 +181,25 @@ fn selector(labels: BTreeMap<String, String>) -> LabelSelector {
     }
 }
 
+/// K3K's own pods of the workspace carrying `labels`, and never a tenant's. In shared mode
+/// the virtual kubelet copies a tenant pod's labels to its host pod unchanged and only adds
+/// [`K3K_CLUSTER_NAME_LABEL`] (`translate.ToHostTranslator.TranslateTo`, called by the
+/// provider's `createPod`): a tenant can label a pod `cluster=<n>, type=agent, mode=shared`
+/// or `cluster=<n>, role=server`, so those labels alone would hand it the node agent's or the
+/// server's openings. K3K's server StatefulSet and node-agent DaemonSet pods carry only
+/// `cluster`/`role` and `cluster`/`type`/`mode`, never [`K3K_CLUSTER_NAME_LABEL`], which every
+/// tenant host pod has (the virtual kubelet sets it last, over anything the tenant wrote).
+fn k3k_own_pods(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: (!labels.is_empty()).then_some(labels),
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: K3K_CLUSTER_NAME_LABEL.to_string(),
+            operator: "DoesNotExist".to_string(),
+            values: None,
+        }]),
+    }
+}
+
 fn same_namespace() -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         pod_selector: Some(LabelSelector::default()),
@@ -277,13 +305,59 @@ pub fn tenant_ingress_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkP
     }
 }
 
-/// [`API_SERVER_POLICY`]: the k3s servers' 6443 from anywhere, etcd from K3K.
-pub fn api_server_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolicy {
+/// One peer per network.
+fn ip_peers(v4: Vec<String>, v6: Vec<String>) -> Vec<NetworkPolicyPeer> {
+    v4.iter().chain(&v6).map(|n| block(n, Vec::new())).collect()
+}
+
+/// The k3s servers' way to kaas's OIDC issuer at `issuer_url`, when the isolation rules deny
+/// it: None when there is nothing to add (no usable URL).
+///
+/// The issuer's host is an IP address: that address (`/32` or `/128`) on the URL's port (443
+/// by default). It is a name: kaas cannot resolve it for the host's pods here (a name's
+/// answer may differ inside the cluster and change later), so the rule opens that port on
+/// every host node's address — where kaas listens on a single box — and nothing else; a name
+/// resolving anywhere outside the pod and Service networks, the nodes and
+/// `isolation.denied_egress` is reachable by the isolation rule already. Never ports 6443
+/// and 10250 on a node: kaas cannot listen there next to K3s, and they are the host API
+/// server's and the kubelet's.
+pub fn issuer_egress(issuer_url: &str, s: &IsolationSettings) -> Option<NetworkPolicyEgressRule> {
+    let url = url::Url::parse(issuer_url).ok()?;
+    let port = i32::from(url.port_or_known_default()?);
+    let to = match url.host()? {
+        url::Host::Ipv4(ip) => vec![block(&format!("{ip}/32"), Vec::new())],
+        url::Host::Ipv6(ip) => vec![block(&format!("{ip}/128"), Vec::new())],
+        url::Host::Domain(_) if port == HOST_API_PORT || port == KUBELET_PORT => return None,
+        url::Host::Domain(_) => {
+            let (v4, v6) = cidrs(&s.node_addresses);
+            ip_peers(v4, v6)
+        }
+    };
+    (!to.is_empty()).then(|| NetworkPolicyEgressRule {
+        to: Some(to),
+        ports: Some(vec![tcp(port)]),
+    })
+}
+
+/// [`API_SERVER_POLICY`]: the k3s servers' 6443 from anywhere, etcd from K3K; and their way
+/// out to kaas's OIDC issuer (`issuer_url`, when kaas offers one: [`issuer_egress`]).
+pub fn api_server_policy(
+    ws: WorkspaceId,
+    s: &IsolationSettings,
+    issuer_url: Option<&str>,
+) -> NetworkPolicy {
+    let issuer = issuer_url.and_then(|u| issuer_egress(u, s));
+    let mut policy_types = vec!["Ingress".to_string()];
+    if issuer.is_some() {
+        policy_types.push("Egress".into());
+    }
     NetworkPolicy {
         metadata: meta(ws, API_SERVER_POLICY),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(names::k3k_server_pod_labels(&names::cluster(ws)))),
-            policy_types: Some(vec!["Ingress".into()]),
+            pod_selector: Some(k3k_own_pods(names::k3k_server_pod_labels(&names::cluster(
+                ws,
+            )))),
+            policy_types: Some(policy_types),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
                     from: None,
@@ -297,7 +371,7 @@ pub fn api_server_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
                     ports: Some(vec![tcp(ETCD_PORT)]),
                 },
             ]),
-            egress: None,
+            egress: issuer.map(|rule| vec![rule]),
         }),
     }
 }
@@ -306,20 +380,15 @@ pub fn api_server_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
 pub fn node_agent_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolicy {
     let (nodes_v4, nodes_v6) = cidrs(&s.node_addresses);
     let (extra_v4, extra_v6) = cidrs(&s.denied_egress);
-    let peers = |nets: Vec<String>| -> Vec<NetworkPolicyPeer> {
-        nets.iter().map(|n| block(n, Vec::new())).collect()
-    };
     let mut egress = Vec::new();
-    let nodes: Vec<NetworkPolicyPeer> =
-        peers(nodes_v4).into_iter().chain(peers(nodes_v6)).collect();
+    let nodes = ip_peers(nodes_v4, nodes_v6);
     if !nodes.is_empty() {
         egress.push(NetworkPolicyEgressRule {
             to: Some(nodes),
             ports: Some(vec![tcp(HOST_API_PORT)]),
         });
     }
-    let extra: Vec<NetworkPolicyPeer> =
-        peers(extra_v4).into_iter().chain(peers(extra_v6)).collect();
+    let extra = ip_peers(extra_v4, extra_v6);
     if !extra.is_empty() {
         egress.push(NetworkPolicyEgressRule {
             to: Some(extra),
@@ -329,7 +398,9 @@ pub fn node_agent_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
     NetworkPolicy {
         metadata: meta(ws, NODE_AGENT_POLICY),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(k3k_shared_agent_pod_labels(&names::cluster(ws)))),
+            pod_selector: Some(k3k_own_pods(k3k_shared_agent_pod_labels(&names::cluster(
+                ws,
+            )))),
             policy_types: Some(vec!["Egress".into()]),
             ingress: None,
             // An empty list under policyTypes Egress would deny, not allow: but this policy
@@ -339,11 +410,16 @@ pub fn node_agent_policy(ws: WorkspaceId, s: &IsolationSettings) -> NetworkPolic
     }
 }
 
-/// The workspace's NetworkPolicies, in apply order.
-pub fn network_policies(ws: WorkspaceId, s: &IsolationSettings) -> Vec<NetworkPolicy> {
+/// The workspace's NetworkPolicies, in apply order; `issuer_url`: kaas's OIDC issuer as the
+/// virtual clusters are told to trust it, if they are.
+pub fn network_policies(
+    ws: WorkspaceId,
+    s: &IsolationSettings,
+    issuer_url: Option<&str>,
+) -> Vec<NetworkPolicy> {
     vec![
         isolation_policy(ws, s),
-        api_server_policy(ws, s),
+        api_server_policy(ws, s, issuer_url),
         tenant_ingress_policy(ws, s),
         node_agent_policy(ws, s),
     ]
@@ -507,6 +583,95 @@ mod tests {
         assert_eq!(to, vec!["192.168.1.10/32", "fd00::10/128"]);
         let labels = spec.pod_selector.unwrap().match_labels.unwrap();
         assert_eq!(labels.get("mode").map(String::as_str), Some("shared"));
+    }
+
+    /// What the API server does with a selector, for the operators kaas uses.
+    fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+        sel.match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && sel
+                .match_expressions
+                .iter()
+                .flatten()
+                .all(|e| match e.operator.as_str() {
+                    "DoesNotExist" => !labels.contains_key(&e.key),
+                    "Exists" => labels.contains_key(&e.key),
+                    other => panic!("operator {other} not expected"),
+                })
+    }
+
+    #[test]
+    fn only_k3ks_own_pods_get_the_agents_and_the_servers_openings() {
+        let cluster = names::cluster(ws());
+        let agent = node_agent_policy(ws(), &settings()).spec.unwrap();
+        let agent = agent.pod_selector.unwrap();
+        let server = api_server_policy(ws(), &settings(), None).spec.unwrap();
+        let server = server.pod_selector.unwrap();
+        // K3K's node-agent DaemonSet and server StatefulSet pods (agent/shared.go, server/server.go).
+        let agent_pod = k3k_shared_agent_pod_labels(&cluster);
+        let server_pod = names::k3k_server_pod_labels(&cluster);
+        assert!(selects(&agent, &agent_pod));
+        assert!(selects(&server, &server_pod));
+        assert!(!selects(&agent, &server_pod) && !selects(&server, &agent_pod));
+        // A tenant pod labelled like them: the virtual kubelet adds k3k.io/clusterName.
+        for (sel, labels) in [(&agent, agent_pod), (&server, server_pod)] {
+            let mut spoofed = labels;
+            spoofed.insert(K3K_CLUSTER_NAME_LABEL.into(), cluster.clone());
+            spoofed.insert("app".into(), "web".into());
+            assert!(!selects(sel, &spoofed), "{spoofed:?} selected");
+        }
+    }
+
+    /// (peer CIDRs, ports) of the server policy's egress for an issuer at `url`.
+    fn issuer_rule(url: &str) -> Option<(Vec<String>, Vec<NetworkPolicyPort>)> {
+        let spec = api_server_policy(ws(), &settings(), Some(url))
+            .spec
+            .unwrap();
+        let egress = spec.egress?;
+        assert_eq!(egress.len(), 1);
+        assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
+        let rule = egress.into_iter().next().unwrap();
+        let to = rule.to.unwrap();
+        Some((
+            to.into_iter().map(|p| p.ip_block.unwrap().cidr).collect(),
+            rule.ports.unwrap(),
+        ))
+    }
+
+    #[test]
+    fn the_servers_alone_reach_the_issuer_at_its_address_and_port() {
+        assert_eq!(
+            issuer_rule("https://192.168.1.10:8443"),
+            Some((vec!["192.168.1.10/32".into()], vec![tcp(8443)]))
+        );
+        assert_eq!(
+            issuer_rule("https://[fd00::10]"),
+            Some((vec!["fd00::10/128".into()], vec![tcp(443)]))
+        );
+        // A name: the nodes' addresses on that port, never the host API's or the kubelets'.
+        assert_eq!(
+            issuer_rule("https://kaas.example.com:9443"),
+            Some((
+                vec!["192.168.1.10/32".into(), "fd00::10/128".into()],
+                vec![tcp(9443)]
+            ))
+        );
+        assert_eq!(issuer_rule("https://kaas.example.com:6443"), None);
+        assert_eq!(issuer_rule("https://kaas.example.com:10250"), None);
+        // Without an issuer the servers' policy opens nothing outward.
+        let spec = api_server_policy(ws(), &settings(), None).spec.unwrap();
+        assert_eq!(spec.policy_types.unwrap(), vec!["Ingress"]);
+        assert!(spec.egress.is_none());
+        // No other policy carries it.
+        let url = Some("https://192.168.1.10:8443");
+        for p in network_policies(ws(), &settings(), url) {
+            if p.metadata.name.as_deref() != Some(API_SERVER_POLICY) {
+                let text = serde_json::to_string(&p).unwrap();
+                assert!(!text.contains("8443"), "{text}");
+            }
+        }
     }
 
     #[test]
