@@ -4,6 +4,7 @@
 //! error or failed request, and leaves screenshots in `target/browser-shots/`.
 
 mod journeys;
+mod sso;
 mod webdriver;
 mod world;
 
@@ -24,16 +25,45 @@ async fn console_journeys_in_a_real_browser() {
     let host = Host::start(dir.path()).await;
     // kaas's port is chosen first: the identity provider must know its redirect URI.
     let port = webdriver::free_port();
-    let idp = Idp::start(&format!(
-        "http://127.0.0.1:{port}/sso/corp/callback,http://127.0.0.1:{port}/sso/web/callback"
-    ));
+    let idp = Idp::start(
+        &["corp", "web", "tamper", "expired"]
+            .map(|p| format!("http://127.0.0.1:{port}/sso/{p}/callback"))
+            .join(","),
+    );
     let config = dir.path().join("kaas.toml");
     std::fs::write(
         &config,
         format!(
-            "[[sso.providers]]\nid = \"corp\"\nname = \"Corp IdP\"\nissuer = \"{}\"\n\
-             client_id = \"kaas\"\nclient_secret = \"kaas-secret\"\naccounts = \"open\"\n",
-            idp.issuer
+            r#"[[sso.providers]]
+id = "corp"
+name = "Corp IdP"
+issuer = "{issuer}"
+client_id = "kaas"
+client_secret = "kaas-secret"
+accounts = "open"
+scopes = ["openid", "email", "profile", "groups"]
+groups_claim = "groups"
+groups = [{{ group = "k8s-admins", org = "acme", role = "admin" }}]
+
+# The provider alters this client's ID tokens after signing them (see tests/oidc).
+[[sso.providers]]
+id = "tamper"
+name = "Tampered IdP"
+issuer = "{issuer}"
+client_id = "kaas-tamper"
+client_secret = "kaas-tamper-secret"
+accounts = "open"
+
+# The provider's ID tokens for this client have expired when they arrive.
+[[sso.providers]]
+id = "expired"
+name = "Slow IdP"
+issuer = "{issuer}"
+client_id = "kaas-expired"
+client_secret = "kaas-expired-secret"
+accounts = "open"
+"#,
+            issuer = idp.issuer
         ),
     )
     .expect("kaas config");
@@ -69,7 +99,9 @@ async fn console_journeys_in_a_real_browser() {
     j.login_throttling().await;
     j.manage_sign_in_providers(&idp.issuer).await;
     j.two_step_sign_in().await;
+    j.refused_id_tokens().await;
     j.single_sign_on().await;
+    j.link_an_existing_account().await;
 
     j.admin.quit().await;
     println!("browser journeys took {:.1?}", started.elapsed());

@@ -73,12 +73,27 @@ impl Driver {
     /// A new browser session: a fresh profile, downloads into its own directory, the browser
     /// log at every level (so failed loads and CSP violations can be read back).
     pub async fn session(&self, width: u32, height: u32) -> Session {
+        self.open(width, height, false).await
+    }
+
+    /// [`Driver::session`] that also records every request the browser sends, redirects
+    /// included (see [`Session::requests_sent`]).
+    pub async fn session_recording_requests(&self, width: u32, height: u32) -> Session {
+        self.open(width, height, true).await
+    }
+
+    async fn open(&self, width: u32, height: u32, record_requests: bool) -> Session {
+        let logs = if record_requests {
+            json!({"browser": "ALL", "performance": "ALL"})
+        } else {
+            json!({"browser": "ALL"})
+        };
         let profile = tempfile::tempdir().expect("profile dir");
         let downloads = profile.path().join("downloads");
         std::fs::create_dir_all(&downloads).expect("downloads dir");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:loggingPrefs": logs,
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -490,6 +505,26 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The URLs of the requests the browser sent since the last call, in order, each hop
+    /// of a redirect included (from ChromeDriver's performance log: only in a session from
+    /// [`Driver::session_recording_requests`]).
+    pub async fn requests_sent(&self) -> Vec<String> {
+        let v = self
+            .cmd("POST", "/se/log", Some(json!({"type": "performance"})))
+            .await;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
+            .filter_map(|m| {
+                m["message"]["params"]["request"]["url"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
     }
 
     pub async fn quit(self) {
