@@ -37,6 +37,12 @@ use crate::domain::*;
 const FLOW_TTL: SignedDuration = SignedDuration::from_secs(600);
 /// Started sign-ins kept at most: each costs a few hundred bytes, and anyone may start one.
 const MAX_PENDING: usize = 10_000;
+/// Started sign-ins from one client address at most, so one client cannot fill
+/// [`MAX_PENDING`] and keep everyone else from signing in.
+const MAX_PENDING_PER_ADDRESS: usize = 30;
+/// The prefix of the browser secret that ties a sign-in's callback to the browser that
+/// started it (kept in a cookie).
+const BROWSER_PREFIX: &str = "kaassso_";
 
 /// The ID token signatures accepted: made with a key of the provider's JWKS.
 const ASYMMETRIC: [CoreJwsSigningAlgorithm; 10] = [
@@ -84,6 +90,32 @@ struct PendingSso {
     nonce: Nonce,
     next: String,
     expires: Timestamp,
+    /// The digest of the starting browser's secret: the callback must come with it, or a
+    /// link carrying someone else's code and state could sign a person in as that someone
+    /// (login CSRF).
+    browser: [u8; 32],
+    /// Who asked, for [`MAX_PENDING_PER_ADDRESS`].
+    from: std::net::IpAddr,
+}
+
+/// A started sign-in: where to send the browser, and the secret it must keep (a cookie)
+/// and bring back to the callback.
+#[derive(Debug, Clone)]
+pub struct SsoStart {
+    pub url: String,
+    pub browser: String,
+}
+
+/// The browser secret a cookie carries, when it looks like one kaas made.
+fn browser_secret(cookie: Option<&str>) -> Option<&str> {
+    cookie.filter(|c| {
+        c.strip_prefix(BROWSER_PREFIX).is_some_and(|rest| {
+            (32..=64).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    })
 }
 
 /// The providers in use and the sign-ins under way.
@@ -274,9 +306,17 @@ impl Ops {
             .unwrap_or_default()
     }
 
-    /// Starts a sign-in through `provider`: the URL to send the browser to. `next` is
-    /// where the person lands once signed in (a local path).
-    pub async fn sso_start(&self, provider: &str, next: &str) -> OpsResult<String> {
+    /// Starts a sign-in through `provider`: the URL to send the browser to, and the secret
+    /// the browser keeps for the callback (the one it already has, `browser`, if any: two
+    /// tabs may sign in at once). `next` is where the person lands once signed in (a local
+    /// path).
+    pub async fn sso_start(
+        &self,
+        provider: &str,
+        next: &str,
+        browser: Option<&str>,
+        origin: &Origin,
+    ) -> OpsResult<SsoStart> {
         let sso = self.sso()?;
         let p = sso.provider(provider)?;
         let meta = p.metadata().await?;
@@ -297,8 +337,18 @@ impl Ops {
         }
         let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
         let now = self.now();
+        let browser = browser_secret(browser)
+            .map(str::to_string)
+            .unwrap_or_else(|| super::secrets::new_secret(BROWSER_PREFIX));
         let mut pending = sso.pending();
         pending.retain(|_, f| f.expires > now);
+        let from_here = || pending.values().filter(|f| f.from == origin.ip);
+        if from_here().count() >= MAX_PENDING_PER_ADDRESS {
+            let oldest = from_here().map(|f| f.expires).min().unwrap_or(now);
+            return Err(OpsError::Throttled(
+                oldest.duration_since(now).unsigned_abs(),
+            ));
+        }
         if pending.len() >= MAX_PENDING {
             return Err(OpsError::Unavailable(
                 "too many sign-ins under way; try again in a few minutes".into(),
@@ -312,9 +362,14 @@ impl Ops {
                 nonce,
                 next: next.to_string(),
                 expires: now.saturating_add(FLOW_TTL).unwrap_or(now),
+                browser: super::secrets::digest(&browser),
+                from: origin.ip,
             },
         );
-        Ok(url.to_string())
+        Ok(SsoStart {
+            url: url.to_string(),
+            browser,
+        })
     }
 
     /// Finishes a sign-in the provider sent back with `code` and `state`: checks the
@@ -325,20 +380,35 @@ impl Ops {
         provider: &str,
         code: &str,
         state: &str,
+        browser: Option<&str>,
         origin: &Origin,
     ) -> OpsResult<(LoggedIn, String)> {
         let sso = self.sso()?;
         let p = sso.provider(provider)?;
         let now = self.now();
-        // Taken out at once: a state is good for one try, right or wrong.
-        let flow = sso
-            .pending()
-            .remove(state)
-            .filter(|f| f.provider == provider && f.expires > now);
+        let flow = {
+            let mut pending = sso.pending();
+            // Another browser's callback (a link someone was sent) leaves the sign-in to
+            // the browser that started it.
+            let theirs = pending.get(state).is_some_and(|f| {
+                browser_secret(browser).is_none_or(|b| super::secrets::digest(b) != f.browser)
+            });
+            if theirs {
+                drop(pending);
+                self.sso_refused(provider, "", origin, "state from another browser");
+                return Err(OpsError::Unauthenticated(
+                    "This sign-in was started in another browser (or this browser's cookies were cleared); start again here".into(),
+                ));
+            }
+            // Taken out at once: a state is good for one try, right or wrong.
+            pending
+                .remove(state)
+                .filter(|f| f.provider == provider && f.expires > now)
+        };
         let Some(flow) = flow else {
             self.sso_refused(provider, "", origin, "unknown, used or expired state");
             return Err(OpsError::Unauthenticated(
-                "this sign-in was already used or has expired; start again".into(),
+                "This sign-in was already used or has expired; start again".into(),
             ));
         };
         let verified = match self.sso_verify(&p, code, &flow).await {

@@ -1,9 +1,11 @@
 //! Single sign-on pages: `/sso/{provider}/start` sends the browser to the identity provider,
 //! `/sso/{provider}/callback` is where it comes back (see `ops::sso`). Both are GETs, as the
-//! protocol's redirects are; the callback's `state` (single use, kept server-side) is what
-//! ties it to the browser that started it.
+//! protocol's redirects are. The callback's `state` (single use, kept server-side) names
+//! the sign-in, and the `kaas_sso` cookie set at the start ties it to the browser that
+//! started it, so a link carrying someone else's code and state signs nobody in.
 
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -11,6 +13,7 @@ use super::error::WebResult;
 use super::flash::Flash;
 use super::mfa::signed_in_redirect;
 use super::redirect;
+use crate::http::cookie::{read_cookie, set_cookie};
 use crate::http::origin::ClientOrigin;
 use crate::http::redirect::is_local_path;
 use crate::ops::OpsError;
@@ -22,18 +25,38 @@ pub struct StartQuery {
     next: String,
 }
 
+/// The cookie carrying the browser's single sign-on secret.
+const BROWSER_COOKIE: &str = "kaas_sso";
+/// How long it is kept: as long as a started sign-in may take at the provider.
+const BROWSER_COOKIE_MAX_AGE: u64 = 600;
+
 pub async fn start(
     State(s): State<AppState>,
+    ClientOrigin(o): ClientOrigin,
     Path(provider): Path<String>,
     Query(q): Query<StartQuery>,
+    headers: HeaderMap,
 ) -> WebResult<Response> {
     let next = if is_local_path(&q.next) {
         q.next
     } else {
         "/".into()
     };
-    match s.ops.sso_start(&provider, &next).await {
-        Ok(url) => Ok(Redirect::to(&url).into_response()),
+    let browser = read_cookie(&headers, BROWSER_COOKIE);
+    match s.ops.sso_start(&provider, &next, browser, &o).await {
+        Ok(started) => {
+            let mut res = Redirect::to(&started.url).into_response();
+            // SameSite=Lax: sent on the provider's top-level redirect back to the callback.
+            if let Some(c) = set_cookie(
+                BROWSER_COOKIE,
+                &started.browser,
+                BROWSER_COOKIE_MAX_AGE,
+                s.secure_cookies,
+            ) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            Ok(res)
+        }
         Err(OpsError::Unavailable(msg)) => Ok(redirect(&s, "/login", Flash::error(msg))),
         Err(e) => Err(e.into()),
     }
@@ -57,6 +80,7 @@ pub async fn callback(
     ClientOrigin(o): ClientOrigin,
     Path(provider): Path<String>,
     Query(q): Query<CallbackQuery>,
+    headers: HeaderMap,
 ) -> WebResult<Response> {
     if !q.error.is_empty() || q.code.is_empty() {
         let why = if q.error_description.is_empty() {
@@ -73,7 +97,12 @@ pub async fn callback(
             )),
         ));
     }
-    match s.ops.sso_finish(&provider, &q.code, &q.state, &o).await {
+    let browser = read_cookie(&headers, BROWSER_COOKIE);
+    match s
+        .ops
+        .sso_finish(&provider, &q.code, &q.state, browser, &o)
+        .await
+    {
         Ok((done, next)) => {
             let to = if is_local_path(&next) {
                 next

@@ -136,7 +136,7 @@ impl Journey<'_> {
         a.expect_text("h1", "Sign in").await;
         a.expect_text(
             ".flash-error",
-            "this sign-in was already used or has expired; start again",
+            "This sign-in was already used or has expired; start again",
         )
         .await;
         assert!(a.find_all(".who-name").await.is_empty(), "nobody signed in");

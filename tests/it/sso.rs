@@ -495,25 +495,30 @@ async fn single_sign_on_through_a_real_openid_connect_provider() {
     assert_eq!(path, "/");
     assert_eq!(admin.role_in(&acme, "alice@example.com").await, "admin");
 
-    // A wrong state is refused, and does not use up the right one; a changed code is
-    // refused by the provider (and uses the state up).
-    let (held, _) = browser(false);
+    // A wrong state is refused, and does not use up the right one; the right code and
+    // state opened in another browser (a link someone was sent: login CSRF) sign nobody in
+    // there; a changed code is refused by the provider (and uses the state up).
     let (stopper, _) = browser(true);
     let res = sso(&stopper, &kaas, "corp", "alice").await;
     assert_eq!(res.status(), 303);
     let back = res.headers()["location"].to_str().unwrap().to_string();
     let state = between(&back, "state=", "&").to_string();
     let wrong = back.replace(&state, "not-the-state");
-    let (path, _, html) = landed(held.get(&wrong).send().await.unwrap()).await;
+    let (path, _, html) = landed(stopper.get(&wrong).send().await.unwrap()).await;
     assert_eq!(path, "/login");
     assert!(html.contains("already used or has expired"), "{html}");
-    assert_eq!(me(&held, &kaas).await.0, 401);
+    assert_eq!(me(&stopper, &kaas).await.0, 401);
+    let (elsewhere, _) = browser(false);
+    let (path, _, html) = landed(elsewhere.get(&back).send().await.unwrap()).await;
+    assert_eq!(path, "/login");
+    assert!(html.contains("started in another browser"), "{html}");
+    assert_eq!(me(&elsewhere, &kaas).await.0, 401);
     let code = between(&back, "code=", "&").to_string();
     let tampered = back.replace(&code, &format!("{code}x"));
-    let (path, _, html) = landed(held.get(&tampered).send().await.unwrap()).await;
+    let (path, _, html) = landed(stopper.get(&tampered).send().await.unwrap()).await;
     assert_eq!(path, "/login");
     assert!(html.contains("the code was refused"), "{html}");
-    assert_eq!(me(&held, &kaas).await.0, 401);
+    assert_eq!(me(&stopper, &kaas).await.0, 401);
 
     // An existing account is linked by its verified e-mail address, and keeps its password.
     let (cb, _) = browser(false);
@@ -700,4 +705,43 @@ async fn an_on_prem_provider_is_trusted_through_its_ca_bundle() {
     assert_eq!(path, "/", "{html}");
     assert!(html.contains("Signed in as alice@example.com"), "{html}");
     sso_box.stop();
+}
+
+/// Anyone may start a sign-in, and each waits up to ten minutes for the provider: one
+/// client address may have 30 under way, so it cannot fill the table for everyone else.
+#[tokio::test]
+async fn one_address_cannot_fill_the_table_of_sign_ins_under_way() {
+    let b = SsoBox::start(&["corp"], |issuer| corp(issuer, &[OPEN]));
+    let start = |c: &reqwest::Client| c.get(format!("{}/sso/corp/start", b.kaas)).send();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..30 {
+        let res = start(&c).await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            res.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("kaas_sso=kaassso_"),
+            "{:?}",
+            res.headers()
+        );
+    }
+    let res = start(&c).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(
+        res.headers().contains_key("retry-after"),
+        "{:?}",
+        res.headers()
+    );
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Too many attempts — try again in 10 minutes."),
+        "the page says why"
+    );
 }
