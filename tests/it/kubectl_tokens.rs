@@ -136,7 +136,7 @@ fn token_kubeconfig(exec_yaml: &str, token: &str) -> String {
 }
 
 /// The claims of a JWT, unverified.
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     let body = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
 }
