@@ -114,6 +114,7 @@ async fn main() {
     let cached = kaas::credential::CachedToken {
         token: ops.issue_cluster_token(&me, ws_id).expect("token").token,
         expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(600),
+        issued_at: Some(jiff::Timestamp::now()),
     };
     kaas::credential::write_private(
         &paths.cache_file(server, &ws_id.to_string()),

@@ -29,8 +29,10 @@ pub const EXEC_API_V1: &str = "client.authentication.k8s.io/v1";
 const EXEC_API_V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
 
 /// A cached token is used while it has at least this much life left (kubectl's request must
-/// reach the API server before it expires, clocks differ a little).
-const MIN_REMAINING: Duration = Duration::from_secs(30);
+/// reach the API server before it expires, clocks differ a little), or a quarter of the
+/// lifetime it was issued with if that is less: with short lifetimes a fixed 30 s would leave
+/// no time in which the cache is used at all.
+const MAX_MARGIN: Duration = Duration::from_secs(30);
 /// The whole exchange with kaas, connect included.
 const TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_BODY: usize = 256 * 1024;
@@ -75,6 +77,24 @@ pub struct ServerCredential {
 pub struct CachedToken {
     pub token: String,
     pub expires_at: Timestamp,
+    /// When it was issued, which with `expires_at` gives its lifetime. Absent in caches
+    /// written by older versions: those get the full 30 s margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Timestamp>,
+}
+
+impl CachedToken {
+    /// How much life the token must have left to be handed to kubectl.
+    pub fn renewal_margin(&self) -> Duration {
+        let lifetime = self.issued_at.map(|i| {
+            let secs = self.expires_at.as_second().saturating_sub(i.as_second());
+            Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+        });
+        match lifetime {
+            Some(l) => MAX_MARGIN.min(l / 4),
+            None => MAX_MARGIN,
+        }
+    }
 }
 
 /// Where things live, from the environment (`XDG_CONFIG_HOME`, `XDG_CACHE_HOME`, `HOME`).
@@ -146,7 +166,9 @@ pub fn read_cache(path: &Path, now: Timestamp) -> Option<CachedToken> {
     let bytes = std::fs::read(path).ok()?;
     let t: CachedToken = serde_json::from_slice(&bytes).ok()?;
     let left = t.expires_at.as_second().saturating_sub(now.as_second());
-    (left >= i64::try_from(MIN_REMAINING.as_secs()).unwrap_or(i64::MAX)).then_some(t)
+    let margin = i64::try_from(t.renewal_margin().as_secs()).unwrap_or(i64::MAX);
+    // NB: strictly more than the margin, so a zero margin never hands out an expired token.
+    (left > margin).then_some(t)
 }
 
 /// Writes `contents` to `path` readable by the owner only (directory 0700), atomically.
@@ -226,6 +248,9 @@ pub async fn run(
 struct TokenAnswer {
     token: String,
     expires_at: Timestamp,
+    /// Older servers do not say: then the time it arrived stands in.
+    #[serde(default)]
+    issued_at: Option<Timestamp>,
 }
 
 /// `POST {server}/api/v1/workspaces/{ws}/token` with the stored API credential.
@@ -300,6 +325,7 @@ async fn fetch(
             Ok(CachedToken {
                 token: a.token,
                 expires_at: a.expires_at,
+                issued_at: Some(a.issued_at.unwrap_or_else(Timestamp::now)),
             })
         }
         401 => Err(CredentialError::SignInExpired {
@@ -405,6 +431,7 @@ mod tests {
         let t = CachedToken {
             token: "abc".into(),
             expires_at: "2030-01-02T03:04:05.678Z".parse().unwrap(),
+            issued_at: None,
         };
         let v: serde_json::Value = serde_json::from_str(&exec_credential(EXEC_API_V1, &t)).unwrap();
         assert_eq!(v["kind"], "ExecCredential");
@@ -417,10 +444,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
         let file = p.cache_file("https://k", "ws_1");
-        let now = Timestamp::from_second(1_000_000).unwrap();
+        let at = |s: i64| Timestamp::from_second(1_000_000 + s).unwrap();
         let t = CachedToken {
             token: "t".into(),
-            expires_at: Timestamp::from_second(1_000_100).unwrap(),
+            expires_at: at(600),
+            issued_at: Some(at(0)),
         };
         write_private(&file, &serde_json::to_vec(&t).unwrap()).unwrap();
         #[cfg(unix)]
@@ -429,12 +457,51 @@ mod tests {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        assert_eq!(read_cache(&file, now), Some(t));
-        // Less than 30 s left: not used.
-        assert_eq!(
-            read_cache(&file, Timestamp::from_second(1_000_071).unwrap()),
-            None
-        );
+        assert_eq!(read_cache(&file, at(0)), Some(t.clone()));
+        // A 10-minute token: used while more than 30 s are left.
+        assert_eq!(read_cache(&file, at(569)), Some(t));
+        assert_eq!(read_cache(&file, at(570)), None);
+    }
+
+    #[test]
+    fn a_short_lived_token_is_renewed_a_quarter_of_its_lifetime_before_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = paths(dir.path()).cache_file("https://k", "ws_1");
+        let at = |s: i64| Timestamp::from_second(1_000_000 + s).unwrap();
+        let token = |lifetime: i64| CachedToken {
+            token: "t".into(),
+            expires_at: at(lifetime),
+            issued_at: Some(at(0)),
+        };
+        assert_eq!(token(600).renewal_margin(), Duration::from_secs(30));
+        assert_eq!(token(120).renewal_margin(), Duration::from_secs(30));
+        assert_eq!(token(100).renewal_margin(), Duration::from_secs(25));
+        assert_eq!(token(20).renewal_margin(), Duration::from_secs(5));
+        assert_eq!(token(0).renewal_margin(), Duration::ZERO);
+        // A 20 s token is served from the cache for its first 15 s.
+        let t = token(20);
+        write_private(&file, &serde_json::to_vec(&t).unwrap()).unwrap();
+        assert_eq!(read_cache(&file, at(0)), Some(t.clone()));
+        assert_eq!(read_cache(&file, at(14)), Some(t));
+        assert_eq!(read_cache(&file, at(15)), None);
+        // Never once expired, whatever the margin.
+        let t = token(0);
+        write_private(&file, &serde_json::to_vec(&t).unwrap()).unwrap();
+        assert_eq!(read_cache(&file, at(0)), None);
+    }
+
+    #[test]
+    fn a_cache_written_without_the_issue_time_keeps_the_30_s_margin() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = paths(dir.path()).cache_file("https://k", "ws_1");
+        let at = |s: i64| Timestamp::from_second(1_000_000 + s).unwrap();
+        // What versions before the issue time was kept wrote.
+        let old = serde_json::json!({"token": "t", "expires_at": at(100).to_string()});
+        write_private(&file, &serde_json::to_vec(&old).unwrap()).unwrap();
+        let t = read_cache(&file, at(0)).unwrap();
+        assert_eq!((t.token.as_str(), t.issued_at), ("t", None));
+        assert!(read_cache(&file, at(69)).is_some());
+        assert_eq!(read_cache(&file, at(70)), None);
     }
 
     #[test]

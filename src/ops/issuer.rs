@@ -75,6 +75,9 @@ pub struct ClusterToken {
     /// The bearer token (a signed JWT); kubectl sends it to the virtual cluster.
     pub token: String,
     pub expires_at: Timestamp,
+    /// When it was issued (`iat`): with `expires_at`, its lifetime, which tells
+    /// `kaas credential` how long before expiry to stop using a cached token.
+    pub issued_at: Timestamp,
     /// The token's id (`jti`), as the audit log records it.
     pub token_id: String,
     /// The audience: the one workspace whose cluster accepts it.
@@ -382,6 +385,7 @@ impl Ops {
         );
         let (token, kid) = iss.sign(&claims)?;
         let expires_at = Timestamp::from_second(claims.exp).map_err(internal)?;
+        let issued_at = Timestamp::from_second(claims.iat).map_err(internal)?;
         let mut ev = self.event(actor, "cluster_token.issue", ws.id, Some(ws.org_id));
         ev.detail = format!(
             "token_id={jti} expires={expires_at} kid={} groups={}",
@@ -393,6 +397,7 @@ impl Ops {
         Ok(ClusterToken {
             token,
             expires_at,
+            issued_at,
             token_id: jti,
             audience: claims.aud,
             issuer: claims.iss,

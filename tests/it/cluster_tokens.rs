@@ -125,6 +125,19 @@ async fn tokens_are_for_current_members_only_one_workspace_each_and_audited() {
         600
     );
     assert_eq!(t.body["token_id"], claims["jti"]);
+    // The issue time too, so that the plugin knows the lifetime it caches for.
+    let at = |k: &str| {
+        t.body[k]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert_eq!(at("issued_at").as_second(), claims["iat"].as_i64().unwrap());
+    assert_eq!(
+        at("expires_at").as_second(),
+        claims["exp"].as_i64().unwrap()
+    );
     assert!(verify(&app, &jwt, &format!("kaas:{b}")).await.is_err());
     // Ten minutes later it is no longer valid.
     app.clock.advance(jiff::SignedDuration::from_secs(601));

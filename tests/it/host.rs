@@ -309,6 +309,108 @@ async fn a_plan_change_rolls_out_the_new_quota() {
     );
 }
 
+/// What a workspace's Cluster is told to trust: its `serverArgs`, and the CA in the
+/// `AuthenticationConfiguration` that the `kaas-oidc` Secret holds under the key they name.
+async fn trusted_issuer<H: TestHost>(h: &H, ws: &str) -> (Value, String) {
+    use base64::Engine;
+    let s = short(ws);
+    let ns = format!("kaas-ws-{s}");
+    let cluster = h
+        .get("k3k.io", "clusters", Some(&ns), &format!("ws-{s}"))
+        .await
+        .unwrap();
+    let args = cluster["spec"]["serverArgs"].clone();
+    let arg = args[0].as_str().unwrap_or_default();
+    let key = arg
+        .strip_prefix("--kube-apiserver-arg=authentication-config=/etc/kaas/oidc/")
+        .unwrap_or_else(|| panic!("{args}"));
+    let secret = h.get("", "secrets", Some(&ns), "kaas-oidc").await.unwrap();
+    let data = secret["data"].as_object().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec![key], "{secret}");
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(data[key].as_str().unwrap())
+        .unwrap();
+    let config: Value = serde_yaml::from_slice(&file).unwrap();
+    let ca = config["jwt"][0]["issuer"]["certificateAuthority"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{config}"))
+        .to_string();
+    (args, ca)
+}
+
+/// A CA for kaas's issuer: the certificate kaas serves, renewed.
+fn issuer_ca() -> String {
+    rcgen::generate_simple_self_signed(vec!["kaas.test".into()])
+        .unwrap()
+        .cert
+        .pem()
+}
+
+/// The issuer the virtual clusters trust, with `ca`.
+fn issuer_with(ca: &str) -> Option<kaas::host::oidc::ClusterIssuer> {
+    kaas::host::oidc::ClusterIssuer::usable("https://kaas.test", Some(ca.to_string()))
+}
+
+/// Issue 17: the issuer's configuration changes for an existing, Ready workspace (its CA,
+/// as when kaas's certificate is renewed; kaas restarts with it, `restart`): the Secret gets
+/// the new configuration under a new key, the Cluster's `serverArgs` name it, and the
+/// workspace rolls out (Updating) back to Ready, as on a plan change.
+async fn an_issuer_change_rolls_out<H: TestHost>(
+    h: &mut H,
+    first: &str,
+    restart: impl FnOnce(&mut H, Option<kaas::host::oidc::ClusterIssuer>),
+) {
+    let (a, _, ws) = org_and_workspace(&*h, "starter").await;
+    h.wait_ws(&a, &ws, "Ready", |w| state(w) == "Ready").await;
+    h.settle().await;
+    let (args, ca) = trusted_issuer(&*h, &ws).await;
+    assert_eq!(ca, first);
+    let second = issuer_ca();
+    restart(h, issuer_with(&second));
+    let h = &*h;
+    h.wait_ws(&a, &ws, "the rollout", |w| state(w) == "Updating")
+        .await;
+    let (new_args, new_ca) = trusted_issuer(h, &ws).await;
+    assert_eq!(new_ca, second);
+    assert_ne!(new_args, args, "the servers are not restarted");
+    let ready = h
+        .wait_ws(&a, &ws, "Ready after the rollout", |w| state(w) == "Ready")
+        .await
+        .unwrap();
+    assert_eq!(ready["plan_id"], "starter");
+    assert_eq!(ready["applied_generation"], 1);
+    h.settle().await;
+    assert_eq!(trusted_issuer(h, &ws).await, (new_args, second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_change_rolls_out_to_an_existing_workspace() {
+    let first = issuer_ca();
+    let mut h = HostedApp::start_with(|s| s.host.issuer = issuer_with(&first)).await;
+    an_issuer_change_rolls_out(&mut h, &first, |h, issuer| {
+        h.reconciler.stop();
+        let mut settings = reconciler_settings();
+        settings.host.issuer = issuer;
+        let kubeconfig = h._dir.path().join("host.kubeconfig");
+        h.reconciler = attach_host(&mut h.app, kubeconfig, settings);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_change_rolls_out_to_an_existing_workspace_on_realhost() {
+    let first = issuer_ca();
+    let host = crate::realhost::RealHost::connect().await;
+    let mut h = RealHostedApp::on_with(host, |s| s.host.issuer = issuer_with(&first));
+    an_issuer_change_rolls_out(&mut h, &first, |h, issuer| {
+        h.reconciler.stop();
+        let mut settings = RealHostedApp::settings();
+        settings.host.issuer = issuer;
+        h.reconciler = attach_host(&mut h.app, h.host.kubeconfig.clone(), settings);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn objects_changed_or_deleted_by_hand_are_put_back() {
     let h = HostedApp::start().await;

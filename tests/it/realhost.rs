@@ -521,6 +521,22 @@ pub struct RealHostedApp {
 }
 
 impl RealHostedApp {
+    /// The reconciler settings of a kaas on realhost (before any test's tweak).
+    pub fn settings() -> ReconcilerSettings {
+        let mut settings = ReconcilerSettings {
+            // A real API server per Cluster: poll less eagerly than on fakehost.
+            poll_while_busy: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(2),
+            stuck_after: Duration::from_secs(30),
+            ..reconciler_settings()
+        };
+        // realhost's Service network is on loopback, and its API server listens on
+        // 127.0.0.1, which is no node's address: deny it as an operator would a VIP.
+        settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
+        settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
+        settings
+    }
+
     pub async fn start() -> RealHostedApp {
         RealHostedApp::on(RealHost::connect().await)
     }
@@ -533,18 +549,7 @@ impl RealHostedApp {
     /// Like [`RealHostedApp::on`], with `tweak` applied to the reconciler's settings.
     pub fn on_with(host: RealHost, tweak: impl FnOnce(&mut ReconcilerSettings)) -> RealHostedApp {
         let mut app = TestApp::new();
-        let settings = ReconcilerSettings {
-            // A real API server per Cluster: poll less eagerly than on fakehost.
-            poll_while_busy: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(2),
-            stuck_after: Duration::from_secs(30),
-            ..reconciler_settings()
-        };
-        let mut settings = settings;
-        // realhost's Service network is on loopback, and its API server listens on
-        // 127.0.0.1, which is no node's address: deny it as an operator would a VIP.
-        settings.host.isolation.service_cidrs = vec!["127.43.0.0/16".into()];
-        settings.host.isolation.denied_egress = vec!["127.0.0.1/32".into()];
+        let mut settings = RealHostedApp::settings();
         tweak(&mut settings);
         let kaas_kubeconfig = host.packaged_service_account_kubeconfig();
         let reconciler = attach_host(&mut app, kaas_kubeconfig.clone(), settings);

@@ -3,9 +3,11 @@
 //! trust it with kaas's certificate as CA; tokens live 20 s) → `kaas login URL` (password)
 //! → `kaas ws create --wait` → `kaas kubeconfig WS --merge` (the exec-plugin kubeconfig, the
 //! default) → the real `kubectl get ns` through `kaas credential`; then an administrator
-//! disables the user over the API → a new token is refused at once (`kaas credential`
-//! prints one line saying to log in again) and the token kubectl had cached stops working
-//! within its lifetime. On fakehost (its JWT authenticator) and on realhost (the real one).
+//! disables the user over the API → kubectl goes on with the token the plugin cached (one
+//! issue in the audit log, the cache file untouched), which the API server judges; a new
+//! token is refused at once (`kaas credential` prints one line saying to log in again) and
+//! the cached one stops working within its lifetime. On fakehost (its JWT authenticator)
+//! and on realhost (the real one).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -175,6 +177,44 @@ async fn chain_journey(host_kubeconfig: &Path) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // The plugin's cache: one token issued (the audit log's newest `cluster_token.issue`
+    // names it), then kubectl commands served from the cache file without another.
+    let newest_issue = async || {
+        let (status, log) = call(
+            reqwest::Method::GET,
+            "/audit?action=cluster_token.issue&limit=1",
+            &root,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{log}");
+        log["items"][0]["detail"].as_str().unwrap().to_string()
+    };
+    let cache_dir = t.home.path().join("cache/kaas/tokens");
+    let cached = || {
+        let files: Vec<_> = std::fs::read_dir(&cache_dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        std::fs::read(files[0].path()).unwrap()
+    };
+    std::fs::remove_dir_all(&cache_dir).unwrap();
+    let (ok, out) = kubectl(&t, &["--context", "dev", "get", "ns"]).await;
+    assert!(ok, "{out}");
+    // The token expires at most one lifetime from here.
+    let fetched = Instant::now();
+    let (token_file, issued) = (cached(), newest_issue().await);
+    let jti = serde_json::from_slice::<Value>(&token_file).unwrap()["token"]
+        .as_str()
+        .map(crate::kubectl_tokens::claims)
+        .unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(issued.contains(&format!("token_id={jti}")), "{issued}");
+    let (ok, out) = kubectl(&t, &["--context", "dev", "get", "ns"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(cached(), token_file, "the cached token was not reused");
+    assert_eq!(newest_issue().await, issued, "another token was issued");
+
     // Disabled by the administrator.
     let (status, body) = call(
         reqwest::Method::PATCH,
@@ -184,7 +224,19 @@ async fn chain_journey(host_kubeconfig: &Path) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let disabled = Instant::now();
+    // kubectl still runs on the cached token, which authenticates until it expires: the API
+    // server lets it in, or refuses it once the next tenant sync has taken the role away.
+    let (ok, out) = kubectl(&t, &["--context", "dev", "get", "ns"]).await;
+    assert!(
+        fetched.elapsed() < LIFETIME * 3 / 4,
+        "too slow to see the cache"
+    );
+    assert!(
+        !out.contains("kaas login"),
+        "not served from the cache: {out}"
+    );
+    assert!(ok || out.contains("Forbidden"), "{out}");
+    assert_eq!(cached(), token_file);
     // A new token is refused at once: one readable line.
     let fresh = t
         .command(&["credential", "--server", &base, "--workspace", &ws_id])
@@ -199,24 +251,27 @@ async fn chain_journey(host_kubeconfig: &Path) {
     };
     let line = one_line_failure(&r);
     assert!(line.contains("run `kaas login"), "{line}");
-    // The token kubectl cached stops working within its lifetime.
+    // The token kubectl cached stops working within its lifetime: no command started after
+    // it expired gets in.
     loop {
+        let started = Instant::now();
         let (ok, out) = kubectl(&t, &["--context", "dev", "get", "ns"]).await;
         if !ok {
             break;
         }
         assert!(
-            disabled.elapsed() < LIFETIME + Duration::from_secs(10),
-            "still let in {:?} after being disabled: {out}",
-            disabled.elapsed()
+            started < fetched + LIFETIME,
+            "still let in {:?} after the token was issued: {out}",
+            started - fetched
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Once it has expired, kubectl says what to do.
-    tokio::time::sleep(LIFETIME.saturating_sub(disabled.elapsed())).await;
+    // Once it has expired, kubectl says what to do; no token was issued to the disabled user.
+    tokio::time::sleep(LIFETIME.saturating_sub(fetched.elapsed())).await;
     let (ok, out) = kubectl(&t, &["--context", "dev", "get", "ns"]).await;
     assert!(!ok, "{out}");
     assert!(out.contains("run `kaas login"), "{out}");
+    assert_eq!(newest_issue().await, issued);
     // The API credential itself is refused too.
     let (status, _) = call(reqwest::Method::GET, "/me", &token, None).await;
     assert_eq!(status, 401);

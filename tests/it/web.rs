@@ -16,6 +16,7 @@ use crate::support::*;
 mod audit;
 mod auth_hardening;
 mod billing;
+mod kubeconfig;
 mod limits;
 mod mfa;
 mod plans;
