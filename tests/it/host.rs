@@ -406,7 +406,7 @@ async fn an_issuer_change_rolls_out_to_an_existing_workspace_on_realhost() {
         h.reconciler.stop();
         let mut settings = RealHostedApp::settings();
         settings.host.issuer = issuer;
-        h.reconciler = attach_host(&mut h.app, h.host.kubeconfig.clone(), settings);
+        h.reconciler = attach_host(&mut h.app, h.kaas_kubeconfig.clone(), settings);
     })
     .await;
 }
