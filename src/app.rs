@@ -269,7 +269,9 @@ async fn metrics() -> impl IntoResponse {
 }
 
 /// Serves `/metrics` alone on `addr` (plain HTTP; `server.metrics_listen`), guarded by
-/// `edge::EdgeSettings::metrics`. Returns once bound, with what stops it.
+/// `edge::EdgeSettings::metrics`, with `[server.limits]`'s connection, header and time
+/// bounds (slots of its own, so scrapers and clients never crowd each other out). Returns
+/// once bound, with what stops it.
 async fn serve_metrics(
     cfg: &Config,
     addr: SocketAddr,
@@ -282,9 +284,20 @@ async fn serve_metrics(
         crate::edge::EdgeSettings::metrics(cfg, addr),
     )
     .into_make_service_with_connect_info::<SocketAddr>();
+    let limits = cfg.server.limits.clone();
+    let slots = ConnectionSlots::new(limits.max_connections, limits.max_connections_per_address);
     let handle = axum_server::Handle::<SocketAddr>::new();
     let h = handle.clone();
-    let task = tokio::spawn(async move { axum_server::bind(addr).handle(h).serve(app).await });
+    let task = tokio::spawn(async move {
+        let acceptor = LimitAcceptor::new(
+            slots,
+            axum_server::accept::DefaultAcceptor::new(),
+            limits.header_read_timeout,
+        );
+        let mut server = axum_server::bind(addr).acceptor(acceptor);
+        crate::http::limits::tune(server.http_builder(), &limits);
+        server.handle(h).serve(app).await
+    });
     match handle.listening().await {
         Some(bound) => {
             tracing::info!(address = %bound, "serving /metrics on the metrics listener");

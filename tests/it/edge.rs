@@ -115,6 +115,8 @@ async fn metrics_need_the_token_and_move_to_their_own_listener() {
             ("KAAS_SERVER_METRICS_TOKEN", TOKEN),
             ("KAAS_SERVER_METRICS_LISTEN", &metrics_listen),
             ("KAAS_SERVER_ALLOWED_HOSTS", "kaas.internal"),
+            ("KAAS_SERVER_LIMITS_HEADER_READ_TIMEOUT", "1s"),
+            ("KAAS_SERVER_LIMITS_MAX_CONNECTIONS_PER_ADDRESS", "4"),
         ],
     );
     let c = client();
@@ -157,6 +159,39 @@ async fn metrics_need_the_token_and_move_to_their_own_listener() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("kaas_http_requests_total"));
+
+    // The metrics listener keeps [server.limits] too: connections beyond the per-address
+    // limit are closed at once, and idle ones after the header timeout.
+    use tokio::io::AsyncReadExt;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(
+            tokio::net::TcpStream::connect(&metrics_listen)
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let closed_within = async |s: &mut tokio::net::TcpStream, secs: u64| {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(secs), s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    };
+    let mut fifth = tokio::net::TcpStream::connect(&metrics_listen)
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut fifth, 1).await,
+        "a fifth connection from one address was kept"
+    );
+    for s in &mut idle {
+        assert!(
+            closed_within(s, 3).await,
+            "an idle connection outlived the header timeout"
+        );
+    }
 }
 
 #[tokio::test]
