@@ -569,6 +569,44 @@ async fn quota_journey<H: TestHost>(h: &H) {
         e.contains("exceeded quota") && e.contains("kaas-system-node-critical"),
         "{e}"
     );
+    // system-cluster-critical: one pod, the virtual cluster's own CoreDNS in shared mode;
+    // a second is refused.
+    h.create(
+        "",
+        "pods",
+        Some(&ns),
+        critical("system-cluster-critical", "coredns"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the one system-cluster-critical pod refused: {e}"));
+    let mut refused = String::new();
+    h.until("a second system-cluster-critical pod refused", async || {
+        match h
+            .create(
+                "",
+                "pods",
+                Some(&ns),
+                critical("system-cluster-critical", "preempt-2"),
+            )
+            .await
+        {
+            Err(e) => {
+                refused = e;
+                true
+            }
+            Ok(_) => {
+                // The quota controller had not counted the first yet: try again.
+                h.delete("", "pods", Some(&ns), "preempt-2").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                false
+            }
+        }
+    })
+    .await;
+    assert!(
+        refused.contains("exceeded quota") && refused.contains("kaas-system-cluster-critical"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
