@@ -144,26 +144,20 @@ async fn main() {
     let (mut child, base) = common::serve_ready(dir.path()).await;
     let client = reqwest::Client::new();
     let list = |ws| format!("{base}/api/v1/workspaces/{ws}/projects?limit=50");
-    let body: serde_json::Value = client
-        .get(list(ws50))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(50));
-    let body: serde_json::Value = client
-        .get(list(ws50))
-        .bearer_auth(&scoped_token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(25));
+    let listed = async |token: &str| {
+        let body: serde_json::Value = client
+            .get(list(ws50))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        body["items"].as_array().map(Vec::len)
+    };
+    assert_eq!(listed(&token).await, Some(50));
+    assert_eq!(listed(&scoped_token).await, Some(25));
 
     // Warm up once, then measure the three in the same run.
     wrk(&format!("{base}/healthz"), None, 1);

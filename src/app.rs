@@ -268,6 +268,25 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// Serves `app` on `addr` in plain HTTP within `[server.limits]`: `slots` bound the
+/// connections, slow heads are cut off, and hyper is tuned to the header limits.
+async fn serve_plain(
+    addr: SocketAddr,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    slots: std::sync::Arc<ConnectionSlots>,
+    limits: RequestLimits,
+    handle: axum_server::Handle<SocketAddr>,
+) -> std::io::Result<()> {
+    let acceptor = LimitAcceptor::new(
+        slots,
+        axum_server::accept::DefaultAcceptor::new(),
+        limits.header_read_timeout,
+    );
+    let mut server = axum_server::bind(addr).acceptor(acceptor);
+    crate::http::limits::tune(server.http_builder(), &limits);
+    server.handle(handle).serve(app).await
+}
+
 /// Serves `/metrics` alone on `addr` (plain HTTP; `server.metrics_listen`), guarded by
 /// `edge::EdgeSettings::metrics`, with `[server.limits]`'s connection, header and time
 /// bounds (slots of its own, so scrapers and clients never crowd each other out). Returns
@@ -288,16 +307,7 @@ async fn serve_metrics(
     let slots = ConnectionSlots::new(limits.max_connections, limits.max_connections_per_address);
     let handle = axum_server::Handle::<SocketAddr>::new();
     let h = handle.clone();
-    let task = tokio::spawn(async move {
-        let acceptor = LimitAcceptor::new(
-            slots,
-            axum_server::accept::DefaultAcceptor::new(),
-            limits.header_read_timeout,
-        );
-        let mut server = axum_server::bind(addr).acceptor(acceptor);
-        crate::http::limits::tune(server.http_builder(), &limits);
-        server.handle(h).serve(app).await
-    });
+    let task = tokio::spawn(serve_plain(addr, app, slots, limits, h));
     match handle.listening().await {
         Some(bound) => {
             tracing::info!(address = %bound, "serving /metrics on the metrics listener");
@@ -507,16 +517,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 crate::http::limits::tune(server.http_builder(), &limits);
                 server.handle(server_handle).serve(app).await
             }
-            None => {
-                let acceptor = LimitAcceptor::new(
-                    slots,
-                    axum_server::accept::DefaultAcceptor::new(),
-                    limits.header_read_timeout,
-                );
-                let mut server = axum_server::bind(listen).acceptor(acceptor);
-                crate::http::limits::tune(server.http_builder(), &limits);
-                server.handle(server_handle).serve(app).await
-            }
+            None => serve_plain(listen, app, slots, limits, server_handle).await,
         }
     });
     let Some(bound) = handle.listening().await else {

@@ -81,6 +81,20 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The server's address and process, once a bystander is served, and its resident memory
+/// then (KiB).
+async fn watched(server: &Server) -> (SocketAddr, u32, u64) {
+    let addr: SocketAddr = server
+        .base
+        .strip_prefix("http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = server.pid();
+    bystander_served(addr, "warm-up").await;
+    (addr, pid, memory_kib(pid).0)
+}
+
 fn json_post(path: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -105,15 +119,7 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
             ("KAAS_SERVER_LIMITS_REQUEST_TIMEOUT", "3s"),
         ],
     );
-    let addr: SocketAddr = server
-        .base
-        .strip_prefix("http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pid = server.pid();
-    bystander_served(addr, "warm-up").await;
-    let (rss_before, _) = memory_kib(pid);
+    let (addr, pid, rss_before) = watched(&server).await;
 
     // Huge bodies, many at once: refused at the body limit, never buffered whole.
     let huge = "x".repeat(8 << 20);
@@ -251,15 +257,7 @@ async fn one_client_cannot_exhaust_the_server_and_others_are_still_served() {
 async fn a_flood_of_sign_ins_costs_a_few_hashes_of_memory_and_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &[]);
-    let addr: SocketAddr = server
-        .base
-        .strip_prefix("http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pid = server.pid();
-    bystander_served(addr, "warm-up").await;
-    let (rss_before, _) = memory_kib(pid);
+    let (addr, pid, rss_before) = watched(&server).await;
 
     // Distinct accounts from distinct addresses: no throttle stops them before the hash.
     let mut tasks = Vec::new();

@@ -207,16 +207,7 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
     let pod_a = tenant_pod(&h, &ns_a, &format!("ws-{}", short(&ws_a)), "web").await;
     let pod_b = tenant_pod(&h, &ns_b, &format!("ws-{}", short(&ws_b)), "web").await;
     assert_ne!(pod_a, pod_b);
-    // Cluster DNS, as K3s runs it: CoreDNS in kube-system, labelled k8s-app=kube-dns.
-    let dns = format!("coredns-{}", unique());
-    let coredns = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": dns, "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"containers": [{"name": "coredns", "image": "rancher/mirrored-coredns-coredns:1.12.1"}]}
-    });
-    h.create("", "pods", Some("kube-system"), coredns)
-        .await
-        .unwrap();
+    let dns = cluster_dns(&h).await;
     let from = format!("{ns_a}/web");
 
     // Another workspace's pod, by name and by IP, on any port.
@@ -405,15 +396,7 @@ async fn virtual_mode_servers_and_agents_reach_dns_and_the_outside_but_not_other
     .await;
     let pod_b = tenant_pod(&h, &ns_b, &format!("ws-{}", short(&ws_b)), "web").await;
     let server_b = pod_ref(&h, &ns_b, &[("role", "server")]).await;
-    let dns = format!("coredns-{}", unique());
-    let coredns = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": dns, "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"containers": [{"name": "coredns", "image": "rancher/mirrored-coredns-coredns:1.12.1"}]}
-    });
-    h.create("", "pods", Some("kube-system"), coredns)
-        .await
-        .unwrap();
+    let dns = cluster_dns(&h).await;
     let nodes: Vec<String> = h
         .list("", "nodes", None)
         .await
@@ -504,6 +487,49 @@ async fn wait_quota<H: TestHost>(h: &H, ns: &str) {
 
 /// NodePorts over the plan and a tenant pod asking for `system-node-critical`, refused by the
 /// host (realhost: the real ResourceQuota admission; fakehost must refuse the same).
+/// Cluster DNS, as K3s runs it: a CoreDNS pod in kube-system, labelled k8s-app=kube-dns.
+/// Its name.
+async fn cluster_dns(h: &RealHostedApp) -> String {
+    let dns = format!("coredns-{}", unique());
+    let coredns = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": dns, "labels": {"k8s-app": "kube-dns"}},
+        "spec": {"containers": [{"name": "coredns", "image": "rancher/mirrored-coredns-coredns:1.12.1"}]}
+    });
+    h.create("", "pods", Some("kube-system"), coredns)
+        .await
+        .unwrap();
+    dns
+}
+
+/// Creates `object` (called `name`) in `ns` until the host refuses it, as it must once its
+/// quota controller has counted what came before; the refusal.
+async fn refused_over_quota<H: TestHost>(
+    h: &H,
+    ns: &str,
+    resource: &str,
+    name: &str,
+    object: Value,
+) -> String {
+    let mut refused = String::new();
+    h.until(&format!("{resource} {name} refused"), async || {
+        match h.create("", resource, Some(ns), object.clone()).await {
+            Err(e) => {
+                refused = e;
+                true
+            }
+            Ok(_) => {
+                // The quota controller had not counted the others yet: try again.
+                h.delete("", resource, Some(ns), name).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                false
+            }
+        }
+    })
+    .await;
+    refused
+}
+
 async fn quota_journey<H: TestHost>(h: &H) {
     let (a, _, ws) = org_and_workspace(h, "starter").await;
     h.wait_ws(&a, &ws, "Ready", |w| state(w) == "Ready").await;
@@ -522,22 +548,7 @@ async fn quota_journey<H: TestHost>(h: &H) {
             .await
             .unwrap_or_else(|e| panic!("NodePort {name} within the plan refused: {e}"));
     }
-    let mut refused = String::new();
-    h.until("the third NodePort refused", async || {
-        match h.create("", "services", Some(&ns), service("web-3")).await {
-            Err(e) => {
-                refused = e;
-                true
-            }
-            Ok(_) => {
-                // The quota controller had not counted the others yet: try again.
-                h.delete("", "services", Some(&ns), "web-3").await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                false
-            }
-        }
-    })
-    .await;
+    let refused = refused_over_quota(h, &ns, "services", "web-3", service("web-3")).await;
     assert!(
         refused.contains("exceeded quota") && refused.contains("services.nodeports"),
         "{refused}"
@@ -579,30 +590,8 @@ async fn quota_journey<H: TestHost>(h: &H) {
     )
     .await
     .unwrap_or_else(|e| panic!("the one system-cluster-critical pod refused: {e}"));
-    let mut refused = String::new();
-    h.until("a second system-cluster-critical pod refused", async || {
-        match h
-            .create(
-                "",
-                "pods",
-                Some(&ns),
-                critical("system-cluster-critical", "preempt-2"),
-            )
-            .await
-        {
-            Err(e) => {
-                refused = e;
-                true
-            }
-            Ok(_) => {
-                // The quota controller had not counted the first yet: try again.
-                h.delete("", "pods", Some(&ns), "preempt-2").await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                false
-            }
-        }
-    })
-    .await;
+    let second = critical("system-cluster-critical", "preempt-2");
+    let refused = refused_over_quota(h, &ns, "pods", "preempt-2", second).await;
     assert!(
         refused.contains("exceeded quota") && refused.contains("kaas-system-cluster-critical"),
         "{refused}"
