@@ -297,18 +297,19 @@ fn visible_project_ids(
     let wanted = limit.saturating_add(1);
     let last = limit.saturating_sub(1);
     let mut rows = if whole {
-        records::workspace_project_ids(r, ws_id, after, wanted, |i| i == last)?
+        records::workspace_project_ids(r, ws_id, after, wanted, |_| true, |i| i == last)?
     } else {
-        let mut mine = Vec::new();
-        for row in records::workspace_project_ids(r, ws_id, after, usize::MAX, |_| true)? {
-            if mine.len() == wanted {
-                break;
-            }
-            if records::get_member(r, row.0, actor.user_id)?.is_some() {
-                mine.push(row);
-            }
-        }
-        mine
+        // The caller's project memberships, read once from the by-user index (in id order),
+        // rather than one member lookup per project of the workspace.
+        let mine: Vec<ProjectId> = records::scopes_of_user(r, actor.user_id)?;
+        records::workspace_project_ids(
+            r,
+            ws_id,
+            after,
+            wanted,
+            |p| mine.binary_search_by_key(&p.0, |m| m.0).is_ok(),
+            |i| i == last,
+        )?
     };
     let next_cursor = if rows.len() > limit {
         rows.truncate(limit);

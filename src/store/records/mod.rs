@@ -161,7 +161,7 @@ fn list_named(
     after: Option<&str>,
     limit: usize,
 ) -> Res<Vec<u128>> {
-    list_named_as(r, def, a, after, limit, |_, id| id)
+    list_named_as(r, def, a, after, limit, |_, id| Some(id))
 }
 
 /// Like [`list_named`], each row made by `row` from its name and id.
@@ -171,7 +171,7 @@ fn list_named_as<R>(
     a: u128,
     after: Option<&str>,
     limit: usize,
-    mut row: impl FnMut(&str, u128) -> R,
+    mut row: impl FnMut(&str, u128) -> Option<R>,
 ) -> Res<Vec<R>> {
     let t = r.table(def)?;
     let mut out = Vec::new();
@@ -188,7 +188,10 @@ fn list_named_as<R>(
         if after == Some(name) {
             continue;
         }
-        out.push(row(name, v.value()));
+        // A row the caller skips costs no allocation and does not count to the limit.
+        if let Some(r) = row(name, v.value()) {
+            out.push(r);
+        }
     }
     Ok(out)
 }

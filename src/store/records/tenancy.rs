@@ -227,20 +227,26 @@ pub fn list_workspace_projects(
     load_all(r, PROJECTS, ids)
 }
 
-/// The ids of a workspace's projects in name order, after `after`, each with its name when
-/// `named` says so for its position (0, 1, …); nothing decoded.
+/// The ids of a workspace's projects that are `visible`, in name order, after `after`, each
+/// with its name when `named` says so for its position among them (0, 1, …); nothing
+/// decoded, and nothing allocated for the rows left out.
 pub fn workspace_project_ids(
     r: &impl Reader,
     ws: WorkspaceId,
     after: Option<&str>,
     limit: usize,
+    visible: impl Fn(ProjectId) -> bool,
     named: impl Fn(usize) -> bool,
 ) -> Res<Vec<(ProjectId, Option<String>)>> {
     let mut n = 0;
     list_named_as(r, PROJECTS_BY_WS_NAME, ws.0, after, limit, |name, id| {
-        let row = (ProjectId(id), named(n).then(|| name.to_string()));
+        let id = ProjectId(id);
+        if !visible(id) {
+            return None;
+        }
+        let row = (id, named(n).then(|| name.to_string()));
         n += 1;
-        row
+        Some(row)
     })
 }
 
