@@ -745,3 +745,39 @@ async fn one_address_cannot_fill_the_table_of_sign_ins_under_way() {
         "the page says why"
     );
 }
+
+/// The provider requires PKCE of every client, so each sign-in in these tests shows that
+/// kaas sends an S256 challenge and its verifier; here the verifier is altered on its way to
+/// the provider (client `kaas-pkce`), which then refuses the code: nobody is signed in.
+#[tokio::test]
+async fn a_code_redeemed_without_its_pkce_verifier_is_refused() {
+    let b = SsoBox::start(&["pkce"], |issuer| {
+        provider(
+            "pkce",
+            "PKCE IdP",
+            issuer,
+            ("kaas-pkce", "kaas-pkce-secret"),
+            &[OPEN],
+        )
+    });
+    let (c, log) = browser(false);
+    let (path, _, html) = landed(sso(&c, &b.kaas, "pkce", "alice").await).await;
+    let asked = log.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|u| u.contains("code_challenge_method=S256") && u.contains("code_challenge=")),
+        "kaas asked for the code with an S256 challenge: {asked:?}"
+    );
+    assert_eq!(path, "/login");
+    // The provider's answer to a wrong verifier (it says no more to the client).
+    assert!(
+        html.contains(
+            "PKCE IdP sign-in failed: the code was refused: Server returned error response: \
+             invalid_grant: grant request is invalid"
+        ),
+        "{html}"
+    );
+    assert_eq!(me(&c, &b.kaas).await.0, 401);
+    b.stop();
+}
