@@ -781,3 +781,69 @@ async fn a_code_redeemed_without_its_pkce_verifier_is_refused() {
     assert_eq!(me(&c, &b.kaas).await.0, 401);
     b.stop();
 }
+
+/// ID tokens signed with the provider's own key, each with one claim wrong: another client's
+/// (`aud`), another issuer's (`iss`), another sign-in's (`nonce`, or none) or for kaas and
+/// another client with nothing saying which asked (`aud` without `azp`). Each is refused, signs nobody in, and is audited as a
+/// failed sign-in with the reason.
+#[tokio::test]
+async fn id_tokens_for_another_client_issuer_or_sign_in_are_refused() {
+    // (provider id, the reason kaas gives after "the ID token was refused: ").
+    let cases = [
+        (
+            "aud",
+            "Invalid audiences: must contain `kaas-aud` (found audiences: `someone-else`)",
+        ),
+        (
+            "iss",
+            "Invalid issuer: expected `ISSUER` (found `https://idp.elsewhere.test`)",
+        ),
+        ("nonce", "Invalid nonce: nonce mismatch"),
+        ("nononce", "Invalid nonce: missing nonce claim"),
+        (
+            "multiaud",
+            "Invalid audiences: `someone-else` is not a trusted audience",
+        ),
+    ];
+    let ids: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
+    let b = SsoBox::start(&ids, |issuer| {
+        ids.iter()
+            .map(|id| {
+                let client = format!("kaas-{id}");
+                let secret = format!("{client}-secret");
+                provider(
+                    id,
+                    &format!("{id} IdP"),
+                    issuer,
+                    (&client, &secret),
+                    &[OPEN],
+                )
+            })
+            .collect()
+    });
+    let admin = admin(&b.server).await;
+    for (id, reason) in cases {
+        let reason = reason.replace("ISSUER", &b.issuer);
+        let (c, _) = browser(false);
+        let (path, _, html) = landed(sso(&c, &b.kaas, id, "alice").await).await;
+        assert_eq!(path, "/login", "{id}: {html}");
+        let message = format!("{id} IdP sign-in failed: the ID token was refused: {reason}");
+        assert!(html.contains(&message), "{id}: {html}");
+        assert_eq!(me(&c, &b.kaas).await.0, 401, "{id}: nobody is signed in");
+        let (_, audit) = admin
+            .call(reqwest::Method::GET, "/audit?action=auth.login", None)
+            .await;
+        let detail = format!("via=sso ({id}): the ID token was refused: {reason}");
+        assert!(
+            audit["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["outcome"] == "failure"
+                    && e["detail"].as_str().unwrap_or("").contains(&detail)),
+            "{id}: {audit}"
+        );
+    }
+    assert_eq!(admin.user("alice@example.com").await, Value::Null);
+    b.stop();
+}

@@ -13,9 +13,12 @@
 // - "kaas-expired": ID tokens valid for 1 second, answered 2.5 seconds late: expired on
 //   arrival;
 // - "kaas-pkce": its token requests reach the provider with a code_verifier altered on the
-//   way in (as if kaas sent the wrong one): the provider must refuse the code.
+//   way in (as if kaas sent the wrong one): the provider must refuse the code;
+// - the clients of `rewrites` below: ID tokens with one claim wrong, signed again with the
+//   provider's own key, so that only that claim gives them away.
 // Sign-in is a one-field form the test posts to non-interactively:
 // POST /interaction/<uid>/login with account=<id>; consent is granted with it.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -56,9 +59,28 @@ function basicClient(req) {
   return decodeURIComponent(Buffer.from(auth.slice(6), 'base64').toString().split(':')[0]);
 }
 
-// Changes the claims of the ID token in the token response with `change`, keeping the
-// original signature.
-function rewriteIdToken(res, change) {
+// The provider's signing key, made at start and given to the provider (published in its
+// JWKS), so that `rewrites` can sign altered ID tokens with it.
+const signingKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const signingJwk = { ...signingKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+
+// ID tokens with one claim wrong, by client; each is signed again with the provider's key.
+const rewrites = {
+  // Issued for another client.
+  'kaas-aud': (c) => { c.aud = 'someone-else'; },
+  // From another issuer.
+  'kaas-iss': (c) => { c.iss = 'https://idp.elsewhere.test'; },
+  // Carrying the nonce of another sign-in.
+  'kaas-nonce': (c) => { c.nonce = 'the-nonce-of-another-sign-in'; },
+  // Carrying no nonce.
+  'kaas-nononce': (c) => { delete c.nonce; },
+  // Issued for kaas and another client, with no azp to say which of them asked for it.
+  'kaas-multiaud': (c) => { c.aud = [c.aud, 'someone-else']; delete c.azp; },
+};
+
+// Changes the claims of the ID token in the token response with `change`; signed again with
+// the provider's key if `resign`, else sent with its original signature.
+function rewriteIdToken(res, change, resign) {
   const end = res.end.bind(res);
   res.end = (chunk, ...rest) => {
     try {
@@ -68,7 +90,10 @@ function rewriteIdToken(res, change) {
         const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
         change(claims);
         const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
-        body.id_token = [h, payload, sig].join('.');
+        const signature = resign
+          ? crypto.sign('sha256', Buffer.from(`${h}.${payload}`), signingKey).toString('base64url')
+          : sig;
+        body.id_token = [h, payload, signature].join('.');
         const out = JSON.stringify(body);
         res.setHeader('content-length', Buffer.byteLength(out));
         return end(out, ...rest);
@@ -95,13 +120,14 @@ server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
   const provider = new Provider(`${tls ? 'https' : 'http'}://127.0.0.1:${port}`, {
     clients: [
-      ...['kaas', 'kaas-tamper', 'kaas-expired', 'kaas-pkce'].map(client),
+      ...['kaas', 'kaas-tamper', 'kaas-expired', 'kaas-pkce', ...Object.keys(rewrites)].map(client),
       {
         ...client('kaas-hs'),
         client_secret: 'kaas-hs-secret-0123456789-0123456789-0123456789',
         id_token_signed_response_alg: 'HS256',
       },
     ],
+    jwks: { keys: [signingJwk] },
     pkce: { required: () => true },
     ttl: {
       IdToken: (ctx, token, client) => (client.clientId === 'kaas-expired' ? 1 : 3600),
@@ -134,7 +160,8 @@ server.listen(0, '127.0.0.1', () => {
     const m = req.url.match(/^\/interaction\/([^/?]+)(\/login)?/);
     if (!m) {
       const token = req.url.startsWith('/token') ? basicClient(req) : '';
-      if (token === 'kaas-tamper') rewriteIdToken(res, (c) => { c.email = 'root@example.com'; });
+      if (token === 'kaas-tamper') rewriteIdToken(res, (c) => { c.email = 'root@example.com'; }, false);
+      if (rewrites[token]) rewriteIdToken(res, rewrites[token], true);
       if (token === 'kaas-pkce') await alterVerifier(req);
       if (token === 'kaas-expired') {
         const end = res.end.bind(res);
