@@ -783,8 +783,9 @@ async fn a_code_redeemed_without_its_pkce_verifier_is_refused() {
 }
 
 /// ID tokens signed with the provider's own key, each with one claim wrong: another client's
-/// (`aud`), another issuer's (`iss`), another sign-in's (`nonce`, or none) or for kaas and
-/// another client with nothing saying which asked (`aud` without `azp`). Each is refused, signs nobody in, and is audited as a
+/// (`aud`), another issuer's (`iss`), another sign-in's (`nonce`, or none), for kaas and
+/// another client with nothing saying which asked (`aud` without `azp`), or for kaas but
+/// asked for by another client (`azp`). Each is refused, signs nobody in, and is audited as a
 /// failed sign-in with the reason.
 #[tokio::test]
 async fn id_tokens_for_another_client_issuer_or_sign_in_are_refused() {
@@ -803,6 +804,10 @@ async fn id_tokens_for_another_client_issuer_or_sign_in_are_refused() {
         (
             "multiaud",
             "Invalid audiences: `someone-else` is not a trusted audience",
+        ),
+        (
+            "azp",
+            "Invalid authorized party: must be `kaas-azp` (found `someone-else`)",
         ),
     ];
     let ids: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();

@@ -76,6 +76,8 @@ const rewrites = {
   'kaas-nononce': (c) => { delete c.nonce; },
   // Issued for kaas and another client, with no azp to say which of them asked for it.
   'kaas-multiaud': (c) => { c.aud = [c.aud, 'someone-else']; delete c.azp; },
+  // Issued for kaas, but asked for by another client (azp).
+  'kaas-azp': (c) => { c.azp = 'someone-else'; },
 };
 
 // Changes the claims of the ID token in the token response with `change`; signed again with
