@@ -468,6 +468,17 @@ impl Ops {
         let claims: &CoreIdTokenClaims = id_token
             .claims(&verifier, &flow.nonce)
             .map_err(|e| format!("the ID token was refused: {e}"))?;
+        // The crate leaves azp alone (OpenID Connect Core 3.1.3.7, step 5): a token another
+        // client asked for is not kaas's, even when it names kaas as its audience.
+        if let Some(azp) = claims.authorized_party()
+            && azp.as_str() != p.cfg.client_id
+        {
+            return Err(format!(
+                "the ID token was refused: Invalid authorized party: must be `{}` (found `{}`)",
+                p.cfg.client_id,
+                azp.as_str()
+            ));
+        }
         let email = claims
             .email()
             .map(|e| e.as_str().trim().to_ascii_lowercase())

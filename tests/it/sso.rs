@@ -745,3 +745,110 @@ async fn one_address_cannot_fill_the_table_of_sign_ins_under_way() {
         "the page says why"
     );
 }
+
+/// The provider requires PKCE of every client, so each sign-in in these tests shows that
+/// kaas sends an S256 challenge and its verifier; here the verifier is altered on its way to
+/// the provider (client `kaas-pkce`), which then refuses the code: nobody is signed in.
+#[tokio::test]
+async fn a_code_redeemed_without_its_pkce_verifier_is_refused() {
+    let b = SsoBox::start(&["pkce"], |issuer| {
+        provider(
+            "pkce",
+            "PKCE IdP",
+            issuer,
+            ("kaas-pkce", "kaas-pkce-secret"),
+            &[OPEN],
+        )
+    });
+    let (c, log) = browser(false);
+    let (path, _, html) = landed(sso(&c, &b.kaas, "pkce", "alice").await).await;
+    let asked = log.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|u| u.contains("code_challenge_method=S256") && u.contains("code_challenge=")),
+        "kaas asked for the code with an S256 challenge: {asked:?}"
+    );
+    assert_eq!(path, "/login");
+    // The provider's answer to a wrong verifier (it says no more to the client).
+    assert!(
+        html.contains(
+            "PKCE IdP sign-in failed: the code was refused: Server returned error response: \
+             invalid_grant: grant request is invalid"
+        ),
+        "{html}"
+    );
+    assert_eq!(me(&c, &b.kaas).await.0, 401);
+    b.stop();
+}
+
+/// ID tokens signed with the provider's own key, each with one claim wrong: another client's
+/// (`aud`), another issuer's (`iss`), another sign-in's (`nonce`, or none), for kaas and
+/// another client with nothing saying which asked (`aud` without `azp`), or for kaas but
+/// asked for by another client (`azp`). Each is refused, signs nobody in, and is audited as a
+/// failed sign-in with the reason.
+#[tokio::test]
+async fn id_tokens_for_another_client_issuer_or_sign_in_are_refused() {
+    // (provider id, the reason kaas gives after "the ID token was refused: ").
+    let cases = [
+        (
+            "aud",
+            "Invalid audiences: must contain `kaas-aud` (found audiences: `someone-else`)",
+        ),
+        (
+            "iss",
+            "Invalid issuer: expected `ISSUER` (found `https://idp.elsewhere.test`)",
+        ),
+        ("nonce", "Invalid nonce: nonce mismatch"),
+        ("nononce", "Invalid nonce: missing nonce claim"),
+        (
+            "multiaud",
+            "Invalid audiences: `someone-else` is not a trusted audience",
+        ),
+        (
+            "azp",
+            "Invalid authorized party: must be `kaas-azp` (found `someone-else`)",
+        ),
+    ];
+    let ids: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
+    let b = SsoBox::start(&ids, |issuer| {
+        ids.iter()
+            .map(|id| {
+                let client = format!("kaas-{id}");
+                let secret = format!("{client}-secret");
+                provider(
+                    id,
+                    &format!("{id} IdP"),
+                    issuer,
+                    (&client, &secret),
+                    &[OPEN],
+                )
+            })
+            .collect()
+    });
+    let admin = admin(&b.server).await;
+    for (id, reason) in cases {
+        let reason = reason.replace("ISSUER", &b.issuer);
+        let (c, _) = browser(false);
+        let (path, _, html) = landed(sso(&c, &b.kaas, id, "alice").await).await;
+        assert_eq!(path, "/login", "{id}: {html}");
+        let message = format!("{id} IdP sign-in failed: the ID token was refused: {reason}");
+        assert!(html.contains(&message), "{id}: {html}");
+        assert_eq!(me(&c, &b.kaas).await.0, 401, "{id}: nobody is signed in");
+        let (_, audit) = admin
+            .call(reqwest::Method::GET, "/audit?action=auth.login", None)
+            .await;
+        let detail = format!("via=sso ({id}): the ID token was refused: {reason}");
+        assert!(
+            audit["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["outcome"] == "failure"
+                    && e["detail"].as_str().unwrap_or("").contains(&detail)),
+            "{id}: {audit}"
+        );
+    }
+    assert_eq!(admin.user("alice@example.com").await, Value::Null);
+    b.stop();
+}
