@@ -115,9 +115,10 @@ impl Ops {
     }
 
     /// [`Ops::list_projects`] for the API: the page's JSON body. Unchanged records are copied
-    /// from the store's memo rather than decoded and encoded again, and a page that every
-    /// reader of the workspace's projects sees whole is kept until the store next commits
-    /// (the caller's right to it is still checked every time).
+    /// from the store's memo rather than decoded and encoded again, and the page is kept
+    /// until the store next commits: one copy for everyone who sees the workspace's projects
+    /// whole, one per member who sees some of them (the caller's right to it is still
+    /// checked every time).
     pub fn list_projects_shown(
         &self,
         actor: &Actor,
@@ -130,24 +131,20 @@ impl Ops {
         let (_, mut standing) = workspace_and_standing(&r, actor, ws_id, Action::WorkspaceRead)?;
         standing.project = None;
         let whole = policy::allows(&standing, Action::ProjectRead);
-        let key = whole.then(|| PageKey {
+        let key = PageKey {
             table: "projects",
             scope: ws_id.0,
             after: after.map(Into::into),
             limit,
-        });
-        if let Some(body) = key
-            .as_ref()
-            .and_then(|k| self.store.pages().get(k, generation))
-        {
+            viewer: (!whole).then_some(actor.user_id.0),
+        };
+        if let Some(body) = self.store.pages().get(&key, generation) {
             return Ok(body);
         }
         let (ids, next_cursor) = visible_project_ids(&r, actor, ws_id, whole, after, limit)?;
         let items = records::show_projects(&r, self.store.shown(), &ids)?;
         let body = bytes::Bytes::from(ShownPage { items, next_cursor }.to_json());
-        if let Some(k) = key {
-            self.store.pages().put(k, generation, body.clone());
-        }
+        self.store.pages().put(key, generation, body.clone());
         Ok(body)
     }
 

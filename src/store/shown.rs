@@ -7,8 +7,9 @@
 //! so the memo can never show a stale record: a changed record is decoded afresh. It is
 //! bounded; when full it starts over, which costs one decode per record and nothing else.
 //!
-//! [`PageMemo`] goes one step further for lists everyone allowed to read them sees whole: the
-//! whole response body of a page, valid for as long as the store commits nothing.
+//! [`PageMemo`] goes one step further for lists: the whole response body of a page, as
+//! everyone allowed to read it sees it whole or as one user sees it filtered, valid for as
+//! long as the store commits nothing.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -126,14 +127,18 @@ impl ShownMemo {
 }
 
 /// Which page of which list: the table, whose records (a workspace's, say), where the page
-/// starts and how long it is. Only lists every caller allowed to read them sees whole belong
-/// here, since the page is shared by all of them.
+/// starts, how long it is, and whose view of it (everyone's whole list, or one user's
+/// filtered one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageKey {
     pub table: &'static str,
     pub scope: u128,
     pub after: Option<Box<str>>,
     pub limit: usize,
+    /// `None` for the page everyone allowed to read the list sees whole; the user's id for
+    /// the page filtered to what that user may see (their memberships are in the store, so
+    /// the generation covers them too).
+    pub viewer: Option<u128>,
 }
 
 /// How many pages are kept before the memo starts over.
