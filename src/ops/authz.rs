@@ -17,19 +17,17 @@ pub fn workspace_standing(r: &impl Reader, actor: &Actor, ws: &Workspace) -> Ops
     let mut s = org_standing(r, actor, ws.org_id)?;
     s.workspace = records::get_member(r, ws.id, actor.user_id)?.map(|m| m.role);
     if s.project.is_none() {
-        // A project member sees the workspace their project lives in.
+        // A project member sees the workspace their project lives in. Only "some project
+        // role" matters at workspace level: the lowest grant stands for it, so a project
+        // admin is not mistaken for an admin of every project. The by-user index says the
+        // membership exists, so the first project found in this workspace settles it.
         for pid in records::scopes_of_user::<ProjectId>(r, actor.user_id)? {
             if let Some(p) = records::get_project(r, pid)?
                 && p.workspace_id == ws.id
             {
-                let role = records::get_member(r, pid, actor.user_id)?.map(|m| m.role);
-                s.project = s.project.max(role);
+                s.project = Some(ProjectRole::Viewer);
+                break;
             }
-        }
-        // Only "some project role" matters at workspace level: keep the lowest grant so a
-        // project admin is not mistaken for an admin of every project.
-        if s.project.is_some() {
-            s.project = Some(ProjectRole::Viewer);
         }
     }
     Ok(s)
