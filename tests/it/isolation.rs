@@ -220,25 +220,14 @@ async fn a_tenant_pod_reaches_dns_and_the_outside_but_not_other_workspaces_or_th
     assert!(!allowed(&v), "B reaches A's pod: {v}");
     // The host API server: through the `kubernetes` Service (kube-proxy's DNAT takes it to
     // the API server's own address), and on a node's address.
-    let kubernetes = h
-        .get("", "services", Some("default"), "kubernetes")
-        .await
-        .unwrap();
-    let cluster_ip = kubernetes["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cluster_ip, api_ip, api_port) = host_api(&h).await;
     let v = reach(&h, &from, &cluster_ip, 443, "TCP").await;
     assert!(!allowed(&v), "A reaches the host API server's Service: {v}");
-    let kubeconfig = std::fs::read_to_string(&h.host.kubeconfig).unwrap();
-    let api = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: https://"))
-        .expect("the host API server's URL")
-        .to_string();
-    let (api_ip, api_port) = api.rsplit_once(':').unwrap();
-    let v = reach(&h, &from, api_ip, api_port.parse().unwrap(), "TCP").await;
-    assert!(!allowed(&v), "A reaches the host API server at {api}: {v}");
+    let v = reach(&h, &from, &api_ip, api_port, "TCP").await;
+    assert!(
+        !allowed(&v),
+        "A reaches the host API server at {api_ip}:{api_port}: {v}"
+    );
     for port in [6443, 10250, 30080] {
         let v = reach(&h, &from, &node, port, "TCP").await;
         assert!(!allowed(&v), "A reaches node {node}:{port}: {v}");
@@ -403,22 +392,7 @@ async fn virtual_mode_servers_and_agents_reach_dns_and_the_outside_but_not_other
         .iter()
         .map(internal_ip)
         .collect();
-    let kubernetes = h
-        .get("", "services", Some("default"), "kubernetes")
-        .await
-        .unwrap();
-    let cluster_ip = kubernetes["spec"]["clusterIP"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let kubeconfig = std::fs::read_to_string(&h.host.kubeconfig).unwrap();
-    let api = kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: https://"))
-        .expect("the host API server's URL")
-        .to_string();
-    let (api_ip, api_port) = api.rsplit_once(':').unwrap();
-    let api_port: u16 = api_port.parse().unwrap();
+    let (cluster_ip, api_ip, api_port) = host_api(&h).await;
 
     for from in [&server, &agent] {
         // Another workspace's pods, by name and by address.
@@ -430,7 +404,7 @@ async fn virtual_mode_servers_and_agents_reach_dns_and_the_outside_but_not_other
         }
         // The host API server (its Service and its own address), and every node's API
         // server, kubelet and NodePorts.
-        for (to, port) in [(cluster_ip.as_str(), 443), (api_ip, api_port)] {
+        for (to, port) in [(cluster_ip.as_str(), 443), (api_ip.as_str(), api_port)] {
             let v = reach(&h, from, to, port, "TCP").await;
             assert!(
                 !allowed(&v),
@@ -487,6 +461,26 @@ async fn wait_quota<H: TestHost>(h: &H, ns: &str) {
 
 /// NodePorts over the plan and a tenant pod asking for `system-node-critical`, refused by the
 /// host (realhost: the real ResourceQuota admission; fakehost must refuse the same).
+/// The host API server's addresses: the `kubernetes` Service's ClusterIP (kube-proxy's DNAT
+/// takes it to the API server) and the API server's own address and port.
+async fn host_api(h: &RealHostedApp) -> (String, String, u16) {
+    let kubernetes = h
+        .get("", "services", Some("default"), "kubernetes")
+        .await
+        .unwrap();
+    let cluster_ip = kubernetes["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kubeconfig = std::fs::read_to_string(&h.host.kubeconfig).unwrap();
+    let api = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("the host API server's URL");
+    let (ip, port) = api.rsplit_once(':').unwrap();
+    (cluster_ip, ip.to_string(), port.parse().unwrap())
+}
+
 /// Cluster DNS, as K3s runs it: a CoreDNS pod in kube-system, labelled k8s-app=kube-dns.
 /// Its name.
 async fn cluster_dns(h: &RealHostedApp) -> String {

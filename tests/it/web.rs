@@ -56,6 +56,19 @@ impl Browser {
     }
 }
 
+/// A kubeconfig download, checked to be a file (YAML, an attachment named `filename`, not
+/// cached): its text.
+fn kubeconfig_download<'a>(r: &'a Res, filename: &str) -> &'a str {
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/yaml");
+    assert_eq!(
+        r.headers[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"{filename}\"").as_str()
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    r.body.as_str().unwrap_or("")
+}
+
 fn html(r: &Res) -> &str {
     r.body.as_str().unwrap_or("")
 }
@@ -1206,14 +1219,7 @@ async fn dedicated_nodes_and_kubeconfig_download_through_the_console() {
     // The kubeconfig comes as a file, never a page.
     let kc = format!("/workspaces/{ws}/kubeconfig");
     let r = submit(app, &mut ada, &kc, &[("lifetime_hours", "1")]).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.headers[header::CONTENT_TYPE], "application/yaml");
-    assert_eq!(
-        r.headers[header::CONTENT_DISPOSITION],
-        "attachment; filename=\"acme-prem.kubeconfig\""
-    );
-    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
-    let yaml = r.body.as_str().unwrap_or("");
+    let yaml = kubeconfig_download(&r, "acme-prem.kubeconfig");
     assert!(yaml.contains("apiVersion"), "{yaml}");
     assert!(yaml.contains("client-certificate-data"), "{yaml}");
     assert!(!yaml.contains("<html"));

@@ -2,7 +2,6 @@
 //! the default button gives the exec-plugin kubeconfig (kubectl runs `kaas credential`), the
 //! second one a client-certificate kubeconfig for machines without kaas.
 
-use axum::http::StatusCode;
 use kaas::host::oidc::ClusterIssuer;
 use serde_json::{Value, json};
 
@@ -10,14 +9,7 @@ use super::*;
 
 /// The downloaded file, checked to be one (YAML, an attachment, not cached), parsed.
 fn downloaded(r: &Res) -> Value {
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.headers[header::CONTENT_TYPE], "application/yaml");
-    assert_eq!(
-        r.headers[header::CONTENT_DISPOSITION],
-        "attachment; filename=\"acme-prod.kubeconfig\""
-    );
-    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
-    serde_yaml::from_str(r.body.as_str().unwrap_or("")).unwrap()
+    serde_yaml::from_str(kubeconfig_download(r, "acme-prod.kubeconfig")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
